@@ -1,0 +1,1 @@
+//! Veil's compiler: model file → graph IR → passes → analyses → parameters → circuit plan.

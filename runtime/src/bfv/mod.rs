@@ -1,0 +1,1 @@
+//! The BFV scheme: parameters, keys, encoding, encryption and the evaluator.

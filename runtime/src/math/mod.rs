@@ -1,0 +1,1 @@
+//! Modular arithmetic, number-theoretic transforms and residue-number-system polynomials.

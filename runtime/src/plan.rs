@@ -1,0 +1,183 @@
+//! The circuit plan: what the compiler emits and the executor runs.
+//!
+//! A plan is a straight-line program over *registers*. A register is a vector of encrypted
+//! values (one ciphertext per value; slot `k` of every ciphertext belongs to input `k` of the
+//! batch). Steps read registers and write new ones. The plan fixes everything both sides must
+//! agree on: the exact primes, how raw inputs become integers, the integer weights, and how the
+//! integer outputs are decoded.
+//!
+//! When the integer values need more bits than one plaintext prime holds, the plan lists several
+//! plaintext primes (`params.plain_primes`); the executor runs every step once per prime and the
+//! client recombines the residues with the Chinese remainder theorem.
+
+use serde::{Deserialize, Serialize};
+
+/// The version of the plan format this crate reads and writes.
+pub const PLAN_FORMAT_VERSION: u32 = 1;
+
+/// Index of a register in [`Plan::registers`].
+pub type RegId = usize;
+
+/// A compiled circuit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Always [`PLAN_FORMAT_VERSION`] for plans this crate writes.
+    pub format_version: u32,
+    /// The model's name.
+    pub model: String,
+    /// Encryption parameters, exact primes included.
+    pub params: PlanParams,
+    /// How raw inputs become the integers in register `input.register`.
+    pub input: InputEncoding,
+    /// Every register, with the compiler's facts about it.
+    pub registers: Vec<RegisterInfo>,
+    /// The program, in execution order.
+    pub steps: Vec<Step>,
+    /// How the output register becomes class scores.
+    pub output: OutputDecoding,
+    /// Multiplicative depth of the circuit.
+    pub depth: u32,
+    /// Predicted invariant noise budget (bits) left in the output ciphertexts, minimum over the
+    /// plaintext primes.
+    pub predicted_noise_budget_bits: f64,
+}
+
+/// BFV parameters fixed by the plan.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlanParams {
+    /// Ring degree n (a power of two); also the number of slots, i.e. images per batch.
+    pub degree: usize,
+    /// Ciphertext modulus primes, in the order they are dropped from last to first by modulus
+    /// switching.
+    pub q_primes: Vec<u64>,
+    /// Special primes used only inside key switching (they count towards the security bound).
+    pub special_primes: Vec<u64>,
+    /// Plaintext primes; one run of the circuit per prime, recombined by CRT at decryption.
+    pub plain_primes: Vec<u64>,
+    /// The security level the parameters were chosen for (128, 192 or 256), or 0 when the
+    /// user explicitly asked for insecure parameters.
+    pub security_bits: u32,
+}
+
+/// How raw input values (e.g. pixel bytes) become plaintext integers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InputEncoding {
+    /// The register the encrypted inputs are loaded into.
+    pub register: RegId,
+    /// The model's input shape, e.g. `[1, 28, 28]`.
+    pub shape: Vec<usize>,
+    /// Declared range of raw values.
+    pub raw_min: f64,
+    /// Declared range of raw values.
+    pub raw_max: f64,
+    /// Integer input = round(raw × scale), clamped to ±`max_abs`.
+    pub scale: f64,
+    /// Largest |integer input|.
+    pub max_abs: i64,
+    /// For each value of the input register, the flattened (C, H, W order) index of the raw
+    /// input it carries. Raw positions not listed never influence the output and are not sent.
+    pub features: Vec<usize>,
+}
+
+/// Compiler facts about one register.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RegisterInfo {
+    /// The layer names that produced this register (fused names joined with `+`).
+    pub name: String,
+    /// Number of values (ciphertexts per plaintext prime).
+    pub len: usize,
+    /// Guaranteed bound on |value| over the declared input range, as log2 (bits).
+    pub value_bits: f64,
+    /// Multiplicative depth.
+    pub depth: u32,
+    /// Number of `q_primes` still present (modulus-switching level).
+    pub level: usize,
+    /// Ciphertext size (2, or 3 after an unrelinearised square).
+    pub ct_size: usize,
+    /// Predicted invariant noise budget in bits (minimum over plaintext primes).
+    pub noise_budget_bits: f64,
+}
+
+/// An integer matrix in compressed sparse row form.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntMatrix {
+    /// Number of rows (outputs).
+    pub rows: usize,
+    /// Number of columns (inputs).
+    pub cols: usize,
+    /// `row_ptr[r]..row_ptr[r + 1]` indexes the entries of row `r`; length `rows + 1`.
+    pub row_ptr: Vec<usize>,
+    /// Column of each entry.
+    pub col_idx: Vec<u32>,
+    /// Value of each entry.
+    pub values: Vec<i64>,
+}
+
+impl IntMatrix {
+    /// The entries of row `r` as (column, value) pairs.
+    pub fn row(&self, r: usize) -> impl Iterator<Item = (usize, i64)> + '_ {
+        let span = self.row_ptr[r]..self.row_ptr[r + 1];
+        self.col_idx[span.clone()]
+            .iter()
+            .zip(&self.values[span])
+            .map(|(&c, &v)| (c as usize, v))
+    }
+
+    /// Number of stored entries.
+    pub fn nnz(&self) -> usize {
+        self.values.len()
+    }
+}
+
+/// One instruction of the plan.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Step {
+    /// `output = matrix · concat(inputs) + bias`. The columns of `matrix` index the
+    /// concatenation of the input registers in the order given. All inputs are at the same
+    /// level; inputs may be of size 2 or 3 (the output has the largest size).
+    Linear {
+        /// Layer names fused into this map.
+        name: String,
+        /// Registers read, concatenated.
+        inputs: Vec<RegId>,
+        /// Register written.
+        output: RegId,
+        /// Integer weights, `rows = len(output)`, `cols = Σ len(inputs)`.
+        matrix: IntMatrix,
+        /// Integer bias per output (exact; reduced mod each plaintext prime when executed).
+        bias: Vec<i128>,
+    },
+    /// `output[i] = input[i]²`, without relinearisation (outputs are size 3).
+    Square {
+        /// Layer name.
+        name: String,
+        /// Register read.
+        input: RegId,
+        /// Register written.
+        output: RegId,
+    },
+    /// Relinearise every ciphertext of `register` in place (size 3 → 2).
+    Relinearize {
+        /// Register rewritten.
+        register: RegId,
+    },
+    /// Switch every ciphertext of `register` in place down to `level` q primes.
+    ModSwitch {
+        /// Register rewritten.
+        register: RegId,
+        /// Number of q primes kept.
+        level: usize,
+    },
+}
+
+/// How the output register becomes class scores.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OutputDecoding {
+    /// The register holding the scores.
+    pub register: RegId,
+    /// Float score = integer / scale.
+    pub scale: f64,
+    /// Optional class names.
+    pub class_names: Vec<String>,
+}

@@ -1,0 +1,1 @@
+//! The `veil` command-line tool's library: data loading, file formats and the commands.
