@@ -10,9 +10,12 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// A target security level in bits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 pub enum SecurityLevel {
     /// 128-bit classical security (the default).
+    #[default]
     Bits128,
     /// 192-bit classical security.
     Bits192,
@@ -73,12 +76,6 @@ impl SecurityLevel {
                 .max_log2_modulus(degree)
                 .is_some_and(|max| log2_modulus <= f64::from(max))
         })
-    }
-}
-
-impl Default for SecurityLevel {
-    fn default() -> Self {
-        SecurityLevel::Bits128
     }
 }
 
