@@ -1,1 +1,4 @@
 //! The `veil` command-line tool's library: data loading, file formats and the commands.
+
+pub mod cli;
+pub mod commands;

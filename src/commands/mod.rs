@@ -1,0 +1,10 @@
+//! One module per `veil` subcommand.
+
+pub mod bench;
+pub mod compile;
+pub mod decrypt;
+pub mod encrypt;
+pub mod eval;
+pub mod infer;
+pub mod keygen;
+pub mod report;
