@@ -1,2 +1,25 @@
-//! The executor: runs a [`crate::plan::Plan`] on encrypted batches, and a plaintext reference
-//! executor that runs the same plan on integers.
+//! The executor: runs a [`crate::plan::Plan`] on a batch of values.
+//!
+//! The engine ([`run_plan`]) walks the plan's steps over a register file and frees every
+//! register right after its last reader, so peak memory is bounded by the widest pair of
+//! neighbouring layers rather than the whole network. What a "value" is comes from a
+//! [`Backend`]: a BFV ciphertext for encrypted runs ([`EncryptedBackend`]), or plain slot
+//! vectors for the reference run that encrypted results are compared against bit for bit
+//! ([`ExactBackend`], over the integers, which also detects any value that would wrap around
+//! the plaintext modulus).
+//!
+//! Plans whose values need several plaintext primes run once per prime; [`crt`] recombines the
+//! residues.
+
+mod backend;
+pub mod crt;
+mod encrypted;
+mod engine;
+mod error;
+mod reference;
+
+pub use backend::Backend;
+pub use encrypted::EncryptedBackend;
+pub use engine::{run_plan, NoProgress, Progress};
+pub use error::ExecError;
+pub use reference::ExactBackend;

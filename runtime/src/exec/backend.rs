@@ -1,0 +1,57 @@
+//! What the engine needs from a kind of value.
+
+use super::ExecError;
+use crate::plan::IntMatrix;
+use rayon::prelude::*;
+
+/// The operations a plan's steps are made of, over one kind of value (a ciphertext, or a plain
+/// vector of slots). Errors carry no step context: the engine adds it.
+pub trait Backend: Sync {
+    /// One value of a register: all slots of one neuron.
+    type Value: Send + Sync;
+
+    /// `Σ_j weights[j] · inputs[j] + bias`; `inputs` and `weights` have the same, non-zero
+    /// length (a row without non-zero weights arrives as one input with weight 0).
+    fn dot(
+        &self,
+        inputs: &[&Self::Value],
+        weights: &[i64],
+        bias: i128,
+    ) -> Result<Self::Value, ExecError>;
+
+    /// The elementwise square of `value` (not relinearised).
+    fn square(&self, value: &Self::Value) -> Result<Self::Value, ExecError>;
+
+    /// Relinearises `value` (identity for plain values).
+    fn relinearize(&self, value: Self::Value) -> Result<Self::Value, ExecError>;
+
+    /// Switches `value` down to `level` ciphertext primes (identity for plain values).
+    fn mod_switch(&self, value: Self::Value, level: usize) -> Result<Self::Value, ExecError>;
+
+    /// `matrix · inputs + bias`, one output per matrix row. The default runs [`Backend::dot`]
+    /// for every row in parallel; a backend may override it with a blocked matrix product.
+    fn linear(
+        &self,
+        inputs: &[&Self::Value],
+        matrix: &IntMatrix,
+        bias: &[i128],
+    ) -> Result<Vec<Self::Value>, ExecError> {
+        (0..matrix.rows)
+            .into_par_iter()
+            .map(|row| {
+                let (mut refs, mut weights): (Vec<&Self::Value>, Vec<i64>) = matrix
+                    .row(row)
+                    .filter(|&(_, w)| w != 0)
+                    .map(|(col, w)| (inputs[col], w))
+                    .unzip();
+                if refs.is_empty() {
+                    if let Some(first) = inputs.first() {
+                        refs.push(first);
+                        weights.push(0);
+                    }
+                }
+                self.dot(&refs, &weights, bias.get(row).copied().unwrap_or(0))
+            })
+            .collect()
+    }
+}
