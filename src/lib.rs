@@ -2,3 +2,6 @@
 
 pub mod cli;
 pub mod commands;
+pub mod files;
+pub mod memory;
+pub mod progress;
