@@ -1,0 +1,239 @@
+//! CSV images (one image per row, comma-separated numbers) and labels (one per line).
+//!
+//! Blank lines are ignored, cells are trimmed, `\r\n` line ends are accepted. Line numbers in
+//! errors count every line of the file from 1, header and blank lines included, so they match
+//! what an editor shows.
+
+use std::path::Path;
+
+use super::{DataError, Images, Labels};
+
+/// A finite number, or `None` (Rust's float parser also accepts "inf" and "NaN": refused).
+fn number(cell: &str) -> Option<f32> {
+    cell.parse::<f32>().ok().filter(|v| v.is_finite())
+}
+
+/// The non-blank lines with their 1-based line numbers, trimmed.
+fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim()))
+        .filter(|(_, l)| !l.is_empty())
+}
+
+/// `(side, side)` when `n` is a perfect square, else `(1, n)`.
+fn image_shape(n: usize) -> (usize, usize) {
+    let side = (n as f64).sqrt().round() as usize;
+    if side.checked_mul(side) == Some(n) {
+        (side, side)
+    } else {
+        (1, n)
+    }
+}
+
+pub(super) fn parse_images(path: &Path, text: &str) -> Result<Images, DataError> {
+    let mut pixels = Vec::new();
+    // Values per row and the line of the first data row.
+    let mut width: Option<(usize, usize)> = None;
+    for (index, (line, content)) in lines(text).enumerate() {
+        let cells: Vec<&str> = content.split(',').map(str::trim).collect();
+        if index == 0 && cells.iter().all(|c| number(c).is_none()) {
+            continue; // a header row
+        }
+        match width {
+            None => width = Some((cells.len(), line)),
+            Some((expected, first_line)) if expected != cells.len() => {
+                return Err(DataError::RaggedRow {
+                    path: path.to_path_buf(),
+                    line,
+                    first_line,
+                    expected,
+                    found: cells.len(),
+                });
+            }
+            Some(_) => {}
+        }
+        for (column, cell) in cells.iter().enumerate() {
+            let value = number(cell).ok_or_else(|| DataError::NotNumber {
+                path: path.to_path_buf(),
+                line,
+                column: column + 1,
+                cell: (*cell).to_owned(),
+            })?;
+            pixels.push(value);
+        }
+    }
+    let (per_image, _) = width.ok_or_else(|| DataError::NoRows {
+        path: path.to_path_buf(),
+    })?;
+    let (rows, cols) = image_shape(per_image);
+    Images::from_pixels(path, rows, cols, pixels)
+}
+
+pub(super) fn parse_labels(path: &Path, text: &str) -> Result<Labels, DataError> {
+    let mut labels = Vec::new();
+    for (index, (line, cell)) in lines(text).enumerate() {
+        if index == 0 && !cell.bytes().any(|b| b.is_ascii_digit()) {
+            continue; // a header line such as "label": no digit at all
+        }
+        let label = cell.parse::<u32>().ok().or_else(|| {
+            // Accept integral floats such as "3.0", as some tools write labels that way.
+            let v = cell.parse::<f64>().ok()?;
+            (v.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&v)).then_some(v as u32)
+        });
+        match label {
+            Some(label) => labels.push(label),
+            None => {
+                return Err(DataError::BadLabel {
+                    path: path.to_path_buf(),
+                    line,
+                    cell: cell.to_owned(),
+                })
+            }
+        }
+    }
+    Ok(Labels::from_vec(path, labels))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{gzip, write};
+    use super::super::{load_images, load_labels, DataError};
+
+    #[test]
+    fn reads_images_with_and_without_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "p0,p1,p2,p3\n0,1.5,2,255\r\n\n4, 5 ,6e1,-7\n";
+        let images = load_images(write(&dir, "a.csv", text.as_bytes())).unwrap();
+        assert_eq!((images.count(), images.rows(), images.cols()), (2, 2, 2));
+        assert_eq!(images.image(0).unwrap(), &[0.0, 1.5, 2.0, 255.0]);
+        assert_eq!(images.image(1).unwrap(), &[4.0, 5.0, 60.0, -7.0]);
+
+        let images = load_images(write(&dir, "b.csv", b"1,2,3\n4,5,6\n")).unwrap();
+        assert_eq!((images.count(), images.rows(), images.cols()), (2, 1, 3));
+        assert_eq!(images.pixels(), &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+
+        // Gzip-compressed CSV works too.
+        let images = load_images(write(&dir, "c.csv.gz", &gzip(b"9,8,7,6\n"))).unwrap();
+        assert_eq!(images.pixels(), &[9.0, 8.0, 7.0, 6.0]);
+    }
+
+    #[test]
+    fn non_numeric_cell_names_line_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "a,b,c\n1,2,3\n4,x5,6\n";
+        let err = load_images(write(&dir, "bad.csv", text.as_bytes())).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DataError::NotNumber {
+                    line: 3,
+                    column: 2,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .ends_with("bad.csv: line 3, column 2: \"x5\" is not a finite number"),
+            "{err}"
+        );
+        // A first row with some numbers is data, not a header, so its bad cell is reported.
+        let err = load_images(write(&dir, "typo.csv", b"1,2,three\n")).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DataError::NotNumber {
+                    line: 1,
+                    column: 3,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        // Infinities, NaN and empty cells are not accepted.
+        for (name, text) in [
+            ("inf.csv", "1,inf\n"),
+            ("nan.csv", "1,NaN\n"),
+            ("empty.csv", "1,,2\n"),
+        ] {
+            let err = load_images(write(&dir, name, text.as_bytes())).unwrap_err();
+            assert!(
+                matches!(err, DataError::NotNumber { column: 2, .. }),
+                "{err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn ragged_rows_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "h1,h2\n1,2\n\n3,4,5\n";
+        let err = load_images(write(&dir, "r.csv", text.as_bytes())).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DataError::RaggedRow {
+                    line: 4,
+                    first_line: 2,
+                    expected: 2,
+                    found: 3,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().ends_with(
+                "r.csv: line 4 has 3 values but the first data row (line 2) has 2; \
+                 all rows must be the same length"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_file_without_data_rows_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in [("empty.csv", ""), ("header.csv", "a,b,c\n\n")] {
+            let err = load_images(write(&dir, name, text.as_bytes())).unwrap_err();
+            assert!(matches!(err, DataError::NoRows { .. }), "{err:?}");
+            assert!(
+                err.to_string().ends_with(&format!("{name}: no data rows")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn reads_labels_one_per_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let labels = load_labels(write(&dir, "l.csv", b"label\n3\n1\r\n\n4.0\n")).unwrap();
+        assert_eq!(labels.as_slice(), &[3, 1, 4]);
+        let labels = load_labels(write(&dir, "m.txt", b"0\n9\n")).unwrap();
+        assert_eq!(labels.as_slice(), &[0, 9]);
+    }
+
+    #[test]
+    fn bad_labels_name_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        for (text, line, cell) in [
+            ("1\n-2\n", 2, "-2"),
+            ("1\n2.5\n", 2, "2.5"),
+            ("label\n1\nseven\n", 3, "seven"),
+            ("1,2\n", 1, "1,2"),
+        ] {
+            let err = load_labels(write(&dir, "l.csv", text.as_bytes())).unwrap_err();
+            match &err {
+                DataError::BadLabel {
+                    line: l, cell: c, ..
+                } => assert_eq!((*l, c.as_str()), (line, cell)),
+                other => panic!("{other:?}"),
+            }
+            assert!(err
+                .to_string()
+                .contains("is not a class label (a non-negative integer, one per line)"));
+        }
+    }
+}
