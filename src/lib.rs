@@ -2,6 +2,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod container;
 pub mod data;
 pub mod encoding;
 pub mod files;

@@ -1,0 +1,320 @@
+//! The container format for encrypted batches and encrypted results.
+//!
+//! Layout (all integers little-endian):
+//!
+//! | bytes | field |
+//! |---|---|
+//! | 8 | magic: `VEILBTCH` (batch, client → server) or `VEILRSLT` (result, server → client) |
+//! | 4 | format version (1) |
+//! | 8 | plan fingerprint (FNV-1a of the plan's canonical JSON) |
+//! | 8 | number of images |
+//! | 4 | slots per chunk (the ring degree) |
+//! | 4 | number of chunks (⌈images / slots⌉) |
+//! | 4 | number of plaintext primes |
+//! | 4 | ciphertexts per chunk and prime |
+//! | … | for each chunk, prime, ciphertext: u32 length, then the runtime's ciphertext encoding |
+//!
+//! Each ciphertext encoding carries its own parameter fingerprint, so a ciphertext for another
+//! plaintext prime or ring is caught too.
+
+use std::io::{self, Read, Write};
+use thiserror::Error;
+
+const VERSION: u32 = 1;
+const HEADER_LEN: usize = 8 + 4 + 8 + 8 + 4 + 4 + 4 + 4;
+
+/// Which side of the exchange a container holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerKind {
+    /// Encrypted inputs, written by `veil encrypt`.
+    Batch,
+    /// Encrypted outputs, written by `veil eval`.
+    Result,
+}
+
+impl ContainerKind {
+    fn magic(self) -> &'static [u8; 8] {
+        match self {
+            ContainerKind::Batch => b"VEILBTCH",
+            ContainerKind::Result => b"VEILRSLT",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            ContainerKind::Batch => "an encrypted batch (from `veil encrypt`)",
+            ContainerKind::Result => "an encrypted result (from `veil eval`)",
+        }
+    }
+}
+
+/// The fixed-size header of a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// Batch or result.
+    pub kind: ContainerKind,
+    /// Fingerprint of the plan the container was made for.
+    pub plan_fingerprint: u64,
+    /// Number of images.
+    pub images: u64,
+    /// Slots per chunk.
+    pub slots: u32,
+    /// Number of chunks.
+    pub chunks: u32,
+    /// Number of plaintext primes.
+    pub primes: u32,
+    /// Ciphertexts per chunk and prime.
+    pub values: u32,
+}
+
+/// Why a container could not be read.
+#[derive(Debug, Error)]
+pub enum ContainerError {
+    /// Reading failed.
+    #[error("cannot read: {0}")]
+    Io(#[from] io::Error),
+    /// The file is of another kind.
+    #[error("this is not {expected}: the file starts with {found:?}")]
+    Magic {
+        /// What was expected.
+        expected: &'static str,
+        /// The first bytes found.
+        found: String,
+    },
+    /// Unsupported version.
+    #[error("format version {found} is not supported (this build reads version {VERSION})")]
+    Version {
+        /// Version found.
+        found: u32,
+    },
+    /// The file ends early.
+    #[error("the file is truncated: {what} needs {needed} more bytes but only {left} remain")]
+    Truncated {
+        /// What was being read.
+        what: String,
+        /// Bytes needed.
+        needed: u64,
+        /// Bytes left.
+        left: u64,
+    },
+    /// The file was made for another plan or has inconsistent counts.
+    #[error("{0}")]
+    Mismatch(String),
+    /// Bytes remain after the last ciphertext.
+    #[error("{0} unexpected bytes after the last ciphertext")]
+    Trailing(u64),
+}
+
+impl Header {
+    /// Writes the header.
+    pub fn write(&self, out: &mut impl Write) -> io::Result<()> {
+        out.write_all(self.kind.magic())?;
+        out.write_all(&VERSION.to_le_bytes())?;
+        out.write_all(&self.plan_fingerprint.to_le_bytes())?;
+        out.write_all(&self.images.to_le_bytes())?;
+        for v in [self.slots, self.chunks, self.primes, self.values] {
+            out.write_all(&v.to_le_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Checks the header against what the plan expects.
+    pub fn check(
+        &self,
+        plan_fingerprint: u64,
+        slots: usize,
+        primes: usize,
+        values: usize,
+    ) -> Result<(), ContainerError> {
+        if self.plan_fingerprint != plan_fingerprint {
+            return Err(ContainerError::Mismatch(format!(
+                "the file was made for another plan (fingerprint {:016x}, this plan is {:016x})",
+                self.plan_fingerprint, plan_fingerprint
+            )));
+        }
+        let expected_chunks = self.images.div_ceil(u64::from(self.slots.max(1)));
+        if self.slots as usize != slots
+            || self.primes as usize != primes
+            || self.values as usize != values
+            || u64::from(self.chunks) != expected_chunks
+            || self.images == 0
+        {
+            return Err(ContainerError::Mismatch(format!(
+                "inconsistent header: {} images in {} chunks of {} slots with {} primes × {} \
+                 ciphertexts, but the plan has {} slots, {} primes and {} ciphertexts",
+                self.images,
+                self.chunks,
+                self.slots,
+                self.primes,
+                self.values,
+                slots,
+                primes,
+                values
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Reads a container from bytes already in memory.
+#[derive(Debug)]
+pub struct ContainerReader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    /// The header.
+    pub header: Header,
+}
+
+impl<'a> ContainerReader<'a> {
+    /// Parses the header of a container of kind `kind`.
+    pub fn new(bytes: &'a [u8], kind: ContainerKind) -> Result<Self, ContainerError> {
+        if bytes.len() < 8 || &bytes[..8] != kind.magic() {
+            let found = String::from_utf8_lossy(&bytes[..bytes.len().min(8)]).into_owned();
+            return Err(ContainerError::Magic {
+                expected: kind.describe(),
+                found,
+            });
+        }
+        if bytes.len() < HEADER_LEN {
+            return Err(ContainerError::Truncated {
+                what: "the header".into(),
+                needed: (HEADER_LEN - bytes.len()) as u64,
+                left: 0,
+            });
+        }
+        let u32_at =
+            |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+        let u64_at = |i: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&bytes[i..i + 8]);
+            u64::from_le_bytes(b)
+        };
+        let version = u32_at(8);
+        if version != VERSION {
+            return Err(ContainerError::Version { found: version });
+        }
+        let header = Header {
+            kind,
+            plan_fingerprint: u64_at(12),
+            images: u64_at(20),
+            slots: u32_at(28),
+            chunks: u32_at(32),
+            primes: u32_at(36),
+            values: u32_at(40),
+        };
+        Ok(ContainerReader {
+            bytes,
+            pos: HEADER_LEN,
+            header,
+        })
+    }
+
+    /// The next ciphertext's bytes; `what` names it in errors.
+    pub fn next_item(&mut self, what: impl FnOnce() -> String) -> Result<&'a [u8], ContainerError> {
+        let left = (self.bytes.len() - self.pos) as u64;
+        if left < 4 {
+            return Err(ContainerError::Truncated {
+                what: what(),
+                needed: 4,
+                left,
+            });
+        }
+        let b = &self.bytes[self.pos..self.pos + 4];
+        let len = u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
+        self.pos += 4;
+        let left = (self.bytes.len() - self.pos) as u64;
+        if (len as u64) > left {
+            return Err(ContainerError::Truncated {
+                what: what(),
+                needed: len as u64,
+                left,
+            });
+        }
+        let item = &self.bytes[self.pos..self.pos + len];
+        self.pos += len;
+        Ok(item)
+    }
+
+    /// Fails if bytes remain.
+    pub fn finish(self) -> Result<(), ContainerError> {
+        let left = (self.bytes.len() - self.pos) as u64;
+        if left > 0 {
+            return Err(ContainerError::Trailing(left));
+        }
+        Ok(())
+    }
+}
+
+/// Writes one length-prefixed item.
+pub fn write_item(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
+    let len = u32::try_from(bytes.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "ciphertext over 4 GiB"))?;
+    out.write_all(&len.to_le_bytes())?;
+    out.write_all(bytes)
+}
+
+/// Reads a whole file into memory, naming the file in the error.
+pub fn read_file(path: &std::path::Path) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Vec<u8> {
+        let header = Header {
+            kind: ContainerKind::Batch,
+            plan_fingerprint: 42,
+            images: 3,
+            slots: 2,
+            chunks: 2,
+            primes: 1,
+            values: 1,
+        };
+        let mut out = Vec::new();
+        header.write(&mut out).unwrap();
+        write_item(&mut out, b"abc").unwrap();
+        write_item(&mut out, b"de").unwrap();
+        out
+    }
+
+    #[test]
+    fn round_trip() {
+        let bytes = sample();
+        let mut reader = ContainerReader::new(&bytes, ContainerKind::Batch).unwrap();
+        reader.header.check(42, 2, 1, 1).unwrap();
+        assert_eq!(reader.next_item(|| "a".into()).unwrap(), b"abc");
+        assert_eq!(reader.next_item(|| "b".into()).unwrap(), b"de");
+        reader.finish().unwrap();
+    }
+
+    #[test]
+    fn truncation_is_reported_with_the_item() {
+        let bytes = sample();
+        let cut = &bytes[..bytes.len() - 1];
+        let mut reader = ContainerReader::new(cut, ContainerKind::Batch).unwrap();
+        reader.next_item(|| "a".into()).unwrap();
+        let err = reader.next_item(|| "ciphertext 2".into()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the file is truncated: ciphertext 2 needs 2 more bytes but only 1 remain"
+        );
+    }
+
+    #[test]
+    fn wrong_kind_and_plan_are_rejected() {
+        let bytes = sample();
+        let err = ContainerReader::new(&bytes, ContainerKind::Result).unwrap_err();
+        assert!(err
+            .to_string()
+            .starts_with("this is not an encrypted result"));
+        let reader = ContainerReader::new(&bytes, ContainerKind::Batch).unwrap();
+        let err = reader.header.check(7, 2, 1, 1).unwrap_err();
+        assert!(err.to_string().contains("another plan"));
+        let err = reader.header.check(42, 2, 2, 1).unwrap_err();
+        assert!(err.to_string().contains("inconsistent header"));
+    }
+}
