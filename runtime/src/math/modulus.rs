@@ -213,7 +213,14 @@ mod tests {
     use proptest::prelude::*;
 
     fn moduli() -> Vec<u64> {
-        vec![2, 3, 65537, 1_152_921_504_606_584_833, (1 << 62) - 57, 0x3fff_ffff_ffff_ffc3 - 2]
+        vec![
+            2,
+            3,
+            65537,
+            1_152_921_504_606_584_833,
+            (1 << 62) - 57,
+            0x3fff_ffff_ffff_ffc3 - 2,
+        ]
     }
 
     #[test]

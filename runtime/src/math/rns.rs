@@ -4,6 +4,7 @@
 use super::modulus::Modulus;
 use super::ntt::NttTable;
 use rayon::prelude::*;
+use std::borrow::Borrow;
 use std::fmt;
 use std::marker::PhantomData;
 use zeroize::Zeroize;
@@ -194,24 +195,24 @@ impl<F: Form> RnsPoly<F> {
 
 impl RnsPoly<Coeff> {
     /// Forward NTT of every limb (in parallel), consuming the coefficient form.
-    pub fn into_ntt(mut self, tables: &[NttTable]) -> RnsPoly<Ntt> {
+    pub fn into_ntt<T: Borrow<NttTable> + Sync>(mut self, tables: &[T]) -> RnsPoly<Ntt> {
         let n = self.degree;
         self.data
             .par_chunks_mut(n)
             .zip(tables.par_iter())
-            .for_each(|(a, t)| t.forward(a));
+            .for_each(|(a, t)| t.borrow().forward(a));
         self.with_form()
     }
 }
 
 impl RnsPoly<Ntt> {
     /// Inverse NTT of every limb (in parallel), consuming the evaluation form.
-    pub fn into_coeff(mut self, tables: &[NttTable]) -> RnsPoly<Coeff> {
+    pub fn into_coeff<T: Borrow<NttTable> + Sync>(mut self, tables: &[T]) -> RnsPoly<Coeff> {
         let n = self.degree;
         self.data
             .par_chunks_mut(n)
             .zip(tables.par_iter())
-            .for_each(|(a, t)| t.inverse(a));
+            .for_each(|(a, t)| t.borrow().inverse(a));
         self.with_form()
     }
 
@@ -285,11 +286,7 @@ impl BaseConverter {
             let q_mod = from
                 .iter()
                 .fold(1u64, |acc, qk| pj.mul(acc, pj.reduce(qk.value())));
-            vq_mod_to.push(
-                (0..=from.len() as u64)
-                    .map(|v| pj.mul(v, q_mod))
-                    .collect(),
-            );
+            vq_mod_to.push((0..=from.len() as u64).map(|v| pj.mul(v, q_mod)).collect());
         }
         Some(BaseConverter {
             from: from.to_vec(),
@@ -339,22 +336,19 @@ impl BaseConverter {
             }
             *vk = (s + 0.5) as u8;
         }
-        output
-            .par_chunks_mut(n)
-            .enumerate()
-            .for_each(|(j, out)| {
-                let pj = &self.to[j];
-                let row = &self.punct_mod_to[j];
-                let vq = &self.vq_mod_to[j];
-                for (k, o) in out.iter_mut().enumerate() {
-                    let mut acc = 0u128;
-                    for i in 0..l {
-                        acc += u128::from(y[i * n + k]) * u128::from(row[i]);
-                    }
-                    let r = pj.reduce_u128(acc);
-                    *o = pj.sub(r, vq[usize::from(v[k]).min(l)]);
+        output.par_chunks_mut(n).enumerate().for_each(|(j, out)| {
+            let pj = &self.to[j];
+            let row = &self.punct_mod_to[j];
+            let vq = &self.vq_mod_to[j];
+            for (k, o) in out.iter_mut().enumerate() {
+                let mut acc = 0u128;
+                for i in 0..l {
+                    acc += u128::from(y[i * n + k]) * u128::from(row[i]);
                 }
-            });
+                let r = pj.reduce_u128(acc);
+                *o = pj.sub(r, vq[usize::from(v[k]).min(l)]);
+            }
+        });
     }
 }
 
