@@ -1,5 +1,20 @@
 //! Modular arithmetic, number-theoretic transforms and residue-number-system polynomials.
+//!
+//! - [`modulus`]: Barrett and Shoup arithmetic modulo primes below 2^62.
+//! - [`ntt`]: the negacyclic NTT with lazy Harvey butterflies.
+//! - [`rns`]: limb-major RNS polynomials with [`Coeff`]/[`Ntt`] form markers and exact
+//!   centred base conversion.
+//! - [`bigint`]: a fixed-width big integer for precomputation and noise measurement.
+//! - [`primes`]: NTT-friendly prime generation.
 
+pub mod bigint;
+pub mod modulus;
+pub mod ntt;
 pub mod primes;
+pub mod rns;
 
+pub use bigint::BigUint;
+pub use modulus::Modulus;
+pub use ntt::NttTable;
 pub use primes::{is_prime, ntt_primes, PrimeError};
+pub use rns::{BaseConverter, Coeff, Form, Ntt, RnsPoly};

@@ -1,0 +1,275 @@
+//! Arithmetic modulo a prime below 2^62: Barrett reduction of 128-bit values and Shoup
+//! multiplication by precomputed constants.
+
+/// A modulus `p` with `2 ≤ p < 2^62` and the constants for fast reduction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Modulus {
+    p: u64,
+    /// floor(2^128 / p), high word.
+    ratio_hi: u64,
+    /// floor(2^128 / p), low word.
+    ratio_lo: u64,
+    bits: u32,
+}
+
+/// Largest modulus supported: lazy NTT butterflies keep values below 4p, which must fit a u64.
+pub const MAX_MODULUS: u64 = 1 << 62;
+
+impl Modulus {
+    /// Builds the constants for `p`; `None` when `p < 2` or `p ≥ 2^62`.
+    pub fn new(p: u64) -> Option<Self> {
+        if !(2..MAX_MODULUS).contains(&p) {
+            return None;
+        }
+        // floor((2^128 - 1) / p) equals floor(2^128 / p) unless p divides 2^128, which only a
+        // power of two does; the difference is harmless for Barrett reduction anyway.
+        let ratio = u128::MAX / u128::from(p);
+        Some(Modulus {
+            p,
+            ratio_hi: (ratio >> 64) as u64,
+            ratio_lo: ratio as u64,
+            bits: 64 - p.leading_zeros(),
+        })
+    }
+
+    /// The modulus.
+    #[inline(always)]
+    pub fn value(&self) -> u64 {
+        self.p
+    }
+
+    /// Number of significant bits of the modulus.
+    #[inline(always)]
+    pub fn bits(&self) -> u32 {
+        self.bits
+    }
+
+    /// `a + b mod p` for `a, b < p`.
+    #[inline(always)]
+    pub fn add(&self, a: u64, b: u64) -> u64 {
+        let s = a + b;
+        if s >= self.p {
+            s - self.p
+        } else {
+            s
+        }
+    }
+
+    /// `a - b mod p` for `a, b < p`.
+    #[inline(always)]
+    pub fn sub(&self, a: u64, b: u64) -> u64 {
+        if a >= b {
+            a - b
+        } else {
+            a + self.p - b
+        }
+    }
+
+    /// `-a mod p` for `a < p`.
+    #[inline(always)]
+    pub fn neg(&self, a: u64) -> u64 {
+        if a == 0 {
+            0
+        } else {
+            self.p - a
+        }
+    }
+
+    /// Reduces any 128-bit value modulo p (Barrett).
+    #[inline(always)]
+    pub fn reduce_u128(&self, x: u128) -> u64 {
+        let x0 = x as u64;
+        let x1 = (x >> 64) as u64;
+        // q = floor(x * ratio / 2^128), computed modulo 2^64.
+        let carry = ((u128::from(x0) * u128::from(self.ratio_lo)) >> 64) as u64;
+        let t = u128::from(x0) * u128::from(self.ratio_hi) + u128::from(carry);
+        let u = u128::from(x1) * u128::from(self.ratio_lo) + u128::from(t as u64);
+        let q = x1
+            .wrapping_mul(self.ratio_hi)
+            .wrapping_add((t >> 64) as u64)
+            .wrapping_add((u >> 64) as u64);
+        let mut r = x0.wrapping_sub(q.wrapping_mul(self.p));
+        // The estimate is at most two below the true quotient.
+        if r >= self.p {
+            r -= self.p;
+        }
+        if r >= self.p {
+            r -= self.p;
+        }
+        r
+    }
+
+    /// Reduces a 64-bit value modulo p.
+    #[inline(always)]
+    pub fn reduce(&self, x: u64) -> u64 {
+        // floor(x * ratio_hi / 2^64) underestimates x / p by less than 2.
+        let q = ((u128::from(x) * u128::from(self.ratio_hi)) >> 64) as u64;
+        let mut r = x.wrapping_sub(q.wrapping_mul(self.p));
+        if r >= self.p {
+            r -= self.p;
+        }
+        if r >= self.p {
+            r -= self.p;
+        }
+        r
+    }
+
+    /// `a · b mod p` for any `a, b` with `a·b < 2^128`.
+    #[inline(always)]
+    pub fn mul(&self, a: u64, b: u64) -> u64 {
+        self.reduce_u128(u128::from(a) * u128::from(b))
+    }
+
+    /// The Shoup constant floor(w · 2^64 / p) for a fixed multiplicand `w < p`.
+    #[inline(always)]
+    pub fn shoup(&self, w: u64) -> u64 {
+        ((u128::from(w) << 64) / u128::from(self.p)) as u64
+    }
+
+    /// `a · w mod p` in `[0, 2p)` for any `a < 2^64`, with `w_shoup = self.shoup(w)`.
+    #[inline(always)]
+    pub fn mul_shoup_lazy(&self, a: u64, w: u64, w_shoup: u64) -> u64 {
+        let q = ((u128::from(a) * u128::from(w_shoup)) >> 64) as u64;
+        a.wrapping_mul(w).wrapping_sub(q.wrapping_mul(self.p))
+    }
+
+    /// `a · w mod p` in `[0, p)`.
+    #[inline(always)]
+    pub fn mul_shoup(&self, a: u64, w: u64, w_shoup: u64) -> u64 {
+        let r = self.mul_shoup_lazy(a, w, w_shoup);
+        if r >= self.p {
+            r - self.p
+        } else {
+            r
+        }
+    }
+
+    /// `base^exp mod p`.
+    pub fn pow(&self, base: u64, mut exp: u64) -> u64 {
+        let mut acc = 1 % self.p;
+        let mut b = self.reduce(base);
+        while exp > 0 {
+            if exp & 1 == 1 {
+                acc = self.mul(acc, b);
+            }
+            b = self.mul(b, b);
+            exp >>= 1;
+        }
+        acc
+    }
+
+    /// Multiplicative inverse for a prime modulus; `None` when `a ≡ 0`.
+    pub fn inv(&self, a: u64) -> Option<u64> {
+        let a = self.reduce(a);
+        if a == 0 {
+            return None;
+        }
+        Some(self.pow(a, self.p - 2))
+    }
+
+    /// Reduces a signed value.
+    #[inline(always)]
+    pub fn reduce_i64(&self, x: i64) -> u64 {
+        let r = self.reduce(x.unsigned_abs());
+        if x < 0 {
+            self.neg(r)
+        } else {
+            r
+        }
+    }
+
+    /// Reduces a signed 128-bit value.
+    pub fn reduce_i128(&self, x: i128) -> u64 {
+        let r = self.reduce_u128(x.unsigned_abs());
+        if x < 0 {
+            self.neg(r)
+        } else {
+            r
+        }
+    }
+
+    /// Maps a residue of another modulus `from` (centred, i.e. read as an integer in
+    /// `(-from/2, from/2]`) into this modulus.
+    #[inline(always)]
+    pub fn lift_centred(&self, x: u64, from: u64) -> u64 {
+        if x > from / 2 {
+            self.neg(self.reduce(from - x))
+        } else {
+            self.reduce(x)
+        }
+    }
+
+    /// Reduces every element of a slice in place.
+    pub fn reduce_slice(&self, a: &mut [u64]) {
+        for x in a.iter_mut() {
+            *x = self.reduce(*x);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn moduli() -> Vec<u64> {
+        vec![
+            2,
+            3,
+            65537,
+            1_152_921_504_606_584_833,
+            (1 << 62) - 57,
+            0x3fff_ffff_ffff_ffc3 - 2,
+        ]
+    }
+
+    #[test]
+    fn rejects_out_of_range() {
+        assert!(Modulus::new(0).is_none());
+        assert!(Modulus::new(1).is_none());
+        assert!(Modulus::new(1 << 62).is_none());
+    }
+
+    proptest! {
+        #[test]
+        fn barrett_matches_u128(x in any::<u128>(), y in any::<u64>(), idx in 0usize..6) {
+            let p = moduli()[idx];
+            let m = Modulus::new(p).unwrap();
+            prop_assert_eq!(u128::from(m.reduce_u128(x)), x % u128::from(p));
+            prop_assert_eq!(m.reduce(y), y % p);
+        }
+
+        #[test]
+        fn mul_add_sub_match_u128(a in any::<u64>(), b in any::<u64>(), idx in 0usize..6) {
+            let p = moduli()[idx];
+            let m = Modulus::new(p).unwrap();
+            let (a, b) = (a % p, b % p);
+            let expect = (u128::from(a) * u128::from(b) % u128::from(p)) as u64;
+            prop_assert_eq!(m.mul(a, b), expect);
+            let ws = m.shoup(b);
+            prop_assert_eq!(m.mul_shoup(a, b, ws), expect);
+            prop_assert!(m.mul_shoup_lazy(u64::MAX, b, ws) < 2 * p);
+            prop_assert_eq!(m.add(a, b), ((u128::from(a) + u128::from(b)) % u128::from(p)) as u64);
+            prop_assert_eq!(m.sub(a, b), ((u128::from(a) + u128::from(p) - u128::from(b)) % u128::from(p)) as u64);
+        }
+
+        #[test]
+        fn signed_reduction(x in any::<i64>(), y in any::<i128>()) {
+            let p = 1_152_921_504_606_584_833u64;
+            let m = Modulus::new(p).unwrap();
+            prop_assert_eq!(i128::from(m.reduce_i64(x)), i128::from(x).rem_euclid(i128::from(p)));
+            prop_assert_eq!(i128::from(m.reduce_i128(y)), y.rem_euclid(i128::from(p)));
+        }
+    }
+
+    #[test]
+    fn inverse_and_pow() {
+        let m = Modulus::new(65537).unwrap();
+        for a in [1u64, 2, 3, 1000, 65536] {
+            let inv = m.inv(a).unwrap();
+            assert_eq!(m.mul(a, inv), 1);
+        }
+        assert_eq!(m.inv(0), None);
+        assert_eq!(m.pow(3, 65536), 1);
+    }
+}

@@ -1,0 +1,428 @@
+//! Residue-number-system polynomials (limb-major, contiguous) with form markers, and the
+//! exact centred fast base conversion between two coprime RNS bases.
+
+use super::modulus::Modulus;
+use super::ntt::NttTable;
+use rayon::prelude::*;
+use std::borrow::Borrow;
+use std::fmt;
+use std::marker::PhantomData;
+use zeroize::Zeroize;
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// The representation of an [`RnsPoly`]: [`Coeff`] or [`Ntt`].
+pub trait Form: sealed::Sealed + Copy + fmt::Debug + Send + Sync + 'static {
+    /// Short name used in `Debug` output.
+    const NAME: &'static str;
+}
+
+/// Coefficient representation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Coeff;
+/// Evaluation (NTT) representation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ntt;
+
+impl sealed::Sealed for Coeff {}
+impl sealed::Sealed for Ntt {}
+impl Form for Coeff {
+    const NAME: &'static str = "coeff";
+}
+impl Form for Ntt {
+    const NAME: &'static str = "ntt";
+}
+
+/// A polynomial in RNS form: `limbs` residue polynomials of `degree` coefficients each,
+/// stored one after the other. Every residue is fully reduced modulo its prime.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RnsPoly<F: Form> {
+    data: Vec<u64>,
+    degree: usize,
+    _form: PhantomData<F>,
+}
+
+impl<F: Form> fmt::Debug for RnsPoly<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "RnsPoly<{}>(n={}, limbs={})",
+            F::NAME,
+            self.degree,
+            self.limbs()
+        )
+    }
+}
+
+impl<F: Form> Zeroize for RnsPoly<F> {
+    fn zeroize(&mut self) {
+        self.data.zeroize();
+    }
+}
+
+impl<F: Form> RnsPoly<F> {
+    /// The zero polynomial.
+    pub fn zero(limbs: usize, degree: usize) -> Self {
+        RnsPoly {
+            data: vec![0; limbs * degree],
+            degree,
+            _form: PhantomData,
+        }
+    }
+
+    /// Wraps raw limb-major data; `None` when the length is not a multiple of `degree`.
+    pub fn from_raw(data: Vec<u64>, degree: usize) -> Option<Self> {
+        if degree == 0 || data.len() % degree != 0 {
+            return None;
+        }
+        Some(RnsPoly {
+            data,
+            degree,
+            _form: PhantomData,
+        })
+    }
+
+    /// Ring degree n.
+    pub fn degree(&self) -> usize {
+        self.degree
+    }
+
+    /// Number of residue polynomials.
+    pub fn limbs(&self) -> usize {
+        self.data.len() / self.degree.max(1)
+    }
+
+    /// All residues, limb-major.
+    pub fn data(&self) -> &[u64] {
+        &self.data
+    }
+
+    /// All residues, limb-major, mutable.
+    pub fn data_mut(&mut self) -> &mut [u64] {
+        &mut self.data
+    }
+
+    /// Residues modulo the `i`-th prime.
+    pub fn limb(&self, i: usize) -> &[u64] {
+        &self.data[i * self.degree..(i + 1) * self.degree]
+    }
+
+    /// Mutable residues modulo the `i`-th prime.
+    pub fn limb_mut(&mut self, i: usize) -> &mut [u64] {
+        let n = self.degree;
+        &mut self.data[i * n..(i + 1) * n]
+    }
+
+    /// Keeps the first `limbs` residue polynomials.
+    pub fn truncate_limbs(&mut self, limbs: usize) {
+        self.data.truncate(limbs * self.degree);
+    }
+
+    /// A copy restricted to the listed limbs (in that order).
+    pub fn select_limbs(&self, indices: &[usize]) -> Self {
+        let mut data = Vec::with_capacity(indices.len() * self.degree);
+        for &i in indices {
+            data.extend_from_slice(self.limb(i));
+        }
+        RnsPoly {
+            data,
+            degree: self.degree,
+            _form: PhantomData,
+        }
+    }
+
+    /// `self += other` limb by limb.
+    pub fn add_assign(&mut self, other: &Self, moduli: &[Modulus]) {
+        let n = self.degree;
+        for ((a, b), m) in self
+            .data
+            .chunks_exact_mut(n)
+            .zip(other.data.chunks_exact(n))
+            .zip(moduli)
+        {
+            for (x, &y) in a.iter_mut().zip(b) {
+                *x = m.add(*x, y);
+            }
+        }
+    }
+
+    /// `self -= other` limb by limb.
+    pub fn sub_assign(&mut self, other: &Self, moduli: &[Modulus]) {
+        let n = self.degree;
+        for ((a, b), m) in self
+            .data
+            .chunks_exact_mut(n)
+            .zip(other.data.chunks_exact(n))
+            .zip(moduli)
+        {
+            for (x, &y) in a.iter_mut().zip(b) {
+                *x = m.sub(*x, y);
+            }
+        }
+    }
+
+    /// `self = -self`.
+    pub fn neg_assign(&mut self, moduli: &[Modulus]) {
+        let n = self.degree;
+        for (a, m) in self.data.chunks_exact_mut(n).zip(moduli) {
+            for x in a.iter_mut() {
+                *x = m.neg(*x);
+            }
+        }
+    }
+
+    /// Multiplies limb `i` by the scalar `s_i < q_i`.
+    pub fn mul_scalar_assign(&mut self, scalars: &[u64], moduli: &[Modulus]) {
+        let n = self.degree;
+        for ((a, &s), m) in self.data.chunks_exact_mut(n).zip(scalars).zip(moduli) {
+            let ss = m.shoup(s);
+            for x in a.iter_mut() {
+                *x = m.mul_shoup(*x, s, ss);
+            }
+        }
+    }
+
+    fn with_form<G: Form>(self) -> RnsPoly<G> {
+        RnsPoly {
+            data: self.data,
+            degree: self.degree,
+            _form: PhantomData,
+        }
+    }
+}
+
+impl RnsPoly<Coeff> {
+    /// Forward NTT of every limb (in parallel), consuming the coefficient form.
+    pub fn into_ntt<T: Borrow<NttTable> + Sync>(mut self, tables: &[T]) -> RnsPoly<Ntt> {
+        let n = self.degree;
+        self.data
+            .par_chunks_mut(n)
+            .zip(tables.par_iter())
+            .for_each(|(a, t)| t.borrow().forward(a));
+        self.with_form()
+    }
+}
+
+impl RnsPoly<Ntt> {
+    /// Inverse NTT of every limb (in parallel), consuming the evaluation form.
+    pub fn into_coeff<T: Borrow<NttTable> + Sync>(mut self, tables: &[T]) -> RnsPoly<Coeff> {
+        let n = self.degree;
+        self.data
+            .par_chunks_mut(n)
+            .zip(tables.par_iter())
+            .for_each(|(a, t)| t.borrow().inverse(a));
+        self.with_form()
+    }
+
+    /// Point-wise product `self *= other`.
+    pub fn mul_assign(&mut self, other: &Self, moduli: &[Modulus]) {
+        let n = self.degree;
+        for ((a, b), m) in self
+            .data
+            .chunks_exact_mut(n)
+            .zip(other.data.chunks_exact(n))
+            .zip(moduli)
+        {
+            for (x, &y) in a.iter_mut().zip(b) {
+                *x = m.mul(*x, y);
+            }
+        }
+    }
+}
+
+/// Exact centred conversion of an RNS value from base `from` (product Q) to base `to`: each
+/// coefficient x ∈ [0, Q) is read as the integer in [−Q/2, Q/2) and reduced modulo each
+/// target prime. Uses x = Σ y_i·(Q/q_i) − v·Q with y_i = [x_i·(Q/q_i)^{-1}]_{q_i} and
+/// v = round(Σ y_i/q_i) (Halevi–Polyakov–Shoup), exact whenever |x| is not within a
+/// 2^{-40} relative distance of Q/2.
+#[derive(Clone, Debug)]
+pub struct BaseConverter {
+    from: Vec<Modulus>,
+    to: Vec<Modulus>,
+    inv_punct: Vec<u64>,
+    inv_punct_shoup: Vec<u64>,
+    inv_from: Vec<f64>,
+    /// `[j][i]` = (Q/q_i) mod p_j.
+    punct_mod_to: Vec<Vec<u64>>,
+    /// `[j][v]` = v·Q mod p_j for v in 0..=from.len().
+    vq_mod_to: Vec<Vec<u64>>,
+}
+
+impl BaseConverter {
+    /// Precomputes the constants; `None` if a prime of `from` is not invertible modulo
+    /// another of `from` (i.e. the primes are not distinct).
+    pub fn new(from: &[Modulus], to: &[Modulus]) -> Option<Self> {
+        let mut inv_punct = Vec::with_capacity(from.len());
+        for (i, qi) in from.iter().enumerate() {
+            let mut punct = 1u64;
+            for (k, qk) in from.iter().enumerate() {
+                if k != i {
+                    punct = qi.mul(punct, qi.reduce(qk.value()));
+                }
+            }
+            inv_punct.push(qi.inv(punct)?);
+        }
+        let inv_punct_shoup = inv_punct
+            .iter()
+            .zip(from)
+            .map(|(&w, m)| m.shoup(w))
+            .collect();
+        let mut punct_mod_to = Vec::with_capacity(to.len());
+        let mut vq_mod_to = Vec::with_capacity(to.len());
+        for pj in to {
+            let mut row = Vec::with_capacity(from.len());
+            for i in 0..from.len() {
+                let mut punct = 1u64;
+                for (k, qk) in from.iter().enumerate() {
+                    if k != i {
+                        punct = pj.mul(punct, pj.reduce(qk.value()));
+                    }
+                }
+                row.push(punct);
+            }
+            punct_mod_to.push(row);
+            let q_mod = from
+                .iter()
+                .fold(1u64, |acc, qk| pj.mul(acc, pj.reduce(qk.value())));
+            vq_mod_to.push((0..=from.len() as u64).map(|v| pj.mul(v, q_mod)).collect());
+        }
+        Some(BaseConverter {
+            from: from.to_vec(),
+            to: to.to_vec(),
+            inv_punct,
+            inv_punct_shoup,
+            inv_from: from.iter().map(|m| 1.0 / m.value() as f64).collect(),
+            punct_mod_to,
+            vq_mod_to,
+        })
+    }
+
+    /// Source base.
+    pub fn from_base(&self) -> &[Modulus] {
+        &self.from
+    }
+
+    /// Target base.
+    pub fn to_base(&self) -> &[Modulus] {
+        &self.to
+    }
+
+    /// Converts `input` (from.len() limbs of `degree` coefficients) into `output`
+    /// (to.len() limbs).
+    pub fn convert(&self, input: &[u64], output: &mut [u64], degree: usize) {
+        let n = degree;
+        let l = self.from.len();
+        // y_i = x_i · (Q/q_i)^{-1} mod q_i
+        let mut y = vec![0u64; l * n];
+        y.par_chunks_mut(n)
+            .zip(input.par_chunks(n))
+            .enumerate()
+            .for_each(|(i, (yi, xi))| {
+                let m = &self.from[i];
+                let w = self.inv_punct[i];
+                let ws = self.inv_punct_shoup[i];
+                for (o, &x) in yi.iter_mut().zip(xi) {
+                    *o = m.mul_shoup(x, w, ws);
+                }
+            });
+        // v = round(Σ y_i / q_i)
+        let mut v = vec![0u8; n];
+        for (k, vk) in v.iter_mut().enumerate() {
+            let mut s = 0.0f64;
+            for i in 0..l {
+                s += y[i * n + k] as f64 * self.inv_from[i];
+            }
+            *vk = (s + 0.5) as u8;
+        }
+        output.par_chunks_mut(n).enumerate().for_each(|(j, out)| {
+            let pj = &self.to[j];
+            let row = &self.punct_mod_to[j];
+            let vq = &self.vq_mod_to[j];
+            for (k, o) in out.iter_mut().enumerate() {
+                let mut acc = 0u128;
+                for i in 0..l {
+                    acc += u128::from(y[i * n + k]) * u128::from(row[i]);
+                }
+                let r = pj.reduce_u128(acc);
+                *o = pj.sub(r, vq[usize::from(v[k]).min(l)]);
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::math::bigint::BigUint;
+    use crate::math::primes::ntt_primes;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha20Rng;
+
+    #[test]
+    fn base_conversion_is_exact_and_centred() {
+        let n = 64;
+        let q = ntt_primes(55, n, 3, &[]).unwrap();
+        let p = ntt_primes(60, n, 4, &q).unwrap();
+        let qm: Vec<Modulus> = q.iter().map(|&x| Modulus::new(x).unwrap()).collect();
+        let pm: Vec<Modulus> = p.iter().map(|&x| Modulus::new(x).unwrap()).collect();
+        let conv = BaseConverter::new(&qm, &pm).unwrap();
+        let big_q = BigUint::product(&q);
+        let half = big_q.shr(1);
+        let mut rng = ChaCha20Rng::seed_from_u64(7);
+        // Random big values below Q, built from random residues by CRT.
+        let mut input = vec![0u64; 3 * n];
+        for (i, &qi) in q.iter().enumerate() {
+            for k in 0..n {
+                input[i * n + k] = rng.gen_range(0..qi);
+            }
+        }
+        // Include 0, 1 and Q - 1 in the first coefficients.
+        for (i, &qi) in q.iter().enumerate() {
+            input[i * n] = 0;
+            input[i * n + 1] = 1;
+            input[i * n + 2] = qi - 1;
+        }
+        let mut out = vec![0u64; 4 * n];
+        conv.convert(&input, &mut out, n);
+        for k in 0..n {
+            // Reconstruct x by CRT.
+            let mut x = BigUint::zero();
+            for (i, &qi) in q.iter().enumerate() {
+                let punct = big_q.div_rem_u64(qi).unwrap().0;
+                let inv = qm[i].inv(punct.rem_u64(qi)).unwrap();
+                let term = punct.mul_u64(qm[i].mul(input[i * n + k], inv));
+                x = x.add(&term);
+            }
+            let x = x.div_rem(&big_q).unwrap().1;
+            for (j, &pj) in p.iter().enumerate() {
+                let expect = if x > half {
+                    let neg = big_q.sub(&x).rem_u64(pj);
+                    (pj - neg) % pj
+                } else {
+                    x.rem_u64(pj)
+                };
+                assert_eq!(out[j * n + k], expect, "coefficient {k} prime {j}");
+            }
+        }
+    }
+
+    #[test]
+    fn polynomial_forms_round_trip() {
+        let n = 32;
+        let q = ntt_primes(40, n, 2, &[]).unwrap();
+        let qm: Vec<Modulus> = q.iter().map(|&x| Modulus::new(x).unwrap()).collect();
+        let tables: Vec<NttTable> = qm.iter().map(|&m| NttTable::new(m, n).unwrap()).collect();
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let mut a = RnsPoly::<Coeff>::zero(2, n);
+        for i in 0..2 {
+            for x in a.limb_mut(i) {
+                *x = rng.gen_range(0..q[i]);
+            }
+        }
+        let back = a.clone().into_ntt(&tables).into_coeff(&tables);
+        assert_eq!(back, a);
+        assert_eq!(format!("{a:?}"), "RnsPoly<coeff>(n=32, limbs=2)");
+    }
+}
