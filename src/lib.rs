@@ -8,3 +8,5 @@ pub mod encoding;
 pub mod files;
 pub mod memory;
 pub mod progress;
+pub mod pipeline;
+pub mod keyio;

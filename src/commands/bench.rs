@@ -1,21 +1,240 @@
-//! `veil bench`.
+//! `veil bench MODEL_OR_PLAN [--batches K] [--json]`: a full-batch benchmark on random inputs
+//! in the model's declared range, with per-phase and per-step timings.
 
+use super::plan_source::{obtain_plan, PlanOptions};
 use crate::cli::CliError;
+use crate::container::ContainerKind;
+use crate::data::Images;
+use crate::keyio::batch_bytes;
+use crate::memory::{human_bytes, peak_rss_bytes};
+use crate::pipeline::{Context, EncryptionKey};
+use crate::progress::StepBar;
 use clap::Args;
+use rand::Rng;
+use serde::Serialize;
 use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use veil_runtime::exec::Progress;
 
 /// Arguments of `veil bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Input file.
-    pub input: PathBuf,
+    /// A model file (compiled first) or a compiled plan.
+    pub model: PathBuf,
+    /// Number of full batches (n images each) to run.
+    #[arg(long, default_value_t = 1)]
+    pub batches: usize,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Compilation options, used when MODEL is a model file.
+    #[command(flatten)]
+    pub compile: PlanOptions,
+}
+
+/// Time spent in one plan step, summed over batches and plaintext primes.
+#[derive(Debug, Serialize, Clone)]
+pub struct StepTime {
+    /// The step.
+    pub step: String,
+    /// Seconds.
+    pub seconds: f64,
+}
+
+/// What `veil bench --json` prints.
+#[derive(Debug, Serialize)]
+pub struct BenchReport {
+    /// Images evaluated (batches × n).
+    pub images: usize,
+    /// Worker threads.
+    pub threads: usize,
+    /// Ring degree.
+    pub n: usize,
+    /// Plaintext primes (one circuit run each).
+    pub plain_primes: usize,
+    /// Seconds: key generation.
+    pub keygen_seconds: f64,
+    /// Seconds: encryption.
+    pub encrypt_seconds: f64,
+    /// Seconds: evaluation.
+    pub eval_seconds: f64,
+    /// Seconds: decryption.
+    pub decrypt_seconds: f64,
+    /// Per plan step.
+    pub eval_steps: Vec<StepTime>,
+    /// Images per second, evaluation only.
+    pub eval_images_per_second: f64,
+    /// Images per second, encrypt + eval + decrypt.
+    pub end_to_end_images_per_second: f64,
+    /// Upload bytes per image.
+    pub upload_bytes_per_image: f64,
+    /// Download bytes per image.
+    pub download_bytes_per_image: f64,
+    /// Peak resident memory, bytes.
+    pub peak_memory_bytes: Option<u64>,
+}
+
+/// Collects per-step times while forwarding to a progress bar.
+#[derive(Debug)]
+struct StepTimer<'a> {
+    bar: &'a StepBar,
+    times: Mutex<Vec<StepTime>>,
+}
+
+impl Progress for StepTimer<'_> {
+    fn step_started(&self, index: usize, total: usize, label: &str, outputs: usize) {
+        self.bar.step_started(index, total, label, outputs);
+    }
+
+    fn step_finished(&self, index: usize, label: &str, elapsed: Duration) {
+        self.bar.step_finished(index, label, elapsed);
+        if let Ok(mut times) = self.times.lock() {
+            if times.len() <= index {
+                times.resize(
+                    index + 1,
+                    StepTime {
+                        step: String::new(),
+                        seconds: 0.0,
+                    },
+                );
+            }
+            times[index].step = label.to_string();
+            times[index].seconds += elapsed.as_secs_f64();
+        }
+    }
 }
 
 /// Runs `veil bench`.
 pub fn run(args: BenchArgs) -> Result<(), CliError> {
-    Err(format!(
-        "veil bench is not built yet (input {})",
-        args.input.display()
-    )
-    .into())
+    let mut builder = rayon::ThreadPoolBuilder::new();
+    if let Some(threads) = args.threads {
+        builder = builder.num_threads(threads);
+    }
+    let pool = builder.build()?;
+    pool.install(|| bench(&args))
+}
+
+fn bench(args: &BenchArgs) -> Result<(), CliError> {
+    let (plan, _) = obtain_plan(&args.model, &args.compile, !args.json)?;
+    let context = Context::new(plan)?;
+    let n = context.slots();
+    let count = n * args.batches.max(1);
+    let input = &context.plan.input;
+    let per_image: usize = input.shape.iter().product();
+    let (rows, cols) = match input.shape.as_slice() {
+        [.., h, w] => (*h, *w),
+        _ => (1, per_image),
+    };
+    let channels = per_image / (rows * cols).max(1);
+    let mut rng = veil_runtime::bfv::os_rng();
+    let pixels: Vec<f32> = (0..count * per_image)
+        .map(|_| {
+            let raw = if input.raw_max > input.raw_min {
+                rng.gen_range(input.raw_min..=input.raw_max)
+            } else {
+                input.raw_min
+            };
+            raw.round() as f32
+        })
+        .collect();
+    let images = Images::from_pixels("random inputs", rows * channels, cols, pixels)?;
+    let quiet = args.json;
+
+    let t = Instant::now();
+    let keys = context.keygen(&mut rng);
+    let keygen_seconds = t.elapsed().as_secs_f64();
+
+    let total = (args.batches.max(1) * context.params.len() * input.features.len()) as u64;
+    let bar = StepBar::new("encrypt", total, quiet);
+    let t = Instant::now();
+    let (batch, _) = context.encrypt(
+        EncryptionKey::Secret(&keys.secret),
+        &images,
+        &mut rng,
+        &|k| bar.inc(k),
+    )?;
+    let encrypt_seconds = t.elapsed().as_secs_f64();
+    bar.finish();
+    let upload = batch_bytes(&context, ContainerKind::Batch, &batch)?.len();
+
+    let runs = (args.batches.max(1) * context.params.len()) as u64;
+    let bar = StepBar::new("eval", runs * context.plan.steps.len() as u64, quiet);
+    let timer = StepTimer {
+        bar: &bar,
+        times: Mutex::new(Vec::new()),
+    };
+    let t = Instant::now();
+    let result = context.eval(&keys.relin, batch, &timer)?;
+    let eval_seconds = t.elapsed().as_secs_f64();
+    bar.finish();
+    let download = batch_bytes(&context, ContainerKind::Result, &result)?.len();
+
+    let t = Instant::now();
+    let decrypted = context.decrypt(&keys.secret, &result)?;
+    let decrypt_seconds = t.elapsed().as_secs_f64();
+    let reference = context.reference(&images)?;
+    let mismatches = decrypted
+        .scores
+        .iter()
+        .zip(&reference)
+        .filter(|(a, b)| a != b)
+        .count();
+
+    let report = BenchReport {
+        images: count,
+        threads: rayon::current_num_threads(),
+        n,
+        plain_primes: context.params.len(),
+        keygen_seconds,
+        encrypt_seconds,
+        eval_seconds,
+        decrypt_seconds,
+        eval_steps: timer.times.into_inner().unwrap_or_default(),
+        eval_images_per_second: count as f64 / eval_seconds.max(1e-9),
+        end_to_end_images_per_second: count as f64
+            / (encrypt_seconds + eval_seconds + decrypt_seconds).max(1e-9),
+        upload_bytes_per_image: upload as f64 / count as f64,
+        download_bytes_per_image: download as f64 / count as f64,
+        peak_memory_bytes: peak_rss_bytes(),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_report(&report);
+    }
+    if mismatches > 0 {
+        return Err(format!("{mismatches} images differ from the plaintext reference").into());
+    }
+    Ok(())
+}
+
+fn print_report(r: &BenchReport) {
+    println!(
+        "benchmark: {} images (n = {}), {} plaintext prime(s), {} threads",
+        r.images, r.n, r.plain_primes, r.threads
+    );
+    println!("  {:<40} {:>9}", "phase", "seconds");
+    println!("  {:<40} {:>9.3}", "keygen", r.keygen_seconds);
+    println!("  {:<40} {:>9.3}", "encrypt", r.encrypt_seconds);
+    println!("  {:<40} {:>9.3}", "eval", r.eval_seconds);
+    for step in &r.eval_steps {
+        println!("  {:<40} {:>9.3}", format!("  {}", step.step), step.seconds);
+    }
+    println!("  {:<40} {:>9.3}", "decrypt", r.decrypt_seconds);
+    println!(
+        "  images/s: {:.1} eval, {:.1} end to end",
+        r.eval_images_per_second, r.end_to_end_images_per_second
+    );
+    println!(
+        "  per image: {} up, {} down",
+        human_bytes(r.upload_bytes_per_image),
+        human_bytes(r.download_bytes_per_image)
+    );
+    if let Some(peak) = r.peak_memory_bytes {
+        println!("  peak memory: {}", human_bytes(peak as f64));
+    }
 }

@@ -1,21 +1,220 @@
-//! `veil infer`.
+//! `veil infer MODEL_OR_PLAN --images FILE [--labels FILE]`: the whole pipeline in one process
+//! (compile if given a model, keygen, encrypt, eval, decrypt), checked against the plaintext
+//! reference, with accuracy, timings and sizes.
 
+use super::common::{accuracy, load_images, load_labels};
+use super::plan_source::{obtain_plan, PlanOptions};
 use crate::cli::CliError;
+use crate::container::ContainerKind;
+use crate::encoding::argmax;
+use crate::keyio::batch_bytes;
+use crate::memory::{human_bytes, peak_rss_bytes};
+use crate::pipeline::{Context, EncryptionKey};
+use crate::progress::StepBar;
 use clap::Args;
+use serde::Serialize;
 use std::path::PathBuf;
+use std::time::Instant;
 
 /// Arguments of `veil infer`.
 #[derive(Debug, Args)]
 pub struct InferArgs {
-    /// Input file.
-    pub input: PathBuf,
+    /// A model file (compiled first) or a compiled plan.
+    pub model: PathBuf,
+    /// Images: IDX (plain or .gz) or CSV, one image per row.
+    #[arg(long)]
+    pub images: PathBuf,
+    /// Labels (IDX or one per line), to measure accuracy.
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+    /// Use only the first N images.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Compilation options, used when MODEL is a model file.
+    #[command(flatten)]
+    pub compile: PlanOptions,
+}
+
+/// Seconds per phase.
+#[derive(Debug, Default, Serialize)]
+pub struct PhaseSeconds {
+    /// Compilation (0 when given a plan).
+    pub compile: f64,
+    /// Key generation.
+    pub keygen: f64,
+    /// Encryption.
+    pub encrypt: f64,
+    /// Evaluation.
+    pub eval: f64,
+    /// Decryption.
+    pub decrypt: f64,
+}
+
+/// What `veil infer --json` prints.
+#[derive(Debug, Serialize)]
+pub struct InferReport {
+    /// Images evaluated.
+    pub images: usize,
+    /// Accuracy of the decrypted predictions, percent (null without labels).
+    pub accuracy_encrypted: Option<f64>,
+    /// Accuracy of the plaintext reference run of the same plan, percent.
+    pub accuracy_plain: Option<f64>,
+    /// Images whose decrypted integer scores differ from the reference (must be 0).
+    pub mismatches: usize,
+    /// Smallest measured noise budget over all output ciphertexts, bits.
+    pub noise_budget_measured_bits: u32,
+    /// The compiler's predicted budget, bits.
+    pub noise_budget_predicted_bits: f64,
+    /// Seconds per phase.
+    pub seconds: PhaseSeconds,
+    /// Images per second, end to end (encrypt + eval + decrypt).
+    pub images_per_second: f64,
+    /// Images per second of the evaluation alone.
+    pub eval_images_per_second: f64,
+    /// Bytes uploaded per image (the encrypted batch).
+    pub upload_bytes_per_image: f64,
+    /// Bytes downloaded per image (the encrypted result).
+    pub download_bytes_per_image: f64,
+    /// Peak resident memory, bytes.
+    pub peak_memory_bytes: Option<u64>,
+    /// Ring degree.
+    pub n: usize,
+    /// Plaintext primes.
+    pub plain_primes: Vec<u64>,
+    /// Worker threads.
+    pub threads: usize,
 }
 
 /// Runs `veil infer`.
 pub fn run(args: InferArgs) -> Result<(), CliError> {
-    Err(format!(
-        "veil infer is not built yet (input {})",
-        args.input.display()
-    )
-    .into())
+    let started = Instant::now();
+    let (plan, compiled) = obtain_plan(&args.model, &args.compile, !args.json)?;
+    let compile_seconds = if compiled {
+        started.elapsed().as_secs_f64()
+    } else {
+        0.0
+    };
+    let context = Context::new(plan).map_err(super::common::in_file(&args.model))?;
+    let images = load_images(&args.images, args.limit, &context)?;
+    let labels = match &args.labels {
+        Some(path) => Some(load_labels(path, args.limit, &images)?),
+        None => None,
+    };
+    let quiet = args.json;
+    let mut rng = veil_runtime::bfv::os_rng();
+
+    let t = Instant::now();
+    let keys = context.keygen(&mut rng);
+    let keygen = t.elapsed().as_secs_f64();
+
+    let chunks = images.count().div_ceil(context.slots());
+    let total = (chunks * context.params.len() * context.plan.input.features.len()) as u64;
+    let bar = StepBar::new("encrypt", total, quiet);
+    let t = Instant::now();
+    let (batch, clamped) = context.encrypt(
+        EncryptionKey::Secret(&keys.secret),
+        &images,
+        &mut rng,
+        &|n| bar.inc(n),
+    )?;
+    let encrypt = t.elapsed().as_secs_f64();
+    bar.finish();
+    let upload = batch_bytes(&context, ContainerKind::Batch, &batch)?.len();
+
+    let runs = (chunks * context.params.len()) as u64;
+    let bar = StepBar::new("eval", runs * context.plan.steps.len() as u64, quiet);
+    let t = Instant::now();
+    let result = context.eval(&keys.relin, batch, &bar)?;
+    let eval = t.elapsed().as_secs_f64();
+    bar.finish();
+    let download = batch_bytes(&context, ContainerKind::Result, &result)?.len();
+
+    let t = Instant::now();
+    let decrypted = context.decrypt(&keys.secret, &result)?;
+    let decrypt = t.elapsed().as_secs_f64();
+    drop(result);
+
+    let reference = context.reference(&images)?;
+    let mismatches = decrypted
+        .scores
+        .iter()
+        .zip(&reference)
+        .filter(|(a, b)| a != b)
+        .count();
+    let predicted: Vec<usize> = decrypted.scores.iter().map(|s| argmax(s)).collect();
+    let predicted_plain: Vec<usize> = reference.iter().map(|s| argmax(s)).collect();
+    let count = images.count();
+    let report = InferReport {
+        images: count,
+        accuracy_encrypted: labels.as_ref().map(|l| accuracy(&predicted, l)),
+        accuracy_plain: labels.as_ref().map(|l| accuracy(&predicted_plain, l)),
+        mismatches,
+        noise_budget_measured_bits: decrypted.min_noise_budget_bits,
+        noise_budget_predicted_bits: context.plan.predicted_noise_budget_bits,
+        seconds: PhaseSeconds {
+            compile: compile_seconds,
+            keygen,
+            encrypt,
+            eval,
+            decrypt,
+        },
+        images_per_second: count as f64 / (encrypt + eval + decrypt).max(1e-9),
+        eval_images_per_second: count as f64 / eval.max(1e-9),
+        upload_bytes_per_image: upload as f64 / count as f64,
+        download_bytes_per_image: download as f64 / count as f64,
+        peak_memory_bytes: peak_rss_bytes(),
+        n: context.slots(),
+        plain_primes: context.plan.params.plain_primes.clone(),
+        threads: rayon::current_num_threads(),
+    };
+    if clamped > 0 {
+        eprintln!("warning: {clamped} input values lay outside the declared range and were clamped");
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_report(&report);
+    }
+    if mismatches > 0 {
+        return Err(format!(
+            "{mismatches} images decrypted to scores that differ from the plaintext reference"
+        )
+        .into());
+    }
+    Ok(())
+}
+
+fn percent(value: Option<f64>) -> String {
+    value.map_or_else(|| "n/a (no --labels)".to_string(), |v| format!("{v:.2}%"))
+}
+
+fn print_report(r: &InferReport) {
+    println!("encrypted inference on {} images (n = {}, {} plaintext prime(s), {} threads)", r.images, r.n, r.plain_primes.len(), r.threads);
+    println!("  accuracy, encrypted        {}", percent(r.accuracy_encrypted));
+    println!("  accuracy, plaintext plan   {}", percent(r.accuracy_plain));
+    println!("  mismatches vs reference    {}", r.mismatches);
+    println!(
+        "  noise budget left          {} bits measured, {:.1} bits predicted",
+        r.noise_budget_measured_bits, r.noise_budget_predicted_bits
+    );
+    let s = &r.seconds;
+    println!(
+        "  seconds                    compile {:.2}, keygen {:.2}, encrypt {:.2}, eval {:.2}, decrypt {:.2}",
+        s.compile, s.keygen, s.encrypt, s.eval, s.decrypt
+    );
+    println!(
+        "  throughput                 {:.1} images/s end to end, {:.1} images/s eval",
+        r.images_per_second, r.eval_images_per_second
+    );
+    println!(
+        "  per image                  {} up, {} down",
+        human_bytes(r.upload_bytes_per_image),
+        human_bytes(r.download_bytes_per_image)
+    );
+    if let Some(peak) = r.peak_memory_bytes {
+        println!("  peak memory                {}", human_bytes(peak as f64));
+    }
 }

@@ -1,21 +1,34 @@
-//! `veil keygen`.
+//! `veil keygen PLAN -o DIR`: the client's key generation.
 
+use super::common::{in_file, load_context};
 use crate::cli::CliError;
+use crate::keyio::write_keys;
+use crate::memory::human_bytes;
 use clap::Args;
 use std::path::PathBuf;
+use std::time::Instant;
 
 /// Arguments of `veil keygen`.
 #[derive(Debug, Args)]
 pub struct KeygenArgs {
-    /// Input file.
-    pub input: PathBuf,
+    /// The compiled plan.
+    pub plan: PathBuf,
+    /// Folder to write secret.key, public.key and eval.key into.
+    #[arg(short = 'o', long = "out", value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 /// Runs `veil keygen`.
 pub fn run(args: KeygenArgs) -> Result<(), CliError> {
-    Err(format!(
-        "veil keygen is not built yet (input {})",
-        args.input.display()
-    )
-    .into())
+    let context = load_context(&args.plan)?;
+    let started = Instant::now();
+    let keys = context.keygen(&mut veil_runtime::bfv::os_rng());
+    let seconds = started.elapsed().as_secs_f64();
+    let written = write_keys(&args.out, &keys).map_err(in_file(&args.out))?;
+    println!("generated keys in {seconds:.2} s");
+    for (path, bytes) in written {
+        println!("  {:<40} {}", path.display(), human_bytes(bytes as f64));
+    }
+    println!("keep secret.key on the client; give the server only eval.key (and the plan)");
+    Ok(())
 }

@@ -1,10 +1,12 @@
 //! One module per `veil` subcommand.
 
 pub mod bench;
+pub mod common;
 pub mod compile;
 pub mod decrypt;
 pub mod encrypt;
 pub mod eval;
 pub mod infer;
 pub mod keygen;
+pub mod plan_source;
 pub mod report;

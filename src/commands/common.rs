@@ -1,0 +1,77 @@
+//! Helpers shared by the commands: loading plans and data with the file named in errors.
+
+use crate::cli::CliError;
+use crate::data::{self, Images, Labels};
+use crate::pipeline::Context;
+use std::path::Path;
+use veil_runtime::plan::Plan;
+
+/// Wraps an error with the file it concerns.
+pub fn in_file<E: std::fmt::Display>(path: &Path) -> impl FnOnce(E) -> CliError + '_ {
+    move |err| format!("{}: {err}", path.display()).into()
+}
+
+/// Loads a plan file and builds its parameters.
+pub fn load_context(path: &Path) -> Result<Context, CliError> {
+    let plan = Plan::read_file(path).map_err(in_file(path))?;
+    let context = Context::new(plan).map_err(in_file(path))?;
+    if context.plan.params.security_bits == 0 {
+        eprintln!(
+            "warning: {} uses INSECURE parameters (compiled with --insecure)",
+            path.display()
+        );
+    }
+    Ok(context)
+}
+
+/// Loads images, keeping at most `limit`, and checks their size against the plan.
+pub fn load_images(
+    path: &Path,
+    limit: Option<usize>,
+    context: &Context,
+) -> Result<Images, CliError> {
+    let mut images = data::load_images(path)?;
+    if let Some(limit) = limit {
+        images.truncate(limit);
+    }
+    let expected: usize = context.plan.input.shape.iter().product();
+    if images.pixels_per_image() != expected {
+        return Err(format!(
+            "{}: images have {} values ({}×{}) but the model expects {} (shape {:?})",
+            path.display(),
+            images.pixels_per_image(),
+            images.rows(),
+            images.cols(),
+            expected,
+            context.plan.input.shape
+        )
+        .into());
+    }
+    if images.is_empty() {
+        return Err(format!("{}: no images", path.display()).into());
+    }
+    Ok(images)
+}
+
+/// Loads labels, keeping at most `limit`, and checks them against the images.
+pub fn load_labels(path: &Path, limit: Option<usize>, images: &Images) -> Result<Labels, CliError> {
+    let mut labels = data::load_labels(path)?;
+    if let Some(limit) = limit {
+        labels.truncate(limit);
+    }
+    data::check_labels(images, &labels)?;
+    Ok(labels)
+}
+
+/// Percentage of predictions equal to the labels.
+pub fn accuracy(predictions: &[usize], labels: &Labels) -> f64 {
+    if predictions.is_empty() {
+        return 0.0;
+    }
+    let correct = predictions
+        .iter()
+        .zip(labels.iter())
+        .filter(|(p, l)| **p as u64 == u64::from(*l))
+        .count();
+    100.0 * correct as f64 / predictions.len() as f64
+}

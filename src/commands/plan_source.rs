@@ -1,0 +1,48 @@
+//! Commands that accept "a model or a plan" load a plan file directly, or compile a model file.
+
+use crate::cli::CliError;
+use clap::Args;
+use std::path::{Path, PathBuf};
+use veil_runtime::plan::Plan;
+
+/// Compilation options for commands that may be given a model file.
+#[derive(Debug, Args, Clone, Default)]
+pub struct PlanOptions {
+    /// Security level in bits when compiling a model: 128, 192 or 256.
+    #[arg(long, default_value_t = 128)]
+    pub security: u32,
+    /// Weight precision in bits when compiling a model (the compiler's default if omitted).
+    #[arg(long)]
+    pub weight_bits: Option<u32>,
+    /// Calibration images for tighter value bounds when compiling a model.
+    #[arg(long)]
+    pub calibrate: Option<PathBuf>,
+    /// Allow parameters below the requested security level (experiments only).
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+/// True when the file looks like a compiled plan (binary magic, or JSON with a format version).
+pub fn is_plan_file(path: &Path) -> bool {
+    let Ok(bytes) = std::fs::read(path) else {
+        return false;
+    };
+    bytes.starts_with(b"VEILPLAN")
+        || (bytes.trim_ascii_start().starts_with(b"{")
+            && String::from_utf8_lossy(&bytes[..bytes.len().min(4096)]).contains("\"format_version\""))
+}
+
+/// Loads the plan at `path`, or compiles the model at `path`. Returns the plan and whether it
+/// was compiled.
+pub fn obtain_plan(
+    path: &Path,
+    options: &PlanOptions,
+    verbose: bool,
+) -> Result<(Plan, bool), CliError> {
+    if is_plan_file(path) {
+        let plan = Plan::read_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        return Ok((plan, false));
+    }
+    let plan = crate::commands::compile::compile_for_run(path, options, verbose)?;
+    Ok((plan, true))
+}
