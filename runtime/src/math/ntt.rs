@@ -39,7 +39,7 @@ fn bit_reverse(x: usize, bits: u32) -> usize {
 pub fn primitive_root(modulus: &Modulus, degree: usize) -> Option<u64> {
     let p = modulus.value();
     let order = 2 * degree as u64;
-    if order == 0 || (p - 1) % order != 0 {
+    if order == 0 || !(p - 1).is_multiple_of(order) {
         return None;
     }
     let cofactor = (p - 1) / order;

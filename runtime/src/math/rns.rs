@@ -74,7 +74,7 @@ impl<F: Form> RnsPoly<F> {
 
     /// Wraps raw limb-major data; `None` when the length is not a multiple of `degree`.
     pub fn from_raw(data: Vec<u64>, degree: usize) -> Option<Self> {
-        if degree == 0 || data.len() % degree != 0 {
+        if degree == 0 || !data.len().is_multiple_of(degree) {
             return None;
         }
         Some(RnsPoly {
