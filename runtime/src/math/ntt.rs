@@ -155,10 +155,19 @@ impl NttTable {
                     }
                 }
                 _ => {
+                    // Two butterflies per iteration through fixed-size arrays: this keeps
+                    // LLVM from auto-vectorising the loop with SSE2, whose emulated 64-bit
+                    // comparisons are far slower than the scalar code.
                     for (block, (&w, &ws)) in a.chunks_exact_mut(2 * t).zip(roots) {
                         let (lo, hi) = block.split_at_mut(t);
-                        for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
-                            bf(x, y, w, ws);
+                        for (xs, ys) in lo.chunks_exact_mut(2).zip(hi.chunks_exact_mut(2)) {
+                            if let (Ok([x0, x1]), Ok([y0, y1])) = (
+                                <&mut [u64; 2]>::try_from(xs),
+                                <&mut [u64; 2]>::try_from(ys),
+                            ) {
+                                bf(x0, y0, w, ws);
+                                bf(x1, y1, w, ws);
+                            }
                         }
                     }
                 }
@@ -205,10 +214,19 @@ impl NttTable {
                     }
                 }
                 _ => {
+                    // Two butterflies per iteration through fixed-size arrays: this keeps
+                    // LLVM from auto-vectorising the loop with SSE2, whose emulated 64-bit
+                    // comparisons are far slower than the scalar code.
                     for (block, (&w, &ws)) in a.chunks_exact_mut(2 * t).zip(roots) {
                         let (lo, hi) = block.split_at_mut(t);
-                        for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
-                            bf(x, y, w, ws);
+                        for (xs, ys) in lo.chunks_exact_mut(2).zip(hi.chunks_exact_mut(2)) {
+                            if let (Ok([x0, x1]), Ok([y0, y1])) = (
+                                <&mut [u64; 2]>::try_from(xs),
+                                <&mut [u64; 2]>::try_from(ys),
+                            ) {
+                                bf(x0, y0, w, ws);
+                                bf(x1, y1, w, ws);
+                            }
                         }
                     }
                 }
