@@ -5,7 +5,7 @@
 use super::ciphertext::Ciphertext;
 use super::encoding::Plaintext;
 use super::keys::RelinKey;
-use super::params::{BfvParameters, LevelContext};
+use super::params::{BfvParameters, LevelContext, MAX_HPS_WIDTH};
 use crate::math::{Coeff, Modulus, Ntt, NttTable, RnsPoly};
 use rayon::prelude::*;
 use std::sync::Arc;
@@ -421,48 +421,72 @@ impl Evaluator {
         x.into_ntt(tables)
     }
 
-    /// round(t/Q·x) for x over Q_ℓ ∪ P (coefficient form), computed in P and converted to Q_ℓ.
-    fn scale_down(&self, mut x: RnsPoly<Coeff>, lc: &LevelContext, level: usize) -> RnsPoly<Coeff> {
+    /// round(t/Q·x) mod Q_ℓ for x given over Q_ℓ ∪ P (coefficient form, |x| < Q·P/2^9).
+    ///
+    /// With M = Q·P and y_r = [x_r·(M/r)^{-1}]_r for every prime r, the centred x equals
+    /// Σ_r y_r·M/r − K·M where K = round(Σ_r y_r/r) (exact in floating point because |x|/M is
+    /// tiny). Then t·x/Q = Σ_i y_i·tP/q_i + Σ_j y_j·tP/p_j − K·tP, where only the first sum has
+    /// fractional parts θ_i: round(t·x/Q) = Σ_i y_i·⌊tP/q_i⌋ + Σ_j y_j·(tP/p_j) − K·tP +
+    /// round(Σ_i y_i·θ_i), evaluated modulo each q_s with precomputed residues and θ_i in 0.128
+    /// fixed point. No big integer on this path.
+    fn scale_down(&self, x: &RnsPoly<Coeff>, lc: &LevelContext, level: usize) -> RnsPoly<Coeff> {
         let n = self.params.degree();
-        let aux = self.params.aux();
         let qs = self.moduli(level);
-        let (qpart, ppart) = x.data_mut().split_at_mut(level * n);
-        qpart.par_chunks_mut(n).enumerate().for_each(|(i, limb)| {
-            let m = &qs[i];
-            let (w, ws) = (lc.hps_alpha[i], lc.hps_alpha_shoup[i]);
-            for v in limb.iter_mut() {
-                *v = m.mul_shoup(*v, w, ws);
-            }
-        });
-        let y: &[u64] = qpart;
-        let r: Vec<u128> = (0..n)
-            .into_par_iter()
-            .map(|c| {
-                let mut int = 0u128;
-                let mut frac = 0u128;
-                for i in 0..level {
-                    let yi = u128::from(y[i * n + c]);
-                    let hi = yi * u128::from(lc.hps_theta_hi[i]);
-                    int += hi >> 64;
-                    frac += u128::from(hi as u64) + ((yi * u128::from(lc.hps_theta_lo[i])) >> 64);
-                }
-                int + ((frac + (1u128 << 63)) >> 64)
-            })
-            .collect();
-        ppart.par_chunks_mut(n).enumerate().for_each(|(k, limb)| {
-            let pk = &aux[k];
-            let omega = &lc.hps_omega[k];
-            let lambda = u128::from(lc.hps_lambda[k]);
-            for (c, v) in limb.iter_mut().enumerate() {
-                let mut acc = r[c] + u128::from(*v) * lambda;
-                for i in 0..level {
-                    acc += u128::from(y[i * n + c]) * u128::from(omega[i]);
-                }
-                *v = pk.reduce_u128(acc);
-            }
-        });
+        let all: Vec<Modulus> = qs.iter().chain(self.params.aux()).copied().collect();
+        let width = all.len();
+        let ins: Vec<&[u64]> = x.data().chunks_exact(n).collect();
         let mut out = RnsPoly::<Coeff>::zero(level, n);
-        lc.aux_to_q.convert(ppart, out.data_mut(), n);
+        let block = n.min(1024);
+        let mut per_block: Vec<Vec<&mut [u64]>> =
+            (0..n.div_ceil(block)).map(|_| Vec::with_capacity(level)).collect();
+        for limb in out.data_mut().chunks_exact_mut(n) {
+            for (b, chunk) in limb.chunks_mut(block).enumerate() {
+                per_block[b].push(chunk);
+            }
+        }
+        per_block
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(b, mut outs)| {
+                let mut y = [0u64; MAX_HPS_WIDTH];
+                let len = outs.first().map_or(0, |o| o.len());
+                for kk in 0..len {
+                    let k = b * block + kk;
+                    let mut s = 0.0f64;
+                    for r in 0..width {
+                        let yr = all[r].mul_shoup(
+                            ins[r][k],
+                            lc.hps_inv_punct[r],
+                            lc.hps_inv_punct_shoup[r],
+                        );
+                        y[r] = yr;
+                        s += yr as f64 * lc.hps_inv_f64[r];
+                    }
+                    let overflow = ((s + 0.5) as usize).min(width);
+                    let mut int = 0u128;
+                    let mut frac = 0u128;
+                    for i in 0..level {
+                        let yi = u128::from(y[i]);
+                        let hi = yi * u128::from(lc.hps_theta_hi[i]);
+                        int += hi >> 64;
+                        frac += u128::from(hi as u64)
+                            + ((yi * u128::from(lc.hps_theta_lo[i])) >> 64);
+                    }
+                    let rounded = int + ((frac + (1u128 << 63)) >> 64);
+                    for (si, o) in outs.iter_mut().enumerate() {
+                        let row = &lc.hps_coeff[si * width..(si + 1) * width];
+                        let mut acc = rounded;
+                        for (&yr, &c) in y[..width].iter().zip(row) {
+                            acc += u128::from(yr) * u128::from(c);
+                        }
+                        let q = &qs[si];
+                        o[kk] = q.sub(
+                            q.reduce_u128(acc),
+                            lc.hps_ktp[si * (width + 1) + overflow],
+                        );
+                    }
+                }
+            });
         out
     }
 
@@ -526,7 +550,7 @@ impl Evaluator {
             });
         let polys: Vec<RnsPoly<Coeff>> = vec![d0, d1, d2]
             .into_par_iter()
-            .map(|d| self.scale_down(d.into_coeff(&tables), lc, level))
+            .map(|d| self.scale_down(&d.into_coeff(&tables), lc, level))
             .collect();
         Ok(Ciphertext::new(self.params.clone(), polys, level))
     }

@@ -25,6 +25,7 @@ pub mod evaluator;
 pub mod keys;
 pub mod params;
 pub mod sampling;
+pub mod serial;
 
 pub use ciphertext::Ciphertext;
 pub use encoding::{centre, EncodeError, Encoder, Plaintext};
@@ -32,3 +33,4 @@ pub use evaluator::{EvalError, Evaluator};
 pub use keys::{PublicKey, RelinKey, SecretKey};
 pub use params::{BfvParameters, BfvParametersBuilder, ParamError, RingContext};
 pub use sampling::os_rng;
+pub use serial::SerialError;

@@ -18,6 +18,8 @@ pub const MAX_DEGREE: usize = 32768;
 pub const MAX_Q_PRIMES: usize = 20;
 /// Largest supported log2 of the whole modulus (Q·p), bounded by the internal big integers.
 pub const MAX_LOG2_MODULUS: f64 = 1000.0;
+/// Most primes (ciphertext + auxiliary) one multiplication handles.
+pub const MAX_HPS_WIDTH: usize = 64;
 /// Bit size of the auxiliary primes used by HPS multiplication.
 pub const AUX_PRIME_BITS: u32 = 61;
 
@@ -305,18 +307,18 @@ pub(crate) struct LevelContext {
     pub ms_inv_last: Vec<u64>,
     /// Q_ℓ → P base extension.
     pub q_to_aux: BaseConverter,
-    /// P → Q_ℓ base extension.
-    pub aux_to_q: BaseConverter,
-    /// (Q_ℓ P / q_i)^{-1} mod q_i and Shoup constants.
-    pub hps_alpha: Vec<u64>,
-    pub hps_alpha_shoup: Vec<u64>,
-    /// `[k][i]` = floor(t·P/q_i) mod p_k.
-    pub hps_omega: Vec<Vec<u64>>,
+    /// (M/r)^{-1} mod r for every r in Q_ℓ ∪ P (M = Q_ℓ·P), with Shoup constants.
+    pub hps_inv_punct: Vec<u64>,
+    pub hps_inv_punct_shoup: Vec<u64>,
+    /// 1/r as floating point, for the overflow count of the CRT sum.
+    pub hps_inv_f64: Vec<f64>,
     /// frac(t·P/q_i) in 0.128 fixed point.
     pub hps_theta_hi: Vec<u64>,
     pub hps_theta_lo: Vec<u64>,
-    /// `[k]` = t·(Q_ℓ P/p_k)^{-1}·(P/p_k) mod p_k.
-    pub hps_lambda: Vec<u64>,
+    /// `[s·w + r]`: floor(t·P/q_i) mod q_s for r = i < ℓ, and t·P/p_j mod q_s for r = ℓ + j.
+    pub hps_coeff: Vec<u64>,
+    /// `[s·(w+1) + K]` = K·t·P mod q_s.
+    pub hps_ktp: Vec<u64>,
 }
 
 /// A complete BFV parameter set: a [`RingContext`] plus a plaintext modulus t.
@@ -402,8 +404,9 @@ impl BfvParameters {
         let plain = Modulus::new(t).ok_or(internal("t out of range"))?;
         let plain_table = NttTable::new(plain, n).ok_or(internal("no NTT mod t"))?;
 
-        // Auxiliary base P for HPS: log2 P ≥ log2 Q + log2 n + log2 t + 4.
-        let need = ring.log2_q(ring.max_level()) + (n as f64).log2() + (t as f64).log2() + 4.0;
+        // Auxiliary base P for HPS: the tensor product of centred ciphertexts is below n·Q²/2,
+        // so P ≥ 2^8·n·Q keeps it below Q·P/2^9 and its CRT overflow count exact.
+        let need = ring.log2_q(ring.max_level()) + (n as f64).log2() + 8.0;
         let count = (need / f64::from(AUX_PRIME_BITS - 1)).ceil() as usize;
         let mut avoid = ring.q_values();
         avoid.push(ring.special.value());
@@ -428,7 +431,6 @@ impl BfvParameters {
             let (delta_big, _) = big_q.div_rem_u64(t).ok_or(internal("t = 0"))?;
             let delta = q_values.iter().map(|&q| delta_big.rem_u64(q)).collect();
             let mut dec_alpha = Vec::new();
-            let mut hps_alpha = Vec::new();
             for (i, qi) in qs.iter().enumerate() {
                 let mut punct = 1u64;
                 for (k, qk) in qs.iter().enumerate() {
@@ -437,16 +439,34 @@ impl BfvParameters {
                     }
                 }
                 dec_alpha.push(qi.inv(punct).ok_or(internal("Q/q_i not invertible"))?);
-                let p_mod = big_p.rem_u64(qi.value());
-                hps_alpha.push(
-                    qi.inv(qi.mul(punct, p_mod))
-                        .ok_or(internal("QP/q_i not invertible"))?,
-                );
             }
             let dec_alpha_shoup = dec_alpha.iter().zip(qs).map(|(&a, m)| m.shoup(a)).collect();
-            let hps_alpha_shoup = hps_alpha.iter().zip(qs).map(|(&a, m)| m.shoup(a)).collect();
             let (dec_theta_hi, dec_theta_lo) =
                 q_values.iter().map(|&q| split_fraction(t, q)).unzip();
+
+            // HPS scaling from M = Q_ℓ·P straight to Q_ℓ (see `Evaluator::scale_down`).
+            let mut all: Vec<Modulus> = qs.to_vec();
+            all.extend(aux.iter().copied());
+            let width = all.len();
+            if width > MAX_HPS_WIDTH {
+                return Err(internal("too many primes for multiplication"));
+            }
+            let mut hps_inv_punct = Vec::with_capacity(width);
+            for (r, mr) in all.iter().enumerate() {
+                let mut punct = 1u64;
+                for (r2, m2) in all.iter().enumerate() {
+                    if r2 != r {
+                        punct = mr.mul(punct, mr.reduce(m2.value()));
+                    }
+                }
+                hps_inv_punct.push(mr.inv(punct).ok_or(internal("M/r not invertible"))?);
+            }
+            let hps_inv_punct_shoup = hps_inv_punct
+                .iter()
+                .zip(&all)
+                .map(|(&a, m)| m.shoup(a))
+                .collect();
+            let hps_inv_f64 = all.iter().map(|m| 1.0 / m.value() as f64).collect();
             let mut hps_theta_hi = Vec::new();
             let mut hps_theta_lo = Vec::new();
             let mut omega_big = Vec::new();
@@ -457,26 +477,15 @@ impl BfvParameters {
                 hps_theta_lo.push(lo);
                 omega_big.push(quot);
             }
-            let hps_omega = aux_values
-                .iter()
-                .map(|&p| omega_big.iter().map(|w| w.rem_u64(p)).collect())
-                .collect();
-            let mut hps_lambda = Vec::new();
-            for (k, pk) in aux.iter().enumerate() {
-                // (Q P / p_k) mod p_k and (P / p_k) mod p_k
-                let mut p_punct = 1u64;
-                for (j, pj) in aux.iter().enumerate() {
-                    if j != k {
-                        p_punct = pk.mul(p_punct, pk.reduce(pj.value()));
-                    }
-                }
-                let q_mod = q_values
-                    .iter()
-                    .fold(1u64, |acc, &q| pk.mul(acc, pk.reduce(q)));
-                let beta = pk
-                    .inv(pk.mul(q_mod, p_punct))
-                    .ok_or(internal("QP/p_k not invertible"))?;
-                hps_lambda.push(pk.mul(pk.mul(pk.reduce(t), beta), p_punct));
+            for &p in &aux_values {
+                omega_big.push(t_p.div_rem_u64(p).ok_or(internal("p = 0"))?.0);
+            }
+            let mut hps_coeff = Vec::with_capacity(level * width);
+            let mut hps_ktp = Vec::with_capacity(level * (width + 1));
+            for m in qs {
+                hps_coeff.extend(omega_big.iter().map(|w| w.rem_u64(m.value())));
+                let tp = t_p.rem_u64(m.value());
+                hps_ktp.extend((0..=width as u64).map(|k| m.mul(m.reduce(k), tp)));
             }
             let ms_inv_last = if level >= 2 {
                 let last = q_values[level - 1];
@@ -495,13 +504,13 @@ impl BfvParameters {
                 dec_theta_lo,
                 ms_inv_last,
                 q_to_aux: BaseConverter::new(qs, &aux).ok_or(internal("Q→P converter"))?,
-                aux_to_q: BaseConverter::new(&aux, qs).ok_or(internal("P→Q converter"))?,
-                hps_alpha,
-                hps_alpha_shoup,
-                hps_omega,
+                hps_inv_punct,
+                hps_inv_punct_shoup,
+                hps_inv_f64,
                 hps_theta_hi,
                 hps_theta_lo,
-                hps_lambda,
+                hps_coeff,
+                hps_ktp,
             });
         }
         let mut enc = b"veil-bfv\0".to_vec();
@@ -909,7 +918,7 @@ pub(crate) mod tests {
         assert!(a.with_plain_modulus(12289 + 2).is_err());
         // Aux base is big enough for HPS.
         let log2_p: f64 = a.aux_primes().iter().map(|&p| (p as f64).log2()).sum();
-        assert!(log2_p > 150.0 + 11.0 + 17.0);
+        assert!(log2_p > 150.0 + 11.0 + 8.0);
         assert!(format!("{a:?}").contains("t: 65537"));
     }
 }

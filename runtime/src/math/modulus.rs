@@ -9,6 +9,8 @@ pub struct Modulus {
     ratio_hi: u64,
     /// floor(2^128 / p), low word.
     ratio_lo: u64,
+    /// floor(2^(2·bits) / p) for the two-multiplication Barrett product.
+    mu: u64,
     bits: u32,
 }
 
@@ -24,11 +26,13 @@ impl Modulus {
         // floor((2^128 - 1) / p) equals floor(2^128 / p) unless p divides 2^128, which only a
         // power of two does; the difference is harmless for Barrett reduction anyway.
         let ratio = u128::MAX / u128::from(p);
+        let bits = 64 - p.leading_zeros();
         Some(Modulus {
             p,
             ratio_hi: (ratio >> 64) as u64,
             ratio_lo: ratio as u64,
-            bits: 64 - p.leading_zeros(),
+            mu: ((1u128 << (2 * bits)) / u128::from(p)) as u64,
+            bits,
         })
     }
 
@@ -48,31 +52,21 @@ impl Modulus {
     #[inline(always)]
     pub fn add(&self, a: u64, b: u64) -> u64 {
         let s = a + b;
-        if s >= self.p {
-            s - self.p
-        } else {
-            s
-        }
+        s.min(s.wrapping_sub(self.p))
     }
 
     /// `a - b mod p` for `a, b < p`.
     #[inline(always)]
     pub fn sub(&self, a: u64, b: u64) -> u64 {
-        if a >= b {
-            a - b
-        } else {
-            a + self.p - b
-        }
+        let d = a.wrapping_sub(b);
+        d.min(d.wrapping_add(self.p))
     }
 
     /// `-a mod p` for `a < p`.
     #[inline(always)]
     pub fn neg(&self, a: u64) -> u64 {
-        if a == 0 {
-            0
-        } else {
-            self.p - a
-        }
+        let r = self.p - a;
+        r.min(r.wrapping_sub(self.p))
     }
 
     /// Reduces any 128-bit value modulo p (Barrett).
@@ -90,13 +84,8 @@ impl Modulus {
             .wrapping_add((u >> 64) as u64);
         let mut r = x0.wrapping_sub(q.wrapping_mul(self.p));
         // The estimate is at most two below the true quotient.
-        if r >= self.p {
-            r -= self.p;
-        }
-        if r >= self.p {
-            r -= self.p;
-        }
-        r
+        r = r.min(r.wrapping_sub(self.p));
+        r.min(r.wrapping_sub(self.p))
     }
 
     /// Reduces a 64-bit value modulo p.
@@ -105,19 +94,19 @@ impl Modulus {
         // floor(x * ratio_hi / 2^64) underestimates x / p by less than 2.
         let q = ((u128::from(x) * u128::from(self.ratio_hi)) >> 64) as u64;
         let mut r = x.wrapping_sub(q.wrapping_mul(self.p));
-        if r >= self.p {
-            r -= self.p;
-        }
-        if r >= self.p {
-            r -= self.p;
-        }
-        r
+        r = r.min(r.wrapping_sub(self.p));
+        r.min(r.wrapping_sub(self.p))
     }
 
-    /// `a · b mod p` for any `a, b` with `a·b < 2^128`.
+    /// `a · b mod p` for `a, b < p` (classic Barrett: two multiplications by μ and p).
     #[inline(always)]
     pub fn mul(&self, a: u64, b: u64) -> u64 {
-        self.reduce_u128(u128::from(a) * u128::from(b))
+        let x = u128::from(a) * u128::from(b);
+        let x1 = (x >> (self.bits - 1)) as u64;
+        let q = ((u128::from(x1) * u128::from(self.mu)) >> (self.bits + 1)) as u64;
+        let r = (x as u64).wrapping_sub(q.wrapping_mul(self.p));
+        let r = r.min(r.wrapping_sub(self.p));
+        r.min(r.wrapping_sub(self.p))
     }
 
     /// The Shoup constant floor(w · 2^64 / p) for a fixed multiplicand `w < p`.
@@ -137,11 +126,13 @@ impl Modulus {
     #[inline(always)]
     pub fn mul_shoup(&self, a: u64, w: u64, w_shoup: u64) -> u64 {
         let r = self.mul_shoup_lazy(a, w, w_shoup);
-        if r >= self.p {
-            r - self.p
-        } else {
-            r
-        }
+        r.min(r.wrapping_sub(self.p))
+    }
+
+    /// Reduces `x < 2p` to `[0, p)` without branching.
+    #[inline(always)]
+    pub fn reduce_once(&self, x: u64) -> u64 {
+        x.min(x.wrapping_sub(self.p))
     }
 
     /// `base^exp mod p`.
@@ -246,6 +237,7 @@ mod tests {
             let (a, b) = (a % p, b % p);
             let expect = (u128::from(a) * u128::from(b) % u128::from(p)) as u64;
             prop_assert_eq!(m.mul(a, b), expect);
+            prop_assert_eq!(m.mul(p - 1, p - 1), ((u128::from(p - 1) * u128::from(p - 1)) % u128::from(p)) as u64);
             let ws = m.shoup(b);
             prop_assert_eq!(m.mul_shoup(a, b, ws), expect);
             prop_assert!(m.mul_shoup_lazy(u64::MAX, b, ws) < 2 * p);

@@ -39,7 +39,7 @@ fn bit_reverse(x: usize, bits: u32) -> usize {
 pub fn primitive_root(modulus: &Modulus, degree: usize) -> Option<u64> {
     let p = modulus.value();
     let order = 2 * degree as u64;
-    if order == 0 || (p - 1) % order != 0 {
+    if order == 0 || !(p - 1).is_multiple_of(order) {
         return None;
     }
     let cofactor = (p - 1) / order;
@@ -117,81 +117,132 @@ impl NttTable {
     /// is below 4p); output fully reduced to `[0, p)`.
     pub fn forward(&self, a: &mut [u64]) {
         debug_assert_eq!(a.len(), self.degree);
-        let p = self.modulus.value();
+        let m = self.modulus;
+        let p = m.value();
         let two_p = 2 * p;
         let n = self.degree;
+        // One Harvey butterfly: (x, y) ← (x + w·y, x − w·y), inputs < 4p, outputs < 4p.
+        let bf = |x: &mut u64, y: &mut u64, w: u64, ws: u64| {
+            let u = (*x).min((*x).wrapping_sub(two_p));
+            let v = m.mul_shoup_lazy(*y, w, ws);
+            *x = u + v;
+            *y = u + two_p - v;
+        };
         let mut t = n;
-        let mut m = 1;
-        while m < n {
+        let mut k = 1;
+        while k < n {
             t >>= 1;
-            for (i, block) in a.chunks_exact_mut(2 * t).enumerate() {
-                let w = self.roots[m + i];
-                let ws = self.roots_shoup[m + i];
-                let (lo, hi) = block.split_at_mut(t);
-                for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
-                    let mut u = *x;
-                    if u >= two_p {
-                        u -= two_p;
+            let roots = self.roots[k..2 * k].iter().zip(&self.roots_shoup[k..2 * k]);
+            match t {
+                1 => {
+                    // Last stage: also reduce the outputs fully.
+                    for (block, (&w, &ws)) in a.chunks_exact_mut(2).zip(roots) {
+                        if let Ok([x, y]) = <&mut [u64; 2]>::try_from(block) {
+                            bf(x, y, w, ws);
+                            let rx = (*x).min((*x).wrapping_sub(two_p));
+                            let ry = (*y).min((*y).wrapping_sub(two_p));
+                            *x = rx.min(rx.wrapping_sub(p));
+                            *y = ry.min(ry.wrapping_sub(p));
+                        }
                     }
-                    let v = self.modulus.mul_shoup_lazy(*y, w, ws);
-                    *x = u + v;
-                    *y = u + two_p - v;
+                }
+                2 => {
+                    for (block, (&w, &ws)) in a.chunks_exact_mut(4).zip(roots) {
+                        if let Ok([x0, x1, y0, y1]) = <&mut [u64; 4]>::try_from(block) {
+                            bf(x0, y0, w, ws);
+                            bf(x1, y1, w, ws);
+                        }
+                    }
+                }
+                _ => {
+                    // Two butterflies per iteration through fixed-size arrays: this keeps
+                    // LLVM from auto-vectorising the loop with SSE2, whose emulated 64-bit
+                    // comparisons are far slower than the scalar code.
+                    for (block, (&w, &ws)) in a.chunks_exact_mut(2 * t).zip(roots) {
+                        let (lo, hi) = block.split_at_mut(t);
+                        for (xs, ys) in lo.chunks_exact_mut(2).zip(hi.chunks_exact_mut(2)) {
+                            if let (Ok([x0, x1]), Ok([y0, y1])) = (
+                                <&mut [u64; 2]>::try_from(xs),
+                                <&mut [u64; 2]>::try_from(ys),
+                            ) {
+                                bf(x0, y0, w, ws);
+                                bf(x1, y1, w, ws);
+                            }
+                        }
+                    }
                 }
             }
-            m <<= 1;
-        }
-        for x in a.iter_mut() {
-            let mut v = *x;
-            if v >= two_p {
-                v -= two_p;
-            }
-            if v >= p {
-                v -= p;
-            }
-            *x = v;
+            k <<= 1;
         }
     }
 
     /// In-place inverse transform. Input in `[0, 2p)`; output in `[0, p)`.
     pub fn inverse(&self, a: &mut [u64]) {
         debug_assert_eq!(a.len(), self.degree);
-        let p = self.modulus.value();
+        let m = self.modulus;
+        let p = m.value();
         let two_p = 2 * p;
         let n = self.degree;
+        // Gentleman–Sande butterfly: (x, y) ← (x + y, (x − y)·w), inputs and outputs < 2p.
+        let bf = |x: &mut u64, y: &mut u64, w: u64, ws: u64| {
+            let u = *x;
+            let v = *y;
+            let s = u + v;
+            *x = s.min(s.wrapping_sub(two_p));
+            *y = m.mul_shoup_lazy(u + two_p - v, w, ws);
+        };
         let mut t = 1;
-        let mut m = n >> 1;
-        while m > 1 {
-            for (i, block) in a.chunks_exact_mut(2 * t).enumerate() {
-                let w = self.inv_roots[m + i];
-                let ws = self.inv_roots_shoup[m + i];
-                let (lo, hi) = block.split_at_mut(t);
-                for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
-                    let u = *x;
-                    let v = *y;
-                    let mut s = u + v;
-                    if s >= two_p {
-                        s -= two_p;
+        let mut k = n >> 1;
+        while k > 1 {
+            let roots = self.inv_roots[k..2 * k]
+                .iter()
+                .zip(&self.inv_roots_shoup[k..2 * k]);
+            match t {
+                1 => {
+                    for (block, (&w, &ws)) in a.chunks_exact_mut(2).zip(roots) {
+                        if let Ok([x, y]) = <&mut [u64; 2]>::try_from(block) {
+                            bf(x, y, w, ws);
+                        }
                     }
-                    *x = s;
-                    *y = self.modulus.mul_shoup_lazy(u + two_p - v, w, ws);
+                }
+                2 => {
+                    for (block, (&w, &ws)) in a.chunks_exact_mut(4).zip(roots) {
+                        if let Ok([x0, x1, y0, y1]) = <&mut [u64; 4]>::try_from(block) {
+                            bf(x0, y0, w, ws);
+                            bf(x1, y1, w, ws);
+                        }
+                    }
+                }
+                _ => {
+                    // Two butterflies per iteration through fixed-size arrays: this keeps
+                    // LLVM from auto-vectorising the loop with SSE2, whose emulated 64-bit
+                    // comparisons are far slower than the scalar code.
+                    for (block, (&w, &ws)) in a.chunks_exact_mut(2 * t).zip(roots) {
+                        let (lo, hi) = block.split_at_mut(t);
+                        for (xs, ys) in lo.chunks_exact_mut(2).zip(hi.chunks_exact_mut(2)) {
+                            if let (Ok([x0, x1]), Ok([y0, y1])) = (
+                                <&mut [u64; 2]>::try_from(xs),
+                                <&mut [u64; 2]>::try_from(ys),
+                            ) {
+                                bf(x0, y0, w, ws);
+                                bf(x1, y1, w, ws);
+                            }
+                        }
+                    }
                 }
             }
             t <<= 1;
-            m >>= 1;
+            k >>= 1;
         }
-        // Last stage (m = 1) with the scaling by n^{-1} merged in.
+        // Last stage (k = 1) with the scaling by n^{-1} merged in.
         let (lo, hi) = a.split_at_mut(n / 2);
         for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
             let u = *x;
             let v = *y;
-            let s = self
-                .modulus
-                .mul_shoup_lazy(u + v, self.n_inv, self.n_inv_shoup);
-            let d = self
-                .modulus
-                .mul_shoup_lazy(u + two_p - v, self.n_inv_w, self.n_inv_w_shoup);
-            *x = if s >= p { s - p } else { s };
-            *y = if d >= p { d - p } else { d };
+            let s = m.mul_shoup_lazy(u + v, self.n_inv, self.n_inv_shoup);
+            let d = m.mul_shoup_lazy(u + two_p - v, self.n_inv_w, self.n_inv_w_shoup);
+            *x = s.min(s.wrapping_sub(p));
+            *y = d.min(d.wrapping_sub(p));
         }
     }
 }

@@ -74,7 +74,7 @@ impl<F: Form> RnsPoly<F> {
 
     /// Wraps raw limb-major data; `None` when the length is not a multiple of `degree`.
     pub fn from_raw(data: Vec<u64>, degree: usize) -> Option<Self> {
-        if degree == 0 || data.len() % degree != 0 {
+        if degree == 0 || !data.len().is_multiple_of(degree) {
             return None;
         }
         Some(RnsPoly {
@@ -232,6 +232,9 @@ impl RnsPoly<Ntt> {
     }
 }
 
+/// Largest source base a [`BaseConverter`] accepts.
+pub const MAX_BASE: usize = 32;
+
 /// Exact centred conversion of an RNS value from base `from` (product Q) to base `to`: each
 /// coefficient x ∈ [0, Q) is read as the integer in [−Q/2, Q/2) and reduced modulo each
 /// target prime. Uses x = Σ y_i·(Q/q_i) − v·Q with y_i = [x_i·(Q/q_i)^{-1}]_{q_i} and
@@ -244,16 +247,19 @@ pub struct BaseConverter {
     inv_punct: Vec<u64>,
     inv_punct_shoup: Vec<u64>,
     inv_from: Vec<f64>,
-    /// `[j][i]` = (Q/q_i) mod p_j.
-    punct_mod_to: Vec<Vec<u64>>,
-    /// `[j][v]` = v·Q mod p_j for v in 0..=from.len().
-    vq_mod_to: Vec<Vec<u64>>,
+    /// `[j·l + i]` = (Q/q_i) mod p_j.
+    punct_mod_to: Vec<u64>,
+    /// `[j·(l+1) + v]` = v·Q mod p_j for v in 0..=l.
+    vq_mod_to: Vec<u64>,
 }
 
 impl BaseConverter {
     /// Precomputes the constants; `None` if a prime of `from` is not invertible modulo
     /// another of `from` (i.e. the primes are not distinct).
     pub fn new(from: &[Modulus], to: &[Modulus]) -> Option<Self> {
+        if from.len() > MAX_BASE {
+            return None;
+        }
         let mut inv_punct = Vec::with_capacity(from.len());
         for (i, qi) in from.iter().enumerate() {
             let mut punct = 1u64;
@@ -282,11 +288,11 @@ impl BaseConverter {
                 }
                 row.push(punct);
             }
-            punct_mod_to.push(row);
+            punct_mod_to.extend(row);
             let q_mod = from
                 .iter()
                 .fold(1u64, |acc, qk| pj.mul(acc, pj.reduce(qk.value())));
-            vq_mod_to.push((0..=from.len() as u64).map(|v| pj.mul(v, q_mod)).collect());
+            vq_mod_to.extend((0..=from.len() as u64).map(|v| pj.mul(pj.reduce(v), q_mod)));
         }
         Some(BaseConverter {
             from: from.to_vec(),
@@ -310,45 +316,53 @@ impl BaseConverter {
     }
 
     /// Converts `input` (from.len() limbs of `degree` coefficients) into `output`
-    /// (to.len() limbs).
+    /// (to.len() limbs). Works coefficient by coefficient (all residues of one coefficient
+    /// stay in registers); blocks of coefficients run in parallel.
     pub fn convert(&self, input: &[u64], output: &mut [u64], degree: usize) {
         let n = degree;
         let l = self.from.len();
-        // y_i = x_i · (Q/q_i)^{-1} mod q_i
-        let mut y = vec![0u64; l * n];
-        y.par_chunks_mut(n)
-            .zip(input.par_chunks(n))
+        let tl = self.to.len();
+        let ins: Vec<&[u64]> = input.chunks_exact(n).take(l).collect();
+        let block = n.min(1024);
+        let blocks = n.div_ceil(block);
+        let mut per_block: Vec<Vec<&mut [u64]>> =
+            (0..blocks).map(|_| Vec::with_capacity(tl)).collect();
+        for limb in output.chunks_exact_mut(n).take(tl) {
+            for (b, chunk) in limb.chunks_mut(block).enumerate() {
+                per_block[b].push(chunk);
+            }
+        }
+        per_block
+            .into_par_iter()
             .enumerate()
-            .for_each(|(i, (yi, xi))| {
-                let m = &self.from[i];
-                let w = self.inv_punct[i];
-                let ws = self.inv_punct_shoup[i];
-                for (o, &x) in yi.iter_mut().zip(xi) {
-                    *o = m.mul_shoup(x, w, ws);
+            .for_each(|(b, mut outs)| {
+                let base = b * block;
+                let mut y = [0u64; MAX_BASE];
+                let len = outs.first().map_or(0, |o| o.len());
+                for kk in 0..len {
+                    let k = base + kk;
+                    let mut s = 0.0f64;
+                    for i in 0..l {
+                        let yi = self.from[i].mul_shoup(
+                            ins[i][k],
+                            self.inv_punct[i],
+                            self.inv_punct_shoup[i],
+                        );
+                        y[i] = yi;
+                        s += yi as f64 * self.inv_from[i];
+                    }
+                    let v = ((s + 0.5) as usize).min(l);
+                    for (j, out) in outs.iter_mut().enumerate() {
+                        let row = &self.punct_mod_to[j * l..(j + 1) * l];
+                        let mut acc = 0u128;
+                        for (&yi, &c) in y[..l].iter().zip(row) {
+                            acc += u128::from(yi) * u128::from(c);
+                        }
+                        let pj = &self.to[j];
+                        out[kk] = pj.sub(pj.reduce_u128(acc), self.vq_mod_to[j * (l + 1) + v]);
+                    }
                 }
             });
-        // v = round(Σ y_i / q_i)
-        let mut v = vec![0u8; n];
-        for (k, vk) in v.iter_mut().enumerate() {
-            let mut s = 0.0f64;
-            for i in 0..l {
-                s += y[i * n + k] as f64 * self.inv_from[i];
-            }
-            *vk = (s + 0.5) as u8;
-        }
-        output.par_chunks_mut(n).enumerate().for_each(|(j, out)| {
-            let pj = &self.to[j];
-            let row = &self.punct_mod_to[j];
-            let vq = &self.vq_mod_to[j];
-            for (k, o) in out.iter_mut().enumerate() {
-                let mut acc = 0u128;
-                for i in 0..l {
-                    acc += u128::from(y[i * n + k]) * u128::from(row[i]);
-                }
-                let r = pj.reduce_u128(acc);
-                *o = pj.sub(r, vq[usize::from(v[k]).min(l)]);
-            }
-        });
     }
 }
 
