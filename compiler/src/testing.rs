@@ -91,7 +91,7 @@ pub fn chain_model(shape: &[usize], specs: &[&str]) -> Model {
             "softmax" => model::Op::Softmax,
             other => model::Op::Reshape { shape: vec![other.len()] },
         };
-        layers.push(Layer { name: format!("l{i}"), op, inputs: None, params });
+        layers.push(Layer { name: format!("l{i}"), op, inputs: Vec::new(), params });
     }
     Model {
         name: "chain".into(),
@@ -116,7 +116,7 @@ pub fn residual() -> Graph {
     m.layers[3] = Layer {
         name: "l3".into(),
         op: model::Op::Add,
-        inputs: Some(vec!["l1".into(), "l2".into()]),
+        inputs: vec!["l1".into(), "l2".into()],
         params: BTreeMap::new(),
     };
     build(&model::from_parts(Path::new("residual.ron"), m, TensorSource::default())).expect("residual builds")

@@ -190,10 +190,12 @@ pub fn build(loaded: &LoadedModel) -> Result<Graph, ModelError> {
     // Producers of each layer: None = the model input.
     let mut producers: Vec<Vec<Option<usize>>> = Vec::with_capacity(m.layers.len());
     for (i, l) in m.layers.iter().enumerate() {
-        let names: Vec<String> = match &l.inputs {
-            Some(names) => names.clone(),
-            None if i == 0 => vec!["input".into()],
-            None => vec![m.layers[i - 1].name.clone()],
+        let names: Vec<String> = if !l.inputs.is_empty() {
+            l.inputs.clone()
+        } else if i == 0 {
+            vec!["input".into()]
+        } else {
+            vec![m.layers[i - 1].name.clone()]
         };
         let mut p = Vec::new();
         for name in &names {

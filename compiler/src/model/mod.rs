@@ -52,9 +52,9 @@ pub struct Layer {
     pub name: String,
     /// The operation.
     pub op: Op,
-    /// Layers (or `"input"`) read; default: the previous layer.
-    #[serde(default)]
-    pub inputs: Option<Vec<String>>,
+    /// Layers (or `"input"`) read; empty (the default): the previous layer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<String>,
     /// Inline tensors (flat, row-major), taking precedence over the weights file.
     #[serde(default)]
     pub params: BTreeMap<String, Vec<f64>>,
@@ -251,7 +251,8 @@ pub fn parse(text: &str, json: bool, path: &Path) -> Result<Model, ModelError> {
             at(e.line(), e.column(), message)
         })
     } else {
-        ron::de::from_str(text).map_err(|e| at(e.position.line, e.position.col, e.code.to_string()))
+        let options = ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
+        options.from_str(text).map_err(|e| at(e.position.line, e.position.col, e.code.to_string()))
     }
 }
 
