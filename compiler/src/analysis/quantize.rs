@@ -3,12 +3,16 @@
 //! After the passes the graph holds only `input`, `square` and `affine` nodes. Every value
 //! carries a scale `s` (integer ≈ real · s):
 //!
-//! - input: `s_in` from the declared range (1 when the range is integral and small, e.g.
-//!   pixel bytes; otherwise `(2^input_bits − 1) / max|raw|`); integer input `round(raw · s_in)`;
+//! - input: `s_in` from the declared range: 1 when the bounds are integers and already span at
+//!   least `input_bits − 1` bits (pixel bytes 0..255), otherwise `(2^input_bits − 1) / max|raw|`;
+//!   integer input `round(raw · s_in)`;
 //! - square: `s²` (exact: the square of an integer needs no rounding);
 //! - affine row `r`: the real weight per integer unit of column `j` is `u = w / s_j`; the row
 //!   scale is `s_r = (2^(B−1) − 1) / max_j |u_rj|` so the largest integer weight of the row
-//!   uses the `B = weight_bits` budget; integer weights `round(u · s_r)`, integer bias
+//!   uses the `B = weight_bits` budget. When the row reads several registers (a polynomial's
+//!   `x²` and `x`, a residual add), the maximum is taken per register and the row scale is set
+//!   by the register with the smallest one, so every term keeps at least B bits and all terms
+//!   share the row's scale; integer weights `round(u · s_r)`, integer bias
 //!   `round(b · s_r)` (exact, i128). The output node uses one scale for all rows (the
 //!   smallest row scale) so the class scores are comparable.
 //!
@@ -179,7 +183,7 @@ fn input_scale(lo: f64, hi: f64, input_bits: u32) -> f64 {
         return 1.0;
     }
     let integral = lo.fract() == 0.0 && hi.fract() == 0.0;
-    if integral && m <= f64::from(1u32 << input_bits.min(16)) {
+    if integral && m >= 2f64.powi(input_bits as i32 - 1) {
         1.0
     } else {
         (2f64.powi(input_bits as i32) - 1.0) / m
@@ -230,10 +234,22 @@ pub fn quantize(g: &Graph, opts: &QuantOptions) -> Result<QCircuit, QuantError> 
             Op::Affine { matrix, bias } => {
                 let col_scales: Vec<f64> = inputs.iter().flat_map(|&i| nodes[i].scales.iter().copied()).collect();
                 let depth = inputs.iter().map(|&i| nodes[i].depth).max().unwrap_or(0);
+                // Column → input block, so that every block of a row (e.g. x² and x of a
+                // polynomial) keeps at least `weight_bits` bits: the row scale comes from the
+                // block whose largest real weight per integer unit is smallest.
+                let mut block_of = Vec::with_capacity(col_scales.len());
+                for (b, &i) in inputs.iter().enumerate() {
+                    block_of.extend(std::iter::repeat_n(b, nodes[i].len));
+                }
                 let mut row_scale: Vec<Option<f64>> = (0..matrix.rows)
                     .map(|r| {
-                        let m = matrix.row(r).map(|(c, w)| (w / col_scales[c]).abs()).fold(0.0, f64::max);
-                        (m > 0.0).then(|| qmax / m)
+                        let mut per_block = vec![0.0f64; inputs.len()];
+                        for (c, w) in matrix.row(r) {
+                            let b = block_of.get(c).copied().unwrap_or(0);
+                            per_block[b] = per_block[b].max((w / col_scales[c]).abs());
+                        }
+                        let m = per_block.iter().copied().filter(|&m| m > 0.0).fold(f64::INFINITY, f64::min);
+                        m.is_finite().then(|| qmax / m)
                     })
                     .collect();
                 let known: Vec<f64> = row_scale.iter().flatten().copied().collect();
@@ -261,6 +277,9 @@ pub fn quantize(g: &Graph, opts: &QuantOptions) -> Result<QCircuit, QuantError> 
                 for r in 0..matrix.rows {
                     for (c, w) in matrix.row(r) {
                         let q = (w / col_scales[c] * scales[r]).round();
+                        if !q.is_finite() || q.abs() >= 2f64.powi(62) {
+                            return Err(QuantError::Overflow { node: node.name.clone(), what: "an integer weight", bits: 62, scale: scales[r] });
+                        }
                         if q != 0.0 {
                             col_idx.push(c as u32);
                             values.push(q as i64);
