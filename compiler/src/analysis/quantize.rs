@@ -61,6 +61,16 @@ pub enum QuantError {
         /// Its op.
         op: &'static str,
     },
+    /// Integers outgrow what a plan holds (i128 biases, i64 weights).
+    #[error("no parameter set holds this circuit: with depth {depth}, layer `{node}` needs integers of about {bits:.0} bits, but plan biases hold at most 126 bits (and at most 8 plaintext primes of at most 60 bits could hold the values); reduce the depth or --weight-bits")]
+    TooDeep {
+        /// Node name.
+        node: String,
+        /// Depth of the circuit.
+        depth: u32,
+        /// log2 of the integer that did not fit.
+        bits: f64,
+    },
     /// Scales or integers overflow.
     #[error("layer `{node}`: {what} does not fit in {bits} bits (scale {scale:e}); use fewer weight bits")]
     Overflow {
@@ -200,6 +210,12 @@ pub fn quantize(g: &Graph, opts: &QuantOptions) -> Result<QCircuit, QuantError> 
     }
     let qmax = f64::from((1u32 << (opts.weight_bits - 1)) - 1).max(1.0);
     let order = g.topo();
+    let mut depth_of: BTreeMap<NodeId, u32> = BTreeMap::new();
+    for &n in &order {
+        let d = g.inputs(n).iter().filter_map(|i| depth_of.get(i)).copied().max().unwrap_or(0);
+        depth_of.insert(n, d + u32::from(matches!(g.node(n).op, Op::Square)));
+    }
+    let total_depth = depth_of.values().copied().max().unwrap_or(0);
     let mut index: BTreeMap<NodeId, usize> = BTreeMap::new();
     let mut nodes: Vec<QNode> = Vec::with_capacity(order.len());
     let (lo, hi) = g.input_range;
@@ -226,8 +242,8 @@ pub fn quantize(g: &Graph, opts: &QuantOptions) -> Result<QCircuit, QuantError> 
             Op::Square => {
                 let i = inputs.first().copied().unwrap_or(0);
                 let scales: Vec<f64> = nodes[i].scales.iter().map(|s| s * s).collect();
-                if scales.iter().any(|s| !s.is_finite() || *s > 1e200) {
-                    return Err(QuantError::Overflow { node: node.name.clone(), what: "the scale", bits: 660, scale: scales[0] });
+                if let Some(&s) = scales.iter().find(|s| !s.is_finite() || **s > 1e200) {
+                    return Err(QuantError::TooDeep { node: node.name.clone(), depth: total_depth, bits: s.log2() });
                 }
                 (QOp::Square { input: i }, scales, nodes[i].depth + 1)
             }
@@ -287,8 +303,8 @@ pub fn quantize(g: &Graph, opts: &QuantOptions) -> Result<QCircuit, QuantError> 
                     }
                     row_ptr.push(values.len());
                     let b = (bias[r] * scales[r]).round();
-                    if !b.is_finite() || b.abs() >= 2f64.powi(120) {
-                        return Err(QuantError::Overflow { node: node.name.clone(), what: "a bias", bits: 120, scale: scales[r] });
+                    if !b.is_finite() || b.abs() >= 2f64.powi(126) {
+                        return Err(QuantError::TooDeep { node: node.name.clone(), depth: total_depth, bits: b.abs().log2() });
                     }
                     ibias.push(b as i128);
                 }

@@ -33,12 +33,13 @@ impl NodeRange {
     }
 }
 
-/// log2 of a bound, 0 for bounds below 1.
+/// log2 of a bound, 0 for bounds below 1; rounded up by 10^-9 so that `2^bits ≥ v` holds in
+/// floating point too.
 pub fn bits(v: f64) -> f64 {
     if v <= 1.0 {
         0.0
     } else {
-        v.log2()
+        v.log2() + 1e-9
     }
 }
 

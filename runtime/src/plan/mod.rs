@@ -212,6 +212,8 @@ pub enum Step {
         /// Integer weights, `rows = len(output)`, `cols = Σ len(inputs)`.
         matrix: IntMatrix,
         /// Integer bias per output (exact; reduced mod each plaintext prime when executed).
+        /// In JSON, values outside the i64 range are written as decimal strings.
+        #[serde(with = "wide_ints")]
         bias: Vec<i128>,
     },
     /// `output[i] = input[i]²`, without relinearisation (outputs are size 3).
@@ -235,6 +237,42 @@ pub enum Step {
         /// Number of q primes kept.
         level: usize,
     },
+}
+
+/// Serde for `Vec<i128>` that JSON can carry: numbers when they fit in i64, decimal strings
+/// otherwise (serde_json cannot read integers beyond 64 bits).
+mod wide_ints {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Wide {
+        Int(i64),
+        Text(String),
+    }
+
+    pub fn serialize<S: Serializer>(values: &[i128], s: S) -> Result<S::Ok, S::Error> {
+        let wide: Vec<Wide> = values
+            .iter()
+            .map(|&v| match i64::try_from(v) {
+                Ok(small) => Wide::Int(small),
+                Err(_) => Wide::Text(v.to_string()),
+            })
+            .collect();
+        wide.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<i128>, D::Error> {
+        let wide = Vec::<Wide>::deserialize(d)?;
+        wide.into_iter()
+            .map(|w| match w {
+                Wide::Int(v) => Ok(i128::from(v)),
+                Wide::Text(t) => t
+                    .parse::<i128>()
+                    .map_err(|_| serde::de::Error::custom(format!("bias `{t}` is not an integer"))),
+            })
+            .collect()
+    }
 }
 
 /// How the output register becomes class scores.
