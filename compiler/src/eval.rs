@@ -43,27 +43,48 @@ pub fn encode_input(plan: &Plan, raw: &[f64]) -> Vec<i128> {
 pub fn eval_plan(plan: &Plan, raw: &[f64]) -> Result<Vec<Vec<i128>>, PlanEvalError> {
     let expected: usize = plan.input.shape.iter().product();
     if raw.len() != expected {
-        return Err(PlanEvalError::InputLength { expected, found: raw.len() });
+        return Err(PlanEvalError::InputLength {
+            expected,
+            found: raw.len(),
+        });
     }
     let mut regs: Vec<Vec<i128>> = vec![Vec::new(); plan.registers.len()];
     regs[plan.input.register] = encode_input(plan, raw);
-    let overflow = |r: usize| PlanEvalError::Overflow { register: r, name: plan.registers[r].name.clone() };
+    let overflow = |r: usize| PlanEvalError::Overflow {
+        register: r,
+        name: plan.registers[r].name.clone(),
+    };
     for step in &plan.steps {
         match step {
-            Step::Linear { inputs, output, matrix, bias, .. } => {
-                let cat: Vec<i128> = inputs.iter().flat_map(|&i| regs[i].iter().copied()).collect();
+            Step::Linear {
+                inputs,
+                output,
+                matrix,
+                bias,
+                ..
+            } => {
+                let cat: Vec<i128> = inputs
+                    .iter()
+                    .flat_map(|&i| regs[i].iter().copied())
+                    .collect();
                 let mut out = Vec::with_capacity(matrix.rows);
                 for r in 0..matrix.rows {
                     let mut acc = bias[r];
                     for (c, w) in matrix.row(r) {
-                        acc = cat[c].checked_mul(i128::from(w)).and_then(|p| acc.checked_add(p)).ok_or_else(|| overflow(*output))?;
+                        acc = cat[c]
+                            .checked_mul(i128::from(w))
+                            .and_then(|p| acc.checked_add(p))
+                            .ok_or_else(|| overflow(*output))?;
                     }
                     out.push(acc);
                 }
                 regs[*output] = out;
             }
             Step::Square { input, output, .. } => {
-                regs[*output] = regs[*input].iter().map(|x| x.checked_mul(*x).ok_or_else(|| overflow(*output))).collect::<Result<_, _>>()?;
+                regs[*output] = regs[*input]
+                    .iter()
+                    .map(|x| x.checked_mul(*x).ok_or_else(|| overflow(*output)))
+                    .collect::<Result<_, _>>()?;
             }
             Step::Relinearize { .. } | Step::ModSwitch { .. } => {}
         }
@@ -74,7 +95,10 @@ pub fn eval_plan(plan: &Plan, raw: &[f64]) -> Result<Vec<Vec<i128>>, PlanEvalErr
 /// Class scores (integer output / output scale) of one raw input.
 pub fn plan_scores(plan: &Plan, raw: &[f64]) -> Result<Vec<f64>, PlanEvalError> {
     let regs = eval_plan(plan, raw)?;
-    Ok(regs[plan.output.register].iter().map(|&v| v as f64 / plan.output.scale).collect())
+    Ok(regs[plan.output.register]
+        .iter()
+        .map(|&v| v as f64 / plan.output.scale)
+        .collect())
 }
 
 /// Index of the largest score (first on ties).

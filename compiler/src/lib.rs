@@ -140,7 +140,10 @@ pub fn load_model(path: &Path) -> Result<Graph, CompileError> {
 /// Evaluates a model graph in floating point on one raw input (C, H, W order).
 pub fn float_eval(g: &Graph, raw: &[f32]) -> Result<Vec<f32>, ir::eval::EvalError> {
     let x: Vec<f64> = raw.iter().map(|&v| f64::from(v)).collect();
-    Ok(ir::eval::evaluate(g, &x)?.into_iter().map(|v| v as f32).collect())
+    Ok(ir::eval::evaluate(g, &x)?
+        .into_iter()
+        .map(|v| v as f32)
+        .collect())
 }
 
 /// Compiles a model file.
@@ -162,12 +165,19 @@ fn calibration_samples(path: &Path, g: &Graph) -> Result<Vec<Vec<f64>>, CompileE
         )));
     }
     if images.is_empty() {
-        return Err(CompileError::Calibration(format!("{}: no images", path.display())));
+        return Err(CompileError::Calibration(format!(
+            "{}: no images",
+            path.display()
+        )));
     }
     let (lo, hi) = g.input_range;
     Ok(images
         .iter()
-        .map(|img| img.iter().map(|&b| lo + f64::from(b) / 255.0 * (hi - lo)).collect())
+        .map(|img| {
+            img.iter()
+                .map(|&b| lo + f64::from(b) / 255.0 * (hi - lo))
+                .collect()
+        })
         .collect())
 }
 
@@ -175,15 +185,36 @@ fn calibration_samples(path: &Path, g: &Graph) -> Result<Vec<Vec<f64>>, CompileE
 pub fn compile_graph(source: Graph, opts: &CompileOptions) -> Result<Compiled, CompileError> {
     let mut g = source.clone();
     let outcome = PassManager::standard().dump(opts.dump_ir).run(&mut g)?;
-    let circuit = analysis::quantize(&g, &QuantOptions { weight_bits: opts.weight_bits, input_bits: opts.input_bits })?;
+    let circuit = analysis::quantize(
+        &g,
+        &QuantOptions {
+            weight_bits: opts.weight_bits,
+            input_bits: opts.input_bits,
+        },
+    )?;
     let mut ranges = analysis::analyze(&circuit);
     let mut calibration = None;
     if let Some(path) = &opts.calibrate {
         let samples = calibration_samples(path, &source)?;
-        analysis::calibrate(&circuit, &mut ranges, &samples, opts.calibration_margin_bits);
-        calibration = Some(Calibration { samples: samples.len(), margin_bits: opts.calibration_margin_bits });
+        analysis::calibrate(
+            &circuit,
+            &mut ranges,
+            &samples,
+            opts.calibration_margin_bits,
+        );
+        calibration = Some(Calibration {
+            samples: samples.len(),
+            margin_bits: opts.calibration_margin_bits,
+        });
     }
-    let chosen = params::select(&circuit, &ranges, &ParamOptions { security: opts.security, margin_bits: opts.margin_bits })?;
+    let chosen = params::select(
+        &circuit,
+        &ranges,
+        &ParamOptions {
+            security: opts.security,
+            margin_bits: opts.margin_bits,
+        },
+    )?;
     let info = emit::EmitInfo {
         model: &source.model_name,
         shape: &source.node(source.input).shape,
@@ -204,7 +235,10 @@ pub fn compile_graph(source: Graph, opts: &CompileOptions) -> Result<Compiled, C
             }
             let _ = std::fmt::Write::write_fmt(
                 &mut f,
-                format_args!(", depth {}, level {}, budget {:.1} bits", reg.depth, reg.level, reg.noise_budget_bits),
+                format_args!(
+                    ", depth {}, level {}, budget {:.1} bits",
+                    reg.depth, reg.level, reg.noise_budget_bits
+                ),
             );
             facts.insert(node.id, f);
         }
@@ -214,7 +248,13 @@ pub fn compile_graph(source: Graph, opts: &CompileOptions) -> Result<Compiled, C
     report.passes = outcome
         .applied
         .iter()
-        .map(|(name, changed)| if *changed { (*name).to_owned() } else { format!("{name} (no change)") })
+        .map(|(name, changed)| {
+            if *changed {
+                (*name).to_owned()
+            } else {
+                format!("{name} (no change)")
+            }
+        })
         .collect();
     report.warnings = outcome.warnings.clone();
     Ok(Compiled {

@@ -94,8 +94,18 @@ fn bits(x: u64) -> u32 {
 impl Report {
     /// Builds the report of a plan (register facts and step counts).
     pub fn from_plan(plan: &Plan) -> Report {
-        let q_log: f64 = plan.params.q_primes.iter().map(|&q| (q as f64).log2()).sum();
-        let p_log: f64 = plan.params.special_primes.iter().map(|&q| (q as f64).log2()).sum();
+        let q_log: f64 = plan
+            .params
+            .q_primes
+            .iter()
+            .map(|&q| (q as f64).log2())
+            .sum();
+        let p_log: f64 = plan
+            .params
+            .special_primes
+            .iter()
+            .map(|&q| (q as f64).log2())
+            .sum();
         let params = ReportParams {
             n: plan.params.degree,
             q_primes: plan.params.q_primes.clone(),
@@ -132,12 +142,23 @@ impl Report {
         }
         for step in &plan.steps {
             match step {
-                Step::Linear { inputs, output, matrix, bias, .. } => {
-                    let cols: usize = inputs.iter().filter_map(|&i| plan.registers.get(i)).map(|r| r.len).sum();
+                Step::Linear {
+                    inputs,
+                    output,
+                    matrix,
+                    bias,
+                    ..
+                } => {
+                    let cols: usize = inputs
+                        .iter()
+                        .filter_map(|&i| plan.registers.get(i))
+                        .map(|r| r.len)
+                        .sum();
                     let mut r = row(*output, format!("linear {cols}→{}", matrix.rows));
                     r.scalar_mults = matrix.nnz();
                     let nonempty = matrix.row_ptr.windows(2).filter(|w| w[1] > w[0]).count();
-                    r.additions = matrix.nnz() - nonempty + bias.iter().filter(|&&b| b != 0).count();
+                    r.additions =
+                        matrix.nnz() - nonempty + bias.iter().filter(|&&b| b != 0).count();
                     rows[*output] = Some(r);
                     order.push(*output);
                 }
@@ -159,7 +180,10 @@ impl Report {
                 }
             }
         }
-        let layers = order.into_iter().filter_map(|r| rows.get_mut(r).and_then(Option::take)).collect();
+        let layers = order
+            .into_iter()
+            .filter_map(|r| rows.get_mut(r).and_then(Option::take))
+            .collect();
         Report {
             model: plan.model.clone(),
             params,
@@ -178,7 +202,11 @@ impl Report {
     pub fn params_text(&self) -> String {
         let p = &self.params;
         let mut out = String::new();
-        let security = if p.security_bits == 0 { "NONE (--insecure)".to_owned() } else { format!("{}-bit", p.security_bits) };
+        let security = if p.security_bits == 0 {
+            "NONE (--insecure)".to_owned()
+        } else {
+            format!("{}-bit", p.security_bits)
+        };
         let _ = writeln!(out, "  n                  {}", p.n);
         let _ = writeln!(
             out,
@@ -189,10 +217,20 @@ impl Report {
             p.log2_qp - p.log2_q,
             p.log2_qp
         );
-        let _ = writeln!(out, "  t                  {} prime(s) {:?} ({:?} bits)", p.t.len(), p.t, p.t_bits);
+        let _ = writeln!(
+            out,
+            "  t                  {} prime(s) {:?} ({:?} bits)",
+            p.t.len(),
+            p.t,
+            p.t_bits
+        );
         let _ = writeln!(out, "  security           {security}");
         let _ = writeln!(out, "  depth              {}", self.depth);
-        let _ = writeln!(out, "  noise budget       {:.1} bits left at the output (predicted)", self.noise_budget_bits);
+        let _ = writeln!(
+            out,
+            "  noise budget       {:.1} bits left at the output (predicted)",
+            self.noise_budget_bits
+        );
         let _ = writeln!(
             out,
             "  bytes per image    {:.0} up, {:.0} down",
@@ -212,11 +250,28 @@ impl Report {
     pub fn to_text(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "model {}", self.model);
-        let w = self.layers.iter().map(|l| l.name.len()).max().unwrap_or(4).max(5);
+        let w = self
+            .layers
+            .iter()
+            .map(|l| l.name.len())
+            .max()
+            .unwrap_or(4)
+            .max(5);
         let _ = writeln!(
             out,
             "{:<w$}  {:<16} {:>7} {:>5} {:>7} {:>7} {:>5} {:>9} {:>9} {:>7} {:>6} {:>6}",
-            "layer", "op", "cts out", "depth", "|x| ≤2^", "budget", "level", "scal.mul", "adds", "squares", "relins", "modsw"
+            "layer",
+            "op",
+            "cts out",
+            "depth",
+            "|x| ≤2^",
+            "budget",
+            "level",
+            "scal.mul",
+            "adds",
+            "squares",
+            "relins",
+            "modsw"
         );
         for l in &self.layers {
             let bits = match l.calibrated_value_bits {

@@ -32,7 +32,16 @@ pub fn chain_model(shape: &[usize], specs: &[&str]) -> Model {
             let k = num(parts, 1, 2);
             let s = num(parts, 2, 1);
             let p = num(parts, 3, 0);
-            ((k, k), (s, s), Padding { top: p, left: p, bottom: p, right: p })
+            (
+                (k, k),
+                (s, s),
+                Padding {
+                    top: p,
+                    left: p,
+                    bottom: p,
+                    right: p,
+                },
+            )
         };
         let out_hw = |cur: &[usize], k: usize, s: usize, p: usize| {
             let h = (cur[1] + 2 * p).saturating_sub(k) / s + 1;
@@ -43,29 +52,56 @@ pub fn chain_model(shape: &[usize], specs: &[&str]) -> Model {
             "dense" => {
                 let out = num(&parts, 1, 2);
                 let fan_in: usize = cur.iter().product();
-                params.insert("weight".into(), uniform(&mut rng, out * fan_in, 1.0 / (fan_in as f64).sqrt()));
+                params.insert(
+                    "weight".into(),
+                    uniform(&mut rng, out * fan_in, 1.0 / (fan_in as f64).sqrt()),
+                );
                 params.insert("bias".into(), uniform(&mut rng, out, 0.5));
                 cur = vec![out];
-                model::Op::Dense { out_features: out, bias: true }
+                model::Op::Dense {
+                    out_features: out,
+                    bias: true,
+                }
             }
             "conv" => {
                 let o = num(&parts, 1, 2);
                 let ((k, _), (s, _), padding) = window(&parts[1..]);
                 let fan_in = cur[0] * k * k;
-                params.insert("weight".into(), uniform(&mut rng, o * fan_in, 1.0 / (fan_in as f64).sqrt()));
+                params.insert(
+                    "weight".into(),
+                    uniform(&mut rng, o * fan_in, 1.0 / (fan_in as f64).sqrt()),
+                );
                 params.insert("bias".into(), uniform(&mut rng, o, 0.5));
                 let (h, w) = out_hw(&cur, k, s, padding.top);
                 cur = vec![o, h, w];
-                model::Op::Conv2d { out_channels: o, kernel: (k, k), stride: (s, s), padding, bias: true }
+                model::Op::Conv2d {
+                    out_channels: o,
+                    kernel: (k, k),
+                    stride: (s, s),
+                    padding,
+                    bias: true,
+                }
             }
             "sumpool" | "avgpool" | "maxpool" => {
                 let (kernel, stride, padding) = window(&parts);
                 let (h, w) = out_hw(&cur, kernel.0, stride.0, padding.top);
                 cur = vec![cur[0], h, w];
                 match parts[0] {
-                    "sumpool" => model::Op::SumPool2d { kernel, stride, padding },
-                    "avgpool" => model::Op::AvgPool2d { kernel, stride, padding },
-                    _ => model::Op::MaxPool2d { kernel, stride, padding },
+                    "sumpool" => model::Op::SumPool2d {
+                        kernel,
+                        stride,
+                        padding,
+                    },
+                    "avgpool" => model::Op::AvgPool2d {
+                        kernel,
+                        stride,
+                        padding,
+                    },
+                    _ => model::Op::MaxPool2d {
+                        kernel,
+                        stride,
+                        padding,
+                    },
                 }
             }
             "bn" => {
@@ -73,7 +109,10 @@ pub fn chain_model(shape: &[usize], specs: &[&str]) -> Model {
                 params.insert("weight".into(), uniform(&mut rng, c, 2.0));
                 params.insert("bias".into(), uniform(&mut rng, c, 1.0));
                 params.insert("running_mean".into(), uniform(&mut rng, c, 1.0));
-                params.insert("running_var".into(), (0..c).map(|_| rng.gen_range(0.5..2.0)).collect());
+                params.insert(
+                    "running_var".into(),
+                    (0..c).map(|_| rng.gen_range(0.5..2.0)).collect(),
+                );
                 model::Op::BatchNorm { eps: 1e-5 }
             }
             "square" => model::Op::Activation(Activation::Square),
@@ -81,7 +120,10 @@ pub fn chain_model(shape: &[usize], specs: &[&str]) -> Model {
             "tanh" => model::Op::Activation(Activation::Tanh),
             "sigmoid" => model::Op::Activation(Activation::Sigmoid),
             "poly" => model::Op::Activation(Activation::Polynomial(
-                parts[1..].iter().map(|s| s.parse().unwrap_or(0.0)).collect(),
+                parts[1..]
+                    .iter()
+                    .map(|s| s.parse().unwrap_or(0.0))
+                    .collect(),
             )),
             "flatten" => {
                 cur = vec![cur.iter().product()];
@@ -89,13 +131,24 @@ pub fn chain_model(shape: &[usize], specs: &[&str]) -> Model {
             }
             "dropout" => model::Op::Dropout { p: 0.5 },
             "softmax" => model::Op::Softmax,
-            other => model::Op::Reshape { shape: vec![other.len()] },
+            other => model::Op::Reshape {
+                shape: vec![other.len()],
+            },
         };
-        layers.push(Layer { name: format!("l{i}"), op, inputs: Vec::new(), params });
+        layers.push(Layer {
+            name: format!("l{i}"),
+            op,
+            inputs: Vec::new(),
+            params,
+        });
     }
     Model {
         name: "chain".into(),
-        input: Input { shape: shape.to_vec(), min: -1.0, max: 1.0 },
+        input: Input {
+            shape: shape.to_vec(),
+            min: -1.0,
+            max: 1.0,
+        },
         weights: None,
         classes: Vec::new(),
         layers,
@@ -103,28 +156,50 @@ pub fn chain_model(shape: &[usize], specs: &[&str]) -> Model {
 }
 
 /// [`chain_model`] built into the IR.
-#[expect(clippy::expect_used, reason = "test helper: a broken fixture must stop the test")]
+#[expect(
+    clippy::expect_used,
+    reason = "test helper: a broken fixture must stop the test"
+)]
 pub fn chain(shape: &[usize], specs: &[&str]) -> Graph {
     let m = chain_model(shape, specs);
-    build(&model::from_parts(Path::new("chain.ron"), m, TensorSource::default())).expect("test chain builds")
+    build(&model::from_parts(
+        Path::new("chain.ron"),
+        m,
+        TensorSource::default(),
+    ))
+    .expect("test chain builds")
 }
 
 /// input[4] → dense → square → dense → add(square, dense) → dense[2].
-#[expect(clippy::expect_used, reason = "test helper: a broken fixture must stop the test")]
+#[expect(
+    clippy::expect_used,
+    reason = "test helper: a broken fixture must stop the test"
+)]
 pub fn residual() -> Graph {
-    let mut m = chain_model(&[4], &["dense:4", "square", "dense:4", "dense:4", "dense:2"]);
+    let mut m = chain_model(
+        &[4],
+        &["dense:4", "square", "dense:4", "dense:4", "dense:2"],
+    );
     m.layers[3] = Layer {
         name: "l3".into(),
         op: model::Op::Add,
         inputs: vec!["l1".into(), "l2".into()],
         params: BTreeMap::new(),
     };
-    build(&model::from_parts(Path::new("residual.ron"), m, TensorSource::default())).expect("residual builds")
+    build(&model::from_parts(
+        Path::new("residual.ron"),
+        m,
+        TensorSource::default(),
+    ))
+    .expect("residual builds")
 }
 
 /// Runs `pass` on a copy of `g`, verifies the result and, when `exact`, checks that the float
 /// function is unchanged on seeded random inputs from the declared range and its corners.
-#[expect(clippy::expect_used, reason = "test helper: a failing pass must stop the test")]
+#[expect(
+    clippy::expect_used,
+    reason = "test helper: a failing pass must stop the test"
+)]
 pub fn check_pass(pass: &dyn Pass, g: &Graph, exact: bool) -> Graph {
     let mut after = g.clone();
     let mut ctx = PassContext::default();
@@ -145,7 +220,11 @@ pub fn check_pass(pass: &dyn Pass, g: &Graph, exact: bool) -> Graph {
             let b = evaluate(&after, &x).expect("evaluates after");
             assert_eq!(a.len(), b.len());
             for (p, q) in a.iter().zip(&b) {
-                assert!((p - q).abs() <= 1e-9 * (1.0 + p.abs()), "pass {} changed {p} into {q}", pass.name());
+                assert!(
+                    (p - q).abs() <= 1e-9 * (1.0 + p.abs()),
+                    "pass {} changed {p} into {q}",
+                    pass.name()
+                );
             }
         }
     }
@@ -163,7 +242,13 @@ pub fn cryptonets_random(seed: u64) -> (Model, TensorSource) {
     let mut tensors = BTreeMap::new();
     let mut put = |name: &str, shape: Vec<usize>, fan_in: usize, rng: &mut ChaCha8Rng| {
         let len = shape.iter().product();
-        tensors.insert(name.to_owned(), Tensor { shape, data: uniform(rng, len, 1.0 / (fan_in as f64).sqrt()) });
+        tensors.insert(
+            name.to_owned(),
+            Tensor {
+                shape,
+                data: uniform(rng, len, 1.0 / (fan_in as f64).sqrt()),
+            },
+        );
     };
     put("conv1.weight", vec![5, 1, 5, 5], 25 * 255, &mut rng);
     put("conv1.bias", vec![5], 25, &mut rng);

@@ -1,6 +1,13 @@
 //! Golden IR text after every pass (and with analysis facts) for small models. A mismatch
 //! prints a diff; rerun with `VEIL_BLESS=1` to accept the new text.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers stop the test on failure"
+)]
+
 use std::path::Path;
 use veil_compiler::testing::{chain, residual};
 use veil_compiler::{compile_graph, CompileOptions};
@@ -26,7 +33,11 @@ fn diff(expected: &str, actual: &str) -> String {
 }
 
 fn check(name: &str, g: veil_compiler::ir::Graph) {
-    let opts = CompileOptions { dump_ir: true, security: None, ..CompileOptions::default() };
+    let opts = CompileOptions {
+        dump_ir: true,
+        security: None,
+        ..CompileOptions::default()
+    };
     let compiled = compile_graph(g, &opts).unwrap();
     let mut text = String::new();
     for (stage, ir) in &compiled.ir_dumps {
@@ -35,7 +46,9 @@ fn check(name: &str, g: veil_compiler::ir::Graph) {
     for w in &compiled.warnings {
         text.push_str(&format!("warning: {w}\n"));
     }
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots").join(format!("{name}.ir"));
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(format!("{name}.ir"));
     if std::env::var_os("VEIL_BLESS").is_some() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, &text).unwrap();
@@ -54,7 +67,20 @@ fn check(name: &str, g: veil_compiler::ir::Graph) {
 fn small_cryptonets() {
     check(
         "small_cryptonets",
-        chain(&[1, 8, 8], &["conv:3:3:2:1", "square", "sumpool:3:1:1", "conv:4:3:1", "flatten", "dense:5", "square", "dense:3", "softmax"]),
+        chain(
+            &[1, 8, 8],
+            &[
+                "conv:3:3:2:1",
+                "square",
+                "sumpool:3:1:1",
+                "conv:4:3:1",
+                "flatten",
+                "dense:5",
+                "square",
+                "dense:3",
+                "softmax",
+            ],
+        ),
     );
 }
 
@@ -62,13 +88,33 @@ fn small_cryptonets() {
 fn every_kind_of_lowering() {
     check(
         "lowering",
-        chain(&[2, 6, 6], &["conv:3:3:1", "bn", "relu", "maxpool:2:2", "dropout", "flatten", "dense:4", "poly:0.1:0.5:0.25", "dense:3", "sigmoid"]),
+        chain(
+            &[2, 6, 6],
+            &[
+                "conv:3:3:1",
+                "bn",
+                "relu",
+                "maxpool:2:2",
+                "dropout",
+                "flatten",
+                "dense:4",
+                "poly:0.1:0.5:0.25",
+                "dense:3",
+                "sigmoid",
+            ],
+        ),
     );
 }
 
 #[test]
 fn average_pooling_and_tanh() {
-    check("avgpool_tanh", chain(&[1, 6, 6], &["conv:2:3:1", "tanh", "avgpool:2:2", "flatten", "dense:3"]));
+    check(
+        "avgpool_tanh",
+        chain(
+            &[1, 6, 6],
+            &["conv:2:3:1", "tanh", "avgpool:2:2", "flatten", "dense:3"],
+        ),
+    );
 }
 
 #[test]

@@ -1,5 +1,12 @@
 //! One test per kind of model error, pinning the message (file, layer, field, what).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers stop the test on failure"
+)]
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use veil_compiler::model::{Tensor, TensorSource};
@@ -35,19 +42,27 @@ const FLAT: &str = r#"Layer(name: "flat", op: Flatten),"#;
 fn dense(name: &str, out: usize, inputs: usize) -> String {
     let w = vec!["0.5"; out * inputs].join(", ");
     let b = vec!["0.1"; out].join(", ");
-    format!(r#"Layer(name: "{name}", op: Dense(out_features: {out}), params: {{"weight": [{w}], "bias": [{b}]}}),"#)
+    format!(
+        r#"Layer(name: "{name}", op: Dense(out_features: {out}), params: {{"weight": [{w}], "bias": [{b}]}}),"#
+    )
 }
 
 #[test]
 fn ron_syntax_error_has_line_and_column() {
     let text = "Model(\n    name: \"m\"\n    input: Input(shape: [3], min: 0.0, max: 1.0),\n    layers: [],\n)";
-    assert_eq!(error("m.ron", text), "DIR/m.ron: line 3, column 5: Expected comma");
+    assert_eq!(
+        error("m.ron", text),
+        "DIR/m.ron: line 3, column 5: Expected comma"
+    );
 }
 
 #[test]
 fn json_syntax_error_has_line_and_column() {
     let text = "{\n  \"name\": \"m\",\n  \"input\": {\"shape\": [3], \"min\": 0.0 \"max\": 1.0},\n  \"layers\": []\n}";
-    assert_eq!(error("m.json", text), "DIR/m.json: line 3, column 38: expected `,` or `}`");
+    assert_eq!(
+        error("m.json", text),
+        "DIR/m.json: line 3, column 38: expected `,` or `}`"
+    );
 }
 
 #[test]
@@ -55,7 +70,11 @@ fn unknown_op_names_the_alternatives() {
     let text = model(r#"Layer(name: "c", op: Conv3d(out_channels: 2)),"#);
     let msg = error("m.ron", &text);
     assert!(msg.starts_with("DIR/m.ron: line 1, column "), "{msg}");
-    assert!(msg.contains("Unexpected variant named `Conv3d`") || msg.contains("unknown variant `Conv3d`"), "{msg}");
+    assert!(
+        msg.contains("Unexpected variant named `Conv3d`")
+            || msg.contains("unknown variant `Conv3d`"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -67,7 +86,9 @@ fn unknown_field_is_rejected() {
 
 #[test]
 fn shape_mismatch_prints_both_shapes() {
-    let text = model(&format!(r#"{FLAT} Layer(name: "c", op: Conv2d(out_channels: 2, kernel: (3, 3))),"#));
+    let text = model(&format!(
+        r#"{FLAT} Layer(name: "c", op: Conv2d(out_channels: 2, kernel: (3, 3))),"#
+    ));
     assert_eq!(
         error("m.ron", &text),
         "DIR/m.ron: layer `c`: shape mismatch: Conv2d needs a [C, H, W] input, but its input has shape [16]"
@@ -90,7 +111,9 @@ fn shape_mismatch_prints_both_shapes() {
 
 #[test]
 fn missing_tensor() {
-    let text = model(&format!(r#"{FLAT} Layer(name: "fc", op: Dense(out_features: 2)),"#));
+    let text = model(&format!(
+        r#"{FLAT} Layer(name: "fc", op: Dense(out_features: 2)),"#
+    ));
     assert_eq!(
         error("m.ron", &text),
         "DIR/m.ron: layer `fc`, field `weight`: tensor `fc.weight` not found inline (`params`) or in the weights file (the model names no weights file)"
@@ -110,14 +133,35 @@ fn mis_sized_tensor() {
 fn mis_shaped_tensor_in_the_weights_file() {
     let dir = scratch();
     let mut tensors = TensorSource::default();
-    tensors.tensors.insert("fc.weight".into(), Tensor { shape: vec![16, 2], data: vec![0.5; 32] });
-    tensors.tensors.insert("fc.bias".into(), Tensor { shape: vec![2], data: vec![0.0; 2] });
-    std::fs::write(dir.join("w.safetensors"), tensors.to_safetensors_f32().unwrap()).unwrap();
-    let text = model(&format!(r#"{FLAT} Layer(name: "fc", op: Dense(out_features: 2)),"#))
-        .replace("layers:", "weights: Some(\"w.safetensors\"), layers:");
+    tensors.tensors.insert(
+        "fc.weight".into(),
+        Tensor {
+            shape: vec![16, 2],
+            data: vec![0.5; 32],
+        },
+    );
+    tensors.tensors.insert(
+        "fc.bias".into(),
+        Tensor {
+            shape: vec![2],
+            data: vec![0.0; 2],
+        },
+    );
+    std::fs::write(
+        dir.join("w.safetensors"),
+        tensors.to_safetensors_f32().unwrap(),
+    )
+    .unwrap();
+    let text = model(&format!(
+        r#"{FLAT} Layer(name: "fc", op: Dense(out_features: 2)),"#
+    ))
+    .replace("layers:", "weights: Some(\"w.safetensors\"), layers:");
     let path = dir.join("m.ron");
     std::fs::write(&path, text).unwrap();
-    let msg = load_model(&path).unwrap_err().to_string().replace(&dir.display().to_string(), "DIR");
+    let msg = load_model(&path)
+        .unwrap_err()
+        .to_string()
+        .replace(&dir.display().to_string(), "DIR");
     assert_eq!(
         msg,
         "DIR/m.ron: layer `fc`, field `weight`: tensor `fc.weight` has shape [16, 2] (32 values), expected [2, 16] (32 values)"
@@ -130,17 +174,41 @@ fn nan_weight() {
     let mut tensors = TensorSource::default();
     let mut w = vec![0.5; 32];
     w[7] = f64::NAN;
-    tensors.tensors.insert("fc.weight".into(), Tensor { shape: vec![2, 16], data: w });
-    tensors.tensors.insert("fc.bias".into(), Tensor { shape: vec![2], data: vec![0.0; 2] });
-    std::fs::write(dir.join("w.safetensors"), tensors.to_safetensors_f32().unwrap()).unwrap();
-    let text = model(&format!(r#"{FLAT} Layer(name: "fc", op: Dense(out_features: 2)),"#))
-        .replace("layers:", "weights: Some(\"w.safetensors\"), layers:");
+    tensors.tensors.insert(
+        "fc.weight".into(),
+        Tensor {
+            shape: vec![2, 16],
+            data: w,
+        },
+    );
+    tensors.tensors.insert(
+        "fc.bias".into(),
+        Tensor {
+            shape: vec![2],
+            data: vec![0.0; 2],
+        },
+    );
+    std::fs::write(
+        dir.join("w.safetensors"),
+        tensors.to_safetensors_f32().unwrap(),
+    )
+    .unwrap();
+    let text = model(&format!(
+        r#"{FLAT} Layer(name: "fc", op: Dense(out_features: 2)),"#
+    ))
+    .replace("layers:", "weights: Some(\"w.safetensors\"), layers:");
     let path = dir.join("m.ron");
     std::fs::write(&path, text).unwrap();
-    let msg = load_model(&path).unwrap_err().to_string().replace(&dir.display().to_string(), "DIR");
+    let msg = load_model(&path)
+        .unwrap_err()
+        .to_string()
+        .replace(&dir.display().to_string(), "DIR");
     assert_eq!(msg, "DIR/m.ron: layer `fc`, field `weight`: tensor `fc.weight` holds NaN at index 7; weights must be finite");
     // Inline infinity (RON spells it `inf`).
-    let text = model(&format!("{FLAT} {}", dense("fc", 2, 16).replacen("0.5", "-inf", 1)));
+    let text = model(&format!(
+        "{FLAT} {}",
+        dense("fc", 2, 16).replacen("0.5", "-inf", 1)
+    ));
     assert_eq!(
         error("m.ron", &text),
         "DIR/m.ron: layer `fc`, field `weight`: tensor `fc.weight` holds -inf at index 0; weights must be finite"
@@ -149,15 +217,31 @@ fn nan_weight() {
 
 #[test]
 fn missing_weights_file_and_bad_safetensors() {
-    let text = model(&format!("{FLAT} {}", dense("fc", 2, 16))).replace("layers:", "weights: Some(\"nope.safetensors\"), layers:");
+    let text = model(&format!("{FLAT} {}", dense("fc", 2, 16)))
+        .replace("layers:", "weights: Some(\"nope.safetensors\"), layers:");
     let msg = error("m.ron", &text);
-    assert!(msg.starts_with("DIR/m.ron, field `weights`: cannot read DIR/nope.safetensors"), "{msg}");
+    assert!(
+        msg.starts_with("DIR/m.ron, field `weights`: cannot read DIR/nope.safetensors"),
+        "{msg}"
+    );
     let dir = scratch();
-    std::fs::write(dir.join("w.safetensors"), b"\x05\x00\x00\x00\x00\x00\x00\x00{bad}").unwrap();
+    std::fs::write(
+        dir.join("w.safetensors"),
+        b"\x05\x00\x00\x00\x00\x00\x00\x00{bad}",
+    )
+    .unwrap();
     let path = dir.join("m.ron");
-    std::fs::write(&path, model(&format!("{FLAT} {}", dense("fc", 2, 16))).replace("layers:", "weights: Some(\"w.safetensors\"), layers:")).unwrap();
+    std::fs::write(
+        &path,
+        model(&format!("{FLAT} {}", dense("fc", 2, 16)))
+            .replace("layers:", "weights: Some(\"w.safetensors\"), layers:"),
+    )
+    .unwrap();
     let msg = load_model(&path).unwrap_err().to_string();
-    assert!(msg.contains("field `weights`: bad safetensors file"), "{msg}");
+    assert!(
+        msg.contains("field `weights`: bad safetensors file"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -166,7 +250,10 @@ fn cycle() {
         r#"{FLAT} {} {} {}"#,
         dense("a", 16, 16).replace("Layer(name: \"a\"", "Layer(name: \"a\", inputs: [\"b\"]"),
         dense("b", 16, 16).replace("Layer(name: \"b\"", "Layer(name: \"b\", inputs: [\"a\"]"),
-        dense("out", 2, 16).replace("Layer(name: \"out\"", "Layer(name: \"out\", inputs: [\"b\"]"),
+        dense("out", 2, 16).replace(
+            "Layer(name: \"out\"",
+            "Layer(name: \"out\", inputs: [\"b\"]"
+        ),
     ));
     assert_eq!(
         error("m.ron", &text),
@@ -179,7 +266,10 @@ fn unreachable_layer() {
     let text = model(&format!(
         "{FLAT} {} {}",
         dense("side", 3, 16),
-        dense("out", 2, 16).replace("Layer(name: \"out\"", "Layer(name: \"out\", inputs: [\"flat\"]")
+        dense("out", 2, 16).replace(
+            "Layer(name: \"out\"",
+            "Layer(name: \"out\", inputs: [\"flat\"]"
+        )
     ));
     assert_eq!(
         error("m.ron", &text),
@@ -189,7 +279,13 @@ fn unreachable_layer() {
 
 #[test]
 fn unknown_input_name() {
-    let text = model(&format!("{FLAT} {}", dense("fc", 2, 16).replace("Layer(name: \"fc\"", "Layer(name: \"fc\", inputs: [\"flatt\"]")));
+    let text = model(&format!(
+        "{FLAT} {}",
+        dense("fc", 2, 16).replace(
+            "Layer(name: \"fc\"",
+            "Layer(name: \"fc\", inputs: [\"flatt\"]"
+        )
+    ));
     assert_eq!(
         error("m.ron", &text),
         "DIR/m.ron: layer `fc`, field `inputs`: unknown input `flatt`; known: `input` and the layers `flat`, `fc`"
@@ -198,7 +294,9 @@ fn unknown_input_name() {
 
 #[test]
 fn absurd_sizes() {
-    let text = model(&format!(r#"{FLAT} Layer(name: "fc", op: Dense(out_features: 4000000000)),"#));
+    let text = model(&format!(
+        r#"{FLAT} Layer(name: "fc", op: Dense(out_features: 4000000000)),"#
+    ));
     assert_eq!(
         error("m.ron", &text),
         "DIR/m.ron: layer `fc`, field `out_features`: out_features = 4000000000 is outside the supported range 1..=1048576"
@@ -222,33 +320,56 @@ fn absurd_sizes() {
 
 #[test]
 fn other_model_errors() {
-    assert_eq!(error("m.ron", &model("")), "DIR/m.ron, field `layers`: the model has no layers");
+    assert_eq!(
+        error("m.ron", &model("")),
+        "DIR/m.ron, field `layers`: the model has no layers"
+    );
     let text = model(&format!("{FLAT} {FLAT}"));
-    assert_eq!(error("m.ron", &text), "DIR/m.ron: layer `flat`, field `name`: the name is used by more than one layer");
-    let text = model(&format!(r#"{FLAT} Layer(name: "s", op: Softmax), {}"#, dense("fc", 2, 16)));
-    assert_eq!(error("m.ron", &text), "DIR/m.ron: layer `s`, field `op`: Softmax is only supported as the final layer");
+    assert_eq!(
+        error("m.ron", &text),
+        "DIR/m.ron: layer `flat`, field `name`: the name is used by more than one layer"
+    );
+    let text = model(&format!(
+        r#"{FLAT} Layer(name: "s", op: Softmax), {}"#,
+        dense("fc", 2, 16)
+    ));
+    assert_eq!(
+        error("m.ron", &text),
+        "DIR/m.ron: layer `s`, field `op`: Softmax is only supported as the final layer"
+    );
     let text = model(r#"Layer(name: "p", op: Activation(Polynomial([0.0, 1.0, 0.5, 0.25]))),"#);
     assert_eq!(
         error("m.ron", &text),
         "DIR/m.ron: layer `p`, field `op`: polynomial of degree 3: only degree ≤ 2 is supported (the circuit squares, it does not multiply two ciphertexts)"
     );
     let text = model(&format!(r#"{FLAT} Layer(name: "a", op: Add),"#));
-    assert_eq!(error("m.ron", &text), "DIR/m.ron: layer `a`, field `inputs`: Add takes 2 input(s), got 1");
+    assert_eq!(
+        error("m.ron", &text),
+        "DIR/m.ron: layer `a`, field `inputs`: Add takes 2 input(s), got 1"
+    );
     let text = "Model(name: \"m\", input: Input(shape: [2], min: 1.0, max: 0.0), layers: [Layer(name: \"f\", op: Flatten)])";
-    assert_eq!(error("m.ron", text), "DIR/m.ron, field `input.min`: input.min = 1 is not allowed: must not exceed input.max");
+    assert_eq!(
+        error("m.ron", text),
+        "DIR/m.ron, field `input.min`: input.min = 1 is not allowed: must not exceed input.max"
+    );
 }
 
 #[test]
 fn missing_model_file() {
     let dir = scratch();
-    let err = compile_path(&dir.join("none.ron"), &CompileOptions::default()).unwrap_err().to_string();
+    let err = compile_path(&dir.join("none.ron"), &CompileOptions::default())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("none.ron: cannot read"), "{err}");
 }
 
 #[test]
 fn no_panic_on_mangled_model_files() {
     // Every truncation and many byte edits of a valid model: an error or a model, never a panic.
-    let text = veil_compiler::testing::CRYPTONETS_RON.replace("weights: Some(\"cryptonets-mnist-random.safetensors\"),", "");
+    let text = veil_compiler::testing::CRYPTONETS_RON.replace(
+        "weights: Some(\"cryptonets-mnist-random.safetensors\"),",
+        "",
+    );
     let bytes = text.as_bytes();
     let dir = scratch();
     let path = dir.join("m.ron");

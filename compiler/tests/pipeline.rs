@@ -2,13 +2,22 @@
 //! parameters are secure with a positive budget (or fail clearly), plans round-trip,
 //! calibration tightens bounds, quantisation stays close to float.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers stop the test on failure"
+)]
+
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
 use veil_compiler::eval::{argmax, eval_plan, plan_scores, PlanEvalError};
 use veil_compiler::ir::eval::evaluate;
 use veil_compiler::ir::Graph;
-use veil_compiler::passes::{DropNoops, ExpandPolynomials, FoldBatchNorm, FuseLinear, LowerPooling, Pass};
+use veil_compiler::passes::{
+    DropNoops, ExpandPolynomials, FoldBatchNorm, FuseLinear, LowerPooling, Pass,
+};
 use veil_compiler::testing::{chain, check_pass, cryptonets_random, residual};
 use veil_compiler::{compile_graph, CompileError, CompileOptions};
 use veil_runtime::plan::Plan;
@@ -16,7 +25,12 @@ use veil_runtime::security::SecurityLevel;
 
 fn cryptonets() -> Graph {
     let (model, tensors) = cryptonets_random(2016);
-    veil_compiler::ir::build::build(&veil_compiler::model::from_parts(Path::new("cryptonets.ron"), model, tensors)).unwrap()
+    veil_compiler::ir::build::build(&veil_compiler::model::from_parts(
+        Path::new("cryptonets.ron"),
+        model,
+        tensors,
+    ))
+    .unwrap()
 }
 
 /// Inputs that stress the bounds: all-min, all-max, random corners, uniform random.
@@ -27,7 +41,9 @@ fn probe_inputs(g: &Graph, count: usize, seed: u64) -> Vec<Vec<f64>> {
     let mut out = vec![vec![lo; len], vec![hi; len]];
     for k in 0..count {
         out.push(if k % 2 == 0 {
-            (0..len).map(|_| if rng.gen_bool(0.5) { lo } else { hi }).collect()
+            (0..len)
+                .map(|_| if rng.gen_bool(0.5) { lo } else { hi })
+                .collect()
         } else {
             (0..len).map(|_| rng.gen_range(lo..=hi)).collect()
         });
@@ -42,12 +58,21 @@ fn check_bounds(plan: &Plan, inputs: &[Vec<f64>]) {
                 for (r, values) in regs.iter().enumerate() {
                     let bound = plan.registers[r].value_bits.exp2();
                     for &v in values {
-                        assert!((v as f64).abs() <= bound, "register {r} ({}) value {v} above 2^{}", plan.registers[r].name, plan.registers[r].value_bits);
+                        assert!(
+                            (v as f64).abs() <= bound,
+                            "register {r} ({}) value {v} above 2^{}",
+                            plan.registers[r].name,
+                            plan.registers[r].value_bits
+                        );
                     }
                 }
             }
             Err(PlanEvalError::Overflow { register, .. }) => {
-                assert!(plan.registers[register].value_bits >= 127.0, "i128 overflow in register {register} whose bound is 2^{}", plan.registers[register].value_bits);
+                assert!(
+                    plan.registers[register].value_bits >= 127.0,
+                    "i128 overflow in register {register} whose bound is 2^{}",
+                    plan.registers[register].value_bits
+                );
             }
             Err(e) => panic!("{e}"),
         }
@@ -56,8 +81,40 @@ fn check_bounds(plan: &Plan, inputs: &[Vec<f64>]) {
 
 fn models() -> Vec<(&'static str, Graph)> {
     vec![
-        ("small_cryptonets", chain(&[1, 8, 8], &["conv:3:3:2:1", "square", "sumpool:3:1:1", "conv:4:3:1", "flatten", "dense:5", "square", "dense:3"])),
-        ("lowering", chain(&[2, 6, 6], &["conv:3:3:1", "bn", "relu", "maxpool:2:2", "dropout", "flatten", "dense:4", "poly:0.1:0.5:0.25", "dense:3", "sigmoid"])),
+        (
+            "small_cryptonets",
+            chain(
+                &[1, 8, 8],
+                &[
+                    "conv:3:3:2:1",
+                    "square",
+                    "sumpool:3:1:1",
+                    "conv:4:3:1",
+                    "flatten",
+                    "dense:5",
+                    "square",
+                    "dense:3",
+                ],
+            ),
+        ),
+        (
+            "lowering",
+            chain(
+                &[2, 6, 6],
+                &[
+                    "conv:3:3:1",
+                    "bn",
+                    "relu",
+                    "maxpool:2:2",
+                    "dropout",
+                    "flatten",
+                    "dense:4",
+                    "poly:0.1:0.5:0.25",
+                    "dense:3",
+                    "sigmoid",
+                ],
+            ),
+        ),
         ("residual", residual()),
         ("input_square", chain(&[6], &["square", "dense:3"])),
     ]
@@ -65,9 +122,31 @@ fn models() -> Vec<(&'static str, Graph)> {
 
 #[test]
 fn exact_passes_keep_the_function_on_random_chains() {
-    let exact: Vec<Box<dyn Pass>> = vec![Box::new(FoldBatchNorm), Box::new(LowerPooling), Box::new(ExpandPolynomials), Box::new(FuseLinear), Box::new(DropNoops)];
-    let linear = ["dense:4", "bn", "dropout", "square", "poly:0.3:-0.5:0.125", "poly:0.5:2"];
-    let spatial = ["conv:2:3:1:1", "conv:3:2:2", "sumpool:2:1", "avgpool:2:2", "bn", "square", "dropout", "poly:0:1:0.5"];
+    let exact: Vec<Box<dyn Pass>> = vec![
+        Box::new(FoldBatchNorm),
+        Box::new(LowerPooling),
+        Box::new(ExpandPolynomials),
+        Box::new(FuseLinear),
+        Box::new(DropNoops),
+    ];
+    let linear = [
+        "dense:4",
+        "bn",
+        "dropout",
+        "square",
+        "poly:0.3:-0.5:0.125",
+        "poly:0.5:2",
+    ];
+    let spatial = [
+        "conv:2:3:1:1",
+        "conv:3:2:2",
+        "sumpool:2:1",
+        "avgpool:2:2",
+        "bn",
+        "square",
+        "dropout",
+        "poly:0:1:0.5",
+    ];
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     for trial in 0..40 {
         let mut specs: Vec<&str> = Vec::new();
@@ -96,7 +175,13 @@ fn exact_passes_keep_the_function_on_random_chains() {
         for pass in &exact {
             g = check_pass(pass.as_ref(), &g, true);
         }
-        assert!(g.to_text().lines().all(|l| !l.contains("conv2d") && !l.contains("dense")), "trial {trial}: {}", g.to_text());
+        assert!(
+            g.to_text()
+                .lines()
+                .all(|l| !l.contains("conv2d") && !l.contains("dense")),
+            "trial {trial}: {}",
+            g.to_text()
+        );
     }
 }
 
@@ -122,7 +207,19 @@ fn cryptonets_bounds_hold_on_random_and_corner_inputs() {
 #[test]
 fn quantised_plan_agrees_with_the_float_model() {
     // Models without approximations: the integer plan's argmax matches float on nearly all inputs.
-    let g = chain(&[1, 8, 8], &["conv:3:3:2:1", "square", "sumpool:3:1:1", "conv:4:3:1", "flatten", "dense:8", "square", "dense:4"]);
+    let g = chain(
+        &[1, 8, 8],
+        &[
+            "conv:3:3:2:1",
+            "square",
+            "sumpool:3:1:1",
+            "conv:4:3:1",
+            "flatten",
+            "dense:8",
+            "square",
+            "dense:4",
+        ],
+    );
     let inputs = probe_inputs(&g, 200, 13);
     let compiled = compile_graph(g.clone(), &CompileOptions::default()).unwrap();
     let mut agree = 0;
@@ -139,26 +236,59 @@ fn quantised_plan_agrees_with_the_float_model() {
             assert!((f - i).abs() <= 0.1 * scale + 1e-9, "float {f} vs plan {i}");
         }
     }
-    assert!(agree * 100 >= inputs.len() * 97, "only {agree}/{} argmax agree", inputs.len());
+    assert!(
+        agree * 100 >= inputs.len() * 97,
+        "only {agree}/{} argmax agree",
+        inputs.len()
+    );
 }
 
 #[test]
 fn parameters_are_secure_with_a_positive_budget_at_every_level() {
     let g = cryptonets();
-    for level in [SecurityLevel::Bits128, SecurityLevel::Bits192, SecurityLevel::Bits256] {
-        let compiled = compile_graph(g.clone(), &CompileOptions { security: Some(level), ..CompileOptions::default() }).unwrap();
+    for level in [
+        SecurityLevel::Bits128,
+        SecurityLevel::Bits192,
+        SecurityLevel::Bits256,
+    ] {
+        let compiled = compile_graph(
+            g.clone(),
+            &CompileOptions {
+                security: Some(level),
+                ..CompileOptions::default()
+            },
+        )
+        .unwrap();
         let p = &compiled.plan.params;
         assert_eq!(p.security_bits, level.bits());
-        let bits: u32 = p.q_primes.iter().chain(&p.special_primes).map(|&q| 64 - q.leading_zeros()).sum();
-        assert!(bits <= level.max_log2_modulus(p.degree).unwrap(), "{level}: {bits} bits at n = {}", p.degree);
+        let bits: u32 = p
+            .q_primes
+            .iter()
+            .chain(&p.special_primes)
+            .map(|&q| 64 - q.leading_zeros())
+            .sum();
+        assert!(
+            bits <= level.max_log2_modulus(p.degree).unwrap(),
+            "{level}: {bits} bits at n = {}",
+            p.degree
+        );
         assert!(compiled.plan.predicted_noise_budget_bits >= 10.0);
-        assert!(compiled.plan.registers.iter().all(|r| r.noise_budget_bits > 0.0));
+        assert!(compiled
+            .plan
+            .registers
+            .iter()
+            .all(|r| r.noise_budget_bits > 0.0));
         for &t in &p.plain_primes {
             assert_eq!(t % (2 * p.degree as u64), 1);
         }
         // The plaintext modulus covers every register.
         let log_t: f64 = p.plain_primes.iter().map(|&t| (t as f64).log2()).sum();
-        let worst = compiled.plan.registers.iter().map(|r| r.value_bits).fold(0.0, f64::max);
+        let worst = compiled
+            .plan
+            .registers
+            .iter()
+            .map(|r| r.value_bits)
+            .fold(0.0, f64::max);
         assert!(log_t > worst + 1.0);
     }
 }
@@ -173,23 +303,44 @@ fn depth_twelve_at_128_bits_fails_clearly() {
     let err = compile_graph(g, &CompileOptions::default()).unwrap_err();
     let msg = err.to_string();
     println!("{msg}");
-    assert!(matches!(err, CompileError::Params(_) | CompileError::Quant(_)), "{msg}");
-    assert!(msg.starts_with("no parameter set holds this circuit: with depth 12, "), "{msg}");
-    assert!(msg.contains("at most 8 plaintext primes of at most 60 bits"), "{msg}");
+    assert!(
+        matches!(err, CompileError::Params(_) | CompileError::Quant(_)),
+        "{msg}"
+    );
+    assert!(
+        msg.starts_with("no parameter set holds this circuit: with depth 12, "),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("at most 8 plaintext primes of at most 60 bits"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn noise_limited_circuits_fail_with_needed_and_allowed_bits() {
     // The values fit the plaintext modulus, but no 256-bit modulus leaves a 300-bit margin.
     let g = chain(&[4], &["dense:2", "square", "dense:2", "square", "dense:2"]);
-    let opts = CompileOptions { security: Some(SecurityLevel::Bits256), margin_bits: 300.0, ..CompileOptions::default() };
+    let opts = CompileOptions {
+        security: Some(SecurityLevel::Bits256),
+        margin_bits: 300.0,
+        ..CompileOptions::default()
+    };
     match compile_graph(g, &opts) {
         Err(CompileError::Params(e)) => {
             let msg = e.to_string();
-            assert!(msg.starts_with("no parameter set holds this circuit at 256-bit security: depth 2"), "{msg}");
+            assert!(
+                msg.starts_with("no parameter set holds this circuit at 256-bit security: depth 2"),
+                "{msg}"
+            );
             assert!(msg.contains("but 256-bit security allows at most"), "{msg}");
         }
-        Ok(c) => panic!("{}\nexpected a failure, got n = {} with {} q primes", c.report.to_text(), c.plan.params.degree, c.plan.params.q_primes.len()),
+        Ok(c) => panic!(
+            "{}\nexpected a failure, got n = {} with {} q primes",
+            c.report.to_text(),
+            c.plan.params.degree,
+            c.plan.params.q_primes.len()
+        ),
         Err(e) => panic!("{e}"),
     }
 }
@@ -197,7 +348,14 @@ fn noise_limited_circuits_fail_with_needed_and_allowed_bits() {
 #[test]
 fn insecure_parameters_are_marked() {
     let g = chain(&[4], &["dense:3", "square", "dense:2"]);
-    let compiled = compile_graph(g, &CompileOptions { security: None, ..CompileOptions::default() }).unwrap();
+    let compiled = compile_graph(
+        g,
+        &CompileOptions {
+            security: None,
+            ..CompileOptions::default()
+        },
+    )
+    .unwrap();
     assert_eq!(compiled.plan.params.security_bits, 0);
 }
 
@@ -215,7 +373,10 @@ fn plans_round_trip_through_both_encodings() {
     assert_eq!(from_json.steps, plan.steps);
     assert_eq!(from_json.registers.len(), plan.registers.len());
     for (a, b) in from_json.registers.iter().zip(&plan.registers) {
-        assert!((a.noise_budget_bits - b.noise_budget_bits).abs() < 1e-9 && (a.value_bits - b.value_bits).abs() < 1e-9);
+        assert!(
+            (a.noise_budget_bits - b.noise_budget_bits).abs() < 1e-9
+                && (a.value_bits - b.value_bits).abs() < 1e-9
+        );
     }
     assert!((from_json.output.scale / plan.output.scale - 1.0).abs() < 1e-12);
     let bytes = plan.to_bytes().unwrap();
@@ -224,7 +385,17 @@ fn plans_round_trip_through_both_encodings() {
 
 #[test]
 fn calibration_tightens_bounds_and_is_reported() {
-    let g = chain(&[1, 8, 8], &["conv:3:3:2:1", "square", "flatten", "dense:5", "square", "dense:3"]);
+    let g = chain(
+        &[1, 8, 8],
+        &[
+            "conv:3:3:2:1",
+            "square",
+            "flatten",
+            "dense:5",
+            "square",
+            "dense:3",
+        ],
+    );
     let dir = std::env::temp_dir().join(format!("veil-calib-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(1);
@@ -233,22 +404,52 @@ fn calibration_tightens_bounds_and_is_reported() {
     let path = dir.join("cal.idx");
     std::fs::write(&path, &idx).unwrap();
     let plain = compile_graph(g.clone(), &CompileOptions::default()).unwrap();
-    let calibrated = compile_graph(g, &CompileOptions { calibrate: Some(path.clone()), ..CompileOptions::default() }).unwrap();
+    let calibrated = compile_graph(
+        g,
+        &CompileOptions {
+            calibrate: Some(path.clone()),
+            ..CompileOptions::default()
+        },
+    )
+    .unwrap();
     let cal = calibrated.plan.calibration.clone().unwrap();
     assert_eq!(cal.samples, 50);
     for r in &calibrated.plan.registers {
         assert!(r.calibrated_value_bits.unwrap() <= r.value_bits + 1e-9);
     }
     let out = calibrated.plan.output.register;
-    println!("{}\n{}", plain.report.to_text(), calibrated.report.to_text());
-    assert!(calibrated.plan.registers[out].calibrated_value_bits.unwrap() < plain.plan.registers[out].value_bits - 4.0);
-    assert!(calibrated.report.params_text().contains("CALIBRATED on 50 inputs"));
+    println!(
+        "{}\n{}",
+        plain.report.to_text(),
+        calibrated.report.to_text()
+    );
+    assert!(
+        calibrated.plan.registers[out]
+            .calibrated_value_bits
+            .unwrap()
+            < plain.plan.registers[out].value_bits - 4.0
+    );
+    assert!(calibrated
+        .report
+        .params_text()
+        .contains("CALIBRATED on 50 inputs"));
     // Wrong image size.
     let mut bad = idx.clone();
     bad[11] = 7;
     std::fs::write(&path, &bad).unwrap();
-    let err = compile_graph(chain(&[1, 8, 8], &["flatten", "dense:2"]), &CompileOptions { calibrate: Some(path), ..CompileOptions::default() }).unwrap_err();
-    assert!(err.to_string().contains("images are 7x8 = 56 values but the model input has 64"), "{err}");
+    let err = compile_graph(
+        chain(&[1, 8, 8], &["flatten", "dense:2"]),
+        &CompileOptions {
+            calibrate: Some(path),
+            ..CompileOptions::default()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("images are 7x8 = 56 values but the model input has 64"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -260,12 +461,17 @@ fn relinearisation_is_deferred_through_shrinking_maps() {
         .steps
         .iter()
         .filter_map(|s| match s {
-            veil_runtime::plan::Step::Relinearize { register } => Some(plan.registers[*register].len),
+            veil_runtime::plan::Step::Relinearize { register } => {
+                Some(plan.registers[*register].len)
+            }
             _ => None,
         })
         .collect();
     // act1's 845 squares feed an 845→100 map: relinearise its 100 outputs; same for fc2's 10.
     assert_eq!(relins, vec![100, 10]);
     let out = &plan.registers[plan.output.register];
-    assert!(out.level < plan.params.q_primes.len(), "the output is switched down for a small download");
+    assert!(
+        out.level < plan.params.q_primes.len(),
+        "the output is switched down for a small download"
+    );
 }

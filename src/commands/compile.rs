@@ -31,7 +31,11 @@ impl CompilerFlags {
     /// The compiler options these flags describe.
     pub fn options(&self) -> CompileOptions {
         CompileOptions {
-            security: if self.insecure { None } else { SecurityLevel::from_bits(self.security).or(Some(SecurityLevel::Bits128)) },
+            security: if self.insecure {
+                None
+            } else {
+                SecurityLevel::from_bits(self.security).or(Some(SecurityLevel::Bits128))
+            },
             weight_bits: self.weight_bits,
             margin_bits: self.margin,
             calibrate: self.calibrate.clone(),
@@ -43,7 +47,9 @@ impl CompilerFlags {
 fn parse_security(s: &str) -> Result<u32, String> {
     match s.parse::<u32>() {
         Ok(bits @ (128 | 192 | 256)) => Ok(bits),
-        _ => Err(format!("`{s}` is not a security level: use 128, 192 or 256 (or --insecure for tests)")),
+        _ => Err(format!(
+            "`{s}` is not a security level: use 128, 192 or 256 (or --insecure for tests)"
+        )),
     }
 }
 
@@ -88,7 +94,10 @@ pub fn summary(compiled: &Compiled, written: Option<&Path>) -> String {
 /// Runs `veil compile`.
 pub fn run(args: CompileArgs) -> Result<(), CliError> {
     let compiled = veil_compiler::compile_path(&args.model, &args.flags.options())?;
-    let output = args.output.clone().unwrap_or_else(|| args.model.with_extension("plan"));
+    let output = args
+        .output
+        .clone()
+        .unwrap_or_else(|| args.model.with_extension("plan"));
     compiled.plan.write_file(&output)?;
     print!("{}", summary(&compiled, Some(&output)));
     Ok(())

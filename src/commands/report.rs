@@ -26,11 +26,16 @@ pub struct ReportArgs {
 
 /// Whether `path` holds a model (rather than a plan).
 fn is_model(path: &Path) -> Result<bool, CliError> {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     Ok(match ext.as_str() {
         "ron" => true,
         "json" => {
-            let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
             !text.contains("\"format_version\"")
         }
         _ => false,
@@ -40,28 +45,46 @@ fn is_model(path: &Path) -> Result<bool, CliError> {
 /// Runs `veil report`.
 pub fn run(args: ReportArgs) -> Result<(), CliError> {
     let (report, dumps) = if is_model(&args.input)? {
-        let opts = CompileOptions { dump_ir: args.ir, ..args.flags.options() };
+        let opts = CompileOptions {
+            dump_ir: args.ir,
+            ..args.flags.options()
+        };
         let compiled = veil_compiler::compile_path(&args.input, &opts)?;
         (compiled.report, compiled.ir_dumps)
     } else {
         if args.ir {
-            return Err(format!("{}: --ir needs a model file; a plan holds no IR", args.input.display()).into());
+            return Err(format!(
+                "{}: --ir needs a model file; a plan holds no IR",
+                args.input.display()
+            )
+            .into());
         }
-        (Report::from_plan(&Plan::read_file(&args.input)?), Vec::new())
+        (
+            Report::from_plan(&Plan::read_file(&args.input)?),
+            Vec::new(),
+        )
     };
     if args.json {
         let mut value = serde_json::to_value(&report)?;
         if args.ir {
             if let Some(obj) = value.as_object_mut() {
-                let ir: serde_json::Map<String, serde_json::Value> =
-                    dumps.iter().map(|(stage, text)| (stage.clone(), serde_json::Value::String(text.clone()))).collect();
+                let ir: serde_json::Map<String, serde_json::Value> = dumps
+                    .iter()
+                    .map(|(stage, text)| (stage.clone(), serde_json::Value::String(text.clone())))
+                    .collect();
                 obj.insert("ir".into(), serde_json::Value::Object(ir));
             }
         }
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         for (stage, text) in &dumps {
-            let title = if stage == "input" { "IR as loaded".to_owned() } else if stage == "analysis" { "IR with analysis facts".to_owned() } else { format!("IR after {stage}") };
+            let title = if stage == "input" {
+                "IR as loaded".to_owned()
+            } else if stage == "analysis" {
+                "IR with analysis facts".to_owned()
+            } else {
+                format!("IR after {stage}")
+            };
             println!("== {title} ==\n{text}");
         }
         if !report.passes.is_empty() {

@@ -29,12 +29,20 @@ pub enum IdxError {
 
 /// Images of an IDX file as rows of raw byte values (0..=255), at most `limit` of them.
 pub fn read_images(path: &Path, limit: usize) -> Result<(Vec<Vec<u8>>, [usize; 2]), IdxError> {
-    let io = |source| IdxError::Io { path: path.to_path_buf(), source };
-    let fmt = |problem: String| IdxError::Format { path: path.to_path_buf(), problem };
+    let io = |source| IdxError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let fmt = |problem: String| IdxError::Format {
+        path: path.to_path_buf(),
+        problem,
+    };
     let raw = std::fs::read(path).map_err(io)?;
     let bytes = if path.extension().is_some_and(|e| e == "gz") {
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(raw.as_slice()).read_to_end(&mut out).map_err(io)?;
+        flate2::read::GzDecoder::new(raw.as_slice())
+            .read_to_end(&mut out)
+            .map_err(io)?;
         out
     } else {
         raw
@@ -45,19 +53,32 @@ pub fn read_images(path: &Path, limit: usize) -> Result<(Vec<Vec<u8>>, [usize; 2
     };
     match word(0) {
         Some(0x0803) => {}
-        Some(m) => return Err(fmt(format!("magic {m:#010x} is not 0x00000803 (unsigned-byte images with 3 dimensions)"))),
+        Some(m) => {
+            return Err(fmt(format!(
+                "magic {m:#010x} is not 0x00000803 (unsigned-byte images with 3 dimensions)"
+            )))
+        }
         None => return Err(fmt("too short for an IDX header".into())),
     }
     let (Some(count), Some(rows), Some(cols)) = (word(1), word(2), word(3)) else {
         return Err(fmt("too short for an IDX header".into()));
     };
-    let size = rows.checked_mul(cols).filter(|&s| s > 0 && s <= 1 << 24).ok_or_else(|| fmt(format!("image size {rows}x{cols} is not supported")))?;
+    let size = rows
+        .checked_mul(cols)
+        .filter(|&s| s > 0 && s <= 1 << 24)
+        .ok_or_else(|| fmt(format!("image size {rows}x{cols} is not supported")))?;
     let body = &bytes[16..];
     let available = body.len() / size;
     if available < count {
-        return Err(fmt(format!("header says {count} images of {rows}x{cols} but the file holds {available}")));
+        return Err(fmt(format!(
+            "header says {count} images of {rows}x{cols} but the file holds {available}"
+        )));
     }
-    let images = body.chunks_exact(size).take(count.min(limit)).map(<[u8]>::to_vec).collect();
+    let images = body
+        .chunks_exact(size)
+        .take(count.min(limit))
+        .map(<[u8]>::to_vec)
+        .collect();
     Ok((images, [rows, cols]))
 }
 
@@ -77,9 +98,15 @@ mod tests {
         assert_eq!(images, vec![vec![1, 2, 3, 4], vec![5, 6, 7, 8]]);
         assert_eq!(dims, [2, 2]);
         std::fs::write(&p, &bytes[..20]).unwrap();
-        assert!(read_images(&p, 10).unwrap_err().to_string().contains("holds 1"));
+        assert!(read_images(&p, 10)
+            .unwrap_err()
+            .to_string()
+            .contains("holds 1"));
         std::fs::write(&p, [0, 0, 8, 1]).unwrap();
-        assert!(read_images(&p, 10).unwrap_err().to_string().contains("magic"));
+        assert!(read_images(&p, 10)
+            .unwrap_err()
+            .to_string()
+            .contains("magic"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -34,7 +34,10 @@ pub struct QuantOptions {
 
 impl Default for QuantOptions {
     fn default() -> Self {
-        QuantOptions { weight_bits: 8, input_bits: 8 }
+        QuantOptions {
+            weight_bits: 8,
+            input_bits: 8,
+        }
     }
 }
 
@@ -168,10 +171,20 @@ impl QCircuit {
             let v = match &node.op {
                 QOp::Input => self.encode_input(raw).iter().map(|&x| x as f64).collect(),
                 QOp::Square { input } => values[*input].iter().map(|x| x * x).collect(),
-                QOp::Linear { inputs, matrix, bias } => {
-                    let cat: Vec<f64> = inputs.iter().flat_map(|&i| values[i].iter().copied()).collect();
+                QOp::Linear {
+                    inputs,
+                    matrix,
+                    bias,
+                } => {
+                    let cat: Vec<f64> = inputs
+                        .iter()
+                        .flat_map(|&i| values[i].iter().copied())
+                        .collect();
                     (0..matrix.rows)
-                        .map(|r| bias[r] as f64 + matrix.row(r).map(|(c, w)| w as f64 * cat[c]).sum::<f64>())
+                        .map(|r| {
+                            bias[r] as f64
+                                + matrix.row(r).map(|(c, w)| w as f64 * cat[c]).sum::<f64>()
+                        })
                         .collect()
                 }
             };
@@ -183,7 +196,10 @@ impl QCircuit {
     /// The dequantised output scores (integer / output scale) for one raw input.
     pub fn scores(&self, raw: &[f64]) -> Vec<f64> {
         let values = self.eval_f64(raw);
-        values[self.output].iter().map(|v| v / self.output_scale).collect()
+        values[self.output]
+            .iter()
+            .map(|v| v / self.output_scale)
+            .collect()
     }
 }
 
@@ -203,16 +219,32 @@ fn input_scale(lo: f64, hi: f64, input_bits: u32) -> f64 {
 /// Quantises a lowered graph (only input, square and affine nodes).
 pub fn quantize(g: &Graph, opts: &QuantOptions) -> Result<QCircuit, QuantError> {
     if !(2..=32).contains(&opts.weight_bits) {
-        return Err(QuantError::Option { what: "weight bits", value: opts.weight_bits, min: 2, max: 32 });
+        return Err(QuantError::Option {
+            what: "weight bits",
+            value: opts.weight_bits,
+            min: 2,
+            max: 32,
+        });
     }
     if !(2..=24).contains(&opts.input_bits) {
-        return Err(QuantError::Option { what: "input bits", value: opts.input_bits, min: 2, max: 24 });
+        return Err(QuantError::Option {
+            what: "input bits",
+            value: opts.input_bits,
+            min: 2,
+            max: 24,
+        });
     }
     let qmax = f64::from((1u32 << (opts.weight_bits - 1)) - 1).max(1.0);
     let order = g.topo();
     let mut depth_of: BTreeMap<NodeId, u32> = BTreeMap::new();
     for &n in &order {
-        let d = g.inputs(n).iter().filter_map(|i| depth_of.get(i)).copied().max().unwrap_or(0);
+        let d = g
+            .inputs(n)
+            .iter()
+            .filter_map(|i| depth_of.get(i))
+            .copied()
+            .max()
+            .unwrap_or(0);
         depth_of.insert(n, d + u32::from(matches!(g.node(n).op, Op::Square)));
     }
     let total_depth = depth_of.values().copied().max().unwrap_or(0);
@@ -237,18 +269,29 @@ pub fn quantize(g: &Graph, opts: &QuantOptions) -> Result<QCircuit, QuantError> 
             continue;
         }
         let node = g.node(n);
-        let inputs: Vec<usize> = g.inputs(n).iter().filter_map(|i| index.get(i).copied()).collect();
+        let inputs: Vec<usize> = g
+            .inputs(n)
+            .iter()
+            .filter_map(|i| index.get(i).copied())
+            .collect();
         let (op, scales, depth) = match &node.op {
             Op::Square => {
                 let i = inputs.first().copied().unwrap_or(0);
                 let scales: Vec<f64> = nodes[i].scales.iter().map(|s| s * s).collect();
                 if let Some(&s) = scales.iter().find(|s| !s.is_finite() || **s > 1e200) {
-                    return Err(QuantError::TooDeep { node: node.name.clone(), depth: total_depth, bits: s.log2() });
+                    return Err(QuantError::TooDeep {
+                        node: node.name.clone(),
+                        depth: total_depth,
+                        bits: s.log2(),
+                    });
                 }
                 (QOp::Square { input: i }, scales, nodes[i].depth + 1)
             }
             Op::Affine { matrix, bias } => {
-                let col_scales: Vec<f64> = inputs.iter().flat_map(|&i| nodes[i].scales.iter().copied()).collect();
+                let col_scales: Vec<f64> = inputs
+                    .iter()
+                    .flat_map(|&i| nodes[i].scales.iter().copied())
+                    .collect();
                 let depth = inputs.iter().map(|&i| nodes[i].depth).max().unwrap_or(0);
                 // Column → input block, so that every block of a row (e.g. x² and x of a
                 // polynomial) keeps at least `weight_bits` bits: the row scale comes from the
@@ -264,7 +307,11 @@ pub fn quantize(g: &Graph, opts: &QuantOptions) -> Result<QCircuit, QuantError> 
                             let b = block_of.get(c).copied().unwrap_or(0);
                             per_block[b] = per_block[b].max((w / col_scales[c]).abs());
                         }
-                        let m = per_block.iter().copied().filter(|&m| m > 0.0).fold(f64::INFINITY, f64::min);
+                        let m = per_block
+                            .iter()
+                            .copied()
+                            .filter(|&m| m > 0.0)
+                            .fold(f64::INFINITY, f64::min);
                         m.is_finite().then(|| qmax / m)
                     })
                     .collect();
@@ -281,7 +328,11 @@ pub fn quantize(g: &Graph, opts: &QuantOptions) -> Result<QCircuit, QuantError> 
                         fallback
                     } else {
                         let b = bias[r].abs();
-                        if b > 0.0 { qmax / b } else { 1.0 }
+                        if b > 0.0 {
+                            qmax / b
+                        } else {
+                            1.0
+                        }
                     };
                     *s = Some(chosen);
                 }
@@ -294,7 +345,12 @@ pub fn quantize(g: &Graph, opts: &QuantOptions) -> Result<QCircuit, QuantError> 
                     for (c, w) in matrix.row(r) {
                         let q = (w / col_scales[c] * scales[r]).round();
                         if !q.is_finite() || q.abs() >= 2f64.powi(62) {
-                            return Err(QuantError::Overflow { node: node.name.clone(), what: "an integer weight", bits: 62, scale: scales[r] });
+                            return Err(QuantError::Overflow {
+                                node: node.name.clone(),
+                                what: "an integer weight",
+                                bits: 62,
+                                scale: scales[r],
+                            });
                         }
                         if q != 0.0 {
                             col_idx.push(c as u32);
@@ -304,17 +360,47 @@ pub fn quantize(g: &Graph, opts: &QuantOptions) -> Result<QCircuit, QuantError> 
                     row_ptr.push(values.len());
                     let b = (bias[r] * scales[r]).round();
                     if !b.is_finite() || b.abs() >= 2f64.powi(126) {
-                        return Err(QuantError::TooDeep { node: node.name.clone(), depth: total_depth, bits: b.abs().log2() });
+                        return Err(QuantError::TooDeep {
+                            node: node.name.clone(),
+                            depth: total_depth,
+                            bits: b.abs().log2(),
+                        });
                     }
                     ibias.push(b as i128);
                 }
-                let m = IntMatrix { rows: matrix.rows, cols: matrix.cols, row_ptr, col_idx, values };
-                (QOp::Linear { inputs, matrix: m, bias: ibias }, scales, depth)
+                let m = IntMatrix {
+                    rows: matrix.rows,
+                    cols: matrix.cols,
+                    row_ptr,
+                    col_idx,
+                    values,
+                };
+                (
+                    QOp::Linear {
+                        inputs,
+                        matrix: m,
+                        bias: ibias,
+                    },
+                    scales,
+                    depth,
+                )
             }
-            other => return Err(QuantError::NotLowered { node: node.name.clone(), op: other.name() }),
+            other => {
+                return Err(QuantError::NotLowered {
+                    node: node.name.clone(),
+                    op: other.name(),
+                })
+            }
         };
         index.insert(n, nodes.len());
-        nodes.push(QNode { id: n, name: node.name.clone(), len: node.len(), op, scales, depth });
+        nodes.push(QNode {
+            id: n,
+            name: node.name.clone(),
+            len: node.len(),
+            op,
+            scales,
+            depth,
+        });
     }
     // Drop input values nothing reads.
     let mut used = vec![false; raw_len];
@@ -355,7 +441,13 @@ pub fn quantize(g: &Graph, opts: &QuantOptions) -> Result<QCircuit, QuantError> 
                 let mut new_offset = 0;
                 for &i in inputs.iter() {
                     if i == 0 {
-                        map.extend((0..raw_len).map(|c| if new_index[c] == usize::MAX { usize::MAX } else { new_offset + new_index[c] }));
+                        map.extend((0..raw_len).map(|c| {
+                            if new_index[c] == usize::MAX {
+                                usize::MAX
+                            } else {
+                                new_offset + new_index[c]
+                            }
+                        }));
                         new_offset += features.len();
                     } else {
                         map.extend((0..lens[i]).map(|c| new_offset + c));
@@ -373,5 +465,13 @@ pub fn quantize(g: &Graph, opts: &QuantOptions) -> Result<QCircuit, QuantError> 
     }
     let output = index.get(&g.output).copied().unwrap_or(0);
     let output_scale = nodes[output].scales.first().copied().unwrap_or(1.0);
-    Ok(QCircuit { nodes, output, input_scale: s_in, input_range, features, raw_len, output_scale })
+    Ok(QCircuit {
+        nodes,
+        output,
+        input_scale: s_in,
+        input_range,
+        features,
+        raw_len,
+        output_scale,
+    })
 }

@@ -29,7 +29,8 @@ impl NodeRange {
 
     /// The bound used to choose the plaintext modulus: calibrated when present.
     pub fn effective(&self) -> f64 {
-        self.calibrated.map_or(self.max_abs, |c| c.min(self.max_abs))
+        self.calibrated
+            .map_or(self.max_abs, |c| c.min(self.max_abs))
     }
 }
 
@@ -62,8 +63,15 @@ pub fn analyze(c: &QCircuit) -> Vec<NodeRange> {
                     }
                 })
                 .collect(),
-            QOp::Linear { inputs, matrix, bias } => {
-                let cat: Vec<(f64, f64)> = inputs.iter().flat_map(|&i| out[i].intervals.iter().copied()).collect();
+            QOp::Linear {
+                inputs,
+                matrix,
+                bias,
+            } => {
+                let cat: Vec<(f64, f64)> = inputs
+                    .iter()
+                    .flat_map(|&i| out[i].intervals.iter().copied())
+                    .collect();
                 (0..matrix.rows)
                     .map(|r| {
                         let b = bias[r] as f64;
@@ -81,8 +89,15 @@ pub fn analyze(c: &QCircuit) -> Vec<NodeRange> {
                     .collect()
             }
         };
-        let max_abs = intervals.iter().map(|&(lo, hi)| lo.abs().max(hi.abs())).fold(0.0, f64::max);
-        out.push(NodeRange { intervals, max_abs, calibrated: None });
+        let max_abs = intervals
+            .iter()
+            .map(|&(lo, hi)| lo.abs().max(hi.abs()))
+            .fold(0.0, f64::max);
+        out.push(NodeRange {
+            intervals,
+            max_abs,
+            calibrated: None,
+        });
     }
     out
 }

@@ -4,7 +4,8 @@
 use crate::analysis::{NodeRange, QCircuit, QOp};
 use crate::params::{Chosen, SStep};
 use veil_runtime::plan::{
-    Calibration, InputEncoding, OutputDecoding, Plan, PlanParams, RegisterInfo, Step, PLAN_FORMAT_VERSION,
+    Calibration, InputEncoding, OutputDecoding, Plan, PlanParams, RegisterInfo, Step,
+    PLAN_FORMAT_VERSION,
 };
 
 /// What the emitter needs besides the circuit.
@@ -49,7 +50,14 @@ pub fn emit(c: &QCircuit, ranges: &[NodeRange], chosen: &Chosen, info: &EmitInfo
         .filter_map(|s| {
             Some(match *s {
                 SStep::Linear(i) => {
-                    let QOp::Linear { inputs, matrix, bias } = &c.nodes[i].op else { return None };
+                    let QOp::Linear {
+                        inputs,
+                        matrix,
+                        bias,
+                    } = &c.nodes[i].op
+                    else {
+                        return None;
+                    };
                     Step::Linear {
                         name: c.nodes[i].name.clone(),
                         inputs: inputs.clone(),
@@ -59,15 +67,25 @@ pub fn emit(c: &QCircuit, ranges: &[NodeRange], chosen: &Chosen, info: &EmitInfo
                     }
                 }
                 SStep::Square(i) => {
-                    let QOp::Square { input } = c.nodes[i].op else { return None };
-                    Step::Square { name: c.nodes[i].name.clone(), input, output: i }
+                    let QOp::Square { input } = c.nodes[i].op else {
+                        return None;
+                    };
+                    Step::Square {
+                        name: c.nodes[i].name.clone(),
+                        input,
+                        output: i,
+                    }
                 }
                 SStep::Relinearize(r) => Step::Relinearize { register: r },
                 SStep::ModSwitch(r, level) => Step::ModSwitch { register: r, level },
             })
         })
         .collect();
-    let max_abs = c.input_range.0.unsigned_abs().max(c.input_range.1.unsigned_abs());
+    let max_abs = c
+        .input_range
+        .0
+        .unsigned_abs()
+        .max(c.input_range.1.unsigned_abs());
     Plan {
         format_version: PLAN_FORMAT_VERSION,
         model: info.model.to_owned(),

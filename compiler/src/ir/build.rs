@@ -24,15 +24,39 @@ impl Ctx<'_> {
         ModelError::layer(&self.loaded.path, layer, kind)
     }
 
-    fn size(&self, layer: &str, field: &str, what: &'static str, value: usize, min: usize, max: usize) -> Result<(), ModelError> {
+    fn size(
+        &self,
+        layer: &str,
+        field: &str,
+        what: &'static str,
+        value: usize,
+        min: usize,
+        max: usize,
+    ) -> Result<(), ModelError> {
         if (min..=max).contains(&value) {
             Ok(())
         } else {
-            Err(self.err(layer, ModelErrorKind::Size { what, value, min, max }).with_field(field))
+            Err(self
+                .err(
+                    layer,
+                    ModelErrorKind::Size {
+                        what,
+                        value,
+                        min,
+                        max,
+                    },
+                )
+                .with_field(field))
         }
     }
 
-    fn window(&self, layer: &str, kernel: (usize, usize), stride: (usize, usize), padding: &Padding) -> Result<(), ModelError> {
+    fn window(
+        &self,
+        layer: &str,
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        padding: &Padding,
+    ) -> Result<(), ModelError> {
         self.size(layer, "kernel", "kernel height", kernel.0, 1, MAX_WINDOW)?;
         self.size(layer, "kernel", "kernel width", kernel.1, 1, MAX_WINDOW)?;
         self.size(layer, "stride", "stride height", stride.0, 1, MAX_WINDOW)?;
@@ -93,11 +117,20 @@ impl Ctx<'_> {
                 Some(w) => format!(" `{w}`"),
                 None => " (the model names no weights file)".into(),
             };
-            return Err(self.err(layer, ModelErrorKind::MissingTensor { name: full, hint }).with_field(name));
+            return Err(self
+                .err(layer, ModelErrorKind::MissingTensor { name: full, hint })
+                .with_field(name));
         };
         if let Some((index, &value)) = t.data.iter().enumerate().find(|(_, v)| !v.is_finite()) {
             return Err(self
-                .err(layer, ModelErrorKind::NonFinite { name: full, index, value })
+                .err(
+                    layer,
+                    ModelErrorKind::NonFinite {
+                        name: full,
+                        index,
+                        value,
+                    },
+                )
                 .with_field(name));
         }
         Ok(t)
@@ -181,10 +214,14 @@ pub fn build(loaded: &LoadedModel) -> Result<Graph, ModelError> {
     let mut index: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, l) in m.layers.iter().enumerate() {
         if l.name.is_empty() || l.name == "input" {
-            return Err(ctx.err(&l.name, ModelErrorKind::BadName(l.name.clone())).with_field("name"));
+            return Err(ctx
+                .err(&l.name, ModelErrorKind::BadName(l.name.clone()))
+                .with_field("name"));
         }
         if index.insert(l.name.as_str(), i).is_some() {
-            return Err(ctx.err(&l.name, ModelErrorKind::DuplicateName).with_field("name"));
+            return Err(ctx
+                .err(&l.name, ModelErrorKind::DuplicateName)
+                .with_field("name"));
         }
     }
     // Producers of each layer: None = the model input.
@@ -204,7 +241,12 @@ pub fn build(loaded: &LoadedModel) -> Result<Graph, ModelError> {
             } else if let Some(&j) = index.get(name.as_str()) {
                 p.push(Some(j));
             } else {
-                let known: Vec<String> = m.layers.iter().take(8).map(|l| format!("`{}`", l.name)).collect();
+                let known: Vec<String> = m
+                    .layers
+                    .iter()
+                    .take(8)
+                    .map(|l| format!("`{}`", l.name))
+                    .collect();
                 let more = if m.layers.len() > 8 { ", …" } else { "" };
                 return Err(ctx
                     .err(
@@ -255,10 +297,16 @@ pub fn build(loaded: &LoadedModel) -> Result<Graph, ModelError> {
         }
     }
     if order.len() < n {
-        let on_cycle: Vec<String> = (0..n).filter(|&i| indegree[i] > 0).map(|i| format!("`{}`", m.layers[i].name)).collect();
+        let on_cycle: Vec<String> = (0..n)
+            .filter(|&i| indegree[i] > 0)
+            .map(|i| format!("`{}`", m.layers[i].name))
+            .collect();
         let first = (0..n).find(|&i| indegree[i] > 0).unwrap_or(0);
         return Err(ctx
-            .err(&m.layers[first].name, ModelErrorKind::Cycle(on_cycle.join(", ")))
+            .err(
+                &m.layers[first].name,
+                ModelErrorKind::Cycle(on_cycle.join(", ")),
+            )
             .with_field("inputs"));
     }
 
@@ -287,18 +335,56 @@ pub fn build(loaded: &LoadedModel) -> Result<Graph, ModelError> {
     let mut ids: Vec<Option<NodeId>> = vec![None; n];
     for &i in &order {
         let l = &m.layers[i];
-        let inputs: Vec<NodeId> = producers[i].iter().map(|p| p.and_then(|j| ids[j]).unwrap_or(g.input)).collect();
+        let inputs: Vec<NodeId> = producers[i]
+            .iter()
+            .map(|p| p.and_then(|j| ids[j]).unwrap_or(g.input))
+            .collect();
         let shapes: Vec<Vec<usize>> = inputs.iter().map(|&id| g.node(id).shape.clone()).collect();
         let first = shapes.first().cloned().unwrap_or_default();
         let name = l.name.as_str();
         let shape_err = |e: ShapeError| match e {
-            ShapeError::Mismatch { op, expected, found } => ctx.err(name, ModelErrorKind::Shape { op, expected, found }),
-            ShapeError::Count { op, expected, found } => ctx.err(name, ModelErrorKind::InputCount { op, expected, found }),
+            ShapeError::Mismatch {
+                op,
+                expected,
+                found,
+            } => ctx.err(
+                name,
+                ModelErrorKind::Shape {
+                    op,
+                    expected,
+                    found,
+                },
+            ),
+            ShapeError::Count {
+                op,
+                expected,
+                found,
+            } => ctx.err(
+                name,
+                ModelErrorKind::InputCount {
+                    op,
+                    expected,
+                    found,
+                },
+            ),
         };
         let mut own = first.clone();
         let op = match &l.op {
-            model::Op::Conv2d { out_channels, kernel, stride, padding, bias } => {
-                ctx.size(name, "out_channels", "out_channels", *out_channels, 1, 65_536)?;
+            model::Op::Conv2d {
+                out_channels,
+                kernel,
+                stride,
+                padding,
+                bias,
+            } => {
+                ctx.size(
+                    name,
+                    "out_channels",
+                    "out_channels",
+                    *out_channels,
+                    1,
+                    65_536,
+                )?;
                 ctx.window(name, *kernel, *stride, padding)?;
                 if first.len() != 3 {
                     return Err(ctx.err(
@@ -315,24 +401,47 @@ pub fn build(loaded: &LoadedModel) -> Result<Graph, ModelError> {
                 ctx.size(name, "weight", "conv weights", wlen, 1, MAX_WEIGHTS)?;
                 // Check the geometry before reading tensors so the message is about shapes.
                 let probe = Op::Conv2d {
-                    weight: Tensor { shape: wshape.clone(), data: Vec::new() },
+                    weight: Tensor {
+                        shape: wshape.clone(),
+                        data: Vec::new(),
+                    },
                     bias: Vec::new(),
                     stride: *stride,
                     padding: *padding,
                 };
                 infer_shape(&probe, &shapes, &own).map_err(shape_err)?;
                 let weight = ctx.tensor(name, "weight", &wshape)?;
-                let bias = if *bias { ctx.tensor(name, "bias", &[*out_channels])?.data } else { vec![0.0; *out_channels] };
-                Op::Conv2d { weight, bias, stride: *stride, padding: *padding }
+                let bias = if *bias {
+                    ctx.tensor(name, "bias", &[*out_channels])?.data
+                } else {
+                    vec![0.0; *out_channels]
+                };
+                Op::Conv2d {
+                    weight,
+                    bias,
+                    stride: *stride,
+                    padding: *padding,
+                }
             }
             model::Op::Dense { out_features, bias } => {
-                ctx.size(name, "out_features", "out_features", *out_features, 1, 1 << 20)?;
+                ctx.size(
+                    name,
+                    "out_features",
+                    "out_features",
+                    *out_features,
+                    1,
+                    1 << 20,
+                )?;
                 let input_len: usize = first.iter().product();
                 let wshape = vec![*out_features, input_len];
                 let wlen = checked_len(&wshape).unwrap_or(usize::MAX);
                 ctx.size(name, "weight", "dense weights", wlen, 1, MAX_WEIGHTS)?;
                 let weight = ctx.tensor(name, "weight", &wshape)?;
-                let bias = if *bias { ctx.tensor(name, "bias", &[*out_features])?.data } else { vec![0.0; *out_features] };
+                let bias = if *bias {
+                    ctx.tensor(name, "bias", &[*out_features])?.data
+                } else {
+                    vec![0.0; *out_features]
+                };
                 Op::Dense { weight, bias }
             }
             model::Op::Flatten => {
@@ -340,7 +449,7 @@ pub fn build(loaded: &LoadedModel) -> Result<Graph, ModelError> {
                 Op::Reshape
             }
             model::Op::Reshape { shape } => {
-                if shape.is_empty() || shape.iter().any(|&d| d == 0) {
+                if shape.is_empty() || shape.contains(&0) {
                     return Err(ctx.err(
                         name,
                         ModelErrorKind::Shape {
@@ -363,21 +472,45 @@ pub fn build(loaded: &LoadedModel) -> Result<Graph, ModelError> {
                 }
                 Op::Reshape
             }
-            model::Op::MaxPool2d { kernel, stride, padding }
-            | model::Op::AvgPool2d { kernel, stride, padding }
-            | model::Op::SumPool2d { kernel, stride, padding } => {
+            model::Op::MaxPool2d {
+                kernel,
+                stride,
+                padding,
+            }
+            | model::Op::AvgPool2d {
+                kernel,
+                stride,
+                padding,
+            }
+            | model::Op::SumPool2d {
+                kernel,
+                stride,
+                padding,
+            } => {
                 ctx.window(name, *kernel, *stride, padding)?;
                 let kind = match &l.op {
                     model::Op::MaxPool2d { .. } => PoolKind::Max,
                     model::Op::AvgPool2d { .. } => PoolKind::Avg,
                     _ => PoolKind::Sum,
                 };
-                Op::Pool { kind, kernel: *kernel, stride: *stride, padding: *padding }
+                Op::Pool {
+                    kind,
+                    kernel: *kernel,
+                    stride: *stride,
+                    padding: *padding,
+                }
             }
             model::Op::BatchNorm { eps } => {
                 if !(eps.is_finite() && *eps >= 0.0) {
                     return Err(ctx
-                        .err(name, ModelErrorKind::Value { what: "eps", value: *eps, why: "must be finite and ≥ 0" })
+                        .err(
+                            name,
+                            ModelErrorKind::Value {
+                                what: "eps",
+                                value: *eps,
+                                why: "must be finite and ≥ 0",
+                            },
+                        )
                         .with_field("eps"));
                 }
                 let c = first.first().copied().unwrap_or(0);
@@ -391,7 +524,14 @@ pub fn build(loaded: &LoadedModel) -> Result<Graph, ModelError> {
                     let d = var[k] + eps;
                     if d.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
                         return Err(ctx
-                            .err(name, ModelErrorKind::Value { what: "running_var + eps", value: d, why: "must be positive" })
+                            .err(
+                                name,
+                                ModelErrorKind::Value {
+                                    what: "running_var + eps",
+                                    value: d,
+                                    why: "must be positive",
+                                },
+                            )
                             .with_field("running_var"));
                     }
                     let s = gamma[k] / d.sqrt();
@@ -403,7 +543,14 @@ pub fn build(loaded: &LoadedModel) -> Result<Graph, ModelError> {
             model::Op::Dropout { p } => {
                 if !(0.0..1.0).contains(p) {
                     return Err(ctx
-                        .err(name, ModelErrorKind::Value { what: "p", value: *p, why: "must be in [0, 1)" })
+                        .err(
+                            name,
+                            ModelErrorKind::Value {
+                                what: "p",
+                                value: *p,
+                                why: "must be in [0, 1)",
+                            },
+                        )
                         .with_field("p"));
                 }
                 Op::Dropout
@@ -416,7 +563,14 @@ pub fn build(loaded: &LoadedModel) -> Result<Graph, ModelError> {
                 Activation::Polynomial(c) => {
                     if let Some(&bad) = c.iter().find(|v| !v.is_finite()) {
                         return Err(ctx
-                            .err(name, ModelErrorKind::Value { what: "polynomial coefficient", value: bad, why: "must be finite" })
+                            .err(
+                                name,
+                                ModelErrorKind::Value {
+                                    what: "polynomial coefficient",
+                                    value: bad,
+                                    why: "must be finite",
+                                },
+                            )
                             .with_field("op"));
                     }
                     let mut c = c.clone();
@@ -427,7 +581,9 @@ pub fn build(loaded: &LoadedModel) -> Result<Graph, ModelError> {
                         c.push(0.0);
                     }
                     if c.len() > 3 {
-                        return Err(ctx.err(name, ModelErrorKind::PolynomialDegree(c.len() - 1)).with_field("op"));
+                        return Err(ctx
+                            .err(name, ModelErrorKind::PolynomialDegree(c.len() - 1))
+                            .with_field("op"));
                     }
                     Op::Polynomial(c)
                 }
@@ -435,7 +591,9 @@ pub fn build(loaded: &LoadedModel) -> Result<Graph, ModelError> {
             model::Op::Add => Op::Add,
             model::Op::Softmax => {
                 if i != out {
-                    return Err(ctx.err(name, ModelErrorKind::NotFinal("Softmax")).with_field("op"));
+                    return Err(ctx
+                        .err(name, ModelErrorKind::NotFinal("Softmax"))
+                        .with_field("op"));
                 }
                 Op::Softmax
             }
@@ -443,9 +601,24 @@ pub fn build(loaded: &LoadedModel) -> Result<Graph, ModelError> {
         let shape = infer_shape(&op, &shapes, &own).map_err(shape_err)?;
         let len = checked_len(&shape).unwrap_or(usize::MAX);
         if len == 0 || len > MAX_VALUES {
-            return Err(ctx.err(name, ModelErrorKind::Size { what: "output values", value: len, min: 1, max: MAX_VALUES }));
+            return Err(ctx.err(
+                name,
+                ModelErrorKind::Size {
+                    what: "output values",
+                    value: len,
+                    min: 1,
+                    max: MAX_VALUES,
+                },
+            ));
         }
-        let id = g.add(Node { name: name.to_owned(), op, shape }, &inputs);
+        let id = g.add(
+            Node {
+                name: name.to_owned(),
+                op,
+                shape,
+            },
+            &inputs,
+        );
         ids[i] = Some(id);
     }
     g.output = ids[out].unwrap_or(g.input);
@@ -455,10 +628,17 @@ pub fn build(loaded: &LoadedModel) -> Result<Graph, ModelError> {
     } else if m.classes.len() == outputs {
         m.classes.clone()
     } else {
-        return Err(file_err(ModelErrorKind::Classes { names: m.classes.len(), outputs }).with_field("classes"));
+        return Err(file_err(ModelErrorKind::Classes {
+            names: m.classes.len(),
+            outputs,
+        })
+        .with_field("classes"));
     };
     // Layers are unique and all reach the output, so no dead node exists; the set below only
     // guards the invariant in debug builds.
-    debug_assert!(g.graph.node_count() == n + 1 || g.graph.node_indices().collect::<BTreeSet<_>>().len() == n + 1);
+    debug_assert!(
+        g.graph.node_count() == n + 1
+            || g.graph.node_indices().collect::<BTreeSet<_>>().len() == n + 1
+    );
     Ok(g)
 }

@@ -2,8 +2,8 @@
 //! accuracy" of reports.
 
 use super::{ActKind, Graph, Op, PoolKind};
-use petgraph::visit::NodeIndexable;
 use crate::model::Padding;
+use petgraph::visit::NodeIndexable;
 use thiserror::Error;
 
 /// The input does not fit the graph.
@@ -31,14 +31,18 @@ fn window(
     for ch in 0..c {
         for oy in 0..ho {
             for ox in 0..wo {
-                let mut it = (0..kernel.0).flat_map(|i| (0..kernel.1).map(move |j| (i, j))).map(|(i, j)| {
-                    let y = (oy * stride.0 + i).checked_sub(pad.top).filter(|&y| y < h);
-                    let xx = (ox * stride.1 + j).checked_sub(pad.left).filter(|&xx| xx < w);
-                    match (y, xx) {
-                        (Some(y), Some(xx)) => Some(x[(ch * h + y) * w + xx]),
-                        _ => None,
-                    }
-                });
+                let mut it = (0..kernel.0)
+                    .flat_map(|i| (0..kernel.1).map(move |j| (i, j)))
+                    .map(|(i, j)| {
+                        let y = (oy * stride.0 + i).checked_sub(pad.top).filter(|&y| y < h);
+                        let xx = (ox * stride.1 + j)
+                            .checked_sub(pad.left)
+                            .filter(|&xx| xx < w);
+                        match (y, xx) {
+                            (Some(y), Some(xx)) => Some(x[(ch * h + y) * w + xx]),
+                            _ => None,
+                        }
+                    });
                 result.push(f(ch, &mut it));
             }
         }
@@ -47,11 +51,21 @@ fn window(
 }
 
 /// Evaluates one op on its (flattened) inputs.
-pub fn eval_op(op: &Op, inputs: &[&[f64]], in_shapes: &[Vec<usize>], out_shape: &[usize]) -> Vec<f64> {
+pub fn eval_op(
+    op: &Op,
+    inputs: &[&[f64]],
+    in_shapes: &[Vec<usize>],
+    out_shape: &[usize],
+) -> Vec<f64> {
     let x = inputs.first().copied().unwrap_or(&[]);
     match op {
         Op::Input => Vec::new(),
-        Op::Conv2d { weight, bias, stride, padding } => {
+        Op::Conv2d {
+            weight,
+            bias,
+            stride,
+            padding,
+        } => {
             let s = &in_shapes[0];
             let (c, h, w) = (s[0], s[1], s[2]);
             let (o, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3]);
@@ -63,14 +77,21 @@ pub fn eval_op(op: &Op, inputs: &[&[f64]], in_shapes: &[Vec<usize>], out_shape: 
                         let mut acc = bias[oc];
                         for ic in 0..c {
                             for i in 0..kh {
-                                let Some(y) = (oy * stride.0 + i).checked_sub(padding.top).filter(|&y| y < h) else {
+                                let Some(y) = (oy * stride.0 + i)
+                                    .checked_sub(padding.top)
+                                    .filter(|&y| y < h)
+                                else {
                                     continue;
                                 };
                                 for j in 0..kw {
-                                    let Some(xx) = (ox * stride.1 + j).checked_sub(padding.left).filter(|&v| v < w) else {
+                                    let Some(xx) = (ox * stride.1 + j)
+                                        .checked_sub(padding.left)
+                                        .filter(|&v| v < w)
+                                    else {
                                         continue;
                                     };
-                                    acc += weight.data[((oc * c + ic) * kh + i) * kw + j] * x[(ic * h + y) * w + xx];
+                                    acc += weight.data[((oc * c + ic) * kh + i) * kw + j]
+                                        * x[(ic * h + y) * w + xx];
                                 }
                             }
                         }
@@ -83,29 +104,59 @@ pub fn eval_op(op: &Op, inputs: &[&[f64]], in_shapes: &[Vec<usize>], out_shape: 
         Op::Dense { weight, bias } => {
             let cols = weight.shape[1];
             (0..weight.shape[0])
-                .map(|r| bias[r] + weight.data[r * cols..(r + 1) * cols].iter().zip(x).map(|(a, b)| a * b).sum::<f64>())
+                .map(|r| {
+                    bias[r]
+                        + weight.data[r * cols..(r + 1) * cols]
+                            .iter()
+                            .zip(x)
+                            .map(|(a, b)| a * b)
+                            .sum::<f64>()
+                })
                 .collect()
         }
         Op::Reshape | Op::Dropout => x.to_vec(),
-        Op::Pool { kind, kernel, stride, padding } => {
+        Op::Pool {
+            kind,
+            kernel,
+            stride,
+            padding,
+        } => {
             let area = (kernel.0 * kernel.1) as f64;
-            window(x, &in_shapes[0], *kernel, *stride, padding, out_shape, |_, it| match kind {
-                PoolKind::Sum => it.flatten().sum(),
-                PoolKind::Avg => it.flatten().sum::<f64>() / area,
-                PoolKind::Max => it.flatten().fold(f64::NEG_INFINITY, f64::max),
-            })
+            window(
+                x,
+                &in_shapes[0],
+                *kernel,
+                *stride,
+                padding,
+                out_shape,
+                |_, it| match kind {
+                    PoolKind::Sum => it.flatten().sum(),
+                    PoolKind::Avg => it.flatten().sum::<f64>() / area,
+                    PoolKind::Max => it.flatten().fold(f64::NEG_INFINITY, f64::max),
+                },
+            )
         }
         Op::BatchNorm { scale, shift } => {
             let per = x.len() / scale.len().max(1);
-            x.iter().enumerate().map(|(i, v)| v * scale[i / per.max(1)] + shift[i / per.max(1)]).collect()
+            x.iter()
+                .enumerate()
+                .map(|(i, v)| v * scale[i / per.max(1)] + shift[i / per.max(1)])
+                .collect()
         }
         Op::Scale(f) => x.iter().map(|v| v * f).collect(),
         Op::Activation(ActKind::Relu) => x.iter().map(|v| v.max(0.0)).collect(),
         Op::Activation(ActKind::Sigmoid) => x.iter().map(|v| 1.0 / (1.0 + (-v).exp())).collect(),
         Op::Activation(ActKind::Tanh) => x.iter().map(|v| v.tanh()).collect(),
-        Op::Polynomial(c) => x.iter().map(|v| c.iter().rev().fold(0.0, |acc, k| acc * v + k)).collect(),
+        Op::Polynomial(c) => x
+            .iter()
+            .map(|v| c.iter().rev().fold(0.0, |acc, k| acc * v + k))
+            .collect(),
         Op::Square => x.iter().map(|v| v * v).collect(),
-        Op::Add => x.iter().zip(inputs.get(1).copied().unwrap_or(&[])).map(|(a, b)| a + b).collect(),
+        Op::Add => x
+            .iter()
+            .zip(inputs.get(1).copied().unwrap_or(&[]))
+            .map(|(a, b)| a + b)
+            .collect(),
         Op::Softmax => {
             let m = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let e: Vec<f64> = x.iter().map(|v| (v - m).exp()).collect();
@@ -114,7 +165,12 @@ pub fn eval_op(op: &Op, inputs: &[&[f64]], in_shapes: &[Vec<usize>], out_shape: 
         }
         Op::Affine { matrix, bias } => {
             let cat: Vec<f64> = inputs.iter().flat_map(|i| i.iter().copied()).collect();
-            matrix.mul_vec(&cat).iter().zip(bias).map(|(a, b)| a + b).collect()
+            matrix
+                .mul_vec(&cat)
+                .iter()
+                .zip(bias)
+                .map(|(a, b)| a + b)
+                .collect()
         }
     }
 }
@@ -123,7 +179,10 @@ pub fn eval_op(op: &Op, inputs: &[&[f64]], in_shapes: &[Vec<usize>], out_shape: 
 pub fn evaluate(g: &Graph, input: &[f64]) -> Result<Vec<f64>, EvalError> {
     let expected = g.node(g.input).len();
     if input.len() != expected {
-        return Err(EvalError { expected, found: input.len() });
+        return Err(EvalError {
+            expected,
+            found: input.len(),
+        });
     }
     let mut values: Vec<Vec<f64>> = vec![Vec::new(); g.graph.node_bound()];
     for n in g.topo() {

@@ -26,8 +26,8 @@ use crate::model::{Padding, Tensor};
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
 use petgraph::visit::{EdgeRef, NodeIndexable};
 use petgraph::Direction;
-use std::collections::{BTreeMap, BinaryHeap};
 use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::fmt::Write;
 use thiserror::Error;
 
@@ -131,9 +131,18 @@ impl Op {
             Op::Conv2d { .. } => "conv2d",
             Op::Dense { .. } => "dense",
             Op::Reshape => "reshape",
-            Op::Pool { kind: PoolKind::Max, .. } => "max_pool2d",
-            Op::Pool { kind: PoolKind::Avg, .. } => "avg_pool2d",
-            Op::Pool { kind: PoolKind::Sum, .. } => "sum_pool2d",
+            Op::Pool {
+                kind: PoolKind::Max,
+                ..
+            } => "max_pool2d",
+            Op::Pool {
+                kind: PoolKind::Avg,
+                ..
+            } => "avg_pool2d",
+            Op::Pool {
+                kind: PoolKind::Sum,
+                ..
+            } => "sum_pool2d",
             Op::BatchNorm { .. } => "batch_norm",
             Op::Scale(_) => "scale",
             Op::Dropout => "dropout",
@@ -155,7 +164,10 @@ impl Op {
             Op::Conv2d { .. }
                 | Op::Dense { .. }
                 | Op::Reshape
-                | Op::Pool { kind: PoolKind::Avg | PoolKind::Sum, .. }
+                | Op::Pool {
+                    kind: PoolKind::Avg | PoolKind::Sum,
+                    ..
+                }
                 | Op::BatchNorm { .. }
                 | Op::Scale(_)
                 | Op::Dropout
@@ -167,7 +179,12 @@ impl Op {
     fn attrs(&self) -> String {
         let pad = |p: &Padding| format!("{},{},{},{}", p.top, p.left, p.bottom, p.right);
         match self {
-            Op::Conv2d { weight, stride, padding, .. } => format!(
+            Op::Conv2d {
+                weight,
+                stride,
+                padding,
+                ..
+            } => format!(
                 "{{out={} k={}x{} s={}x{} pad={}}}",
                 weight.shape.first().copied().unwrap_or(0),
                 weight.shape.get(2).copied().unwrap_or(0),
@@ -181,7 +198,12 @@ impl Op {
                 weight.shape.first().copied().unwrap_or(0),
                 weight.shape.get(1).copied().unwrap_or(0)
             ),
-            Op::Pool { kernel, stride, padding, .. } => format!(
+            Op::Pool {
+                kernel,
+                stride,
+                padding,
+                ..
+            } => format!(
                 "{{k={}x{} s={}x{} pad={}}}",
                 kernel.0,
                 kernel.1,
@@ -304,7 +326,11 @@ impl Graph {
 
     /// Replaces the inputs of `id`.
     pub fn set_inputs(&mut self, id: NodeId, inputs: &[NodeId]) {
-        let old: Vec<_> = self.graph.edges_directed(id, Direction::Incoming).map(|e| e.id()).collect();
+        let old: Vec<_> = self
+            .graph
+            .edges_directed(id, Direction::Incoming)
+            .map(|e| e.id())
+            .collect();
         for e in old {
             self.graph.remove_edge(e);
         }
@@ -315,7 +341,10 @@ impl Graph {
 
     /// The distinct consumers of `id`, smallest id first.
     pub fn consumers(&self, id: NodeId) -> Vec<NodeId> {
-        let mut c: Vec<NodeId> = self.graph.neighbors_directed(id, Direction::Outgoing).collect();
+        let mut c: Vec<NodeId> = self
+            .graph
+            .neighbors_directed(id, Direction::Outgoing)
+            .collect();
         c.sort();
         c.dedup();
         c
@@ -369,8 +398,11 @@ impl Graph {
         for n in self.graph.node_indices() {
             indegree.insert(n, self.graph.edges_directed(n, Direction::Incoming).count());
         }
-        let mut ready: BinaryHeap<Reverse<NodeId>> =
-            indegree.iter().filter(|(_, &d)| d == 0).map(|(&n, _)| Reverse(n)).collect();
+        let mut ready: BinaryHeap<Reverse<NodeId>> = indegree
+            .iter()
+            .filter(|(_, &d)| d == 0)
+            .map(|(&n, _)| Reverse(n))
+            .collect();
         let mut order = Vec::with_capacity(indegree.len());
         while let Some(Reverse(n)) = ready.pop() {
             order.push(n);
@@ -386,17 +418,17 @@ impl Graph {
         if order.len() == indegree.len() {
             Ok(order)
         } else {
-            Err(indegree.into_iter().filter(|(_, d)| *d > 0).map(|(n, _)| n).collect())
+            Err(indegree
+                .into_iter()
+                .filter(|(_, d)| *d > 0)
+                .map(|(n, _)| n)
+                .collect())
         }
     }
 
-    /// Nodes in topological order. A verified graph is acyclic; on a cycle this returns the
-    /// acyclic prefix.
+    /// Nodes in topological order. A verified graph is acyclic; on a cycle this returns nothing.
     pub fn topo(&self) -> Vec<NodeId> {
-        match self.try_topo() {
-            Ok(order) => order,
-            Err(_) => Vec::new(),
-        }
+        self.try_topo().unwrap_or_default()
     }
 
     /// Checks the invariants: acyclic, the input has no inputs, every op has the right number
@@ -405,12 +437,18 @@ impl Graph {
         let order = self.try_topo().map_err(|cycle| {
             let first = cycle.first().copied().unwrap_or(self.output);
             IrError {
-                node: self.graph.node_weight(first).map(|n| n.name.clone()).unwrap_or_default(),
+                node: self
+                    .graph
+                    .node_weight(first)
+                    .map(|n| n.name.clone())
+                    .unwrap_or_default(),
                 op: "?",
                 problem: "lies on a cycle".into(),
             }
         })?;
-        if self.graph.node_weight(self.output).is_none() || self.graph.node_weight(self.input).is_none() {
+        if self.graph.node_weight(self.output).is_none()
+            || self.graph.node_weight(self.input).is_none()
+        {
             return Err(IrError {
                 node: "?".into(),
                 op: "?",
@@ -435,10 +473,17 @@ impl Graph {
             if (n == self.input) != matches!(node.op, Op::Input) {
                 return Err(bad("only the graph's input node may be an input op".into()));
             }
-            let shapes: Vec<Vec<usize>> = inputs.iter().map(|&i| self.graph[i].shape.clone()).collect();
-            let expected = infer_shape(&node.op, &shapes, &node.shape).map_err(|e| bad(e.to_string()))?;
+            let shapes: Vec<Vec<usize>> = inputs
+                .iter()
+                .map(|&i| self.graph[i].shape.clone())
+                .collect();
+            let expected =
+                infer_shape(&node.op, &shapes, &node.shape).map_err(|e| bad(e.to_string()))?;
             if n != self.input && expected != node.shape {
-                return Err(bad(format!("has shape {:?} but its inputs imply {expected:?}", node.shape)));
+                return Err(bad(format!(
+                    "has shape {:?} but its inputs imply {expected:?}",
+                    node.shape
+                )));
             }
             if node.is_empty() {
                 return Err(bad("has no values".into()));
@@ -488,7 +533,11 @@ impl Graph {
             }
             out.push('\n');
         }
-        let _ = writeln!(out, "output %{}", number.get(&self.output).copied().unwrap_or(usize::MAX));
+        let _ = writeln!(
+            out,
+            "output %{}",
+            number.get(&self.output).copied().unwrap_or(usize::MAX)
+        );
         out
     }
 }

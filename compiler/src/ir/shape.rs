@@ -38,7 +38,13 @@ fn window_out(
 ) -> Result<(usize, usize), ShapeError> {
     let h = input[1] + padding.top + padding.bottom;
     let w = input[2] + padding.left + padding.right;
-    if kernel.0 == 0 || kernel.1 == 0 || stride.0 == 0 || stride.1 == 0 || kernel.0 > h || kernel.1 > w {
+    if kernel.0 == 0
+        || kernel.1 == 0
+        || stride.0 == 0
+        || stride.1 == 0
+        || kernel.0 > h
+        || kernel.1 > w
+    {
         return Err(ShapeError::Mismatch {
             op,
             expected: format!(
@@ -53,7 +59,11 @@ fn window_out(
 
 /// The output shape of `op` on inputs of `shapes`; `own` is the node's declared shape, which
 /// `Input`, `Reshape` and `Affine` take as given (after checking its size).
-pub fn infer_shape(op: &Op, shapes: &[Vec<usize>], own: &[usize]) -> Result<Vec<usize>, ShapeError> {
+pub fn infer_shape(
+    op: &Op,
+    shapes: &[Vec<usize>],
+    own: &[usize],
+) -> Result<Vec<usize>, ShapeError> {
     let name = op.name();
     let count = |expected: usize| -> Result<(), ShapeError> {
         if shapes.len() == expected {
@@ -77,7 +87,12 @@ pub fn infer_shape(op: &Op, shapes: &[Vec<usize>], own: &[usize]) -> Result<Vec<
             count(0)?;
             Ok(own.to_vec())
         }
-        Op::Conv2d { weight, stride, padding, .. } => {
+        Op::Conv2d {
+            weight,
+            stride,
+            padding,
+            ..
+        } => {
             count(1)?;
             let x = &shapes[0];
             if x.len() != 3 || weight.shape.len() != 4 || weight.shape[1] != x[0] {
@@ -90,7 +105,13 @@ pub fn infer_shape(op: &Op, shapes: &[Vec<usize>], own: &[usize]) -> Result<Vec<
                     x,
                 ));
             }
-            let (ho, wo) = window_out(name, x, (weight.shape[2], weight.shape[3]), *stride, padding)?;
+            let (ho, wo) = window_out(
+                name,
+                x,
+                (weight.shape[2], weight.shape[3]),
+                *stride,
+                padding,
+            )?;
             Ok(vec![weight.shape[0], ho, wo])
         }
         Op::Dense { weight, .. } => {
@@ -111,11 +132,19 @@ pub fn infer_shape(op: &Op, shapes: &[Vec<usize>], own: &[usize]) -> Result<Vec<
         Op::Reshape => {
             count(1)?;
             if len(&shapes[0]) != len(own) {
-                return Err(mismatch(format!("to {own:?} needs {} values", len(own)), &shapes[0]));
+                return Err(mismatch(
+                    format!("to {own:?} needs {} values", len(own)),
+                    &shapes[0],
+                ));
             }
             Ok(own.to_vec())
         }
-        Op::Pool { kind, kernel, stride, padding } => {
+        Op::Pool {
+            kind,
+            kernel,
+            stride,
+            padding,
+        } => {
             count(1)?;
             let x = &shapes[0];
             if x.len() != 3 {
@@ -129,18 +158,36 @@ pub fn infer_shape(op: &Op, shapes: &[Vec<usize>], own: &[usize]) -> Result<Vec<
             count(1)?;
             let x = &shapes[0];
             if x.is_empty() || x[0] != scale.len() || scale.len() != shift.len() {
-                return Err(mismatch(format!("with {} channels needs a [{}, ...] input", scale.len(), scale.len()), x));
+                return Err(mismatch(
+                    format!(
+                        "with {} channels needs a [{}, ...] input",
+                        scale.len(),
+                        scale.len()
+                    ),
+                    x,
+                ));
             }
             Ok(x.clone())
         }
-        Op::Scale(_) | Op::Dropout | Op::Activation(_) | Op::Polynomial(_) | Op::Square | Op::Softmax => {
+        Op::Scale(_)
+        | Op::Dropout
+        | Op::Activation(_)
+        | Op::Polynomial(_)
+        | Op::Square
+        | Op::Softmax => {
             count(1)?;
             Ok(shapes[0].clone())
         }
         Op::Add => {
             count(2)?;
             if shapes[0] != shapes[1] {
-                return Err(mismatch(format!("needs two inputs of the same shape; the first is {:?}", shapes[0]), &shapes[1]));
+                return Err(mismatch(
+                    format!(
+                        "needs two inputs of the same shape; the first is {:?}",
+                        shapes[0]
+                    ),
+                    &shapes[1],
+                ));
             }
             Ok(shapes[0].clone())
         }

@@ -62,14 +62,21 @@ impl SparseMatrix {
     pub fn diagonal(values: &[f64]) -> Self {
         SparseMatrix::from_rows(
             values.len(),
-            values.iter().enumerate().map(|(i, &v)| vec![(i, v)]).collect(),
+            values
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| vec![(i, v)])
+                .collect(),
         )
     }
 
     /// Entries of row `r` as (column, value).
     pub fn row(&self, r: usize) -> impl Iterator<Item = (usize, f64)> + '_ {
         let span = self.row_ptr[r]..self.row_ptr[r + 1];
-        self.col_idx[span.clone()].iter().copied().zip(self.values[span].iter().copied())
+        self.col_idx[span.clone()]
+            .iter()
+            .copied()
+            .zip(self.values[span].iter().copied())
     }
 
     /// Number of stored entries.
@@ -80,7 +87,11 @@ impl SparseMatrix {
     /// `self · x`.
     pub fn mul_vec(&self, x: &[f64]) -> Vec<f64> {
         (0..self.rows)
-            .map(|r| self.row(r).map(|(c, v)| v * x.get(c).copied().unwrap_or(0.0)).sum())
+            .map(|r| {
+                self.row(r)
+                    .map(|(c, v)| v * x.get(c).copied().unwrap_or(0.0))
+                    .sum()
+            })
             .collect()
     }
 
@@ -144,7 +155,10 @@ mod tests {
     #[test]
     fn composition_matches_dense_products() {
         let a = SparseMatrix::from_rows(3, vec![vec![(0, 1.0), (2, 2.0)], vec![(1, -1.0)]]);
-        let b = SparseMatrix::from_rows(2, vec![vec![(0, 1.0)], vec![(1, 3.0)], vec![(0, 0.5), (1, 1.0)]]);
+        let b = SparseMatrix::from_rows(
+            2,
+            vec![vec![(0, 1.0)], vec![(1, 3.0)], vec![(0, 0.5), (1, 1.0)]],
+        );
         let ab = a.compose(&b);
         let x = [2.0, 5.0];
         assert_eq!(ab.mul_vec(&x), a.mul_vec(&b.mul_vec(&x)));

@@ -13,8 +13,8 @@ pub struct ModelError {
     pub layer: Option<String>,
     /// The field (or tensor) of the layer or model.
     pub field: Option<String>,
-    /// What is wrong.
-    pub kind: ModelErrorKind,
+    /// What is wrong (boxed to keep `Result`s small).
+    pub kind: Box<ModelErrorKind>,
 }
 
 impl ModelError {
@@ -24,7 +24,7 @@ impl ModelError {
             file: file.to_path_buf(),
             layer: None,
             field: None,
-            kind,
+            kind: Box::new(kind),
         }
     }
 

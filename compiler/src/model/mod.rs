@@ -238,7 +238,14 @@ pub fn is_json(path: &Path) -> bool {
 /// Parses model text; `json` selects the syntax. Syntax errors carry line and column.
 pub fn parse(text: &str, json: bool, path: &Path) -> Result<Model, ModelError> {
     let at = |line: usize, column: usize, message: String| {
-        ModelError::file(path, ModelErrorKind::Syntax { line, column, message })
+        ModelError::file(
+            path,
+            ModelErrorKind::Syntax {
+                line,
+                column,
+                message,
+            },
+        )
     };
     if json {
         serde_json::from_str(text).map_err(|e| {
@@ -251,15 +258,24 @@ pub fn parse(text: &str, json: bool, path: &Path) -> Result<Model, ModelError> {
             at(e.line(), e.column(), message)
         })
     } else {
-        let options = ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
-        options.from_str(text).map_err(|e| at(e.position.line, e.position.col, e.code.to_string()))
+        let options = ron::Options::default()
+            .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
+        options
+            .from_str(text)
+            .map_err(|e| at(e.position.line, e.position.col, e.code.to_string()))
     }
 }
 
 /// Reads a model file and the weights file it names (resolved beside the model).
 pub fn load(path: &Path) -> Result<LoadedModel, ModelError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        ModelError::file(path, ModelErrorKind::Io { path: path.to_path_buf(), message: e.to_string() })
+        ModelError::file(
+            path,
+            ModelErrorKind::Io {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            },
+        )
     })?;
     let model = parse(&text, is_json(path), path)?;
     let tensors = match &model.weights {
@@ -267,12 +283,17 @@ pub fn load(path: &Path) -> Result<LoadedModel, ModelError> {
         Some(name) => {
             let weights_path = path.parent().unwrap_or_else(|| Path::new(".")).join(name);
             let bytes = std::fs::read(&weights_path).map_err(|e| {
-                ModelError::file(path, ModelErrorKind::Io { path: weights_path.clone(), message: e.to_string() })
-                    .with_field("weights")
+                ModelError::file(
+                    path,
+                    ModelErrorKind::Io {
+                        path: weights_path.clone(),
+                        message: e.to_string(),
+                    },
+                )
+                .with_field("weights")
             })?;
-            TensorSource::from_safetensors(&bytes).map_err(|kind| {
-                ModelError::file(path, kind).with_field("weights")
-            })?
+            TensorSource::from_safetensors(&bytes)
+                .map_err(|kind| ModelError::file(path, kind).with_field("weights"))?
         }
     };
     Ok(LoadedModel {

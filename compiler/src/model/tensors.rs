@@ -23,7 +23,8 @@ pub struct TensorSource {
 impl TensorSource {
     /// Reads every tensor of a safetensors file.
     pub fn from_safetensors(bytes: &[u8]) -> Result<Self, ModelErrorKind> {
-        let st = SafeTensors::deserialize(bytes).map_err(|e| ModelErrorKind::Safetensors(e.to_string()))?;
+        let st = SafeTensors::deserialize(bytes)
+            .map_err(|e| ModelErrorKind::Safetensors(e.to_string()))?;
         let mut tensors = BTreeMap::new();
         for (name, view) in st.tensors() {
             let raw = view.data();
@@ -60,7 +61,11 @@ impl TensorSource {
             .tensors
             .iter()
             .map(|(name, t)| {
-                let data = t.data.iter().flat_map(|&v| (v as f32).to_le_bytes()).collect();
+                let data = t
+                    .data
+                    .iter()
+                    .flat_map(|&v| (v as f32).to_le_bytes())
+                    .collect();
                 (name.clone(), t.shape.clone(), data)
             })
             .collect();

@@ -32,7 +32,10 @@ pub struct ParamOptions {
 
 impl Default for ParamOptions {
     fn default() -> Self {
-        ParamOptions { security: Some(SecurityLevel::Bits128), margin_bits: model::DEFAULT_MARGIN_BITS }
+        ParamOptions {
+            security: Some(SecurityLevel::Bits128),
+            margin_bits: model::DEFAULT_MARGIN_BITS,
+        }
     }
 }
 
@@ -105,7 +108,11 @@ fn bits_of(x: u64) -> u32 {
 }
 
 /// Chooses parameters for a quantised circuit with value bounds `ranges`.
-pub fn select(c: &QCircuit, ranges: &[NodeRange], opts: &ParamOptions) -> Result<Chosen, ParamError> {
+pub fn select(
+    c: &QCircuit,
+    ranges: &[NodeRange],
+    opts: &ParamOptions,
+) -> Result<Chosen, ParamError> {
     let shape = CircuitShape::new(c);
     let max_value = ranges.iter().map(NodeRange::effective).fold(1.0, f64::max);
     let needed = (2.0 * max_value + 1.0).log2();
@@ -121,7 +128,11 @@ pub fn select(c: &QCircuit, ranges: &[NodeRange], opts: &ParamOptions) -> Result
             allowed_bits: max_plain_bits,
         });
     }
-    let degrees: &[usize] = if opts.security.is_some() { &model::DEGREES } else { &model::INSECURE_DEGREES };
+    let degrees: &[usize] = if opts.security.is_some() {
+        &model::DEGREES
+    } else {
+        &model::INSECURE_DEGREES
+    };
     let mut best: Option<((f64, f64, usize), Chosen)> = None;
     // Closest failure: (largest output budget minus margin, n, t bits, allowed bits).
     let mut closest: Option<(f64, usize, u32, u32)> = None;
@@ -160,7 +171,11 @@ pub fn select(c: &QCircuit, ranges: &[NodeRange], opts: &ParamOptions) -> Result
                     let want = k_max + 1 + model::MAX_PLAIN_PRIMES;
                     ntt_primes(b, n, want, &[]).unwrap_or_default()
                 });
-                let avail: Vec<u64> = pool.iter().copied().filter(|p| !plain.contains(p)).collect();
+                let avail: Vec<u64> = pool
+                    .iter()
+                    .copied()
+                    .filter(|p| !plain.contains(p))
+                    .collect();
                 if avail.len() < 2 {
                     continue;
                 }
@@ -197,7 +212,8 @@ pub fn select(c: &QCircuit, ranges: &[NodeRange], opts: &ParamOptions) -> Result
                         }
                         None if k == qs.len() => {
                             let full = simulate(&shape, &sp, &vec![k; shape.squares + 1]);
-                            let slack = full.output_budget.min(full.min_budget + opts.margin_bits) - opts.margin_bits;
+                            let slack = full.output_budget.min(full.min_budget + opts.margin_bits)
+                                - opts.margin_bits;
                             if closest.is_none_or(|(s, ..)| slack > s) {
                                 closest = Some((slack, n, bits_of(t as u64), allowed));
                             }

@@ -44,8 +44,16 @@ pub struct RegState {
 #[derive(Clone, Debug)]
 enum Kind {
     Input,
-    Square { input: usize, defer: bool },
-    Linear { inputs: Vec<usize>, row_l1: Vec<Vec<f64>>, nnz: usize, rows: usize },
+    Square {
+        input: usize,
+        defer: bool,
+    },
+    Linear {
+        inputs: Vec<usize>,
+        row_l1: Vec<Vec<f64>>,
+        nnz: usize,
+        rows: usize,
+    },
 }
 
 /// The circuit reduced to what noise and cost depend on.
@@ -106,7 +114,12 @@ impl CircuitShape {
                 }
             });
         }
-        CircuitShape { kinds, lens: c.nodes.iter().map(|n| n.len).collect(), output: c.output, squares }
+        CircuitShape {
+            kinds,
+            lens: c.nodes.iter().map(|n| n.len).collect(),
+            output: c.output,
+            squares,
+        }
     }
 }
 
@@ -152,7 +165,13 @@ impl Run<'_> {
     fn relin(&mut self, r: usize) {
         let st = &mut self.regs[r];
         let q_max = self.p.q_log2.iter().copied().fold(0.0, f64::max).exp2();
-        st.noise = model::relinearize(st.noise, st.level, q_max, self.p.special_log2.exp2(), self.p.n);
+        st.noise = model::relinearize(
+            st.noise,
+            st.level,
+            q_max,
+            self.p.special_log2.exp2(),
+            self.p.n,
+        );
         st.size = 2;
         self.cost += self.lens[r] as f64 * model::cost_relinearize(st.level, self.p.n);
         self.steps.push(SStep::Relinearize(r));
@@ -181,15 +200,28 @@ impl Run<'_> {
 pub fn simulate(shape: &CircuitShape, p: &SimParams, levels: &[usize]) -> Simulation {
     let top = p.q_log2.len();
     let n_nodes = shape.kinds.len();
-    let blank = RegState { level: top, size: 2, noise: model::fresh(p.t), budget: 0.0 };
-    let mut run = Run { p, regs: vec![blank; n_nodes], steps: Vec::new(), cost: 0.0, lens: &shape.lens };
+    let blank = RegState {
+        level: top,
+        size: 2,
+        noise: model::fresh(p.t),
+        budget: 0.0,
+    };
+    let mut run = Run {
+        p,
+        regs: vec![blank; n_nodes],
+        steps: Vec::new(),
+        cost: 0.0,
+        lens: &shape.lens,
+    };
     let mut current = top;
     let mut point = 0;
     for i in 0..n_nodes {
         match &shape.kinds[i] {
             Kind::Input => {}
             Kind::Square { input, defer } => {
-                current = current.min(levels.get(point).copied().unwrap_or(current)).max(1);
+                current = current
+                    .min(levels.get(point).copied().unwrap_or(current))
+                    .max(1);
                 point += 1;
                 if run.regs[*input].size == 3 {
                     run.relin(*input);
@@ -208,7 +240,12 @@ pub fn simulate(shape: &CircuitShape, p: &SimParams, levels: &[usize]) -> Simula
                     run.relin(i);
                 }
             }
-            Kind::Linear { inputs, row_l1, nnz, rows } => {
+            Kind::Linear {
+                inputs,
+                row_l1,
+                nnz,
+                rows,
+            } => {
                 for &k in inputs {
                     run.switch(k, current);
                 }
@@ -218,9 +255,19 @@ pub fn simulate(shape: &CircuitShape, p: &SimParams, levels: &[usize]) -> Simula
                     .map(|sums| sums.iter().zip(&noises).map(|(w, e)| w * e).sum::<f64>())
                     .fold(0.0, f64::max);
                 let size = inputs.iter().map(|&k| run.regs[k].size).max().unwrap_or(2);
-                let level = inputs.iter().map(|&k| run.regs[k].level).min().unwrap_or(current);
-                run.regs[i] = RegState { level, size, noise: model::plain_add(worst, p.t), budget: 0.0 };
-                run.cost += *nnz as f64 * model::cost_scalar(level, size) + *rows as f64 * model::cost_bias(level);
+                let level = inputs
+                    .iter()
+                    .map(|&k| run.regs[k].level)
+                    .min()
+                    .unwrap_or(current);
+                run.regs[i] = RegState {
+                    level,
+                    size,
+                    noise: model::plain_add(worst, p.t),
+                    budget: 0.0,
+                };
+                run.cost += *nnz as f64 * model::cost_scalar(level, size)
+                    + *rows as f64 * model::cost_bias(level);
                 run.steps.push(SStep::Linear(i));
                 if size == 3 {
                     run.relin(i);
@@ -232,7 +279,12 @@ pub fn simulate(shape: &CircuitShape, p: &SimParams, levels: &[usize]) -> Simula
     if run.regs[out].size == 3 {
         run.relin(out);
     }
-    let last = levels.last().copied().unwrap_or(current).min(current).max(1);
+    let last = levels
+        .last()
+        .copied()
+        .unwrap_or(current)
+        .min(current)
+        .max(1);
     run.switch(out, last);
     let mut q_prefix = vec![0.0; top + 1];
     for l in 0..top {
@@ -241,7 +293,11 @@ pub fn simulate(shape: &CircuitShape, p: &SimParams, levels: &[usize]) -> Simula
     for st in &mut run.regs {
         st.budget = model::budget(st.noise, q_prefix[st.level], p.t);
     }
-    let min_budget = run.regs.iter().map(|s| s.budget).fold(f64::INFINITY, f64::min);
+    let min_budget = run
+        .regs
+        .iter()
+        .map(|s| s.budget)
+        .fold(f64::INFINITY, f64::min);
     Simulation {
         output_budget: run.regs[out].budget,
         min_budget,
@@ -254,7 +310,11 @@ pub fn simulate(shape: &CircuitShape, p: &SimParams, levels: &[usize]) -> Simula
 /// Chooses the switch levels greedily: at each point the lowest level that still lets the
 /// rest of the circuit (run at that level) end with `margin` bits; at the end, the lowest
 /// level that keeps the margin. `None` when even the full modulus is not enough.
-pub fn choose_levels(shape: &CircuitShape, p: &SimParams, margin: f64) -> Option<(Vec<usize>, Simulation)> {
+pub fn choose_levels(
+    shape: &CircuitShape,
+    p: &SimParams,
+    margin: f64,
+) -> Option<(Vec<usize>, Simulation)> {
     let top = p.q_log2.len();
     let points = shape.squares + 1;
     let ok = |s: &Simulation| s.output_budget >= margin && s.min_budget > 0.0;

@@ -53,7 +53,10 @@ mod tests {
 
     #[test]
     fn drops_dropout_and_the_final_softmax() {
-        let g = chain(&[4], &["dense:3", "dropout", "square", "dense:2", "softmax"]);
+        let g = chain(
+            &[4],
+            &["dense:3", "dropout", "square", "dense:2", "softmax"],
+        );
         let after = check_pass(&DropNoops, &g, false);
         assert!(!after.to_text().contains("dropout"));
         assert!(!after.to_text().contains("softmax"));

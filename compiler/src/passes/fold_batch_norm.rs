@@ -16,9 +16,13 @@ impl Pass for FoldBatchNorm {
     fn run(&self, g: &mut Graph, _ctx: &mut PassContext) -> Result<bool, PassError> {
         let mut changed = false;
         for n in g.topo() {
-            let Op::BatchNorm { scale, shift } = &g.node(n).op else { continue };
+            let Op::BatchNorm { scale, shift } = &g.node(n).op else {
+                continue;
+            };
             let (scale, shift) = (scale.clone(), shift.clone());
-            let Some(&p) = g.inputs(n).first() else { continue };
+            let Some(&p) = g.inputs(n).first() else {
+                continue;
+            };
             if p == g.input || g.consumers(p).len() != 1 || p == g.output {
                 continue;
             }
@@ -57,8 +61,23 @@ mod tests {
 
     #[test]
     fn folds_into_convolutions_and_dense_layers() {
-        let g = chain(&[2, 6, 6], &["conv:3:3:1", "bn", "square", "flatten", "dense:5", "bn", "dense:2"]);
+        let g = chain(
+            &[2, 6, 6],
+            &[
+                "conv:3:3:1",
+                "bn",
+                "square",
+                "flatten",
+                "dense:5",
+                "bn",
+                "dense:2",
+            ],
+        );
         let after = check_pass(&FoldBatchNorm, &g, true);
-        assert!(!after.to_text().contains("batch_norm"), "{}", after.to_text());
+        assert!(
+            !after.to_text().contains("batch_norm"),
+            "{}",
+            after.to_text()
+        );
     }
 }

@@ -26,11 +26,20 @@ struct Expr {
 }
 
 /// The matrix and bias of one linear op over the concatenation of its inputs.
-fn op_matrix(op: &Op, in_shapes: &[Vec<usize>], out_shape: &[usize]) -> Option<(SparseMatrix, Vec<f64>)> {
+fn op_matrix(
+    op: &Op,
+    in_shapes: &[Vec<usize>],
+    out_shape: &[usize],
+) -> Option<(SparseMatrix, Vec<f64>)> {
     let cols: usize = in_shapes.iter().map(|s| s.iter().product::<usize>()).sum();
     let rows_n: usize = out_shape.iter().product();
     Some(match op {
-        Op::Conv2d { weight, bias, stride, padding } => {
+        Op::Conv2d {
+            weight,
+            bias,
+            stride,
+            padding,
+        } => {
             let s = in_shapes.first()?;
             let (c, h, w) = (s[0], s[1], s[2]);
             let (o, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3]);
@@ -43,14 +52,23 @@ fn op_matrix(op: &Op, in_shapes: &[Vec<usize>], out_shape: &[usize]) -> Option<(
                         let mut row = Vec::new();
                         for ic in 0..c {
                             for i in 0..kh {
-                                let Some(y) = (oy * stride.0 + i).checked_sub(padding.top).filter(|&y| y < h) else {
+                                let Some(y) = (oy * stride.0 + i)
+                                    .checked_sub(padding.top)
+                                    .filter(|&y| y < h)
+                                else {
                                     continue;
                                 };
                                 for j in 0..kw {
-                                    let Some(x) = (ox * stride.1 + j).checked_sub(padding.left).filter(|&x| x < w) else {
+                                    let Some(x) = (ox * stride.1 + j)
+                                        .checked_sub(padding.left)
+                                        .filter(|&x| x < w)
+                                    else {
                                         continue;
                                     };
-                                    row.push(((ic * h + y) * w + x, weight.data[((oc * c + ic) * kh + i) * kw + j]));
+                                    row.push((
+                                        (ic * h + y) * w + x,
+                                        weight.data[((oc * c + ic) * kh + i) * kw + j],
+                                    ));
                                 }
                             }
                         }
@@ -64,11 +82,22 @@ fn op_matrix(op: &Op, in_shapes: &[Vec<usize>], out_shape: &[usize]) -> Option<(
         Op::Dense { weight, bias } => {
             let n = weight.shape[1];
             let rows = (0..weight.shape[0])
-                .map(|r| weight.data[r * n..(r + 1) * n].iter().copied().enumerate().collect())
+                .map(|r| {
+                    weight.data[r * n..(r + 1) * n]
+                        .iter()
+                        .copied()
+                        .enumerate()
+                        .collect()
+                })
                 .collect();
             (SparseMatrix::from_rows(cols, rows), bias.clone())
         }
-        Op::Pool { kind, kernel, stride, padding } => {
+        Op::Pool {
+            kind,
+            kernel,
+            stride,
+            padding,
+        } => {
             let v = match kind {
                 PoolKind::Sum => 1.0,
                 PoolKind::Avg => 1.0 / (kernel.0 * kernel.1) as f64,
@@ -83,11 +112,17 @@ fn op_matrix(op: &Op, in_shapes: &[Vec<usize>], out_shape: &[usize]) -> Option<(
                     for ox in 0..wo {
                         let mut row = Vec::new();
                         for i in 0..kernel.0 {
-                            let Some(y) = (oy * stride.0 + i).checked_sub(padding.top).filter(|&y| y < h) else {
+                            let Some(y) = (oy * stride.0 + i)
+                                .checked_sub(padding.top)
+                                .filter(|&y| y < h)
+                            else {
                                 continue;
                             };
                             for j in 0..kernel.1 {
-                                let Some(x) = (ox * stride.1 + j).checked_sub(padding.left).filter(|&x| x < w) else {
+                                let Some(x) = (ox * stride.1 + j)
+                                    .checked_sub(padding.left)
+                                    .filter(|&x| x < w)
+                                else {
                                     continue;
                                 };
                                 row.push(((ch * h + y) * w + x, v));
@@ -180,7 +215,10 @@ impl Pass for FuseLinear {
                 .collect();
             let refs: Vec<&SparseMatrix> = remapped.iter().collect();
             let stacked = SparseMatrix::vstack(total, &refs);
-            let stacked_bias: Vec<f64> = input_exprs.iter().flat_map(|e| e.bias.iter().copied()).collect();
+            let stacked_bias: Vec<f64> = input_exprs
+                .iter()
+                .flat_map(|e| e.bias.iter().copied())
+                .collect();
             let shapes: Vec<Vec<usize>> = inputs.iter().map(|&i| g.node(i).shape.clone()).collect();
             let Some((m, b)) = op_matrix(&node.op, &shapes, &node.shape) else {
                 return Err(PassError::Failed {
@@ -190,9 +228,22 @@ impl Pass for FuseLinear {
                 });
             };
             let matrix = m.compose(&stacked);
-            let bias: Vec<f64> = m.mul_vec(&stacked_bias).iter().zip(&b).map(|(x, y)| x + y).collect();
+            let bias: Vec<f64> = m
+                .mul_vec(&stacked_bias)
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| x + y)
+                .collect();
             names.push(node.name.clone());
-            exprs.insert(n, Expr { sources, matrix, bias, names });
+            exprs.insert(
+                n,
+                Expr {
+                    sources,
+                    matrix,
+                    bias,
+                    names,
+                },
+            );
         }
         // Keep the linear nodes read by non-linear nodes or being the output.
         for &n in &order {
@@ -209,7 +260,10 @@ impl Pass for FuseLinear {
             }
             let node = g.node_mut(n);
             node.name = expr.names.join("+");
-            node.op = Op::Affine { matrix: expr.matrix.clone(), bias: expr.bias.clone() };
+            node.op = Op::Affine {
+                matrix: expr.matrix.clone(),
+                bias: expr.bias.clone(),
+            };
             g.set_inputs(n, &expr.sources);
         }
         // Rewire: readers of kept nodes already read them; removed nodes are pruned by the
@@ -220,7 +274,10 @@ impl Pass for FuseLinear {
             let len = node.len();
             let id = Node {
                 name: node.name.clone(),
-                op: Op::Affine { matrix: SparseMatrix::diagonal(&vec![1.0; len]), bias: vec![0.0; len] },
+                op: Op::Affine {
+                    matrix: SparseMatrix::diagonal(&vec![1.0; len]),
+                    bias: vec![0.0; len],
+                },
                 shape: node.shape.clone(),
             };
             let a = g.add(id, &[out]);
@@ -238,7 +295,19 @@ mod tests {
 
     #[test]
     fn runs_of_linear_ops_become_one_map() {
-        let g = chain(&[1, 8, 8], &["conv:2:3:1", "square", "sumpool:2:2", "conv:3:2:1", "flatten", "dense:4", "square", "dense:2"]);
+        let g = chain(
+            &[1, 8, 8],
+            &[
+                "conv:2:3:1",
+                "square",
+                "sumpool:2:2",
+                "conv:3:2:1",
+                "flatten",
+                "dense:4",
+                "square",
+                "dense:2",
+            ],
+        );
         let after = check_pass(&FuseLinear, &g, true);
         let text = after.to_text();
         assert!(text.contains("l2+l3+l4+l5 = affine{4x72"), "{text}");

@@ -17,7 +17,9 @@ fn next_weighted(g: &Graph, mut n: NodeId) -> Option<NodeId> {
             return None;
         }
         let consumers = g.consumers(n);
-        let [c] = consumers.as_slice() else { return None };
+        let [c] = consumers.as_slice() else {
+            return None;
+        };
         match g.node(*c).op {
             Op::Reshape | Op::Dropout => n = *c,
             Op::Conv2d { .. } | Op::Dense { .. } => return Some(*c),
@@ -34,7 +36,9 @@ impl Pass for LowerPooling {
     fn run(&self, g: &mut Graph, ctx: &mut PassContext) -> Result<bool, PassError> {
         let mut changed = false;
         for n in g.topo() {
-            let Op::Pool { kind, kernel, .. } = g.node(n).op else { continue };
+            let Op::Pool { kind, kernel, .. } = g.node(n).op else {
+                continue;
+            };
             match kind {
                 PoolKind::Sum => {}
                 PoolKind::Max => {
@@ -54,14 +58,20 @@ impl Pass for LowerPooling {
                         *kind = PoolKind::Sum;
                     }
                     if let Some(w) = next_weighted(g, n) {
-                        if let Op::Conv2d { weight, .. } | Op::Dense { weight, .. } = &mut g.node_mut(w).op {
+                        if let Op::Conv2d { weight, .. } | Op::Dense { weight, .. } =
+                            &mut g.node_mut(w).op
+                        {
                             for v in &mut weight.data {
                                 *v *= factor;
                             }
                         }
                     } else {
                         let node = g.node(n);
-                        let scale = Node { name: node.name.clone(), op: Op::Scale(factor), shape: node.shape.clone() };
+                        let scale = Node {
+                            name: node.name.clone(),
+                            op: Op::Scale(factor),
+                            shape: node.shape.clone(),
+                        };
                         let s = g.add(scale, &[]);
                         g.replace_uses(n, s);
                         g.set_inputs(s, &[n]);

@@ -78,7 +78,10 @@ pub struct PassManager {
 impl std::fmt::Debug for PassManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let names: Vec<&str> = self.passes.iter().map(|p| p.name()).collect();
-        f.debug_struct("PassManager").field("passes", &names).field("verify", &self.verify).finish()
+        f.debug_struct("PassManager")
+            .field("passes", &names)
+            .field("verify", &self.verify)
+            .finish()
     }
 }
 
@@ -102,7 +105,11 @@ impl PassManager {
 
     /// A manager running the given passes.
     pub fn new(passes: Vec<Box<dyn Pass>>) -> Self {
-        PassManager { passes, verify: cfg!(debug_assertions), dump: false }
+        PassManager {
+            passes,
+            verify: cfg!(debug_assertions),
+            dump: false,
+        }
     }
 
     /// Verify the IR after every pass (default: in debug builds).
@@ -128,7 +135,10 @@ impl PassManager {
             let changed = pass.run(g, &mut ctx)?;
             g.prune();
             if self.verify {
-                g.verify().map_err(|source| PassError::Verify { pass: pass.name(), source })?;
+                g.verify().map_err(|source| PassError::Verify {
+                    pass: pass.name(),
+                    source,
+                })?;
             }
             outcome.applied.push((pass.name(), changed));
             outcome.warnings.extend(ctx.warnings);

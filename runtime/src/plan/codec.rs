@@ -49,7 +49,9 @@ pub enum PlanError {
         supported: u32,
     },
     /// The file ends early.
-    #[error("plan file is truncated: {what} needs {needed} more bytes but only {available} remain")]
+    #[error(
+        "plan file is truncated: {what} needs {needed} more bytes but only {available} remain"
+    )]
     Truncated {
         /// What was being read.
         what: &'static str,
@@ -181,7 +183,7 @@ impl<'a> Reader<'a> {
         what: &'static str,
         decode: impl Fn(&[u8]) -> T,
     ) -> Result<Vec<T>, PlanError> {
-        let len = count.checked_mul(width).unwrap_or(u64::MAX);
+        let len = count.saturating_mul(width);
         let bytes = self.take(len, what)?;
         Ok(bytes.chunks_exact(width as usize).map(decode).collect())
     }
@@ -258,17 +260,20 @@ impl Plan {
         for step in &mut plan.steps {
             if let Step::Linear { matrix, bias, .. } = step {
                 let rows = matrix.rows as u64;
-                let row_ptr = r.items(rows.saturating_add(1), 8, "a matrix's row pointers", |c| {
-                    u64::from_le_bytes(le(c))
-                })?;
+                let row_ptr =
+                    r.items(rows.saturating_add(1), 8, "a matrix's row pointers", |c| {
+                        u64::from_le_bytes(le(c))
+                    })?;
                 let nnz = row_ptr.last().copied().unwrap_or(0);
                 matrix.row_ptr = row_ptr
                     .into_iter()
                     .map(|p| usize::try_from(p).unwrap_or(usize::MAX))
                     .collect();
-                matrix.col_idx =
-                    r.items(nnz, 4, "a matrix's column indices", |c| u32::from_le_bytes(le(c)))?;
-                matrix.values = r.items(nnz, 8, "a matrix's values", |c| i64::from_le_bytes(le(c)))?;
+                matrix.col_idx = r.items(nnz, 4, "a matrix's column indices", |c| {
+                    u32::from_le_bytes(le(c))
+                })?;
+                matrix.values =
+                    r.items(nnz, 8, "a matrix's values", |c| i64::from_le_bytes(le(c)))?;
                 *bias = r.items(rows, 16, "a bias vector", |c| i128::from_le_bytes(le(c)))?;
             }
         }

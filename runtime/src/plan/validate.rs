@@ -126,7 +126,10 @@ impl Plan {
                 return Err(bad(format!("level {} is outside 1..={levels}", reg.level)));
             }
             if !(2..=3).contains(&reg.ct_size) {
-                return Err(bad(format!("ciphertext size {} is not 2 or 3", reg.ct_size)));
+                return Err(bad(format!(
+                    "ciphertext size {} is not 2 or 3",
+                    reg.ct_size
+                )));
             }
         }
 
@@ -143,7 +146,9 @@ impl Plan {
             .iter()
             .try_fold(1usize, |acc, &d| acc.checked_mul(d))
             .filter(|&len| len > 0 && len <= MAX_REGISTER_LEN)
-            .ok_or_else(|| ValidationError::Input(format!("shape {:?} is empty or too large", input.shape)))?;
+            .ok_or_else(|| {
+                ValidationError::Input(format!("shape {:?} is empty or too large", input.shape))
+            })?;
         if input.features.len() != self.registers[input.register].len {
             return Err(ValidationError::Input(format!(
                 "{} features but the input register holds {} values",
@@ -155,7 +160,11 @@ impl Plan {
         for &f in &input.features {
             match seen.get_mut(f) {
                 Some(s) if !*s => *s = true,
-                Some(_) => return Err(ValidationError::Input(format!("feature {f} is listed twice"))),
+                Some(_) => {
+                    return Err(ValidationError::Input(format!(
+                        "feature {f} is listed twice"
+                    )))
+                }
                 None => {
                     return Err(ValidationError::Input(format!(
                         "feature {f} is outside the input shape {:?}",
@@ -164,12 +173,13 @@ impl Plan {
                 }
             }
         }
-        if !(input.scale.is_finite() && input.scale > 0.0)
-            || !input.raw_min.is_finite()
-            || !input.raw_max.is_finite()
-            || input.raw_min > input.raw_max
-            || input.max_abs < 0
-        {
+        let sane = input.scale.is_finite()
+            && input.scale > 0.0
+            && input.raw_min.is_finite()
+            && input.raw_max.is_finite()
+            && input.raw_min <= input.raw_max
+            && input.max_abs >= 0;
+        if !sane {
             return Err(ValidationError::Input(format!(
                 "scale {} and raw range [{}, {}] must be finite with min ≤ max and scale > 0",
                 input.scale, input.raw_min, input.raw_max
@@ -191,18 +201,28 @@ impl Plan {
                 Step::Relinearize { .. } => "relinearize",
                 Step::ModSwitch { .. } => "mod_switch",
             };
-            let fail = |problem: String| ValidationError::Step { step: s, op, problem };
+            let fail = |problem: String| ValidationError::Step {
+                step: s,
+                op,
+                problem,
+            };
             let read = |r: usize, state: &[Option<State>]| -> Result<State, ValidationError> {
                 match state.get(r) {
-                    None => Err(fail(format!("register {r} does not exist ({nregs} registers)"))),
+                    None => Err(fail(format!(
+                        "register {r} does not exist ({nregs} registers)"
+                    ))),
                     Some(None) => Err(fail(format!("reads register {r} before it is written"))),
                     Some(Some(st)) => Ok(*st),
                 }
             };
             let write = |r: usize, state: &[Option<State>]| -> Result<(), ValidationError> {
                 match state.get(r) {
-                    None => Err(fail(format!("register {r} does not exist ({nregs} registers)"))),
-                    Some(Some(_)) => Err(fail(format!("writes register {r}, which is already written"))),
+                    None => Err(fail(format!(
+                        "register {r} does not exist ({nregs} registers)"
+                    ))),
+                    Some(Some(_)) => Err(fail(format!(
+                        "writes register {r}, which is already written"
+                    ))),
                     Some(None) => Ok(()),
                 }
             };
@@ -238,7 +258,10 @@ impl Plan {
                     let rows = self.registers[*output].len;
                     check_matrix(matrix, rows, cols).map_err(fail)?;
                     if bias.len() != rows {
-                        return Err(fail(format!("bias has {} entries, expected {rows}", bias.len())));
+                        return Err(fail(format!(
+                            "bias has {} entries, expected {rows}",
+                            bias.len()
+                        )));
                     }
                     let level = level.unwrap_or(levels);
                     state[*output] = Some(State {
@@ -271,7 +294,10 @@ impl Plan {
                 Step::Relinearize { register } => {
                     let st = read(*register, &state)?;
                     if st.ct_size != 3 {
-                        return Err(fail(format!("register {register} has size {}, not 3", st.ct_size)));
+                        return Err(fail(format!(
+                            "register {register} has size {}, not 3",
+                            st.ct_size
+                        )));
                     }
                     state[*register] = Some(State { ct_size: 2, ..st });
                 }
@@ -295,7 +321,10 @@ impl Plan {
                         )));
                     }
                     current_level = *level;
-                    state[*register] = Some(State { level: *level, ..st });
+                    state[*register] = Some(State {
+                        level: *level,
+                        ..st
+                    });
                 }
             }
         }
@@ -354,7 +383,10 @@ impl Plan {
         let p = &self.params;
         let bad = |m: String| Err(ValidationError::Params(m));
         if !p.degree.is_power_of_two() || p.degree < 2 || p.degree > MAX_DEGREE {
-            return bad(format!("degree {} is not a power of two in 2..={MAX_DEGREE}", p.degree));
+            return bad(format!(
+                "degree {} is not a power of two in 2..={MAX_DEGREE}",
+                p.degree
+            ));
         }
         if p.q_primes.is_empty() {
             return bad("no ciphertext primes".into());
@@ -379,7 +411,10 @@ impl Plan {
             }
         }
         if !matches!(p.security_bits, 0 | 128 | 192 | 256) {
-            return bad(format!("security level {} is not 0, 128, 192 or 256", p.security_bits));
+            return bad(format!(
+                "security level {} is not 0, 128, 192 or 256",
+                p.security_bits
+            ));
         }
         Ok(())
     }
@@ -448,7 +483,10 @@ mod tests {
                     output: 2,
                 },
                 Step::Relinearize { register: 2 },
-                Step::ModSwitch { register: 2, level: 1 },
+                Step::ModSwitch {
+                    register: 2,
+                    level: 1,
+                },
                 Step::Linear {
                     name: "l2".into(),
                     inputs: vec![2],
@@ -502,7 +540,10 @@ mod tests {
         for cut in [0, 5, 10, 20, bytes.len() / 2, bytes.len() - 1] {
             let err = Plan::from_bytes(&bytes[..cut]).unwrap_err();
             assert!(
-                matches!(err, PlanError::BadMagic | PlanError::Truncated { .. } | PlanError::Json { .. }),
+                matches!(
+                    err,
+                    PlanError::BadMagic | PlanError::Truncated { .. } | PlanError::Json { .. }
+                ),
                 "cut at {cut}: {err}"
             );
         }
@@ -515,8 +556,14 @@ mod tests {
         let mut flipped = bytes.clone();
         let last_blob_byte = bytes.len() - 9;
         flipped[last_blob_byte] ^= 1;
-        assert!(matches!(Plan::from_bytes(&flipped), Err(PlanError::Checksum { .. })));
-        assert!(matches!(Plan::from_bytes(b"not a plan"), Err(PlanError::BadMagic)));
+        assert!(matches!(
+            Plan::from_bytes(&flipped),
+            Err(PlanError::Checksum { .. })
+        ));
+        assert!(matches!(
+            Plan::from_bytes(b"not a plan"),
+            Err(PlanError::BadMagic)
+        ));
         // Every single-byte corruption is an error or (header whitespace aside) the same plan; never a panic.
         for i in 0..bytes.len() {
             let mut b = bytes.clone();
@@ -531,26 +578,50 @@ mod tests {
         if let Step::Linear { matrix, .. } = &mut p.steps[0] {
             matrix.col_idx[0] = 7;
         }
-        assert!(p.validate().unwrap_err().to_string().contains("column index 7"));
+        assert!(p
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("column index 7"));
 
         let mut p = tiny_plan();
         p.steps.swap(0, 1);
-        assert!(p.validate().unwrap_err().to_string().contains("before it is written"));
+        assert!(p
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("before it is written"));
 
         let mut p = tiny_plan();
         p.steps.remove(2);
-        assert!(p.validate().unwrap_err().to_string().contains("relinearise"));
+        assert!(p
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("relinearise"));
 
         let mut p = tiny_plan();
         p.registers[2].level = 2;
-        assert!(p.validate().unwrap_err().to_string().contains("program leaves it at level 1"));
+        assert!(p
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("program leaves it at level 1"));
 
         let mut p = tiny_plan();
         p.input.features = vec![0, 3];
-        assert!(p.validate().unwrap_err().to_string().contains("outside the input shape"));
+        assert!(p
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("outside the input shape"));
 
         let mut p = tiny_plan();
         p.params.plain_primes = vec![12];
-        assert!(p.validate().unwrap_err().to_string().contains("not a prime"));
+        assert!(p
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("not a prime"));
     }
 }
