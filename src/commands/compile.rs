@@ -91,6 +91,16 @@ pub fn summary(compiled: &Compiled, written: Option<&Path>) -> String {
     out
 }
 
+/// Writes `text` to standard output; a closed pipe (`veil report | head`) is not an error.
+pub fn print_out(text: &str) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
 /// Runs `veil compile`.
 pub fn run(args: CompileArgs) -> Result<(), CliError> {
     let compiled = veil_compiler::compile_path(&args.model, &args.flags.options())?;
@@ -99,6 +109,5 @@ pub fn run(args: CompileArgs) -> Result<(), CliError> {
         .clone()
         .unwrap_or_else(|| args.model.with_extension("plan"));
     compiled.plan.write_file(&output)?;
-    print!("{}", summary(&compiled, Some(&output)));
-    Ok(())
+    print_out(&summary(&compiled, Some(&output)))
 }

@@ -1,7 +1,7 @@
 //! `veil report`: the per-layer table and parameter block of a model (compiled on the fly) or
 //! of a plan file.
 
-use super::compile::CompilerFlags;
+use super::compile::{print_out, CompilerFlags};
 use crate::cli::CliError;
 use clap::Args;
 use std::path::{Path, PathBuf};
@@ -75,9 +75,10 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
                 obj.insert("ir".into(), serde_json::Value::Object(ir));
             }
         }
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        print_out(&format!("{}\n", serde_json::to_string_pretty(&value)?))
     } else {
-        for (stage, text) in &dumps {
+        let mut text = String::new();
+        for (stage, ir) in &dumps {
             let title = if stage == "input" {
                 "IR as loaded".to_owned()
             } else if stage == "analysis" {
@@ -85,15 +86,15 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
             } else {
                 format!("IR after {stage}")
             };
-            println!("== {title} ==\n{text}");
+            text.push_str(&format!("== {title} ==\n{ir}\n"));
         }
         if !report.passes.is_empty() {
-            println!("passes: {}", report.passes.join(", "));
+            text.push_str(&format!("passes: {}\n", report.passes.join(", ")));
         }
         for w in &report.warnings {
-            println!("warning: {w}");
+            text.push_str(&format!("warning: {w}\n"));
         }
-        print!("{}", report.to_text());
+        text.push_str(&report.to_text());
+        print_out(&text)
     }
-    Ok(())
 }

@@ -29,8 +29,8 @@ pub const PLAN_MAGIC: &[u8; 8] = b"VEILPLAN";
 /// Why a plan could not be read or written.
 #[derive(Debug, Error)]
 pub enum PlanError {
-    /// Reading or writing the file failed.
-    #[error("{}: {source}", path.display())]
+    /// Reading or writing the file failed (the cause is the `source`).
+    #[error("cannot read or write the plan file {}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
