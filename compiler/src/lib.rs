@@ -1,1 +1,271 @@
 //! Veil's compiler: model file → graph IR → passes → analyses → parameters → circuit plan.
+//!
+//! Layers point one way: [`model`] (the file schema) → [`ir`] (graph, checked once at the
+//! border by [`ir::build`]) → [`passes`] → [`analysis`] (read-only side tables: quantisation,
+//! ranges, depth) → [`params`] (parameter search and schedule) → [`emit`] (the plan).
+//!
+//! The entry points are [`compile_path`] (a model file) and [`compile_graph`]; [`float_eval`]
+//! and [`Compiled::quantized_scores`] evaluate the float model and its integer circuit for
+//! accuracy checks, and [`eval::eval_plan`] runs a plan on integers exactly.
+
+pub mod analysis;
+pub mod emit;
+pub mod eval;
+pub mod ir;
+pub mod model;
+pub mod params;
+pub mod passes;
+pub mod report;
+#[doc(hidden)]
+pub mod testing;
+
+use analysis::{NodeRange, QCircuit, QuantError, QuantOptions};
+use ir::Graph;
+use model::ModelError;
+use params::{ParamError, ParamOptions};
+use passes::{PassError, PassManager};
+pub use report::Report;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+use veil_runtime::plan::{Calibration, Plan, ValidationError};
+use veil_runtime::security::SecurityLevel;
+
+/// Default bits of the largest integer weight of each row.
+pub const DEFAULT_WEIGHT_BITS: u32 = 8;
+/// Default safety margin of calibrated bounds (bits; 1 bit = ×2).
+pub const DEFAULT_CALIBRATION_MARGIN_BITS: f64 = 1.0;
+/// Most calibration images evaluated.
+pub const MAX_CALIBRATION_SAMPLES: usize = 10_000;
+
+/// Compiler options.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CompileOptions {
+    /// Target security; `None` compiles explicitly insecure parameters (`--insecure`).
+    pub security: Option<SecurityLevel>,
+    /// Bits of the largest integer weight of each row (sign included).
+    pub weight_bits: u32,
+    /// Bits of the integer input when the declared range is not small integers.
+    pub input_bits: u32,
+    /// Noise budget every output must keep (bits).
+    pub margin_bits: f64,
+    /// IDX file of calibration images (raw byte b maps to min + b/255·(max − min)).
+    pub calibrate: Option<PathBuf>,
+    /// Safety margin of calibrated bounds (bits).
+    pub calibration_margin_bits: f64,
+    /// Keep the IR text before and after every pass.
+    pub dump_ir: bool,
+}
+
+impl Default for CompileOptions {
+    fn default() -> Self {
+        CompileOptions {
+            security: Some(SecurityLevel::Bits128),
+            weight_bits: DEFAULT_WEIGHT_BITS,
+            input_bits: 8,
+            margin_bits: params::model::DEFAULT_MARGIN_BITS,
+            calibrate: None,
+            calibration_margin_bits: DEFAULT_CALIBRATION_MARGIN_BITS,
+            dump_ir: false,
+        }
+    }
+}
+
+/// Why compilation failed.
+#[derive(Debug, Error)]
+pub enum CompileError {
+    /// The model file is wrong.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// A pass failed.
+    #[error(transparent)]
+    Pass(#[from] PassError),
+    /// Quantisation failed.
+    #[error(transparent)]
+    Quant(#[from] QuantError),
+    /// Calibration data could not be used.
+    #[error("calibration: {0}")]
+    Calibration(String),
+    /// No parameters hold the circuit.
+    #[error(transparent)]
+    Params(#[from] ParamError),
+    /// The emitted plan is inconsistent (a compiler bug).
+    #[error("internal error: the emitted plan is invalid: {0}")]
+    Plan(#[from] ValidationError),
+}
+
+/// A compiled model.
+#[derive(Clone, Debug)]
+pub struct Compiled {
+    /// The plan.
+    pub plan: Plan,
+    /// The report (with passes and warnings).
+    pub report: Report,
+    /// Warnings (approximations made by passes).
+    pub warnings: Vec<String>,
+    /// Passes run, with whether each changed the graph.
+    pub passes: Vec<(&'static str, bool)>,
+    /// `(stage, IR text)` before and after every pass and, last, with analysis facts; empty
+    /// unless `dump_ir`.
+    pub ir_dumps: Vec<(String, String)>,
+    /// The model as loaded (float reference).
+    pub source: Graph,
+    /// The graph after the passes.
+    pub lowered: Graph,
+    /// The integer circuit.
+    pub circuit: QCircuit,
+    /// Value bounds per circuit node.
+    pub ranges: Vec<NodeRange>,
+}
+
+impl Compiled {
+    /// Scores of the integer circuit (dequantised) for one raw input, in f64.
+    pub fn quantized_scores(&self, raw: &[f32]) -> Vec<f64> {
+        let raw: Vec<f64> = raw.iter().map(|&v| f64::from(v)).collect();
+        self.circuit.scores(&raw)
+    }
+
+    /// Scores of the float model as loaded (before approximations) for one raw input.
+    pub fn float_scores(&self, raw: &[f32]) -> Result<Vec<f32>, ir::eval::EvalError> {
+        float_eval(&self.source, raw)
+    }
+}
+
+/// Reads a model file and builds its IR (all validation happens here).
+pub fn load_model(path: &Path) -> Result<Graph, CompileError> {
+    let loaded = model::load(path)?;
+    Ok(ir::build::build(&loaded)?)
+}
+
+/// Evaluates a model graph in floating point on one raw input (C, H, W order).
+pub fn float_eval(g: &Graph, raw: &[f32]) -> Result<Vec<f32>, ir::eval::EvalError> {
+    let x: Vec<f64> = raw.iter().map(|&v| f64::from(v)).collect();
+    Ok(ir::eval::evaluate(g, &x)?
+        .into_iter()
+        .map(|v| v as f32)
+        .collect())
+}
+
+/// Compiles a model file.
+pub fn compile_path(path: &Path, opts: &CompileOptions) -> Result<Compiled, CompileError> {
+    compile_graph(load_model(path)?, opts)
+}
+
+fn calibration_samples(path: &Path, g: &Graph) -> Result<Vec<Vec<f64>>, CompileError> {
+    let (images, dims) = analysis::idx::read_images(path, MAX_CALIBRATION_SAMPLES)
+        .map_err(|e| CompileError::Calibration(e.to_string()))?;
+    let len = g.node(g.input).len();
+    if dims[0] * dims[1] != len {
+        return Err(CompileError::Calibration(format!(
+            "{}: images are {}x{} = {} values but the model input has {len}",
+            path.display(),
+            dims[0],
+            dims[1],
+            dims[0] * dims[1]
+        )));
+    }
+    if images.is_empty() {
+        return Err(CompileError::Calibration(format!(
+            "{}: no images",
+            path.display()
+        )));
+    }
+    let (lo, hi) = g.input_range;
+    Ok(images
+        .iter()
+        .map(|img| {
+            img.iter()
+                .map(|&b| lo + f64::from(b) / 255.0 * (hi - lo))
+                .collect()
+        })
+        .collect())
+}
+
+/// Compiles a model graph.
+pub fn compile_graph(source: Graph, opts: &CompileOptions) -> Result<Compiled, CompileError> {
+    let mut g = source.clone();
+    let outcome = PassManager::standard().dump(opts.dump_ir).run(&mut g)?;
+    let circuit = analysis::quantize(
+        &g,
+        &QuantOptions {
+            weight_bits: opts.weight_bits,
+            input_bits: opts.input_bits,
+        },
+    )?;
+    let mut ranges = analysis::analyze(&circuit);
+    let mut calibration = None;
+    if let Some(path) = &opts.calibrate {
+        let samples = calibration_samples(path, &source)?;
+        analysis::calibrate(
+            &circuit,
+            &mut ranges,
+            &samples,
+            opts.calibration_margin_bits,
+        );
+        calibration = Some(Calibration {
+            samples: samples.len(),
+            margin_bits: opts.calibration_margin_bits,
+        });
+    }
+    let chosen = params::select(
+        &circuit,
+        &ranges,
+        &ParamOptions {
+            security: opts.security,
+            margin_bits: opts.margin_bits,
+        },
+    )?;
+    let info = emit::EmitInfo {
+        model: &source.model_name,
+        shape: &source.node(source.input).shape,
+        raw_range: source.input_range,
+        classes: &source.classes,
+        calibration,
+    };
+    let plan = emit::emit(&circuit, &ranges, &chosen, &info);
+    plan.validate()?;
+    let mut ir_dumps = outcome.dumps;
+    if opts.dump_ir {
+        let mut facts = BTreeMap::new();
+        for (i, node) in circuit.nodes.iter().enumerate() {
+            let reg = &plan.registers[i];
+            let mut f = format!("|x| ≤ 2^{:.1}", reg.value_bits);
+            if let Some(c) = reg.calibrated_value_bits {
+                let _ = std::fmt::Write::write_fmt(&mut f, format_args!(" (calibrated 2^{c:.1})"));
+            }
+            let _ = std::fmt::Write::write_fmt(
+                &mut f,
+                format_args!(
+                    ", depth {}, level {}, budget {:.1} bits",
+                    reg.depth, reg.level, reg.noise_budget_bits
+                ),
+            );
+            facts.insert(node.id, f);
+        }
+        ir_dumps.push(("analysis".into(), g.to_text_with(&facts)));
+    }
+    let mut report = Report::from_plan(&plan);
+    report.passes = outcome
+        .applied
+        .iter()
+        .map(|(name, changed)| {
+            if *changed {
+                (*name).to_owned()
+            } else {
+                format!("{name} (no change)")
+            }
+        })
+        .collect();
+    report.warnings = outcome.warnings.clone();
+    Ok(Compiled {
+        plan,
+        report,
+        warnings: outcome.warnings,
+        passes: outcome.applied,
+        ir_dumps,
+        source,
+        lowered: g,
+        circuit,
+        ranges,
+    })
+}

@@ -9,8 +9,22 @@
 //! When the integer values need more bits than one plaintext prime holds, the plan lists several
 //! plaintext primes (`params.plain_primes`); the executor runs every step once per prime and the
 //! client recombines the residues with the Chinese remainder theorem.
+//!
+//! Register facts (`level`, `ct_size`, `noise_budget_bits`) describe the register's state at the
+//! end of the program, after any in-place `Relinearize` / `ModSwitch` steps. Levels only go
+//! down along the program, so a register read after a `ModSwitch` is read at the lower level.
+//!
+//! Files: [`Plan::write_file`] / [`Plan::read_file`] choose the encoding by extension: `.json`
+//! is pretty JSON for inspection, anything else the compact binary form (magic `VEILPLAN`, see
+//! `codec`). A loaded plan is always checked with [`Plan::validate`].
 
 use serde::{Deserialize, Serialize};
+
+mod codec;
+mod validate;
+
+pub use codec::PlanError;
+pub use validate::ValidationError;
 
 /// The version of the plan format this crate reads and writes.
 pub const PLAN_FORMAT_VERSION: u32 = 1;
@@ -40,6 +54,50 @@ pub struct Plan {
     /// Predicted invariant noise budget (bits) left in the output ciphertexts, minimum over the
     /// plaintext primes.
     pub predicted_noise_budget_bits: f64,
+    /// Present when the value bounds used to choose the plaintext primes come from calibration
+    /// data rather than the guaranteed worst case over the declared input range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<Calibration>,
+}
+
+/// How calibrated value bounds were obtained (see [`RegisterInfo::calibrated_value_bits`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// Number of calibration inputs evaluated.
+    pub samples: usize,
+    /// Bits added to the largest observed |value| as a safety margin (1 bit = ×2).
+    pub margin_bits: f64,
+}
+
+impl Plan {
+    /// Total bits of the ciphertext primes kept at `level` (the first `level` q primes).
+    pub fn q_bits_at(&self, level: usize) -> u64 {
+        self.params
+            .q_primes
+            .iter()
+            .take(level)
+            .map(|&q| u64::from(64 - q.leading_zeros()))
+            .sum()
+    }
+
+    /// Bytes uploaded per image: one fresh symmetric ciphertext per input value and plaintext
+    /// prime, sent seeded (only `c0`, n coefficients at full level), divided by the n images
+    /// of a batch.
+    pub fn upload_bytes_per_image(&self) -> f64 {
+        let values = self.input.features.len() as f64;
+        let primes = self.params.plain_primes.len() as f64;
+        values * primes * self.q_bits_at(self.params.q_primes.len()) as f64 / 8.0
+    }
+
+    /// Bytes downloaded per image: the output register's ciphertexts (size `ct_size`, at the
+    /// register's final level) per plaintext prime, divided by the n images of a batch.
+    pub fn download_bytes_per_image(&self) -> f64 {
+        let Some(reg) = self.registers.get(self.output.register) else {
+            return 0.0;
+        };
+        let primes = self.params.plain_primes.len() as f64;
+        reg.len as f64 * primes * reg.ct_size as f64 * self.q_bits_at(reg.level) as f64 / 8.0
+    }
 }
 
 /// BFV parameters fixed by the plan.
@@ -96,6 +154,10 @@ pub struct RegisterInfo {
     pub ct_size: usize,
     /// Predicted invariant noise budget in bits (minimum over plaintext primes).
     pub noise_budget_bits: f64,
+    /// Bound on |value| from calibration data with its safety margin (bits), when the plan
+    /// was compiled with calibration; the plaintext primes then cover this bound only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibrated_value_bits: Option<f64>,
 }
 
 /// An integer matrix in compressed sparse row form.
@@ -115,6 +177,10 @@ pub struct IntMatrix {
 
 impl IntMatrix {
     /// The entries of row `r` as (column, value) pairs.
+    ///
+    /// # Panics
+    /// When `r` is out of range or the matrix is malformed; [`Plan::validate`] rules out the
+    /// latter for every matrix of a loaded plan.
     pub fn row(&self, r: usize) -> impl Iterator<Item = (usize, i64)> + '_ {
         let span = self.row_ptr[r]..self.row_ptr[r + 1];
         self.col_idx[span.clone()]
@@ -146,6 +212,8 @@ pub enum Step {
         /// Integer weights, `rows = len(output)`, `cols = Σ len(inputs)`.
         matrix: IntMatrix,
         /// Integer bias per output (exact; reduced mod each plaintext prime when executed).
+        /// In JSON, values outside the i64 range are written as decimal strings.
+        #[serde(with = "wide_ints")]
         bias: Vec<i128>,
     },
     /// `output[i] = input[i]²`, without relinearisation (outputs are size 3).
@@ -169,6 +237,42 @@ pub enum Step {
         /// Number of q primes kept.
         level: usize,
     },
+}
+
+/// Serde for `Vec<i128>` that JSON can carry: numbers when they fit in i64, decimal strings
+/// otherwise (serde_json cannot read integers beyond 64 bits).
+mod wide_ints {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Wide {
+        Int(i64),
+        Text(String),
+    }
+
+    pub fn serialize<S: Serializer>(values: &[i128], s: S) -> Result<S::Ok, S::Error> {
+        let wide: Vec<Wide> = values
+            .iter()
+            .map(|&v| match i64::try_from(v) {
+                Ok(small) => Wide::Int(small),
+                Err(_) => Wide::Text(v.to_string()),
+            })
+            .collect();
+        wide.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<i128>, D::Error> {
+        let wide = Vec::<Wide>::deserialize(d)?;
+        wide.into_iter()
+            .map(|w| match w {
+                Wide::Int(v) => Ok(i128::from(v)),
+                Wide::Text(t) => t
+                    .parse::<i128>()
+                    .map_err(|_| serde::de::Error::custom(format!("bias `{t}` is not an integer"))),
+            })
+            .collect()
+    }
 }
 
 /// How the output register becomes class scores.

@@ -1,0 +1,244 @@
+//! Parameter selection: the ring degree n, the q primes, the special key-switching prime and
+//! the plaintext (CRT) primes, plus the relinearisation and modulus-switching schedule.
+//!
+//! Constraints (docs/parameters.md explains them with sources):
+//! 1. no wrap-around: `T = Π t_i > 2·max|value| + 1` over every register, each `t_i` a prime
+//!    ≡ 1 (mod 2n) (batching); each `t_i` is a separate run of the circuit;
+//! 2. noise: the predicted budget of the output stays ≥ the margin ([`model`]);
+//! 3. security: `log2(Π q_i · p) ≤ SecurityLevel::max_log2_modulus(n)`.
+//!
+//! Among the parameter sets that satisfy all three, the search keeps the one with the lowest
+//! estimated time per image, then the smallest upload per image, then the smallest n.
+
+pub mod model;
+pub mod schedule;
+
+pub use schedule::{choose_levels, simulate, CircuitShape, RegState, SStep, SimParams, Simulation};
+
+use crate::analysis::{NodeRange, QCircuit};
+use std::collections::BTreeMap;
+use thiserror::Error;
+use veil_runtime::math::primes::ntt_primes;
+use veil_runtime::security::SecurityLevel;
+
+/// What the search needs besides the circuit.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ParamOptions {
+    /// Target security, or `None` for explicitly insecure parameters.
+    pub security: Option<SecurityLevel>,
+    /// Budget (bits) every output must keep.
+    pub margin_bits: f64,
+}
+
+impl Default for ParamOptions {
+    fn default() -> Self {
+        ParamOptions {
+            security: Some(SecurityLevel::Bits128),
+            margin_bits: model::DEFAULT_MARGIN_BITS,
+        }
+    }
+}
+
+/// The chosen parameters and schedule.
+#[derive(Clone, Debug)]
+pub struct Chosen {
+    /// Ring degree.
+    pub n: usize,
+    /// Ciphertext primes (level l keeps the first l).
+    pub q_primes: Vec<u64>,
+    /// The special key-switching prime.
+    pub special_prime: u64,
+    /// Plaintext primes.
+    pub plain_primes: Vec<u64>,
+    /// 128/192/256, or 0 when insecure.
+    pub security_bits: u32,
+    /// Level at each switch point.
+    pub levels: Vec<usize>,
+    /// The predicted schedule.
+    pub sim: Simulation,
+    /// log2 of the bound the plaintext modulus had to exceed (2·max|value| + 1).
+    pub needed_plain_bits: f64,
+}
+
+/// No parameter set holds the circuit.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum ParamError {
+    /// The values need a larger plaintext modulus than the CRT primes can give.
+    #[error("no parameter set holds this circuit: with depth {depth}, values reach 2^{value_bits:.1}, so the plaintext modulus needs {needed_bits:.0} bits, but at most {max_primes} plaintext primes of at most {max_prime_bits} bits ({allowed_bits} bits) are supported; reduce the depth or --weight-bits, or calibrate (--calibrate) to tighten the bounds")]
+    ValuesTooLarge {
+        /// Multiplicative depth.
+        depth: u32,
+        /// log2 of the largest |value|.
+        value_bits: f64,
+        /// Bits the plaintext modulus needs.
+        needed_bits: f64,
+        /// Most plaintext primes.
+        max_primes: usize,
+        /// Largest plaintext prime size.
+        max_prime_bits: u32,
+        /// Bits available.
+        allowed_bits: u32,
+    },
+    /// The noise needs a larger ciphertext modulus than the security level allows.
+    #[error("no parameter set holds this circuit at {security}: depth {depth} with plaintext primes of {t_bits} bits needs about {needed_bits:.0} bits of ciphertext modulus (n = {n}, {margin_bits:.0}-bit margin), but {security} allows at most {allowed_bits} bits at n = {n}; reduce the depth or --weight-bits, calibrate (--calibrate), or lower --security")]
+    NoiseTooLarge {
+        /// Multiplicative depth.
+        depth: u32,
+        /// "128-bit security" or "insecure parameters".
+        security: String,
+        /// The ring degree of the closest attempt.
+        n: usize,
+        /// Size of the plaintext primes of the closest attempt.
+        t_bits: u32,
+        /// Estimated bits of q·p needed.
+        needed_bits: f64,
+        /// Bits allowed.
+        allowed_bits: u32,
+        /// The margin asked for.
+        margin_bits: f64,
+    },
+}
+
+fn log2(p: u64) -> f64 {
+    (p as f64).log2()
+}
+
+fn bits_of(x: u64) -> u32 {
+    64 - x.leading_zeros()
+}
+
+/// Chooses parameters for a quantised circuit with value bounds `ranges`.
+pub fn select(
+    c: &QCircuit,
+    ranges: &[NodeRange],
+    opts: &ParamOptions,
+) -> Result<Chosen, ParamError> {
+    let shape = CircuitShape::new(c);
+    let max_value = ranges.iter().map(NodeRange::effective).fold(1.0, f64::max);
+    let needed = (2.0 * max_value + 1.0).log2();
+    let depth = c.depth();
+    let max_plain_bits = (model::MAX_T_BITS - 1) * model::MAX_PLAIN_PRIMES as u32;
+    if needed >= f64::from(max_plain_bits) {
+        return Err(ParamError::ValuesTooLarge {
+            depth,
+            value_bits: max_value.log2(),
+            needed_bits: needed,
+            max_primes: model::MAX_PLAIN_PRIMES,
+            max_prime_bits: model::MAX_T_BITS,
+            allowed_bits: max_plain_bits,
+        });
+    }
+    let degrees: &[usize] = if opts.security.is_some() {
+        &model::DEGREES
+    } else {
+        &model::INSECURE_DEGREES
+    };
+    let mut best: Option<((f64, f64, usize), Chosen)> = None;
+    // Closest failure: (largest output budget minus margin, n, t bits, allowed bits).
+    let mut closest: Option<(f64, usize, u32, u32)> = None;
+    let mut q_cache: BTreeMap<(usize, u32), Vec<u64>> = BTreeMap::new();
+    for &n in degrees {
+        let allowed = match opts.security {
+            Some(level) => match level.max_log2_modulus(n) {
+                Some(a) => a,
+                None => continue,
+            },
+            None => model::INSECURE_MAX_LOG2_MODULUS,
+        };
+        let t_min = bits_of(2 * n as u64) + 2;
+        for count in 1..=model::MAX_PLAIN_PRIMES {
+            let t_bits = ((needed / count as f64).ceil() as u32 + 1).max(t_min);
+            if t_bits > model::MAX_T_BITS {
+                continue;
+            }
+            let mut plain = None;
+            for tb in t_bits..=(t_bits + 2).min(model::MAX_T_BITS) {
+                if let Ok(p) = ntt_primes(tb, n, count, &[]) {
+                    if p.iter().map(|&x| log2(x)).sum::<f64>() > needed {
+                        plain = Some(p);
+                        break;
+                    }
+                }
+            }
+            let Some(plain) = plain else { continue };
+            let t = plain.iter().copied().max().unwrap_or(2) as f64;
+            for b in model::MIN_Q_PRIME_BITS..=model::MAX_Q_PRIME_BITS {
+                let k_max = (allowed / b).saturating_sub(1) as usize;
+                if k_max == 0 {
+                    continue;
+                }
+                let pool = q_cache.entry((n, b)).or_insert_with(|| {
+                    let want = k_max + 1 + model::MAX_PLAIN_PRIMES;
+                    ntt_primes(b, n, want, &[]).unwrap_or_default()
+                });
+                let avail: Vec<u64> = pool
+                    .iter()
+                    .copied()
+                    .filter(|p| !plain.contains(p))
+                    .collect();
+                if avail.len() < 2 {
+                    continue;
+                }
+                let special = avail[0];
+                let qs = &avail[1..avail.len().min(k_max + 1)];
+                for k in 1..=qs.len() {
+                    let sp = SimParams {
+                        n,
+                        q_log2: qs[..k].iter().map(|&q| log2(q)).collect(),
+                        special_log2: log2(special),
+                        t,
+                        plain_count: count,
+                    };
+                    match choose_levels(&shape, &sp, opts.margin_bits) {
+                        Some((levels, sim)) => {
+                            let upload: f64 = count as f64 * sp.q_log2.iter().sum::<f64>();
+                            let key = (sim.cost_per_image, upload, n);
+                            if best.as_ref().is_none_or(|(bk, _)| key < *bk) {
+                                best = Some((
+                                    key,
+                                    Chosen {
+                                        n,
+                                        q_primes: qs[..k].to_vec(),
+                                        special_prime: special,
+                                        plain_primes: plain.clone(),
+                                        security_bits: opts.security.map_or(0, SecurityLevel::bits),
+                                        levels,
+                                        sim,
+                                        needed_plain_bits: needed,
+                                    },
+                                ));
+                            }
+                            break;
+                        }
+                        None if k == qs.len() => {
+                            let full = simulate(&shape, &sp, &vec![k; shape.squares + 1]);
+                            let slack = full.output_budget.min(full.min_budget + opts.margin_bits)
+                                - opts.margin_bits;
+                            if closest.is_none_or(|(s, ..)| slack > s) {
+                                closest = Some((slack, n, bits_of(t as u64), allowed));
+                            }
+                        }
+                        None => {}
+                    }
+                }
+            }
+        }
+    }
+    if let Some((_, chosen)) = best {
+        return Ok(chosen);
+    }
+    let security = match opts.security {
+        Some(level) => format!("{level} security"),
+        None => "insecure parameters".into(),
+    };
+    let (slack, n, t_bits, allowed) = closest.unwrap_or((f64::NEG_INFINITY, 0, 0, 0));
+    Err(ParamError::NoiseTooLarge {
+        depth,
+        security,
+        n,
+        t_bits,
+        needed_bits: f64::from(allowed) - slack,
+        allowed_bits: allowed,
+        margin_bits: opts.margin_bits,
+    })
+}

@@ -1,0 +1,305 @@
+//! The per-layer report of a plan (`veil report`, and the summary of `veil compile`).
+
+use serde::Serialize;
+use std::fmt::Write;
+use veil_runtime::plan::{Calibration, Plan, Step};
+
+/// The parameter block.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ReportParams {
+    /// Ring degree.
+    pub n: usize,
+    /// Ciphertext primes.
+    pub q_primes: Vec<u64>,
+    /// Bits of each ciphertext prime.
+    pub q_bits: Vec<u32>,
+    /// log2 of the product of the ciphertext primes.
+    pub log2_q: f64,
+    /// Special key-switching primes.
+    pub special_primes: Vec<u64>,
+    /// log2 of q times the special primes (what the security bound limits).
+    pub log2_qp: f64,
+    /// Plaintext primes.
+    pub t: Vec<u64>,
+    /// Bits of each plaintext prime.
+    pub t_bits: Vec<u32>,
+    /// 128, 192, 256, or 0 (insecure).
+    pub security_bits: u32,
+}
+
+/// One row per register.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LayerRow {
+    /// Layer name(s).
+    pub name: String,
+    /// `input`, `linear IN→OUT` or `square`.
+    pub op: String,
+    /// Ciphertexts out (per plaintext prime).
+    pub outputs: usize,
+    /// Multiplicative depth.
+    pub depth: u32,
+    /// log2 of the guaranteed |value| bound.
+    pub value_bits: f64,
+    /// log2 of the calibrated bound, when calibrated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calibrated_value_bits: Option<f64>,
+    /// Predicted noise budget left (bits).
+    pub noise_budget_bits: f64,
+    /// q primes left.
+    pub level: usize,
+    /// Ciphertext-by-integer multiplications.
+    pub scalar_mults: usize,
+    /// Ciphertext additions (plaintext bias additions included).
+    pub additions: usize,
+    /// Ciphertext squares.
+    pub squares: usize,
+    /// Relinearisations.
+    pub relins: usize,
+    /// Ciphertexts switched down.
+    pub mod_switches: usize,
+}
+
+/// The report.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Report {
+    /// Model name.
+    pub model: String,
+    /// Parameters.
+    pub params: ReportParams,
+    /// Multiplicative depth.
+    pub depth: u32,
+    /// One row per register, in program order.
+    pub layers: Vec<LayerRow>,
+    /// Predicted budget left at the output (bits).
+    pub noise_budget_bits: f64,
+    /// Upload per image (bytes).
+    pub upload_bytes_per_image: f64,
+    /// Download per image (bytes).
+    pub download_bytes_per_image: f64,
+    /// Passes applied (with whether they changed the graph), when compiled from a model.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub passes: Vec<String>,
+    /// Warnings, when compiled from a model.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// Calibration facts when the plaintext primes cover calibrated bounds only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<Calibration>,
+}
+
+fn bits(x: u64) -> u32 {
+    64 - x.leading_zeros()
+}
+
+impl Report {
+    /// Builds the report of a plan (register facts and step counts).
+    pub fn from_plan(plan: &Plan) -> Report {
+        let q_log: f64 = plan
+            .params
+            .q_primes
+            .iter()
+            .map(|&q| (q as f64).log2())
+            .sum();
+        let p_log: f64 = plan
+            .params
+            .special_primes
+            .iter()
+            .map(|&q| (q as f64).log2())
+            .sum();
+        let params = ReportParams {
+            n: plan.params.degree,
+            q_primes: plan.params.q_primes.clone(),
+            q_bits: plan.params.q_primes.iter().map(|&q| bits(q)).collect(),
+            log2_q: q_log,
+            special_primes: plan.params.special_primes.clone(),
+            log2_qp: q_log + p_log,
+            t: plan.params.plain_primes.clone(),
+            t_bits: plan.params.plain_primes.iter().map(|&q| bits(q)).collect(),
+            security_bits: plan.params.security_bits,
+        };
+        let mut rows: Vec<Option<LayerRow>> = vec![None; plan.registers.len()];
+        let mut order = vec![plan.input.register];
+        let row = |r: usize, op: String| {
+            let reg = &plan.registers[r];
+            LayerRow {
+                name: reg.name.clone(),
+                op,
+                outputs: reg.len,
+                depth: reg.depth,
+                value_bits: reg.value_bits,
+                calibrated_value_bits: reg.calibrated_value_bits,
+                noise_budget_bits: reg.noise_budget_bits,
+                level: reg.level,
+                scalar_mults: 0,
+                additions: 0,
+                squares: 0,
+                relins: 0,
+                mod_switches: 0,
+            }
+        };
+        if plan.input.register < rows.len() {
+            rows[plan.input.register] = Some(row(plan.input.register, "input".into()));
+        }
+        for step in &plan.steps {
+            match step {
+                Step::Linear {
+                    inputs,
+                    output,
+                    matrix,
+                    bias,
+                    ..
+                } => {
+                    let cols: usize = inputs
+                        .iter()
+                        .filter_map(|&i| plan.registers.get(i))
+                        .map(|r| r.len)
+                        .sum();
+                    let mut r = row(*output, format!("linear {cols}→{}", matrix.rows));
+                    r.scalar_mults = matrix.nnz();
+                    let nonempty = matrix.row_ptr.windows(2).filter(|w| w[1] > w[0]).count();
+                    r.additions =
+                        matrix.nnz() - nonempty + bias.iter().filter(|&&b| b != 0).count();
+                    rows[*output] = Some(r);
+                    order.push(*output);
+                }
+                Step::Square { output, .. } => {
+                    let mut r = row(*output, "square".into());
+                    r.squares = plan.registers[*output].len;
+                    rows[*output] = Some(r);
+                    order.push(*output);
+                }
+                Step::Relinearize { register } => {
+                    if let Some(Some(r)) = rows.get_mut(*register) {
+                        r.relins += plan.registers[*register].len;
+                    }
+                }
+                Step::ModSwitch { register, .. } => {
+                    if let Some(Some(r)) = rows.get_mut(*register) {
+                        r.mod_switches += plan.registers[*register].len;
+                    }
+                }
+            }
+        }
+        let layers = order
+            .into_iter()
+            .filter_map(|r| rows.get_mut(r).and_then(Option::take))
+            .collect();
+        Report {
+            model: plan.model.clone(),
+            params,
+            depth: plan.depth,
+            layers,
+            noise_budget_bits: plan.predicted_noise_budget_bits,
+            upload_bytes_per_image: plan.upload_bytes_per_image(),
+            download_bytes_per_image: plan.download_bytes_per_image(),
+            passes: Vec::new(),
+            warnings: Vec::new(),
+            calibration: plan.calibration.clone(),
+        }
+    }
+
+    /// The parameter block as text.
+    pub fn params_text(&self) -> String {
+        let p = &self.params;
+        let mut out = String::new();
+        let security = if p.security_bits == 0 {
+            "NONE (--insecure)".to_owned()
+        } else {
+            format!("{}-bit", p.security_bits)
+        };
+        let _ = writeln!(out, "  n                  {}", p.n);
+        let _ = writeln!(
+            out,
+            "  q                  {} primes, {:.1} bits ({:?}) + special prime {:.1} bits; log2(q·p) = {:.1}",
+            p.q_primes.len(),
+            p.log2_q,
+            p.q_bits,
+            p.log2_qp - p.log2_q,
+            p.log2_qp
+        );
+        let _ = writeln!(
+            out,
+            "  t                  {} prime(s) {:?} ({:?} bits)",
+            p.t.len(),
+            p.t,
+            p.t_bits
+        );
+        let _ = writeln!(out, "  security           {security}");
+        let _ = writeln!(out, "  depth              {}", self.depth);
+        let _ = writeln!(
+            out,
+            "  noise budget       {:.1} bits left at the output (predicted)",
+            self.noise_budget_bits
+        );
+        let _ = writeln!(
+            out,
+            "  bytes per image    {:.0} up, {:.0} down",
+            self.upload_bytes_per_image, self.download_bytes_per_image
+        );
+        if let Some(c) = &self.calibration {
+            let _ = writeln!(
+                out,
+                "  value bounds       CALIBRATED on {} inputs with a {:.0}-bit margin (not guaranteed over the declared range)",
+                c.samples, c.margin_bits
+            );
+        }
+        out
+    }
+
+    /// The per-layer table and the parameter block as text.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "model {}", self.model);
+        let w = self
+            .layers
+            .iter()
+            .map(|l| l.name.len())
+            .max()
+            .unwrap_or(4)
+            .max(5);
+        let _ = writeln!(
+            out,
+            "{:<w$}  {:<16} {:>7} {:>5} {:>7} {:>7} {:>5} {:>9} {:>9} {:>7} {:>6} {:>6}",
+            "layer",
+            "op",
+            "cts out",
+            "depth",
+            "|x| ≤2^",
+            "budget",
+            "level",
+            "scal.mul",
+            "adds",
+            "squares",
+            "relins",
+            "modsw"
+        );
+        for l in &self.layers {
+            let bits = match l.calibrated_value_bits {
+                Some(c) => format!("{c:.1}*"),
+                None => format!("{:.1}", l.value_bits),
+            };
+            let _ = writeln!(
+                out,
+                "{:<w$}  {:<16} {:>7} {:>5} {:>7} {:>7.1} {:>5} {:>9} {:>9} {:>7} {:>6} {:>6}",
+                l.name,
+                l.op,
+                l.outputs,
+                l.depth,
+                bits,
+                l.noise_budget_bits,
+                l.level,
+                l.scalar_mults,
+                l.additions,
+                l.squares,
+                l.relins,
+                l.mod_switches
+            );
+        }
+        if self.calibration.is_some() {
+            let _ = writeln!(out, "(* calibrated bound)");
+        }
+        let _ = writeln!(out, "parameters");
+        out.push_str(&self.params_text());
+        out
+    }
+}

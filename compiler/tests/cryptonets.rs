@@ -1,0 +1,79 @@
+//! The seeded random-weight CryptoNets model: shipped files, fusion, depth, parameters.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers stop the test on failure"
+)]
+
+use std::path::{Path, PathBuf};
+use veil_compiler::testing::{cryptonets_random, CRYPTONETS_RON};
+use veil_compiler::{compile_path, CompileOptions};
+
+fn models_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .join("models")
+}
+
+const SEED: u64 = 2016;
+
+#[test]
+fn shipped_random_model_matches_its_generator() {
+    let (_, tensors) = cryptonets_random(SEED);
+    let bytes = tensors.to_safetensors_f32().unwrap();
+    let ron_path = models_dir().join("cryptonets-mnist-random.ron");
+    let st_path = models_dir().join("cryptonets-mnist-random.safetensors");
+    if std::env::var_os("VEIL_BLESS").is_some() || !ron_path.exists() {
+        std::fs::create_dir_all(models_dir()).unwrap();
+        std::fs::write(&ron_path, CRYPTONETS_RON).unwrap();
+        std::fs::write(&st_path, &bytes).unwrap();
+    }
+    assert_eq!(
+        std::fs::read_to_string(&ron_path).unwrap(),
+        CRYPTONETS_RON,
+        "rerun with VEIL_BLESS=1"
+    );
+    assert!(
+        std::fs::read(&st_path).unwrap() == bytes,
+        "safetensors differ; rerun with VEIL_BLESS=1"
+    );
+}
+
+#[test]
+fn cryptonets_fuses_to_845_by_100_with_depth_2() {
+    shipped_random_model_matches_its_generator();
+    let compiled = compile_path(
+        &models_dir().join("cryptonets-mnist-random.ron"),
+        &CompileOptions::default(),
+    )
+    .unwrap();
+    let text = compiled.report.to_text();
+    println!("{text}");
+    let ops: Vec<(String, String)> = compiled
+        .report
+        .layers
+        .iter()
+        .map(|l| (l.name.clone(), l.op.clone()))
+        .collect();
+    assert_eq!(
+        ops,
+        vec![
+            ("input".to_owned(), "input".to_owned()),
+            ("conv1".to_owned(), "linear 784→845".to_owned()),
+            ("act1".to_owned(), "square".to_owned()),
+            (
+                "pool1+conv2+pool2+flatten+fc1".to_owned(),
+                "linear 845→100".to_owned()
+            ),
+            ("act2".to_owned(), "square".to_owned()),
+            ("fc2".to_owned(), "linear 100→10".to_owned()),
+        ]
+    );
+    assert_eq!(compiled.plan.depth, 2);
+    assert_eq!(compiled.plan.params.security_bits, 128);
+    assert!(compiled.plan.predicted_noise_budget_bits >= 10.0);
+    assert_eq!(compiled.plan.input.features.len(), 784);
+}

@@ -1,0 +1,477 @@
+//! End-to-end properties: passes keep the function, range bounds hold on the emitted plan,
+//! parameters are secure with a positive budget (or fail clearly), plans round-trip,
+//! calibration tightens bounds, quantisation stays close to float.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers stop the test on failure"
+)]
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::path::Path;
+use veil_compiler::eval::{argmax, eval_plan, plan_scores, PlanEvalError};
+use veil_compiler::ir::eval::evaluate;
+use veil_compiler::ir::Graph;
+use veil_compiler::passes::{
+    DropNoops, ExpandPolynomials, FoldBatchNorm, FuseLinear, LowerPooling, Pass,
+};
+use veil_compiler::testing::{chain, check_pass, cryptonets_random, residual};
+use veil_compiler::{compile_graph, CompileError, CompileOptions};
+use veil_runtime::plan::Plan;
+use veil_runtime::security::SecurityLevel;
+
+fn cryptonets() -> Graph {
+    let (model, tensors) = cryptonets_random(2016);
+    veil_compiler::ir::build::build(&veil_compiler::model::from_parts(
+        Path::new("cryptonets.ron"),
+        model,
+        tensors,
+    ))
+    .unwrap()
+}
+
+/// Inputs that stress the bounds: all-min, all-max, random corners, uniform random.
+fn probe_inputs(g: &Graph, count: usize, seed: u64) -> Vec<Vec<f64>> {
+    let len = g.node(g.input).len();
+    let (lo, hi) = g.input_range;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut out = vec![vec![lo; len], vec![hi; len]];
+    for k in 0..count {
+        out.push(if k % 2 == 0 {
+            (0..len)
+                .map(|_| if rng.gen_bool(0.5) { lo } else { hi })
+                .collect()
+        } else {
+            (0..len).map(|_| rng.gen_range(lo..=hi)).collect()
+        });
+    }
+    out
+}
+
+fn check_bounds(plan: &Plan, inputs: &[Vec<f64>]) {
+    for x in inputs {
+        match eval_plan(plan, x) {
+            Ok(regs) => {
+                for (r, values) in regs.iter().enumerate() {
+                    let bound = plan.registers[r].value_bits.exp2();
+                    for &v in values {
+                        assert!(
+                            (v as f64).abs() <= bound,
+                            "register {r} ({}) value {v} above 2^{}",
+                            plan.registers[r].name,
+                            plan.registers[r].value_bits
+                        );
+                    }
+                }
+            }
+            Err(PlanEvalError::Overflow { register, .. }) => {
+                assert!(
+                    plan.registers[register].value_bits >= 127.0,
+                    "i128 overflow in register {register} whose bound is 2^{}",
+                    plan.registers[register].value_bits
+                );
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+fn models() -> Vec<(&'static str, Graph)> {
+    vec![
+        (
+            "small_cryptonets",
+            chain(
+                &[1, 8, 8],
+                &[
+                    "conv:3:3:2:1",
+                    "square",
+                    "sumpool:3:1:1",
+                    "conv:4:3:1",
+                    "flatten",
+                    "dense:5",
+                    "square",
+                    "dense:3",
+                ],
+            ),
+        ),
+        (
+            "lowering",
+            chain(
+                &[2, 6, 6],
+                &[
+                    "conv:3:3:1",
+                    "bn",
+                    "relu",
+                    "maxpool:2:2",
+                    "dropout",
+                    "flatten",
+                    "dense:4",
+                    "poly:0.1:0.5:0.25",
+                    "dense:3",
+                    "sigmoid",
+                ],
+            ),
+        ),
+        ("residual", residual()),
+        ("input_square", chain(&[6], &["square", "dense:3"])),
+    ]
+}
+
+#[test]
+fn exact_passes_keep_the_function_on_random_chains() {
+    let exact: Vec<Box<dyn Pass>> = vec![
+        Box::new(FoldBatchNorm),
+        Box::new(LowerPooling),
+        Box::new(ExpandPolynomials),
+        Box::new(FuseLinear),
+        Box::new(DropNoops),
+    ];
+    let linear = [
+        "dense:4",
+        "bn",
+        "dropout",
+        "square",
+        "poly:0.3:-0.5:0.125",
+        "poly:0.5:2",
+    ];
+    let spatial = [
+        "conv:2:3:1:1",
+        "conv:3:2:2",
+        "sumpool:2:1",
+        "avgpool:2:2",
+        "bn",
+        "square",
+        "dropout",
+        "poly:0:1:0.5",
+    ];
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    for trial in 0..40 {
+        let mut specs: Vec<&str> = Vec::new();
+        let mut h = 8usize;
+        for _ in 0..rng.gen_range(0..4) {
+            let s = spatial[rng.gen_range(0..spatial.len())];
+            let shrink = match s {
+                "conv:2:3:1:1" => 0,
+                "conv:3:2:2" => h - ((h - 2) / 2 + 1),
+                "sumpool:2:1" => 1,
+                "avgpool:2:2" => h - ((h - 2) / 2 + 1),
+                _ => 0,
+            };
+            if h - shrink < 3 {
+                continue;
+            }
+            h -= shrink;
+            specs.push(s);
+        }
+        specs.push("flatten");
+        for _ in 0..rng.gen_range(1..4) {
+            specs.push(linear[rng.gen_range(0..linear.len())]);
+        }
+        specs.push("dense:3");
+        let mut g = chain(&[1, 8, 8], &specs);
+        for pass in &exact {
+            g = check_pass(pass.as_ref(), &g, true);
+        }
+        assert!(
+            g.to_text()
+                .lines()
+                .all(|l| !l.contains("conv2d") && !l.contains("dense")),
+            "trial {trial}: {}",
+            g.to_text()
+        );
+    }
+}
+
+#[test]
+fn bounds_hold_on_every_register_of_emitted_plans() {
+    for (name, g) in models() {
+        let inputs = probe_inputs(&g, 60, 5);
+        let compiled = compile_graph(g, &CompileOptions::default()).unwrap();
+        compiled.plan.validate().unwrap();
+        check_bounds(&compiled.plan, &inputs);
+        assert!(compiled.plan.predicted_noise_budget_bits >= 10.0, "{name}");
+    }
+}
+
+#[test]
+fn cryptonets_bounds_hold_on_random_and_corner_inputs() {
+    let g = cryptonets();
+    let inputs = probe_inputs(&g, 8, 9);
+    let compiled = compile_graph(g, &CompileOptions::default()).unwrap();
+    check_bounds(&compiled.plan, &inputs);
+}
+
+#[test]
+fn quantised_plan_agrees_with_the_float_model() {
+    // Models without approximations: the integer plan's argmax matches float on nearly all inputs.
+    let g = chain(
+        &[1, 8, 8],
+        &[
+            "conv:3:3:2:1",
+            "square",
+            "sumpool:3:1:1",
+            "conv:4:3:1",
+            "flatten",
+            "dense:8",
+            "square",
+            "dense:4",
+        ],
+    );
+    let inputs = probe_inputs(&g, 200, 13);
+    let compiled = compile_graph(g.clone(), &CompileOptions::default()).unwrap();
+    let mut agree = 0;
+    for x in &inputs {
+        let float = evaluate(&g, x).unwrap();
+        let int = plan_scores(&compiled.plan, x).unwrap();
+        let q = compiled.circuit.scores(x);
+        assert_eq!(argmax(&int), argmax(&q));
+        if argmax(&float) == argmax(&int) {
+            agree += 1;
+        }
+        let scale = float.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        for (f, i) in float.iter().zip(&int) {
+            assert!((f - i).abs() <= 0.1 * scale + 1e-9, "float {f} vs plan {i}");
+        }
+    }
+    assert!(
+        agree * 100 >= inputs.len() * 97,
+        "only {agree}/{} argmax agree",
+        inputs.len()
+    );
+}
+
+#[test]
+fn parameters_are_secure_with_a_positive_budget_at_every_level() {
+    let g = cryptonets();
+    for level in [
+        SecurityLevel::Bits128,
+        SecurityLevel::Bits192,
+        SecurityLevel::Bits256,
+    ] {
+        let compiled = compile_graph(
+            g.clone(),
+            &CompileOptions {
+                security: Some(level),
+                ..CompileOptions::default()
+            },
+        )
+        .unwrap();
+        let p = &compiled.plan.params;
+        assert_eq!(p.security_bits, level.bits());
+        let bits: u32 = p
+            .q_primes
+            .iter()
+            .chain(&p.special_primes)
+            .map(|&q| 64 - q.leading_zeros())
+            .sum();
+        assert!(
+            bits <= level.max_log2_modulus(p.degree).unwrap(),
+            "{level}: {bits} bits at n = {}",
+            p.degree
+        );
+        assert!(compiled.plan.predicted_noise_budget_bits >= 10.0);
+        assert!(compiled
+            .plan
+            .registers
+            .iter()
+            .all(|r| r.noise_budget_bits > 0.0));
+        for &t in &p.plain_primes {
+            assert_eq!(t % (2 * p.degree as u64), 1);
+        }
+        // The plaintext modulus covers every register.
+        let log_t: f64 = p.plain_primes.iter().map(|&t| (t as f64).log2()).sum();
+        let worst = compiled
+            .plan
+            .registers
+            .iter()
+            .map(|r| r.value_bits)
+            .fold(0.0, f64::max);
+        assert!(log_t > worst + 1.0);
+    }
+}
+
+#[test]
+fn depth_twelve_at_128_bits_fails_clearly() {
+    let mut specs = vec!["dense:4"];
+    for _ in 0..12 {
+        specs.extend(["square", "dense:4"]);
+    }
+    let g = chain(&[4], &specs);
+    let err = compile_graph(g, &CompileOptions::default()).unwrap_err();
+    let msg = err.to_string();
+    println!("{msg}");
+    assert!(
+        matches!(err, CompileError::Params(_) | CompileError::Quant(_)),
+        "{msg}"
+    );
+    assert!(
+        msg.starts_with("no parameter set holds this circuit: with depth 12, "),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("at most 8 plaintext primes of at most 60 bits"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn noise_limited_circuits_fail_with_needed_and_allowed_bits() {
+    // The values fit the plaintext modulus, but no 256-bit modulus leaves a 300-bit margin.
+    let g = chain(&[4], &["dense:2", "square", "dense:2", "square", "dense:2"]);
+    let opts = CompileOptions {
+        security: Some(SecurityLevel::Bits256),
+        margin_bits: 300.0,
+        ..CompileOptions::default()
+    };
+    match compile_graph(g, &opts) {
+        Err(CompileError::Params(e)) => {
+            let msg = e.to_string();
+            assert!(
+                msg.starts_with("no parameter set holds this circuit at 256-bit security: depth 2"),
+                "{msg}"
+            );
+            assert!(msg.contains("but 256-bit security allows at most"), "{msg}");
+        }
+        Ok(c) => panic!(
+            "{}\nexpected a failure, got n = {} with {} q primes",
+            c.report.to_text(),
+            c.plan.params.degree,
+            c.plan.params.q_primes.len()
+        ),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn insecure_parameters_are_marked() {
+    let g = chain(&[4], &["dense:3", "square", "dense:2"]);
+    let compiled = compile_graph(
+        g,
+        &CompileOptions {
+            security: None,
+            ..CompileOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(compiled.plan.params.security_bits, 0);
+}
+
+#[test]
+fn plans_round_trip_through_both_encodings() {
+    let compiled = compile_graph(cryptonets(), &CompileOptions::default()).unwrap();
+    let plan = &compiled.plan;
+    // Integers and structure survive exactly; JSON may move an f64 fact by an ulp, so compare
+    // the re-encoded forms.
+    let from_bin = Plan::from_bytes(&plan.to_bytes().unwrap()).unwrap();
+    assert_eq!(from_bin.steps, plan.steps);
+    assert_eq!(from_bin.params, plan.params);
+    let json = plan.to_json().unwrap();
+    let from_json = Plan::from_json(&json).unwrap();
+    assert_eq!(from_json.steps, plan.steps);
+    assert_eq!(from_json.registers.len(), plan.registers.len());
+    for (a, b) in from_json.registers.iter().zip(&plan.registers) {
+        assert!(
+            (a.noise_budget_bits - b.noise_budget_bits).abs() < 1e-9
+                && (a.value_bits - b.value_bits).abs() < 1e-9
+        );
+    }
+    assert!((from_json.output.scale / plan.output.scale - 1.0).abs() < 1e-12);
+    let bytes = plan.to_bytes().unwrap();
+    assert!(Plan::from_bytes(&bytes[..bytes.len() - 3]).is_err());
+}
+
+#[test]
+fn calibration_tightens_bounds_and_is_reported() {
+    let g = chain(
+        &[1, 8, 8],
+        &[
+            "conv:3:3:2:1",
+            "square",
+            "flatten",
+            "dense:5",
+            "square",
+            "dense:3",
+        ],
+    );
+    let dir = std::env::temp_dir().join(format!("veil-calib-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let mut idx = vec![0, 0, 8, 3, 0, 0, 0, 50, 0, 0, 0, 8, 0, 0, 0, 8];
+    idx.extend((0..50 * 64).map(|_| rng.gen_range(0..40u8)));
+    let path = dir.join("cal.idx");
+    std::fs::write(&path, &idx).unwrap();
+    let plain = compile_graph(g.clone(), &CompileOptions::default()).unwrap();
+    let calibrated = compile_graph(
+        g,
+        &CompileOptions {
+            calibrate: Some(path.clone()),
+            ..CompileOptions::default()
+        },
+    )
+    .unwrap();
+    let cal = calibrated.plan.calibration.clone().unwrap();
+    assert_eq!(cal.samples, 50);
+    for r in &calibrated.plan.registers {
+        assert!(r.calibrated_value_bits.unwrap() <= r.value_bits + 1e-9);
+    }
+    let out = calibrated.plan.output.register;
+    println!(
+        "{}\n{}",
+        plain.report.to_text(),
+        calibrated.report.to_text()
+    );
+    assert!(
+        calibrated.plan.registers[out]
+            .calibrated_value_bits
+            .unwrap()
+            < plain.plan.registers[out].value_bits - 4.0
+    );
+    assert!(calibrated
+        .report
+        .params_text()
+        .contains("CALIBRATED on 50 inputs"));
+    // Wrong image size.
+    let mut bad = idx.clone();
+    bad[11] = 7;
+    std::fs::write(&path, &bad).unwrap();
+    let err = compile_graph(
+        chain(&[1, 8, 8], &["flatten", "dense:2"]),
+        &CompileOptions {
+            calibrate: Some(path),
+            ..CompileOptions::default()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("images are 7x8 = 56 values but the model input has 64"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn relinearisation_is_deferred_through_shrinking_maps() {
+    let compiled = compile_graph(cryptonets(), &CompileOptions::default()).unwrap();
+    let plan = &compiled.plan;
+    let relins: Vec<usize> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            veil_runtime::plan::Step::Relinearize { register } => {
+                Some(plan.registers[*register].len)
+            }
+            _ => None,
+        })
+        .collect();
+    // act1's 845 squares feed an 845→100 map: relinearise its 100 outputs; same for fc2's 10.
+    assert_eq!(relins, vec![100, 10]);
+    let out = &plan.registers[plan.output.register];
+    assert!(
+        out.level < plan.params.q_primes.len(),
+        "the output is switched down for a small download"
+    );
+}
