@@ -30,11 +30,11 @@ pub enum KeyKind {
 
 /// Tells which key a file holds from its magic bytes.
 pub fn key_kind(bytes: &[u8]) -> Option<KeyKind> {
-    if bytes.starts_with(SecretKey::MAGIC) {
+    if bytes.starts_with(veil_runtime::bfv::serial::MAGIC_SECRET_KEY) {
         Some(KeyKind::Secret)
-    } else if bytes.starts_with(PublicKey::MAGIC) {
+    } else if bytes.starts_with(veil_runtime::bfv::serial::MAGIC_PUBLIC_KEY) {
         Some(KeyKind::Public)
-    } else if bytes.starts_with(RelinKey::MAGIC) {
+    } else if bytes.starts_with(veil_runtime::bfv::serial::MAGIC_RELIN_KEY) {
         Some(KeyKind::Eval)
     } else {
         None
@@ -56,8 +56,7 @@ fn describe(kind: Option<KeyKind>) -> &'static str {
 
 /// Writes the three keys into `dir`; returns the paths and sizes written.
 pub fn write_keys(dir: &Path, keys: &KeySet) -> Result<Vec<(PathBuf, u64)>, PipelineError> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let mut written = Vec::new();
     let items: [(&str, Vec<u8>, bool); 3] = [
         (SECRET_KEY_FILE, keys.secret.to_bytes(), true),
@@ -201,9 +200,12 @@ pub fn parse_batch(
         ContainerKind::Batch => context.plan.input.features.len(),
         ContainerKind::Result => context.outputs(),
     };
-    reader
-        .header
-        .check(context.fingerprint, context.slots(), context.params.len(), values)?;
+    reader.header.check(
+        context.fingerprint,
+        context.slots(),
+        context.params.len(),
+        values,
+    )?;
     let header = reader.header;
     let mut chunks = Vec::with_capacity(header.chunks as usize);
     for c in 0..header.chunks as usize {
@@ -213,8 +215,8 @@ pub fn parse_batch(
             for v in 0..values {
                 let what = || format!("ciphertext {v} of prime {p} in chunk {c}");
                 let item = reader.next_item(what)?;
-                let ct = Ciphertext::from_bytes(params, item)
-                    .map_err(|e| format!("{}: {e}", what()))?;
+                let ct =
+                    Ciphertext::from_bytes(params, item).map_err(|e| format!("{}: {e}", what()))?;
                 cts.push(ct);
             }
             per_prime.push(cts);

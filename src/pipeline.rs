@@ -11,9 +11,7 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use rayon::prelude::*;
 use std::sync::Arc;
-use veil_runtime::bfv::{
-    BfvParameters, Ciphertext, Encoder, PublicKey, RelinKey, SecretKey,
-};
+use veil_runtime::bfv::{BfvParameters, Ciphertext, Encoder, PublicKey, RelinKey, SecretKey};
 use veil_runtime::exec::crt::Crt;
 use veil_runtime::exec::{run_plan, EncryptedBackend, ExactBackend, Progress};
 use veil_runtime::plan::Plan;
@@ -154,11 +152,8 @@ impl Context {
         let mut clamped = 0;
         let mut all: Vec<&[f32]> = images.iter().collect();
         for (chunk_index, chunk) in all.chunks_mut(slots).enumerate() {
-            let (columns, c) = feature_major(
-                &self.plan.input,
-                chunk_index * slots,
-                chunk.iter().copied(),
-            )?;
+            let (columns, c) =
+                feature_major(&self.plan.input, chunk_index * slots, chunk.iter().copied())?;
             clamped += c;
             let mut per_prime = Vec::with_capacity(self.params.len());
             for params in &self.params {
@@ -264,7 +259,11 @@ impl Context {
         }
         Ok(Decrypted {
             scores,
-            min_noise_budget_bits: if min_budget == u32::MAX { 0 } else { min_budget },
+            min_noise_budget_bits: if min_budget == u32::MAX {
+                0
+            } else {
+                min_budget
+            },
         })
     }
 
@@ -284,7 +283,12 @@ impl Context {
                 .into_iter()
                 .map(|c| c.into_iter().map(i128::from).collect())
                 .collect();
-            let out = run_plan(&self.plan, &backend, inputs, &veil_runtime::exec::NoProgress)?;
+            let out = run_plan(
+                &self.plan,
+                &backend,
+                inputs,
+                &veil_runtime::exec::NoProgress,
+            )?;
             for k in 0..chunk.len() {
                 scores.push((0..outputs).map(|o| out[o][k]).collect());
             }

@@ -111,3 +111,35 @@ pub fn run(args: CompileArgs) -> Result<(), CliError> {
     compiled.plan.write_file(&output)?;
     print_out(&summary(&compiled, Some(&output)))
 }
+
+/// Compiles the model at `path` for `infer`, `bench` and the other commands that accept a
+/// model in place of a plan; with `verbose`, prints the compile summary to standard error.
+pub fn compile_for_run(
+    path: &Path,
+    options: &super::plan_source::PlanOptions,
+    verbose: bool,
+) -> Result<veil_runtime::plan::Plan, CliError> {
+    let security = if options.insecure {
+        None
+    } else {
+        Some(SecurityLevel::from_bits(options.security).ok_or_else(|| {
+            format!(
+                "`{}` is not a security level: use 128, 192 or 256",
+                options.security
+            )
+        })?)
+    };
+    let compile_options = CompileOptions {
+        security,
+        weight_bits: options
+            .weight_bits
+            .unwrap_or(veil_compiler::DEFAULT_WEIGHT_BITS),
+        calibrate: options.calibrate.clone(),
+        ..CompileOptions::default()
+    };
+    let compiled = veil_compiler::compile_path(path, &compile_options)?;
+    if verbose {
+        eprint!("{}", summary(&compiled, None));
+    }
+    Ok(compiled.plan)
+}

@@ -44,7 +44,10 @@ pub fn run(args: DecryptArgs) -> Result<(), CliError> {
     csv.push('\n');
     for (i, scores) in decrypted.scores.iter().enumerate() {
         let class = argmax(scores);
-        let label = names.get(class).cloned().unwrap_or_else(|| class.to_string());
+        let label = names
+            .get(class)
+            .cloned()
+            .unwrap_or_else(|| class.to_string());
         let _ = write!(csv, "{i},{label}");
         for s in decode_scores(&context.plan.output, scores) {
             let _ = write!(csv, ",{s:.6e}");

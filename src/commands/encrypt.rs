@@ -43,12 +43,10 @@ pub fn run(args: EncryptArgs) -> Result<(), CliError> {
     let total = (chunks * context.params.len() * context.plan.input.features.len()) as u64;
     let bar = StepBar::new("encrypt", total, false);
     let started = Instant::now();
-    let (batch, clamped) = context.encrypt(
-        key_ref,
-        &images,
-        &mut veil_runtime::bfv::os_rng(),
-        &|n| bar.inc(n),
-    )?;
+    let (batch, clamped) =
+        context.encrypt(key_ref, &images, &mut veil_runtime::bfv::os_rng(), &|n| {
+            bar.inc(n)
+        })?;
     bar.finish();
     let seconds = started.elapsed().as_secs_f64();
     let bytes = write_batch(&context, ContainerKind::Batch, &batch, &args.out)?;

@@ -171,7 +171,9 @@ pub fn run(args: InferArgs) -> Result<(), CliError> {
         threads: rayon::current_num_threads(),
     };
     if clamped > 0 {
-        eprintln!("warning: {clamped} input values lay outside the declared range and were clamped");
+        eprintln!(
+            "warning: {clamped} input values lay outside the declared range and were clamped"
+        );
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -192,8 +194,17 @@ fn percent(value: Option<f64>) -> String {
 }
 
 fn print_report(r: &InferReport) {
-    println!("encrypted inference on {} images (n = {}, {} plaintext prime(s), {} threads)", r.images, r.n, r.plain_primes.len(), r.threads);
-    println!("  accuracy, encrypted        {}", percent(r.accuracy_encrypted));
+    println!(
+        "encrypted inference on {} images (n = {}, {} plaintext prime(s), {} threads)",
+        r.images,
+        r.n,
+        r.plain_primes.len(),
+        r.threads
+    );
+    println!(
+        "  accuracy, encrypted        {}",
+        percent(r.accuracy_encrypted)
+    );
     println!("  accuracy, plaintext plan   {}", percent(r.accuracy_plain));
     println!("  mismatches vs reference    {}", r.mismatches);
     println!(

@@ -29,7 +29,8 @@ pub fn is_plan_file(path: &Path) -> bool {
     };
     bytes.starts_with(b"VEILPLAN")
         || (bytes.trim_ascii_start().starts_with(b"{")
-            && String::from_utf8_lossy(&bytes[..bytes.len().min(4096)]).contains("\"format_version\""))
+            && String::from_utf8_lossy(&bytes[..bytes.len().min(4096)])
+                .contains("\"format_version\""))
 }
 
 /// Loads the plan at `path`, or compiles the model at `path`. Returns the plan and whether it

@@ -437,8 +437,9 @@ impl Evaluator {
         let ins: Vec<&[u64]> = x.data().chunks_exact(n).collect();
         let mut out = RnsPoly::<Coeff>::zero(level, n);
         let block = n.min(1024);
-        let mut per_block: Vec<Vec<&mut [u64]>> =
-            (0..n.div_ceil(block)).map(|_| Vec::with_capacity(level)).collect();
+        let mut per_block: Vec<Vec<&mut [u64]>> = (0..n.div_ceil(block))
+            .map(|_| Vec::with_capacity(level))
+            .collect();
         for limb in out.data_mut().chunks_exact_mut(n) {
             for (b, chunk) in limb.chunks_mut(block).enumerate() {
                 per_block[b].push(chunk);
@@ -469,8 +470,8 @@ impl Evaluator {
                         let yi = u128::from(y[i]);
                         let hi = yi * u128::from(lc.hps_theta_hi[i]);
                         int += hi >> 64;
-                        frac += u128::from(hi as u64)
-                            + ((yi * u128::from(lc.hps_theta_lo[i])) >> 64);
+                        frac +=
+                            u128::from(hi as u64) + ((yi * u128::from(lc.hps_theta_lo[i])) >> 64);
                     }
                     let rounded = int + ((frac + (1u128 << 63)) >> 64);
                     for (si, o) in outs.iter_mut().enumerate() {
@@ -480,10 +481,7 @@ impl Evaluator {
                             acc += u128::from(yr) * u128::from(c);
                         }
                         let q = &qs[si];
-                        o[kk] = q.sub(
-                            q.reduce_u128(acc),
-                            lc.hps_ktp[si * (width + 1) + overflow],
-                        );
+                        o[kk] = q.sub(q.reduce_u128(acc), lc.hps_ktp[si * (width + 1) + overflow]);
                     }
                 }
             });

@@ -36,22 +36,32 @@ pub trait Backend: Sync {
         matrix: &IntMatrix,
         bias: &[i128],
     ) -> Result<Vec<Self::Value>, ExecError> {
-        (0..matrix.rows)
-            .into_par_iter()
-            .map(|row| {
-                let (mut refs, mut weights): (Vec<&Self::Value>, Vec<i64>) = matrix
-                    .row(row)
-                    .filter(|&(_, w)| w != 0)
-                    .map(|(col, w)| (inputs[col], w))
-                    .unzip();
-                if refs.is_empty() {
-                    if let Some(first) = inputs.first() {
-                        refs.push(first);
-                        weights.push(0);
-                    }
-                }
-                self.dot(&refs, &weights, bias.get(row).copied().unwrap_or(0))
-            })
-            .collect()
+        linear_by_rows(self, inputs, matrix, bias)
     }
+}
+
+/// `matrix · inputs + bias` through one [`Backend::dot`] per row, rows in parallel.
+pub fn linear_by_rows<B: Backend + ?Sized>(
+    backend: &B,
+    inputs: &[&B::Value],
+    matrix: &IntMatrix,
+    bias: &[i128],
+) -> Result<Vec<B::Value>, ExecError> {
+    (0..matrix.rows)
+        .into_par_iter()
+        .map(|row| {
+            let (mut refs, mut weights): (Vec<&B::Value>, Vec<i64>) = matrix
+                .row(row)
+                .filter(|&(_, w)| w != 0)
+                .map(|(col, w)| (inputs[col], w))
+                .unzip();
+            if refs.is_empty() {
+                if let Some(first) = inputs.first() {
+                    refs.push(first);
+                    weights.push(0);
+                }
+            }
+            backend.dot(&refs, &weights, bias.get(row).copied().unwrap_or(0))
+        })
+        .collect()
 }

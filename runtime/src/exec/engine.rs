@@ -209,6 +209,7 @@ pub(crate) mod tests {
             level: 2,
             ct_size,
             noise_budget_bits: 20.0,
+            calibrated_value_bits: None,
         }
     }
 
@@ -273,6 +274,7 @@ pub(crate) mod tests {
             },
             depth: 1,
             predicted_noise_budget_bits: 20.0,
+            calibration: None,
         }
     }
 

@@ -16,9 +16,10 @@ pub mod crt;
 mod encrypted;
 mod engine;
 mod error;
+mod matmul;
 mod reference;
 
-pub use backend::Backend;
+pub use backend::{linear_by_rows, Backend};
 pub use encrypted::EncryptedBackend;
 pub use engine::{run_plan, NoProgress, Progress};
 pub use error::ExecError;

@@ -161,10 +161,9 @@ impl NttTable {
                     for (block, (&w, &ws)) in a.chunks_exact_mut(2 * t).zip(roots) {
                         let (lo, hi) = block.split_at_mut(t);
                         for (xs, ys) in lo.chunks_exact_mut(2).zip(hi.chunks_exact_mut(2)) {
-                            if let (Ok([x0, x1]), Ok([y0, y1])) = (
-                                <&mut [u64; 2]>::try_from(xs),
-                                <&mut [u64; 2]>::try_from(ys),
-                            ) {
+                            if let (Ok([x0, x1]), Ok([y0, y1])) =
+                                (<&mut [u64; 2]>::try_from(xs), <&mut [u64; 2]>::try_from(ys))
+                            {
                                 bf(x0, y0, w, ws);
                                 bf(x1, y1, w, ws);
                             }
@@ -220,10 +219,9 @@ impl NttTable {
                     for (block, (&w, &ws)) in a.chunks_exact_mut(2 * t).zip(roots) {
                         let (lo, hi) = block.split_at_mut(t);
                         for (xs, ys) in lo.chunks_exact_mut(2).zip(hi.chunks_exact_mut(2)) {
-                            if let (Ok([x0, x1]), Ok([y0, y1])) = (
-                                <&mut [u64; 2]>::try_from(xs),
-                                <&mut [u64; 2]>::try_from(ys),
-                            ) {
+                            if let (Ok([x0, x1]), Ok([y0, y1])) =
+                                (<&mut [u64; 2]>::try_from(xs), <&mut [u64; 2]>::try_from(ys))
+                            {
                                 bf(x0, y0, w, ws);
                                 bf(x1, y1, w, ws);
                             }
