@@ -174,7 +174,8 @@ pub fn select(
                 let avail: Vec<u64> = pool
                     .iter()
                     .copied()
-                    .filter(|p| !plain.contains(p))
+                    // The runtime needs t below every ciphertext prime.
+                    .filter(|&p| !plain.contains(&p) && p as f64 > t)
                     .collect();
                 if avail.len() < 2 {
                     continue;

@@ -1,0 +1,104 @@
+//! End to end through the library: small models compiled at 128-bit security, encrypted,
+//! evaluated and decrypted; every slot must equal the plaintext plan's integers.
+
+mod common;
+
+use common::{models, random_images, write_model, BUDGET_TOLERANCE_BITS};
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use veil::container::ContainerKind;
+use veil::keyio::{batch_bytes, parse_batch};
+use veil::pipeline::{Context, EncryptionKey};
+use veil_compiler::CompileOptions;
+use veil_runtime::exec::NoProgress;
+
+/// Compiles `model`, runs a full batch (plus `extra` images in a second batch) encrypted with
+/// `key`, and checks the decrypted integers against the reference in every slot.
+fn check_model(name: &str, model: &veil_compiler::model::Model, extra: usize, public: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_model(dir.path(), name, model);
+    let compiled = veil_compiler::compile_path(&path, &CompileOptions::default()).unwrap();
+    let plan = compiled.plan;
+    assert_eq!(plan.params.security_bits, 128, "{name}: secure by default");
+    let predicted = plan.predicted_noise_budget_bits;
+    let context = Context::new(plan).unwrap();
+
+    let shape = context.plan.input.shape.clone();
+    let (min, max) = (
+        context.plan.input.raw_min as f32,
+        context.plan.input.raw_max as f32,
+    );
+    let count = context.slots() + extra;
+    let images = random_images(&shape, count, min, max, 5);
+
+    let mut rng = ChaCha20Rng::seed_from_u64(9);
+    let keys = context.keygen(&mut rng);
+    let key = if public {
+        EncryptionKey::Public(&keys.public)
+    } else {
+        EncryptionKey::Secret(&keys.secret)
+    };
+    let (batch, clamped) = context.encrypt(key, &images, &mut rng, &|_| {}).unwrap();
+    assert_eq!(clamped, 0);
+    assert_eq!(batch.chunks.len(), if extra > 0 { 2 } else { 1 });
+
+    // Through the upload format and back, as a server would receive it.
+    let upload = batch_bytes(&context, ContainerKind::Batch, &batch).unwrap();
+    let batch = parse_batch(&context, ContainerKind::Batch, &upload).unwrap();
+
+    let result = context.eval(&keys.relin, batch, &NoProgress).unwrap();
+    let download = batch_bytes(&context, ContainerKind::Result, &result).unwrap();
+    let result = parse_batch(&context, ContainerKind::Result, &download).unwrap();
+    let decrypted = context.decrypt(&keys.secret, &result).unwrap();
+    let reference = context.reference(&images).unwrap();
+
+    assert_eq!(decrypted.scores.len(), count);
+    for (i, (got, want)) in decrypted.scores.iter().zip(&reference).enumerate() {
+        assert_eq!(got, want, "{name}: image {i}");
+    }
+    // Not every slot may hold the same value: a constant circuit would pass trivially.
+    assert!(
+        reference.iter().any(|s| s != &reference[0]),
+        "{name}: outputs vary"
+    );
+
+    let measured = f64::from(decrypted.min_noise_budget_bits);
+    eprintln!("{name}: noise budget measured {measured} bits, predicted {predicted:.1} bits");
+    assert!(measured > 0.0, "{name}: budget left");
+    assert!(
+        measured + 1.0 >= predicted,
+        "{name}: the prediction {predicted:.1} must not exceed the measured {measured}"
+    );
+    assert!(
+        measured <= predicted + BUDGET_TOLERANCE_BITS,
+        "{name}: prediction {predicted:.1} is more than {BUDGET_TOLERANCE_BITS} bits below the measured {measured}"
+    );
+}
+
+fn model(name: &str) -> veil_compiler::model::Model {
+    models()
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, m)| m)
+        .unwrap()
+}
+
+#[test]
+fn dense_only_two_batches_with_public_key_encryption() {
+    check_model("dense-only", &model("dense-only"), 7, true);
+}
+
+#[test]
+fn conv_square_dense() {
+    check_model("conv-square-dense", &model("conv-square-dense"), 0, false);
+}
+
+#[test]
+fn residual_add() {
+    check_model("residual-add", &model("residual-add"), 0, false);
+}
+
+#[test]
+fn max_pooling_and_relu_replaced() {
+    check_model("maxpool-relu", &model("maxpool-relu"), 0, false);
+}
