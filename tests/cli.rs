@@ -1,0 +1,334 @@
+//! The built `veil` binary: the client/server split through files, `infer`, and clear errors
+//! on bad input.
+
+mod common;
+
+use common::{models, random_images, write_csv, write_model};
+use std::path::Path;
+use std::process::{Command, Output};
+use veil::data::Images;
+use veil::encoding::{argmax, decode_scores};
+use veil::pipeline::Context;
+use veil_runtime::plan::Plan;
+
+fn veil(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_veil"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the veil binary runs")
+}
+
+fn succeeds(args: &[&str], dir: &Path) -> String {
+    let out = veil(args, dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "veil {args:?} failed:\n{stderr}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs a command that must fail, and returns its standard error.
+fn fails(args: &[&str], dir: &Path) -> String {
+    let out = veil(args, dir);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "veil {args:?} should have failed");
+    eprintln!("veil {args:?}:\n{stderr}");
+    assert!(
+        !stderr.contains("panicked"),
+        "veil {args:?} panicked:\n{stderr}"
+    );
+    stderr
+}
+
+fn assert_mentions(stderr: &str, parts: &[&str]) {
+    for part in parts {
+        assert!(
+            stderr.contains(part),
+            "expected `{part}` in the error:\n{stderr}"
+        );
+    }
+}
+
+/// IDX label file bytes.
+fn idx_labels(labels: &[u8]) -> Vec<u8> {
+    let mut bytes = vec![0, 0, 8, 1];
+    bytes.extend_from_slice(&(labels.len() as u32).to_be_bytes());
+    bytes.extend_from_slice(labels);
+    bytes
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    images: Images,
+}
+
+/// A compiled conv + square + dense model, 40 CSV images and their labels in a temp dir.
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let model = models()
+        .into_iter()
+        .find(|(n, _)| *n == "conv-square-dense")
+        .unwrap()
+        .1;
+    write_model(dir.path(), "net", &model);
+    let images = random_images(&[1, 8, 8], 40, -1.0, 1.0, 3);
+    write_csv(&dir.path().join("images.csv"), &images);
+    let labels: Vec<u8> = (0..40u8).map(|i| i % 4).collect();
+    std::fs::write(dir.path().join("labels.idx"), idx_labels(&labels)).unwrap();
+    succeeds(&["compile", "net.ron", "-o", "net.plan"], dir.path());
+    Setup { dir, images }
+}
+
+#[test]
+fn client_server_split_through_files_matches_infer_and_the_reference() {
+    let s = setup();
+    let d = s.dir.path();
+    succeeds(&["keygen", "net.plan", "-o", "keys"], d);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(d.join("keys/secret.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "secret.key is owner-only");
+    }
+    succeeds(
+        &[
+            "encrypt",
+            "net.plan",
+            "--key",
+            "keys/secret.key",
+            "--images",
+            "images.csv",
+            "-o",
+            "batch.veil",
+        ],
+        d,
+    );
+    // The server's directory holds the plan, the batch and eval.key only.
+    let server = d.join("server");
+    std::fs::create_dir(&server).unwrap();
+    for (from, to) in [
+        ("net.plan", "net.plan"),
+        ("batch.veil", "batch.veil"),
+        ("keys/eval.key", "eval.key"),
+    ] {
+        std::fs::copy(d.join(from), server.join(to)).unwrap();
+    }
+    succeeds(
+        &[
+            "eval",
+            "net.plan",
+            "--key",
+            "eval.key",
+            "batch.veil",
+            "-o",
+            "result.veil",
+        ],
+        &server,
+    );
+    std::fs::copy(server.join("result.veil"), d.join("result.veil")).unwrap();
+    succeeds(
+        &[
+            "decrypt",
+            "net.plan",
+            "--key",
+            "keys/secret.key",
+            "result.veil",
+            "-o",
+            "predictions.csv",
+        ],
+        d,
+    );
+
+    // The predictions are the plaintext plan's, class and decoded score alike.
+    let plan = Plan::read_file(&d.join("net.plan")).unwrap();
+    let context = Context::new(plan).unwrap();
+    let reference = context.reference(&s.images).unwrap();
+    let csv = std::fs::read_to_string(d.join("predictions.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert!(lines.next().unwrap().starts_with("image,class,score_"));
+    let mut predicted = Vec::new();
+    for (i, (line, scores)) in lines.zip(&reference).enumerate() {
+        let class = argmax(scores);
+        predicted.push(class);
+        let mut want = format!("{i},{class}");
+        for v in decode_scores(&context.plan.output, scores) {
+            want.push_str(&format!(",{v:.6e}"));
+        }
+        assert_eq!(line, want, "image {i}");
+    }
+    assert_eq!(predicted.len(), 40);
+
+    // `infer` (fresh keys, one process) agrees: no mismatch, and the same accuracy as the
+    // split run's predictions against the labels.
+    let json = succeeds(
+        &[
+            "infer",
+            "net.plan",
+            "--images",
+            "images.csv",
+            "--labels",
+            "labels.idx",
+            "--json",
+        ],
+        d,
+    );
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(report["mismatches"], 0);
+    let correct = predicted
+        .iter()
+        .enumerate()
+        .filter(|(i, &p)| p == i % 4)
+        .count();
+    let accuracy = 100.0 * correct as f64 / 40.0;
+    let encrypted = report["accuracy_encrypted"].as_f64().unwrap();
+    assert!(
+        (encrypted - accuracy).abs() < 1e-9,
+        "{encrypted} vs {accuracy}"
+    );
+    assert_eq!(report["accuracy_plain"].as_f64().unwrap(), encrypted);
+    for key in ["compile", "keygen", "encrypt", "eval", "decrypt"] {
+        assert!(report["seconds"][key].as_f64().is_some(), "seconds.{key}");
+    }
+    assert!(report["upload_bytes_per_image"].as_f64().unwrap() > 0.0);
+    assert!(report["download_bytes_per_image"].as_f64().unwrap() > 0.0);
+    assert!(report["noise_budget_measured_bits"].as_f64().unwrap() > 0.0);
+    assert!(report["images_per_second"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn bad_inputs_are_clear_errors() {
+    let s = setup();
+    let d = s.dir.path();
+    succeeds(&["keygen", "net.plan", "-o", "keys"], d);
+    succeeds(
+        &[
+            "encrypt",
+            "net.plan",
+            "--key",
+            "keys/public.key",
+            "--images",
+            "images.csv",
+            "-o",
+            "batch.veil",
+        ],
+        d,
+    );
+
+    // The server refuses a secret key.
+    let err = fails(
+        &[
+            "eval",
+            "net.plan",
+            "--key",
+            "keys/secret.key",
+            "batch.veil",
+            "-o",
+            "r.veil",
+        ],
+        d,
+    );
+    assert_mentions(&err, &["keys/secret.key", "secret key"]);
+    assert!(!d.join("r.veil").exists(), "nothing written on failure");
+
+    // A truncated batch.
+    let bytes = std::fs::read(d.join("batch.veil")).unwrap();
+    std::fs::write(d.join("cut.veil"), &bytes[..bytes.len() / 2]).unwrap();
+    let err = fails(
+        &[
+            "eval",
+            "net.plan",
+            "--key",
+            "keys/eval.key",
+            "cut.veil",
+            "-o",
+            "r.veil",
+        ],
+        d,
+    );
+    assert_mentions(&err, &["cut.veil", "truncated"]);
+    assert!(!d.join("r.veil").exists());
+
+    // Keys and batches from other parameters: a second model compiles to another plan.
+    let other = models()
+        .into_iter()
+        .find(|(n, _)| *n == "dense-only")
+        .unwrap()
+        .1;
+    write_model(d, "other", &other);
+    succeeds(&["compile", "other.ron", "-o", "other.plan"], d);
+    succeeds(&["keygen", "other.plan", "-o", "other-keys"], d);
+    let err = fails(
+        &[
+            "eval",
+            "net.plan",
+            "--key",
+            "other-keys/eval.key",
+            "batch.veil",
+            "-o",
+            "r.veil",
+        ],
+        d,
+    );
+    assert_mentions(&err, &["other-keys/eval.key", "parameters"]);
+    let err = fails(
+        &[
+            "eval",
+            "other.plan",
+            "--key",
+            "other-keys/eval.key",
+            "batch.veil",
+            "-o",
+            "r.veil",
+        ],
+        d,
+    );
+    assert_mentions(&err, &["batch.veil", "plan"]);
+
+    // Wrong image size: 8×8 images expected, rows of 10 values given.
+    std::fs::write(d.join("wide.csv"), "1,2,3,4,5,6,7,8,9,10\n").unwrap();
+    let err = fails(
+        &[
+            "encrypt",
+            "net.plan",
+            "--key",
+            "keys/public.key",
+            "--images",
+            "wide.csv",
+            "-o",
+            "w.veil",
+        ],
+        d,
+    );
+    assert_mentions(&err, &["wide.csv", "10", "64"]);
+
+    // Label count mismatch.
+    std::fs::write(d.join("few.idx"), idx_labels(&[1, 2, 3])).unwrap();
+    let err = fails(
+        &[
+            "infer",
+            "net.plan",
+            "--images",
+            "images.csv",
+            "--labels",
+            "few.idx",
+        ],
+        d,
+    );
+    assert_mentions(&err, &["few.idx", "3", "40"]);
+
+    // A malformed model file names the file and the place.
+    std::fs::write(d.join("broken.ron"), "Model(name: \"x\", input: ").unwrap();
+    let err = fails(&["compile", "broken.ron"], d);
+    assert_mentions(&err, &["broken.ron"]);
+
+    // A garbled plan.
+    let mut plan = std::fs::read(d.join("net.plan")).unwrap();
+    let middle = plan.len() / 2;
+    plan.truncate(middle);
+    std::fs::write(d.join("cut.plan"), &plan).unwrap();
+    let err = fails(&["keygen", "cut.plan", "-o", "k2"], d);
+    assert_mentions(&err, &["cut.plan"]);
+    assert!(!d.join("k2").join("secret.key").exists());
+}
