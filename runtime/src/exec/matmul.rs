@@ -6,11 +6,12 @@
 //! processed in blocks small enough to stay in the core's L2 cache: for each (component, prime,
 //! block of coefficients) every output's accumulators are filled from the cached input block.
 //!
-//! Each coefficient x < 2^61 is split into 32-bit halves so that the products with |W_ji| < 2^31
-//! accumulate in plain 64-bit lanes (which the compiler vectorises) without overflow as long as
-//! the row's Σ|W_ji| < 2^31; one modular reduction per output coefficient finishes the job.
-//! Positive and negative weights go to separate accumulators, so the noise added grows with |w|
-//! and never with the modulus.
+//! Each coefficient x < 2^62 is split into 31-bit halves, so that both halves and the weights
+//! are 32-bit signed integers: their products accumulate in signed 64-bit lanes (one
+//! `vpmuldq` per four lanes with AVX2) without overflow as long as the row's Σ|W_ji| < 2^31.
+//! One modular reduction per output coefficient finishes the job. Weights stay small signed
+//! integers throughout (never t − |w|), so the noise added grows with |w| and not with the
+//! modulus.
 
 use crate::bfv::Ciphertext;
 use crate::math::{Coeff, RnsPoly};
@@ -21,31 +22,24 @@ use rayon::prelude::*;
 const CHUNK: usize = 256;
 /// Coefficients accumulated at once, in registers: 16 lanes × (low, high) halves.
 const LANES: usize = 8;
-/// Largest Σ|w| of a row (per sign) for which the 64-bit accumulators cannot overflow.
+/// Largest Σ|w| of a row for which the signed 64-bit accumulators cannot overflow.
 const MAX_ROW_WEIGHT: u64 = 1 << 31;
-const LOW: u64 = 0xffff_ffff;
+/// The low 31 bits of a coefficient.
+const LOW: u64 = (1 << 31) - 1;
 
 /// Whether [`linear_blocked`] can run `matrix` exactly on ring degree `degree`.
 pub(crate) fn fits(matrix: &IntMatrix, degree: usize) -> bool {
     degree.is_multiple_of(CHUNK)
         && (0..matrix.rows).all(|r| {
-            let (mut pos, mut neg) = (0u64, 0u64);
-            for (_, w) in matrix.row(r) {
-                if w > 0 {
-                    pos = pos.saturating_add(w.unsigned_abs());
-                } else {
-                    neg = neg.saturating_add(w.unsigned_abs());
-                }
-            }
-            pos < MAX_ROW_WEIGHT && neg < MAX_ROW_WEIGHT
+            let total = matrix
+                .row(r)
+                .fold(0u64, |acc, (_, w)| acc.saturating_add(w.unsigned_abs()));
+            total < MAX_ROW_WEIGHT
         })
 }
 
-/// One output row: positive and negative weights apart, so the kernel never branches on sign.
-struct Row {
-    positive: Vec<(u32, u32)>,
-    negative: Vec<(u32, u32)>,
-}
+/// One output row's nonzero entries: (input index, weight).
+type Row = Vec<(u32, i32)>;
 
 /// `matrix · inputs` (no bias). All inputs must share parameters and level (the caller checks);
 /// inputs may mix sizes 2 and 3. Requires [`fits`].
@@ -59,20 +53,14 @@ pub(crate) fn linear_blocked(inputs: &[&Ciphertext], matrix: &IntMatrix) -> Vec<
     let size = inputs.iter().map(|c| c.size()).max().unwrap_or(2);
     let moduli = &params.ring().q()[..level];
     let chunks = n / CHUNK;
+    // `fits` bounds every |w| below 2^31, so the conversions are exact.
     let rows: Vec<Row> = (0..matrix.rows)
         .map(|r| {
-            let mut row = Row {
-                positive: Vec::new(),
-                negative: Vec::new(),
-            };
-            for (c, w) in matrix.row(r) {
-                match w.signum() {
-                    1 => row.positive.push((c as u32, w.unsigned_abs() as u32)),
-                    -1 => row.negative.push((c as u32, w.unsigned_abs() as u32)),
-                    _ => {}
-                }
-            }
-            row
+            matrix
+                .row(r)
+                .filter(|&(_, w)| w != 0)
+                .map(|(c, w)| (c as u32, w as i32))
+                .collect()
         })
         .collect();
 
@@ -104,11 +92,11 @@ pub(crate) fn linear_blocked(inputs: &[&Ciphertext], matrix: &IntMatrix) -> Vec<
             let mut out = vec![0u64; rows.len() * CHUNK];
             for (sub, block) in gathered.chunks_exact(cols * LANES).enumerate() {
                 for (r, row) in rows.iter().enumerate() {
-                    let p = sum_lanes(&row.positive, block);
-                    let q = sum_lanes(&row.negative, block);
+                    let sums = sum_lanes(row, block);
                     let at = r * CHUNK + sub * LANES;
-                    for (k, dst) in out[at..at + LANES].iter_mut().enumerate() {
-                        *dst = m.sub(m.reduce_u128(p[k]), m.reduce_u128(q[k]));
+                    for (dst, &v) in out[at..at + LANES].iter_mut().zip(&sums) {
+                        let r = m.reduce_u128(v.unsigned_abs());
+                        *dst = if v < 0 { m.neg(r) } else { r };
                     }
                 }
             }
@@ -138,26 +126,26 @@ pub(crate) fn linear_blocked(inputs: &[&Ciphertext], matrix: &IntMatrix) -> Vec<
 }
 
 /// Σ w·x over `entries` for one group of LANES coefficients (`block[col · LANES + k]`), as
-/// exact 128-bit sums. The 64-bit accumulators hold the low and high 32-bit halves of the
-/// coefficients separately, so they stay in vector registers and cannot overflow while Σw < 2^31.
+/// exact signed 128-bit sums. The coefficients' low and high 31-bit halves accumulate apart in
+/// signed 64-bit lanes, which stay in vector registers and cannot overflow while Σ|w| < 2^31.
 #[inline]
-fn sum_lanes(entries: &[(u32, u32)], block: &[u64]) -> [u128; LANES] {
-    let mut lo = [0u64; LANES];
-    let mut hi = [0u64; LANES];
+fn sum_lanes(entries: &[(u32, i32)], block: &[u64]) -> [i128; LANES] {
+    let mut lo = [0i64; LANES];
+    let mut hi = [0i64; LANES];
     for &(col, w) in entries {
-        let w = u64::from(w);
+        let w = i64::from(w);
         let at = col as usize * LANES;
         let Some(x) = block.get(at..at + LANES) else {
             continue;
         };
         for k in 0..LANES {
-            lo[k] += (x[k] & LOW) * w;
-            hi[k] += (x[k] >> 32) * w;
+            lo[k] += i64::from((x[k] & LOW) as i32) * w;
+            hi[k] += i64::from((x[k] >> 31) as i32) * w;
         }
     }
-    let mut out = [0u128; LANES];
+    let mut out = [0i128; LANES];
     for k in 0..LANES {
-        out[k] = (u128::from(hi[k]) << 32) + u128::from(lo[k]);
+        out[k] = (i128::from(hi[k]) << 31) + i128::from(lo[k]);
     }
     out
 }
