@@ -5,6 +5,10 @@
     dead_code,
     reason = "each test binary uses its own subset of the fixtures"
 )]
+#![allow(
+    clippy::expect_used,
+    reason = "fixtures: a broken fixture must stop the test"
+)]
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
