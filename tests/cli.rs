@@ -1,6 +1,11 @@
 //! The built `veil` binary: the client/server split through files, `infer`, and clear errors
 //! on bad input.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "tests: a failed step must stop the test"
+)]
+
 mod common;
 
 use common::{models, random_images, write_csv, write_model};

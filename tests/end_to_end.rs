@@ -1,6 +1,11 @@
 //! End to end through the library: small models compiled at 128-bit security, encrypted,
 //! evaluated and decrypted; every slot must equal the plaintext plan's integers.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "tests: a failed step must stop the test"
+)]
+
 mod common;
 
 use common::{models, random_images, write_model, BUDGET_TOLERANCE_BITS};
