@@ -9,6 +9,7 @@ use crate::files::{write_atomic, AtomicFile};
 use crate::pipeline::{Context, EncryptedBatch, KeySet, PipelineError};
 use std::path::{Path, PathBuf};
 use veil_runtime::bfv::{Ciphertext, PublicKey, RelinKey, SecretKey};
+use zeroize::Zeroizing;
 
 /// File names `veil keygen` writes.
 pub const SECRET_KEY_FILE: &str = "secret.key";
@@ -45,6 +46,22 @@ fn read(path: &Path) -> Result<Vec<u8>, PipelineError> {
     std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()).into())
 }
 
+/// Reads a key file into a buffer that is wiped when dropped (it may hold a secret key).
+fn read_key(path: &Path) -> Result<Zeroizing<Vec<u8>>, PipelineError> {
+    read(path).map(Zeroizing::new)
+}
+
+/// The kind of key in a file, told from its first bytes only: the server uses this to refuse
+/// a secret key without reading it.
+fn peek_kind(path: &Path) -> Result<Option<KeyKind>, PipelineError> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(8);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(8).read_to_end(&mut head))
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Ok(key_kind(&head))
+}
+
 fn describe(kind: Option<KeyKind>) -> &'static str {
     match kind {
         Some(KeyKind::Secret) => "a secret key",
@@ -58,10 +75,18 @@ fn describe(kind: Option<KeyKind>) -> &'static str {
 pub fn write_keys(dir: &Path, keys: &KeySet) -> Result<Vec<(PathBuf, u64)>, PipelineError> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let mut written = Vec::new();
-    let items: [(&str, Vec<u8>, bool); 3] = [
-        (SECRET_KEY_FILE, keys.secret.to_bytes(), true),
-        (PUBLIC_KEY_FILE, keys.public.to_bytes(), false),
-        (EVAL_KEY_FILE, keys.relin.to_bytes(), false),
+    let items: [(&str, Zeroizing<Vec<u8>>, bool); 3] = [
+        (
+            SECRET_KEY_FILE,
+            Zeroizing::new(keys.secret.to_bytes()),
+            true,
+        ),
+        (
+            PUBLIC_KEY_FILE,
+            Zeroizing::new(keys.public.to_bytes()),
+            false,
+        ),
+        (EVAL_KEY_FILE, Zeroizing::new(keys.relin.to_bytes()), false),
     ];
     for (name, bytes, owner_only) in items {
         let path = dir.join(name);
@@ -74,7 +99,7 @@ pub fn write_keys(dir: &Path, keys: &KeySet) -> Result<Vec<(PathBuf, u64)>, Pipe
 
 /// Loads the client's secret key.
 pub fn load_secret(context: &Context, path: &Path) -> Result<SecretKey, PipelineError> {
-    let bytes = read(path)?;
+    let bytes = read_key(path)?;
     match key_kind(&bytes) {
         Some(KeyKind::Secret) => SecretKey::from_bytes(&context.params[0], &bytes)
             .map_err(|e| format!("{}: {e}", path.display()).into()),
@@ -89,6 +114,14 @@ pub fn load_secret(context: &Context, path: &Path) -> Result<SecretKey, Pipeline
 
 /// Loads the server's evaluation key; a secret key is refused.
 pub fn load_eval(context: &Context, path: &Path) -> Result<RelinKey, PipelineError> {
+    if peek_kind(path)? == Some(KeyKind::Secret) {
+        return Err(format!(
+            "{}: this is a SECRET key; the server is given only eval.key and never reads a \
+             secret key",
+            path.display()
+        )
+        .into());
+    }
     let bytes = read(path)?;
     match key_kind(&bytes) {
         Some(KeyKind::Eval) => RelinKey::from_bytes(&context.params[0], &bytes)
@@ -122,7 +155,7 @@ pub fn load_encryption_key(
     context: &Context,
     path: &Path,
 ) -> Result<LoadedEncryptionKey, PipelineError> {
-    let bytes = read(path)?;
+    let bytes = read_key(path)?;
     let located = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
     match key_kind(&bytes) {
         Some(KeyKind::Secret) => SecretKey::from_bytes(&context.params[0], &bytes)
