@@ -45,7 +45,7 @@ DATASETS = {
         "name": "cryptonets-mnist",
         "epochs": 100,
         "batch": 64,
-        "affine": True,
+        "augment": "affine",
     },
     "fashion": {
         "dir": "/usr/share/datasets/fashion-mnist",
@@ -54,9 +54,9 @@ DATASETS = {
         "classes": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
         "name": "cryptonets-fashion",
-        "epochs": 15,
+        "epochs": 20,
         "batch": 128,
-        "affine": False,
+        "augment": "none",
     },
 }
 
@@ -264,11 +264,14 @@ def recalibrate_batch_norms(torch, model, x):
             model(x[i:i + 1000])
 
 
-def augment(torch, x, affine, gen):
-    """Random small translations (and, for digits, small rotations/scalings)."""
+def augment(torch, x, kind, gen):
+    """Random small rotations, scalings and shifts ("affine"), integer shifts of up to 2 pixels
+    ("shift") or nothing ("none")."""
     F = torch.nn.functional
     n = x.shape[0]
-    if affine:
+    if kind == "none":
+        return x
+    if kind == "affine":
         angle = (torch.rand(n, generator=gen) * 2 - 1) * (12 * np.pi / 180)
         scale = 1 + (torch.rand(n, generator=gen) * 2 - 1) * 0.10
         shift = (torch.rand(n, 2, generator=gen) * 2 - 1) * (2.0 / 14)  # +-2 px
@@ -291,9 +294,11 @@ def main():
     ap = argparse.ArgumentParser(description="Train the CryptoNets network and write a Veil model file.")
     ap.add_argument("--dataset", choices=sorted(DATASETS), required=True)
     ap.add_argument("--data-dir", help="folder with the IDX files (default: per dataset)")
-    ap.add_argument("--epochs", type=int, help="default: 100 for mnist, 15 for fashion")
+    ap.add_argument("--epochs", type=int, help="default: 100 for mnist, 20 for fashion")
     ap.add_argument("--batch", type=int, help="default: 64 for mnist, 128 for fashion")
     ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--augment", choices=["affine", "shift", "none"],
+                    help="default: affine for mnist, none for fashion")
     ap.add_argument("--weight-decay", type=float, default=1e-4)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1,
@@ -310,6 +315,8 @@ def main():
         spec["dir"] = args.data_dir
     epochs = args.epochs or spec["epochs"]
     batch = args.batch or spec["batch"]
+    if args.augment:
+        spec["augment"] = args.augment
 
     train_x, train_y = load_split(spec, "train")
     test_x, test_y = load_split(spec, "test")
@@ -349,7 +356,7 @@ def main():
         total = 0.0
         for s in range(steps_per_epoch):
             idx = perm[s * batch:(s + 1) * batch]
-            xb = augment(torch, xt[idx], spec["affine"], gen)
+            xb = augment(torch, xt[idx], spec["augment"], gen)
             loss = loss_fn(model(xb), yt[idx])
             opt.zero_grad()
             loss.backward()
@@ -381,6 +388,9 @@ def main():
         "dataset": args.dataset,
         "epochs": str(epochs),
         "batch": str(batch),
+        "augment": spec["augment"],
+        "lr": str(args.lr),
+        "weight_decay": str(args.weight_decay),
         "seed": str(args.seed),
     })
     ron_path = os.path.join(args.out, f"{name}.ron")
