@@ -312,7 +312,11 @@ mod tests {
                 .collect();
             let v = eval_exact(&c, &x)[1][r];
             let (_, hi) = ranges[1].intervals[r];
-            assert!(hi >= v as f64 && hi - v as f64 <= 1e-6 * hi.abs().max(1.0), "{hi} vs {v} (bias {})", bias[r]);
+            assert!(
+                hi >= v as f64 && hi - v as f64 <= 1e-6 * hi.abs().max(1.0),
+                "{hi} vs {v} (bias {})",
+                bias[r]
+            );
         }
     }
 
@@ -320,10 +324,18 @@ mod tests {
     /// maximum.
     #[test]
     fn calibration_stays_between_observed_and_guaranteed() {
-        let c = circuit(4, (0, 255), &[(1, (0, 0), 3, 5), (0, (1, 0), 1, 0), (2, (2, 1), 2, 8)]);
+        let c = circuit(
+            4,
+            (0, 255),
+            &[(1, (0, 0), 3, 5), (0, (1, 0), 1, 0), (2, (2, 1), 2, 8)],
+        );
         let mut ranges = analyze(&c);
         let samples: Vec<Vec<f64>> = (0..20)
-            .map(|k| (0..4).map(|j| f64::from(((k * 37 + j * 11) % 256) as u32)).collect())
+            .map(|k| {
+                (0..4)
+                    .map(|j| f64::from(((k * 37 + j * 11) % 256) as u32))
+                    .collect()
+            })
             .collect();
         calibrate(&c, &mut ranges, &samples, 1.0);
         for (k, r) in ranges.iter().enumerate() {
