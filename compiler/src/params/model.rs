@@ -37,9 +37,9 @@
 //! of prime `q_j` is a centred lift (`≤ q_j/2`) multiplied by the key error, summed over `L`
 //! digits and divided by `P` (the factor 2 of the centred lift is kept as margin).
 //!
-//! Costs are in "coefficient operations per ciphertext per q prime", divided by n for a cost
-//! per image (a batch holds n images), and multiplied by the number of plaintext primes
-//! (one run of the circuit each).
+//! Costs are per slot (a batch of n ciphertext slots holds n images, so this is a cost per
+//! image), in the units of [`cost`], summed over the program and multiplied by the number of
+//! plaintext primes (one run of the circuit each); client-side encryption is included.
 
 /// Standard deviation of the error distribution (HomomorphicEncryption.org standard).
 pub const ERROR_STD_DEV: f64 = 3.2;
@@ -115,20 +115,26 @@ pub fn budget(e: f64, log2_q: f64, t: f64) -> f64 {
     log2_q - t.log2() - e.max(1.0).log2() - 1.0
 }
 
-/// Cost constants.
+/// Cost constants, in units of about 5 ns per slot (one coefficient index of a batch, i.e.
+/// per image) on the 2-core reference machine. Calibrated with `veil bench` on the CryptoNets
+/// plan (n = 16384, six 58-bit q primes): a square took 75–80 ms per ciphertext at levels 3
+/// and 5, a relinearisation 48 ms at level 5 and 24 ms at level 3, the blocked matrix product
+/// 3–6 ns per weight, q prime and ciphertext component and slot, a modulus switch 4 ms per
+/// ciphertext, a fresh encryption 15 ms per ciphertext at level 6.
 pub mod cost {
     /// Multiply-accumulate of one coefficient by a small integer.
-    pub const SCALAR_MAC: f64 = 2.0;
+    pub const SCALAR_MAC: f64 = 0.8;
     /// Plaintext add of one coefficient.
-    pub const ADD: f64 = 1.0;
+    pub const ADD: f64 = 0.5;
     /// One butterfly of an NTT (per coefficient and log2 n).
     pub const NTT: f64 = 1.0;
-    /// Number of NTT-sized passes of a BFV square with HPS scaling, per prime of the
-    /// extended basis (about 2L + 1 primes): forward of 2 polys, inverse of 3, plus basis
-    /// conversions.
-    pub const SQUARE_NTTS: f64 = 7.0;
-    /// Pointwise work of a square per coefficient per extended prime.
-    pub const SQUARE_POINTWISE: f64 = 10.0;
+    /// Work of a square per coefficient and prime of the extended basis Q_level ∪ P_aux
+    /// (NTTs of two polynomials in, three out, the tensor and the t/Q scaling).
+    pub const SQUARE_PER_PRIME: f64 = 80.0;
+    /// Work of dropping one q prime, per coefficient, prime and component.
+    pub const SWITCH_PER_PRIME: f64 = 4.5;
+    /// Bits of the runtime's auxiliary multiplication primes.
+    pub const AUX_PRIME_BITS: f64 = 61.0;
 }
 
 /// Cost of one ciphertext-by-integer multiply-accumulate (per coefficient index of a batch).
@@ -141,10 +147,15 @@ pub fn cost_bias(level: usize) -> f64 {
     cost::ADD * level as f64
 }
 
-/// Cost of squaring one ciphertext.
-pub fn cost_square(level: usize, n: usize) -> f64 {
-    let ext = (2 * level + 1) as f64;
-    ext * (cost::SQUARE_NTTS * cost::NTT * (n as f64).log2() + cost::SQUARE_POINTWISE)
+/// Number of auxiliary primes the runtime's multiplication uses: enough for `n·Q_top²` with
+/// 8 bits to spare, whatever the level of the operands.
+pub fn aux_primes(log2_q_top: f64, n: usize) -> usize {
+    ((log2_q_top + (n as f64).log2() + 8.0) / (cost::AUX_PRIME_BITS - 1.0)).ceil() as usize
+}
+
+/// Cost of squaring one ciphertext at `level` with `aux` auxiliary primes.
+pub fn cost_square(level: usize, aux: usize) -> f64 {
+    cost::SQUARE_PER_PRIME * (level + aux) as f64
 }
 
 /// Cost of relinearising one ciphertext (hybrid key switching, L digits, one special prime).
@@ -160,7 +171,7 @@ pub fn cost_encrypt(level: usize, n: usize) -> f64 {
     level as f64 * (2.0 * cost::NTT * (n as f64).log2() + 4.0)
 }
 
-/// Cost of switching one ciphertext down by one prime.
-pub fn cost_mod_switch(level: usize, n: usize) -> f64 {
-    2.0 * 2.0 * level as f64 * cost::NTT * (n as f64).log2()
+/// Cost of switching one size-2 ciphertext down by one prime from `level`.
+pub fn cost_mod_switch(level: usize) -> f64 {
+    2.0 * cost::SWITCH_PER_PRIME * level as f64
 }

@@ -246,7 +246,7 @@ impl Run<'_> {
             let dropped = self.p.q_log2[st.level - 1].exp2();
             st.noise = model::mod_switch(st.noise, dropped, self.p.n);
             st.noise_const /= dropped;
-            self.cost += self.lens[r] as f64 * model::cost_mod_switch(st.level, self.p.n);
+            self.cost += self.lens[r] as f64 * model::cost_mod_switch(st.level);
             st.level -= 1;
         }
         self.steps.push(SStep::ModSwitch(r, target));
@@ -276,6 +276,7 @@ pub fn simulate(shape: &CircuitShape, p: &SimParams, levels: &[usize]) -> Simula
         cost: 0.0,
         lens: &shape.lens,
     };
+    let aux = model::aux_primes(q_prefix[top], p.n);
     let mut current = top;
     let mut point = 0;
     let mut next_level = |current: usize| {
@@ -304,7 +305,7 @@ pub fn simulate(shape: &CircuitShape, p: &SimParams, levels: &[usize]) -> Simula
                     noise_const: 0.0,
                     budget: 0.0,
                 };
-                run.cost += shape.lens[i] as f64 * model::cost_square(src.level, p.n);
+                run.cost += shape.lens[i] as f64 * model::cost_square(src.level, aux);
                 run.steps.push(SStep::Square(i));
                 let now = shape.lens[i] as f64 * model::cost_relinearize(src.level, p.n);
                 let deferred = reader.map(|(rows, nnz)| {
