@@ -77,3 +77,85 @@ fn cryptonets_fuses_to_845_by_100_with_depth_2() {
     assert!(compiled.plan.predicted_noise_budget_bits >= 10.0);
     assert_eq!(compiled.plan.input.features.len(), 784);
 }
+
+/// `veil report --json` carries the keys the issue promises, with the plan's numbers, and the
+/// table has one row per layer with every column; a report rebuilt from the plan alone matches.
+#[test]
+fn report_json_and_table_carry_every_field() {
+    let compiled = compile_path(
+        &models_dir().join("cryptonets-mnist-random.ron"),
+        &CompileOptions::default(),
+    )
+    .unwrap();
+    let plan = &compiled.plan;
+    let json: serde_json::Value = serde_json::to_value(&compiled.report).unwrap();
+    let params = &json["params"];
+    assert_eq!(params["n"], plan.params.degree);
+    assert_eq!(
+        params["q_primes"].as_array().unwrap().len(),
+        plan.params.q_primes.len()
+    );
+    assert!(
+        (params["log2_q"].as_f64().unwrap() - plan.q_bits_at(plan.params.q_primes.len()) as f64)
+            .abs()
+            < 1.0
+    );
+    assert_eq!(
+        params["t"].as_array().unwrap().len(),
+        plan.params.plain_primes.len()
+    );
+    assert_eq!(params["security_bits"], 128);
+    assert_eq!(json["depth"], 2);
+    assert_eq!(
+        json["noise_budget_bits"].as_f64().unwrap(),
+        plan.predicted_noise_budget_bits
+    );
+    assert_eq!(
+        json["upload_bytes_per_image"].as_f64().unwrap(),
+        plan.upload_bytes_per_image()
+    );
+    assert_eq!(
+        json["download_bytes_per_image"].as_f64().unwrap(),
+        plan.download_bytes_per_image()
+    );
+    let layers = json["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), plan.registers.len());
+    for (row, reg) in layers.iter().zip(&plan.registers) {
+        for key in [
+            "name",
+            "op",
+            "outputs",
+            "depth",
+            "value_bits",
+            "noise_budget_bits",
+        ] {
+            assert!(!row[key].is_null(), "layer {} lacks `{key}`", reg.name);
+        }
+        assert_eq!(row["name"], reg.name.as_str());
+        assert_eq!(row["outputs"], reg.len);
+        assert_eq!(
+            row["noise_budget_bits"].as_f64().unwrap(),
+            reg.noise_budget_bits
+        );
+    }
+    let text = compiled.report.to_text();
+    for column in [
+        "layer",
+        "op",
+        "cts out",
+        "depth",
+        "|x| ≤2^",
+        "budget",
+        "level",
+        "squares",
+        "relins",
+    ] {
+        assert!(text.contains(column), "no column `{column}` in\n{text}");
+    }
+    for reg in &plan.registers {
+        assert!(text.contains(&reg.name), "no row for {}", reg.name);
+    }
+    let from_plan = veil_compiler::Report::from_plan(plan);
+    assert_eq!(from_plan.layers, compiled.report.layers);
+    assert_eq!(from_plan.params, compiled.report.params);
+}

@@ -71,8 +71,9 @@ fn unknown_op_names_the_alternatives() {
     let msg = error("m.ron", &text);
     assert!(msg.starts_with("DIR/m.ron: line 1, column "), "{msg}");
     assert!(
-        msg.contains("Unexpected variant named `Conv3d`")
-            || msg.contains("unknown variant `Conv3d`"),
+        msg.contains(
+            "Unexpected variant named `Conv3d` in enum `Op`, expected one of `Conv2d`, `Dense`"
+        ),
         "{msg}"
     );
 }

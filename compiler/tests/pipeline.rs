@@ -453,12 +453,8 @@ fn calibration_tightens_bounds_and_is_reported() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-#[test]
-fn relinearisation_is_deferred_through_shrinking_maps() {
-    let compiled = compile_graph(cryptonets(), &CompileOptions::default()).unwrap();
-    let plan = &compiled.plan;
-    let relins: Vec<usize> = plan
-        .steps
+fn relinearised_lengths(plan: &Plan) -> Vec<usize> {
+    plan.steps
         .iter()
         .filter_map(|s| match s {
             veil_runtime::plan::Step::Relinearize { register } => {
@@ -466,12 +462,114 @@ fn relinearisation_is_deferred_through_shrinking_maps() {
             }
             _ => None,
         })
-        .collect();
-    // act1's 845 squares feed an 845→100 map: relinearise its 100 outputs; same for fc2's 10.
-    assert_eq!(relins, vec![100, 10]);
-    let out = &plan.registers[plan.output.register];
-    assert!(
-        out.level < plan.params.q_primes.len(),
-        "the output is switched down for a small download"
-    );
+        .collect()
+}
+
+#[test]
+fn relinearisation_is_deferred_when_cheaper() {
+    // 64 squares feed a 64→4 map: relinearising its 4 outputs is far cheaper.
+    let shrink = compile_graph(
+        chain(&[64], &["dense:64", "square", "dense:4"]),
+        &CompileOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(relinearised_lengths(&shrink.plan), vec![4]);
+    // 8 squares feed an 8→16 map: relinearise the squares.
+    let grow = compile_graph(
+        chain(&[8], &["dense:8", "square", "dense:16"]),
+        &CompileOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(relinearised_lengths(&grow.plan), vec![8]);
+}
+
+/// The chosen parameters are minimal for the model: one q prime fewer (same n, prime size and
+/// plaintext primes) cannot keep the margin under any schedule, the output cannot go one level
+/// lower, one plaintext prime fewer cannot hold the values, and the optimised schedule is no
+/// more expensive than the greedy one.
+#[test]
+fn parameters_and_schedule_are_minimal() {
+    use veil_compiler::params::{choose_levels, simulate, CircuitShape, SimParams};
+    for (name, g) in models().into_iter().chain([("cryptonets", cryptonets())]) {
+        let compiled = compile_graph(g, &CompileOptions::default()).unwrap();
+        let plan = &compiled.plan;
+        let p = &plan.params;
+        let shape = CircuitShape::new(&compiled.circuit);
+        let log2 = |x: u64| (x as f64).log2();
+        let t = p.plain_primes.iter().copied().max().unwrap() as f64;
+        let sim_params = |k: usize| SimParams {
+            n: p.degree,
+            q_log2: p.q_primes[..k].iter().map(|&q| log2(q)).collect(),
+            special_log2: log2(p.special_primes[0]),
+            t,
+            plain_count: p.plain_primes.len(),
+        };
+        let k = p.q_primes.len();
+        let margin = veil_compiler::params::model::DEFAULT_MARGIN_BITS;
+        assert!(
+            k == 1 || choose_levels(&shape, &sim_params(k - 1), margin).is_none(),
+            "{name}: {} q primes would do",
+            k - 1
+        );
+        // Replay the plan's levels: the switch points are the squares, the linear maps and the
+        // end, in program order.
+        let full = sim_params(k);
+        let levels = switch_levels(plan, shape.points);
+        let replay = simulate(&shape, &full, &levels);
+        assert!(
+            (replay.output_budget - plan.predicted_noise_budget_bits).abs() < 1e-9,
+            "{name}"
+        );
+        let out_level = plan.registers[plan.output.register].level;
+        if out_level > 1 {
+            let mut lower = levels.clone();
+            *lower.last_mut().unwrap() = out_level - 1;
+            let s = simulate(&shape, &full, &lower);
+            assert!(
+                s.output_budget < margin || s.min_budget <= 0.0,
+                "{name}: the output could be switched to level {}",
+                out_level - 1
+            );
+        }
+        let (_, greedy) = choose_levels(&shape, &full, margin).unwrap();
+        assert!(
+            replay.cost_per_image <= greedy.cost_per_image * (1.0 + 1e-12),
+            "{name}"
+        );
+        let needed = plan
+            .registers
+            .iter()
+            .map(|r| r.value_bits)
+            .fold(0.0, f64::max)
+            + 1.0;
+        let one_fewer =
+            (p.plain_primes.len() - 1) as f64 * f64::from(veil_compiler::params::model::MAX_T_BITS);
+        assert!(
+            one_fewer < needed,
+            "{name}: {} plaintext primes would hold 2^{needed:.1}",
+            p.plain_primes.len() - 1
+        );
+    }
+}
+
+/// The level of each switch point of `plan`, recovered from its steps: the level in force at
+/// every square and linear map, then the output's final level.
+fn switch_levels(plan: &Plan, points: usize) -> Vec<usize> {
+    let mut current = plan.params.q_primes.len();
+    let mut levels = Vec::new();
+    // Program order: a point's switches come right before its square or linear map.
+    let mut pending = current;
+    for step in &plan.steps {
+        match step {
+            veil_runtime::plan::Step::ModSwitch { level, .. } => pending = pending.min(*level),
+            veil_runtime::plan::Step::Square { .. } | veil_runtime::plan::Step::Linear { .. } => {
+                current = current.min(pending);
+                levels.push(current);
+            }
+            veil_runtime::plan::Step::Relinearize { .. } => {}
+        }
+    }
+    levels.push(plan.registers[plan.output.register].level);
+    assert_eq!(levels.len(), points);
+    levels
 }

@@ -260,9 +260,11 @@ pub fn parse(text: &str, json: bool, path: &Path) -> Result<Model, ModelError> {
     } else {
         let options = ron::Options::default()
             .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
-        options
-            .from_str(text)
-            .map_err(|e| at(e.position.line, e.position.col, e.code.to_string()))
+        options.from_str(text).map_err(|e| {
+            // RON's message runs the variant name into the next word ("`Flaten`in enum").
+            let message = e.code.to_string().replace("`in enum", "` in enum");
+            at(e.position.line, e.position.col, message)
+        })
     }
 }
 

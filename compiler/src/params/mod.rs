@@ -8,12 +8,18 @@
 //! 3. security: `log2(Π q_i · p) ≤ SecurityLevel::max_log2_modulus(n)`.
 //!
 //! Among the parameter sets that satisfy all three, the search keeps the one with the lowest
-//! estimated time per image, then the smallest upload per image, then the smallest n.
+//! estimated time per image (the cost model of [`model`]: plaintext primes × q primes × work,
+//! encryption included), then the fewest bytes per image up and down, then the smallest n.
+//! Every candidate (n, number and size of plaintext primes, size and number of q primes) is
+//! ranked with the greedy schedule of [`choose_levels`]; the best few are then rescheduled
+//! with [`optimise_levels`] (the cheapest modulus-switching levels) and the cheapest wins.
 
 pub mod model;
 pub mod schedule;
 
-pub use schedule::{choose_levels, simulate, CircuitShape, RegState, SStep, SimParams, Simulation};
+pub use schedule::{
+    choose_levels, optimise_levels, simulate, CircuitShape, RegState, SStep, SimParams, Simulation,
+};
 
 use crate::analysis::{NodeRange, QCircuit};
 use std::collections::BTreeMap;
@@ -107,6 +113,19 @@ fn bits_of(x: u64) -> u32 {
     64 - x.leading_zeros()
 }
 
+/// How many of the best candidates (by their greedy schedule) get the optimised schedule.
+const REFINED_CANDIDATES: usize = 8;
+
+/// Bits per image sent up (the input at the top level) and down (the output at its final
+/// level and size), over all plaintext primes.
+fn traffic_bits(shape: &CircuitShape, sp: &SimParams, sim: &Simulation) -> f64 {
+    let q_at = |level: usize| sp.q_log2.iter().take(level).sum::<f64>();
+    let up = shape.input_len() as f64 * q_at(sp.q_log2.len());
+    let out = sim.regs[shape.output()];
+    let down = shape.output_len() as f64 * out.size as f64 * q_at(out.level);
+    (up + down) * sp.plain_count as f64
+}
+
 /// Chooses parameters for a quantised circuit with value bounds `ranges`.
 pub fn select(
     c: &QCircuit,
@@ -133,7 +152,8 @@ pub fn select(
     } else {
         &model::INSECURE_DEGREES
     };
-    let mut best: Option<((f64, f64, usize), Chosen)> = None;
+    // (greedy key, candidate, its simulation parameters).
+    let mut candidates: Vec<((f64, f64, usize), Chosen, SimParams)> = Vec::new();
     // Closest failure: (largest output budget minus margin, n, t bits, allowed bits).
     let mut closest: Option<(f64, usize, u32, u32)> = None;
     let mut q_cache: BTreeMap<(usize, u32), Vec<u64>> = BTreeMap::new();
@@ -192,27 +212,25 @@ pub fn select(
                     };
                     match choose_levels(&shape, &sp, opts.margin_bits) {
                         Some((levels, sim)) => {
-                            let upload: f64 = count as f64 * sp.q_log2.iter().sum::<f64>();
-                            let key = (sim.cost_per_image, upload, n);
-                            if best.as_ref().is_none_or(|(bk, _)| key < *bk) {
-                                best = Some((
-                                    key,
-                                    Chosen {
-                                        n,
-                                        q_primes: qs[..k].to_vec(),
-                                        special_prime: special,
-                                        plain_primes: plain.clone(),
-                                        security_bits: opts.security.map_or(0, SecurityLevel::bits),
-                                        levels,
-                                        sim,
-                                        needed_plain_bits: needed,
-                                    },
-                                ));
-                            }
+                            let key = (sim.cost_per_image, traffic_bits(&shape, &sp, &sim), n);
+                            candidates.push((
+                                key,
+                                Chosen {
+                                    n,
+                                    q_primes: qs[..k].to_vec(),
+                                    special_prime: special,
+                                    plain_primes: plain.clone(),
+                                    security_bits: opts.security.map_or(0, SecurityLevel::bits),
+                                    levels,
+                                    sim,
+                                    needed_plain_bits: needed,
+                                },
+                                sp,
+                            ));
                             break;
                         }
                         None if k == qs.len() => {
-                            let full = simulate(&shape, &sp, &vec![k; shape.squares + 1]);
+                            let full = simulate(&shape, &sp, &vec![k; shape.points]);
                             let slack = full.output_budget.min(full.min_budget + opts.margin_bits)
                                 - opts.margin_bits;
                             if closest.is_none_or(|(s, ..)| slack > s) {
@@ -223,6 +241,21 @@ pub fn select(
                     }
                 }
             }
+        }
+    }
+    candidates.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
+    let mut best: Option<((f64, f64, usize), Chosen)> = None;
+    for (_, mut chosen, sp) in candidates.into_iter().take(REFINED_CANDIDATES) {
+        let (levels, sim) = optimise_levels(&shape, &sp, opts.margin_bits, &chosen.levels);
+        let key = (
+            sim.cost_per_image,
+            traffic_bits(&shape, &sp, &sim),
+            chosen.n,
+        );
+        if best.as_ref().is_none_or(|(bk, _)| key < *bk) {
+            chosen.levels = levels;
+            chosen.sim = sim;
+            best = Some((key, chosen));
         }
     }
     if let Some((_, chosen)) = best {

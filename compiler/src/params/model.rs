@@ -1,9 +1,12 @@
 //! The noise and cost model: every constant the parameter search uses, in one place, so that
 //! they can be calibrated against the runtime's measured noise budgets and timings.
 //!
-//! Noise is tracked as `e`, the infinity norm of the error in `c0 + c1·s = Δ·m + e (mod q)`
-//! with `Δ = ⌊q/t⌋`. The invariant noise is `v = t·e/q` and the budget is
-//! `−log2(2‖v‖) = log2 q − log2 t − log2 e − 1` bits (decryption is correct while it is > 0).
+//! Noise is tracked as `e = ‖v‖·Q/t`, where `v` is the *invariant* noise of a ciphertext at
+//! modulus `Q` (the product of the q primes it still has): `t/Q·(c0 + c1·s) = m + v + t·k` for
+//! an integer polynomial `k`. The budget the runtime measures is `−log2(2‖v‖)`, i.e.
+//! `log2 Q − log2 t − log2 e − 1` bits, and decryption is correct while it is > 0. Working with
+//! the invariant noise (rather than the error next to `⌊Q/t⌋·m`) matters: the rounding of
+//! `⌊Q/t⌋` contributes once, at encryption, and does not reappear at every modulus switch.
 //!
 //! Formulas (heuristic, average-case in the spirit of Costache–Smart 2016 and
 //! Kim–Polyakov–Zucca 2021; the worst-case versions are in Fan–Vercauteren 2012), with
@@ -11,17 +14,32 @@
 //!
 //! | operation | noise after |
 //! | --- | --- |
-//! | fresh symmetric encryption | `B + t` |
+//! | fresh encryption (secret or public key) | `t + B·(1 + 2δ)` |
 //! | add | `e1 + e2` |
 //! | multiply by integer `w` | `|w|·e` (a dot product: `Σ |w_j|·e_j`) |
-//! | add a plaintext constant | `e + t` |
-//! | square (BFV multiplication with HPS scaling) | `t·δ·(δ + 2)·e + t·(1 + δ + δ²)/2` |
+//! | add the integer constant `b` (`Δ·[b]_t`) | `e + min(b, t)` for `b ≥ 0`, `e + t` otherwise |
+//! | square (BFV multiplication with HPS scaling) | `t·δ·(δ + 2)·e + t·(δ + 2)·c + t·δ·(e + c)²/Q + 1 + δ + δ²` |
 //! | relinearise (hybrid, one special prime P ≥ every q_i) | `e + L·δ·B·q_max/P + (1 + δ)/2` |
-//! | switch down, dropping prime `q_l` | `e/q_l + (1 + δ)/2 + t` |
+//! | switch down from `Q` to `Q' = Q/q_l` | `e/q_l + (1 + δ)/2` |
 //!
-//! Costs are in "coefficient operations per ciphertext per q prime", divided by n for a cost
-//! per image (a batch holds n images), and multiplied by the number of plaintext primes
-//! (one run of the circuit each).
+//! Constants are added as `Δ·[b]_t` on the constant coefficient only, so their noise `c` sits
+//! in that one coefficient and is tracked apart from the noise `e` spread over all
+//! coefficients: a ring product expands `e` by δ but multiplies `c` by a scalar. Every
+//! operation but the square keeps the two apart (a switch divides both, a relinearisation adds
+//! to `e`); the square's result is all spread. The budget uses `e + c`.
+//!
+//! Fresh: `⌊Q/t⌋·m = (Q/t)·m − (Q mod t)/t·m` with `m`'s coefficients in `[0, t)`, so the
+//! floor adds less than `t`; the encryption error is `B` (secret key) or `e·u + e1 + e2·s`,
+//! at most `B·(1 + 2δ)` (public key). Square: `v' = 2·m·v + 2·t·v·k + v² + rounding`, with `‖m‖ ≤ t/2` and
+//! `‖k‖ ≤ (1 + δ)/2`; the rounding of the three components of `round(t/Q·c⊗c)` is at most
+//! `(1 + δ + δ²)/2` and is doubled for the fixed-point approximation of the scaling. Switch:
+//! `round(Q'/Q·c)` keeps `v` and adds the rounding of both components. Relinearise: the digit
+//! of prime `q_j` is a centred lift (`≤ q_j/2`) multiplied by the key error, summed over `L`
+//! digits and divided by `P` (the factor 2 of the centred lift is kept as margin).
+//!
+//! Costs are per slot (a batch of n ciphertext slots holds n images, so this is a cost per
+//! image), in the units of [`cost`], summed over the program and multiplied by the number of
+//! plaintext primes (one run of the circuit each); client-side encryption is included.
 
 /// Standard deviation of the error distribution (HomomorphicEncryption.org standard).
 pub const ERROR_STD_DEV: f64 = 3.2;
@@ -52,20 +70,32 @@ pub fn expansion(n: usize) -> f64 {
     EXPANSION_FACTOR * (n as f64).sqrt()
 }
 
-/// Noise of a fresh (symmetric) encryption.
-pub fn fresh(t: f64) -> f64 {
-    ERROR_BOUND + t
+/// Noise of a fresh encryption (secret or public key).
+pub fn fresh(t: f64, n: usize) -> f64 {
+    t + ERROR_BOUND * (1.0 + 2.0 * expansion(n))
 }
 
-/// Noise after adding a plaintext constant.
-pub fn plain_add(e: f64, t: f64) -> f64 {
-    e + t
+/// Noise added by the constant `Δ·[b]_t`: `(Q mod t)/t·[b]_t`, below `min(b, t)` for
+/// `b ≥ 0` and below `t` otherwise.
+pub fn constant(b: f64, t: f64) -> f64 {
+    if b >= 0.0 {
+        b.min(t)
+    } else {
+        t
+    }
 }
 
-/// Noise after squaring.
-pub fn square(e: f64, t: f64, n: usize) -> f64 {
+/// Noise after squaring a ciphertext whose noise is `e` spread over all coefficients plus
+/// `c` in the constant coefficient only (from added constants), at modulus `2^log2_q`.
+pub fn square(e: f64, c: f64, t: f64, n: usize, log2_q: f64) -> f64 {
     let d = expansion(n);
-    t * d * (d + 2.0) * e + t * (1.0 + d + d * d) / 2.0
+    let total = e + c;
+    t * d * (d + 2.0) * e
+        + t * (d + 2.0) * c
+        + t * d * total * (total.log2() - log2_q).exp2()
+        + 1.0
+        + d
+        + d * d
 }
 
 /// Noise after relinearisation at `level` primes, the largest q prime `q_max` and special
@@ -76,8 +106,8 @@ pub fn relinearize(e: f64, level: usize, q_max: f64, p: f64, n: usize) -> f64 {
 }
 
 /// Noise after dropping the prime `q_dropped`.
-pub fn mod_switch(e: f64, q_dropped: f64, t: f64, n: usize) -> f64 {
-    e / q_dropped + (1.0 + expansion(n)) / 2.0 + t
+pub fn mod_switch(e: f64, q_dropped: f64, n: usize) -> f64 {
+    e / q_dropped + (1.0 + expansion(n)) / 2.0
 }
 
 /// Invariant noise budget in bits.
@@ -85,20 +115,26 @@ pub fn budget(e: f64, log2_q: f64, t: f64) -> f64 {
     log2_q - t.log2() - e.max(1.0).log2() - 1.0
 }
 
-/// Cost constants.
+/// Cost constants, in units of about 5 ns per slot (one coefficient index of a batch, i.e.
+/// per image) on the 2-core reference machine. Calibrated with `veil bench` on the CryptoNets
+/// plan (n = 16384, six 58-bit q primes): a square took 75–80 ms per ciphertext at levels 3
+/// and 5, a relinearisation 48 ms at level 5 and 24 ms at level 3, the blocked matrix product
+/// 3–6 ns per weight, q prime and ciphertext component and slot, a modulus switch 4 ms per
+/// ciphertext, a fresh encryption 15 ms per ciphertext at level 6.
 pub mod cost {
     /// Multiply-accumulate of one coefficient by a small integer.
-    pub const SCALAR_MAC: f64 = 2.0;
+    pub const SCALAR_MAC: f64 = 0.8;
     /// Plaintext add of one coefficient.
-    pub const ADD: f64 = 1.0;
+    pub const ADD: f64 = 0.5;
     /// One butterfly of an NTT (per coefficient and log2 n).
     pub const NTT: f64 = 1.0;
-    /// Number of NTT-sized passes of a BFV square with HPS scaling, per prime of the
-    /// extended basis (about 2L + 1 primes): forward of 2 polys, inverse of 3, plus basis
-    /// conversions.
-    pub const SQUARE_NTTS: f64 = 7.0;
-    /// Pointwise work of a square per coefficient per extended prime.
-    pub const SQUARE_POINTWISE: f64 = 10.0;
+    /// Work of a square per coefficient and prime of the extended basis Q_level ∪ P_aux
+    /// (NTTs of two polynomials in, three out, the tensor and the t/Q scaling).
+    pub const SQUARE_PER_PRIME: f64 = 80.0;
+    /// Work of dropping one q prime, per coefficient, prime and component.
+    pub const SWITCH_PER_PRIME: f64 = 4.5;
+    /// Bits of the runtime's auxiliary multiplication primes.
+    pub const AUX_PRIME_BITS: f64 = 61.0;
 }
 
 /// Cost of one ciphertext-by-integer multiply-accumulate (per coefficient index of a batch).
@@ -111,10 +147,15 @@ pub fn cost_bias(level: usize) -> f64 {
     cost::ADD * level as f64
 }
 
-/// Cost of squaring one ciphertext.
-pub fn cost_square(level: usize, n: usize) -> f64 {
-    let ext = (2 * level + 1) as f64;
-    ext * (cost::SQUARE_NTTS * cost::NTT * (n as f64).log2() + cost::SQUARE_POINTWISE)
+/// Number of auxiliary primes the runtime's multiplication uses: enough for `n·Q_top²` with
+/// 8 bits to spare, whatever the level of the operands.
+pub fn aux_primes(log2_q_top: f64, n: usize) -> usize {
+    ((log2_q_top + (n as f64).log2() + 8.0) / (cost::AUX_PRIME_BITS - 1.0)).ceil() as usize
+}
+
+/// Cost of squaring one ciphertext at `level` with `aux` auxiliary primes.
+pub fn cost_square(level: usize, aux: usize) -> f64 {
+    cost::SQUARE_PER_PRIME * (level + aux) as f64
 }
 
 /// Cost of relinearising one ciphertext (hybrid key switching, L digits, one special prime).
@@ -124,7 +165,13 @@ pub fn cost_relinearize(level: usize, n: usize) -> f64 {
     (l * (l + 1.0) + 2.0 * (l + 1.0)) * cost::NTT * logn + 2.0 * l * (l + 1.0) * cost::SCALAR_MAC
 }
 
-/// Cost of switching one ciphertext down by one prime.
-pub fn cost_mod_switch(level: usize, n: usize) -> f64 {
-    2.0 * 2.0 * level as f64 * cost::NTT * (n as f64).log2()
+/// Cost of encrypting one ciphertext at `level` (client side: one ring product in NTT form
+/// and the error sampling, per prime).
+pub fn cost_encrypt(level: usize, n: usize) -> f64 {
+    level as f64 * (2.0 * cost::NTT * (n as f64).log2() + 4.0)
+}
+
+/// Cost of switching one size-2 ciphertext down by one prime from `level`.
+pub fn cost_mod_switch(level: usize) -> f64 {
+    2.0 * cost::SWITCH_PER_PRIME * level as f64
 }

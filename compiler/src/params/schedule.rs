@@ -3,13 +3,18 @@
 //! and the plan emitter share this one simulation, so the plan gets exactly the predicted
 //! schedule.
 //!
-//! Relinearisation: after a square whose only reader is a linear map with fewer outputs than
-//! inputs, the map runs on size-3 ciphertexts and its outputs are relinearised (fewer
-//! relinearisations); otherwise the squares are relinearised at once.
+//! Relinearisation: after a square whose only reader is a linear map, the square may stay
+//! unrelinearised: the map then runs on size-3 ciphertexts (one more component per product)
+//! and only its outputs are relinearised. The simulation takes whichever order the cost model
+//! says is cheaper at the square's level, which is the deferred one when the map has clearly
+//! fewer outputs than inputs (CryptoNets: 100 relinearisations instead of 845).
 //!
-//! Modulus switching: the program has a *switch point* before every square and one at the end.
-//! At each point the current level may go down; every register read afterwards is switched to
-//! the current level before it is read. The levels are chosen by the search.
+//! Modulus switching: the program has a *switch point* before every square, before every
+//! linear map and one at the end. At each point the current level may go down; every register
+//! read afterwards is switched to the current level before it is read (size-3 registers are
+//! relinearised first). [`choose_levels`] picks the cheapest non-increasing levels that keep
+//! the margin, so primes are dropped as early as the noise allows and the output is switched
+//! to the smallest modulus that still decrypts with the margin.
 
 use super::model;
 use crate::analysis::{QCircuit, QOp};
@@ -36,6 +41,8 @@ pub struct RegState {
     pub size: usize,
     /// Noise (see [`model`]).
     pub noise: f64,
+    /// Noise in the constant coefficient only (see [`model::square`]).
+    pub noise_const: f64,
     /// Predicted budget in bits.
     pub budget: f64,
 }
@@ -46,11 +53,15 @@ enum Kind {
     Input,
     Square {
         input: usize,
-        defer: bool,
+        /// `(rows, nnz)` of the only reader when that reader is a linear map (deferral
+        /// candidate).
+        reader: Option<(usize, usize)>,
     },
     Linear {
         inputs: Vec<usize>,
         row_l1: Vec<Vec<f64>>,
+        /// Per row: the bias when ≥ 0, −1 for a negative bias (see [`model::constant`]).
+        row_bias: Vec<f64>,
         nnz: usize,
         rows: usize,
     },
@@ -62,8 +73,10 @@ pub struct CircuitShape {
     kinds: Vec<Kind>,
     lens: Vec<usize>,
     output: usize,
-    /// Number of squares (switch points = squares + 1).
+    /// Number of squares.
     pub squares: usize,
+    /// Number of switch points (squares + linear maps + 1).
+    pub points: usize,
 }
 
 impl CircuitShape {
@@ -80,6 +93,7 @@ impl CircuitShape {
         }
         let mut kinds = Vec::with_capacity(n);
         let mut squares = 0;
+        let mut linears = 0;
         for (i, node) in c.nodes.iter().enumerate() {
             kinds.push(match &node.op {
                 QOp::Input => Kind::Input,
@@ -87,12 +101,24 @@ impl CircuitShape {
                     squares += 1;
                     let mut r = readers[i].clone();
                     r.dedup();
-                    let defer = i != c.output
-                        && r.len() == 1
-                        && matches!(&c.nodes[r[0]].op, QOp::Linear { matrix, .. } if matrix.rows < matrix.cols);
-                    Kind::Square { input: *input, defer }
+                    let reader = match (i != c.output, r.as_slice()) {
+                        (true, [only]) => match &c.nodes[*only].op {
+                            QOp::Linear { matrix, .. } => Some((matrix.rows, matrix.nnz())),
+                            _ => None,
+                        },
+                        _ => None,
+                    };
+                    Kind::Square {
+                        input: *input,
+                        reader,
+                    }
                 }
-                QOp::Linear { inputs, matrix, .. } => {
+                QOp::Linear {
+                    inputs,
+                    matrix,
+                    bias,
+                } => {
+                    linears += 1;
                     let mut bounds = Vec::with_capacity(inputs.len() + 1);
                     let mut off = 0;
                     for &k in inputs {
@@ -104,13 +130,26 @@ impl CircuitShape {
                         .map(|r| {
                             let mut sums = vec![0.0; inputs.len()];
                             for (col, w) in matrix.row(r) {
-                                let k = bounds.partition_point(|&b| b <= col).saturating_sub(1).min(inputs.len().saturating_sub(1));
+                                let k = bounds
+                                    .partition_point(|&b| b <= col)
+                                    .saturating_sub(1)
+                                    .min(inputs.len().saturating_sub(1));
                                 sums[k] += (w as f64).abs();
                             }
                             sums
                         })
                         .collect();
-                    Kind::Linear { inputs: inputs.clone(), row_l1, nnz: matrix.nnz(), rows: matrix.rows }
+                    let row_bias = bias
+                        .iter()
+                        .map(|&b| if b >= 0 { b as f64 } else { -1.0 })
+                        .collect();
+                    Kind::Linear {
+                        inputs: inputs.clone(),
+                        row_l1,
+                        row_bias,
+                        nnz: matrix.nnz(),
+                        rows: matrix.rows,
+                    }
                 }
             });
         }
@@ -119,7 +158,25 @@ impl CircuitShape {
             lens: c.nodes.iter().map(|n| n.len).collect(),
             output: c.output,
             squares,
+            points: squares + linears + 1,
         }
+    }
+}
+
+impl CircuitShape {
+    /// Number of input values (ciphertexts uploaded per plaintext prime).
+    pub fn input_len(&self) -> usize {
+        self.lens.first().copied().unwrap_or(0)
+    }
+
+    /// The output node.
+    pub fn output(&self) -> usize {
+        self.output
+    }
+
+    /// Number of output values.
+    pub fn output_len(&self) -> usize {
+        self.lens.get(self.output).copied().unwrap_or(0)
     }
 }
 
@@ -187,8 +244,9 @@ impl Run<'_> {
         let st = &mut self.regs[r];
         while st.level > target {
             let dropped = self.p.q_log2[st.level - 1].exp2();
-            st.noise = model::mod_switch(st.noise, dropped, self.p.t, self.p.n);
-            self.cost += self.lens[r] as f64 * model::cost_mod_switch(st.level, self.p.n);
+            st.noise = model::mod_switch(st.noise, dropped, self.p.n);
+            st.noise_const /= dropped;
+            self.cost += self.lens[r] as f64 * model::cost_mod_switch(st.level);
             st.level -= 1;
         }
         self.steps.push(SStep::ModSwitch(r, target));
@@ -196,14 +254,19 @@ impl Run<'_> {
 }
 
 /// Simulates the circuit with the level chosen at each switch point (`levels.len()` =
-/// squares + 1, non-increasing, each in 1..=number of q primes).
+/// `shape.points`, non-increasing, each in 1..=number of q primes).
 pub fn simulate(shape: &CircuitShape, p: &SimParams, levels: &[usize]) -> Simulation {
     let top = p.q_log2.len();
     let n_nodes = shape.kinds.len();
+    let mut q_prefix = vec![0.0; top + 1];
+    for l in 0..top {
+        q_prefix[l + 1] = q_prefix[l] + p.q_log2[l];
+    }
     let blank = RegState {
         level: top,
         size: 2,
-        noise: model::fresh(p.t),
+        noise: model::fresh(p.t, p.n),
+        noise_const: 0.0,
         budget: 0.0,
     };
     let mut run = Run {
@@ -213,16 +276,23 @@ pub fn simulate(shape: &CircuitShape, p: &SimParams, levels: &[usize]) -> Simula
         cost: 0.0,
         lens: &shape.lens,
     };
+    let aux = model::aux_primes(q_prefix[top], p.n);
     let mut current = top;
     let mut point = 0;
+    let mut next_level = |current: usize| {
+        let l = current
+            .min(levels.get(point).copied().unwrap_or(current))
+            .max(1);
+        point += 1;
+        l
+    };
     for i in 0..n_nodes {
         match &shape.kinds[i] {
-            Kind::Input => {}
-            Kind::Square { input, defer } => {
-                current = current
-                    .min(levels.get(point).copied().unwrap_or(current))
-                    .max(1);
-                point += 1;
+            Kind::Input => {
+                run.cost += shape.lens[i] as f64 * model::cost_encrypt(top, p.n);
+            }
+            Kind::Square { input, reader } => {
+                current = next_level(current);
                 if run.regs[*input].size == 3 {
                     run.relin(*input);
                 }
@@ -231,29 +301,49 @@ pub fn simulate(shape: &CircuitShape, p: &SimParams, levels: &[usize]) -> Simula
                 run.regs[i] = RegState {
                     level: src.level,
                     size: 3,
-                    noise: model::square(src.noise, p.t, p.n),
+                    noise: model::square(src.noise, src.noise_const, p.t, p.n, q_prefix[src.level]),
+                    noise_const: 0.0,
                     budget: 0.0,
                 };
-                run.cost += shape.lens[i] as f64 * model::cost_square(src.level, p.n);
+                run.cost += shape.lens[i] as f64 * model::cost_square(src.level, aux);
                 run.steps.push(SStep::Square(i));
-                if !defer {
+                let now = shape.lens[i] as f64 * model::cost_relinearize(src.level, p.n);
+                let deferred = reader.map(|(rows, nnz)| {
+                    rows as f64 * model::cost_relinearize(src.level, p.n)
+                        + nnz as f64
+                            * (model::cost_scalar(src.level, 3) - model::cost_scalar(src.level, 2))
+                });
+                if deferred.is_none_or(|d| d >= now) {
                     run.relin(i);
                 }
             }
             Kind::Linear {
                 inputs,
                 row_l1,
+                row_bias,
                 nnz,
                 rows,
             } => {
+                current = next_level(current);
                 for &k in inputs {
                     run.switch(k, current);
                 }
-                let noises: Vec<f64> = inputs.iter().map(|&k| run.regs[k].noise).collect();
-                let worst = row_l1
+                let noises: Vec<(f64, f64)> = inputs
                     .iter()
-                    .map(|sums| sums.iter().zip(&noises).map(|(w, e)| w * e).sum::<f64>())
-                    .fold(0.0, f64::max);
+                    .map(|&k| (run.regs[k].noise, run.regs[k].noise_const))
+                    .collect();
+                // The worst row of each part (together at least the worst row's total).
+                let (worst, worst_const) =
+                    row_l1
+                        .iter()
+                        .zip(row_bias)
+                        .fold((0.0f64, 0.0f64), |(we, wc), (sums, &b)| {
+                            let (e, c) = sums
+                                .iter()
+                                .zip(&noises)
+                                .fold((0.0, 0.0), |(e, c), (w, (ne, nc))| (e + w * ne, c + w * nc));
+                            (we.max(e), wc.max(c + model::constant(b, p.t)))
+                        });
                 let size = inputs.iter().map(|&k| run.regs[k].size).max().unwrap_or(2);
                 let level = inputs
                     .iter()
@@ -263,7 +353,8 @@ pub fn simulate(shape: &CircuitShape, p: &SimParams, levels: &[usize]) -> Simula
                 run.regs[i] = RegState {
                     level,
                     size,
-                    noise: model::plain_add(worst, p.t),
+                    noise: worst,
+                    noise_const: worst_const,
                     budget: 0.0,
                 };
                 run.cost += *nnz as f64 * model::cost_scalar(level, size)
@@ -279,19 +370,10 @@ pub fn simulate(shape: &CircuitShape, p: &SimParams, levels: &[usize]) -> Simula
     if run.regs[out].size == 3 {
         run.relin(out);
     }
-    let last = levels
-        .last()
-        .copied()
-        .unwrap_or(current)
-        .min(current)
-        .max(1);
+    let last = next_level(current);
     run.switch(out, last);
-    let mut q_prefix = vec![0.0; top + 1];
-    for l in 0..top {
-        q_prefix[l + 1] = q_prefix[l] + p.q_log2[l];
-    }
     for st in &mut run.regs {
-        st.budget = model::budget(st.noise, q_prefix[st.level], p.t);
+        st.budget = model::budget(st.noise + st.noise_const, q_prefix[st.level], p.t);
     }
     let min_budget = run
         .regs
@@ -307,20 +389,27 @@ pub fn simulate(shape: &CircuitShape, p: &SimParams, levels: &[usize]) -> Simula
     }
 }
 
+/// Whether a simulated schedule keeps `margin` bits at the output and a positive budget in
+/// every register.
+fn holds(s: &Simulation, margin: f64) -> bool {
+    s.output_budget >= margin && s.min_budget > 0.0
+}
+
 /// Chooses the switch levels greedily: at each point the lowest level that still lets the
 /// rest of the circuit (run at that level) end with `margin` bits; at the end, the lowest
-/// level that keeps the margin. `None` when even the full modulus is not enough.
+/// level that keeps the margin. `None` when even the full modulus is not enough. Fast; the
+/// parameter search ranks candidates with it and then refines the best with
+/// [`optimise_levels`].
 pub fn choose_levels(
     shape: &CircuitShape,
     p: &SimParams,
     margin: f64,
 ) -> Option<(Vec<usize>, Simulation)> {
     let top = p.q_log2.len();
-    let points = shape.squares + 1;
-    let ok = |s: &Simulation| s.output_budget >= margin && s.min_budget > 0.0;
+    let points = shape.points;
     let mut levels = vec![top; points];
     let full = simulate(shape, p, &levels);
-    if !ok(&full) {
+    if !holds(&full, margin) {
         return None;
     }
     let mut current = top;
@@ -328,7 +417,7 @@ pub fn choose_levels(
         for l in 1..=current {
             let mut trial = levels.clone();
             trial[k..].iter_mut().for_each(|x| *x = l);
-            if ok(&simulate(shape, p, &trial)) {
+            if holds(&simulate(shape, p, &trial), margin) {
                 levels = trial;
                 current = l;
                 break;
@@ -337,4 +426,102 @@ pub fn choose_levels(
     }
     let sim = simulate(shape, p, &levels);
     Some((levels, sim))
+}
+
+/// Most level sequences [`optimise_levels`] enumerates before it falls back to local search.
+const MAX_ENUMERATED: f64 = 20_000.0;
+
+/// Ranks schedules: estimated time first, then bytes downloaded (the output's level; the last
+/// switch point is lowered separately by [`lowest_output`]).
+fn schedule_key(s: &Simulation, out: usize) -> (f64, usize) {
+    (s.cost_per_image, s.regs[out].level)
+}
+
+/// The cheapest levels (cost model, then the smallest output modulus) that keep `margin`:
+/// every non-increasing sequence when there are few, otherwise local moves from `start` (one
+/// point, and the points after it, lowered) until none helps. `start` must hold.
+pub fn optimise_levels(
+    shape: &CircuitShape,
+    p: &SimParams,
+    margin: f64,
+    start: &[usize],
+) -> (Vec<usize>, Simulation) {
+    let top = p.q_log2.len();
+    let points = shape.points;
+    let out = shape.output;
+    let mut best_levels = start.to_vec();
+    let mut best = simulate(shape, p, start);
+    // Number of non-increasing sequences of `points` levels in 1..=top: C(top + points − 1, points).
+    let mut count = 1.0f64;
+    for i in 0..points {
+        count = count * (top + i) as f64 / (i + 1) as f64;
+    }
+    if count <= MAX_ENUMERATED {
+        let mut levels = vec![top; points];
+        enumerate(0, top, &mut levels, &mut |lv| {
+            let sim = simulate(shape, p, lv);
+            if holds(&sim, margin) && schedule_key(&sim, out) < schedule_key(&best, out) {
+                best_levels = lv.to_vec();
+                best = sim;
+            }
+        });
+        return lowest_output(shape, p, margin, best_levels, best);
+    }
+    loop {
+        let mut improved = false;
+        for k in 0..points {
+            for l in 1..best_levels[k] {
+                let mut trial = best_levels.clone();
+                trial[k..].iter_mut().for_each(|x| *x = (*x).min(l));
+                let sim = simulate(shape, p, &trial);
+                if holds(&sim, margin) && schedule_key(&sim, out) < schedule_key(&best, out) {
+                    best_levels = trial;
+                    best = sim;
+                    improved = true;
+                }
+            }
+        }
+        if !improved {
+            return lowest_output(shape, p, margin, best_levels, best);
+        }
+    }
+}
+
+/// Lowers the last switch point (the output's level) as far as the margin allows: the
+/// switch costs next to nothing and every prime dropped shrinks the download.
+fn lowest_output(
+    shape: &CircuitShape,
+    p: &SimParams,
+    margin: f64,
+    mut levels: Vec<usize>,
+    mut sim: Simulation,
+) -> (Vec<usize>, Simulation) {
+    let Some(&last) = levels.last() else {
+        return (levels, sim);
+    };
+    for l in 1..last {
+        let mut trial = levels.clone();
+        if let Some(x) = trial.last_mut() {
+            *x = l;
+        }
+        let s = simulate(shape, p, &trial);
+        if holds(&s, margin) {
+            levels = trial;
+            sim = s;
+            break;
+        }
+    }
+    (levels, sim)
+}
+
+/// Calls `visit` with every non-increasing completion of `levels[k..]` bounded by `max`.
+fn enumerate(k: usize, max: usize, levels: &mut [usize], visit: &mut dyn FnMut(&[usize])) {
+    if k == levels.len() {
+        visit(levels);
+        return;
+    }
+    for l in 1..=max {
+        levels[k] = l;
+        enumerate(k + 1, l, levels, visit);
+    }
 }
