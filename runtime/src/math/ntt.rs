@@ -6,7 +6,7 @@
 //! coefficients to bit-reversed evaluations at the odd powers of a primitive 2n-th root ψ;
 //! the inverse is the matching Gentleman–Sande transform with n^{-1} folded into its last stage.
 
-use super::modulus::Modulus;
+use super::modulus::{mulhi_lanes, select_below, Modulus};
 
 /// Precomputed twiddles for one prime and one degree.
 #[derive(Clone, Debug)]
@@ -121,13 +121,6 @@ impl NttTable {
         let p = m.value();
         let two_p = 2 * p;
         let n = self.degree;
-        // One Harvey butterfly: (x, y) ← (x + w·y, x − w·y), inputs < 4p, outputs < 4p.
-        let bf = |x: &mut u64, y: &mut u64, w: u64, ws: u64| {
-            let u = (*x).min((*x).wrapping_sub(two_p));
-            let v = m.mul_shoup_lazy(*y, w, ws);
-            *x = u + v;
-            *y = u + two_p - v;
-        };
         let mut t = n;
         let mut k = 1;
         while k < n {
@@ -138,35 +131,27 @@ impl NttTable {
                     // Last stage: also reduce the outputs fully.
                     for (block, (&w, &ws)) in a.chunks_exact_mut(2).zip(roots) {
                         if let Ok([x, y]) = <&mut [u64; 2]>::try_from(block) {
-                            bf(x, y, w, ws);
-                            let rx = (*x).min((*x).wrapping_sub(two_p));
-                            let ry = (*y).min((*y).wrapping_sub(two_p));
-                            *x = rx.min(rx.wrapping_sub(p));
-                            *y = ry.min(ry.wrapping_sub(p));
+                            let (u, v) = ct_butterfly(*x, *y, w, ws, p, two_p);
+                            *x = reduce_4p(u, p, two_p);
+                            *y = reduce_4p(v, p, two_p);
                         }
                     }
                 }
                 2 => {
                     for (block, (&w, &ws)) in a.chunks_exact_mut(4).zip(roots) {
                         if let Ok([x0, x1, y0, y1]) = <&mut [u64; 4]>::try_from(block) {
-                            bf(x0, y0, w, ws);
-                            bf(x1, y1, w, ws);
+                            (*x0, *y0) = ct_butterfly(*x0, *y0, w, ws, p, two_p);
+                            (*x1, *y1) = ct_butterfly(*x1, *y1, w, ws, p, two_p);
                         }
                     }
                 }
                 _ => {
-                    // Two butterflies per iteration through fixed-size arrays: this keeps
-                    // LLVM from auto-vectorising the loop with SSE2, whose emulated 64-bit
-                    // comparisons are far slower than the scalar code.
+                    // Long runs sharing one twiddle: straight-line u64 lane arithmetic that
+                    // the compiler turns into AVX2 code.
                     for (block, (&w, &ws)) in a.chunks_exact_mut(2 * t).zip(roots) {
                         let (lo, hi) = block.split_at_mut(t);
-                        for (xs, ys) in lo.chunks_exact_mut(2).zip(hi.chunks_exact_mut(2)) {
-                            if let (Ok([x0, x1]), Ok([y0, y1])) =
-                                (<&mut [u64; 2]>::try_from(xs), <&mut [u64; 2]>::try_from(ys))
-                            {
-                                bf(x0, y0, w, ws);
-                                bf(x1, y1, w, ws);
-                            }
+                        for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
+                            (*x, *y) = ct_butterfly_lanes(*x, *y, w, ws, p, two_p);
                         }
                     }
                 }
@@ -182,14 +167,6 @@ impl NttTable {
         let p = m.value();
         let two_p = 2 * p;
         let n = self.degree;
-        // Gentleman–Sande butterfly: (x, y) ← (x + y, (x − y)·w), inputs and outputs < 2p.
-        let bf = |x: &mut u64, y: &mut u64, w: u64, ws: u64| {
-            let u = *x;
-            let v = *y;
-            let s = u + v;
-            *x = s.min(s.wrapping_sub(two_p));
-            *y = m.mul_shoup_lazy(u + two_p - v, w, ws);
-        };
         let mut t = 1;
         let mut k = n >> 1;
         while k > 1 {
@@ -200,31 +177,23 @@ impl NttTable {
                 1 => {
                     for (block, (&w, &ws)) in a.chunks_exact_mut(2).zip(roots) {
                         if let Ok([x, y]) = <&mut [u64; 2]>::try_from(block) {
-                            bf(x, y, w, ws);
+                            (*x, *y) = gs_butterfly(*x, *y, w, ws, p, two_p);
                         }
                     }
                 }
                 2 => {
                     for (block, (&w, &ws)) in a.chunks_exact_mut(4).zip(roots) {
                         if let Ok([x0, x1, y0, y1]) = <&mut [u64; 4]>::try_from(block) {
-                            bf(x0, y0, w, ws);
-                            bf(x1, y1, w, ws);
+                            (*x0, *y0) = gs_butterfly(*x0, *y0, w, ws, p, two_p);
+                            (*x1, *y1) = gs_butterfly(*x1, *y1, w, ws, p, two_p);
                         }
                     }
                 }
                 _ => {
-                    // Two butterflies per iteration through fixed-size arrays: this keeps
-                    // LLVM from auto-vectorising the loop with SSE2, whose emulated 64-bit
-                    // comparisons are far slower than the scalar code.
                     for (block, (&w, &ws)) in a.chunks_exact_mut(2 * t).zip(roots) {
                         let (lo, hi) = block.split_at_mut(t);
-                        for (xs, ys) in lo.chunks_exact_mut(2).zip(hi.chunks_exact_mut(2)) {
-                            if let (Ok([x0, x1]), Ok([y0, y1])) =
-                                (<&mut [u64; 2]>::try_from(xs), <&mut [u64; 2]>::try_from(ys))
-                            {
-                                bf(x0, y0, w, ws);
-                                bf(x1, y1, w, ws);
-                            }
+                        for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
+                            (*x, *y) = gs_butterfly_lanes(*x, *y, w, ws, p, two_p);
                         }
                     }
                 }
@@ -234,15 +203,67 @@ impl NttTable {
         }
         // Last stage (k = 1) with the scaling by n^{-1} merged in.
         let (lo, hi) = a.split_at_mut(n / 2);
+        let (w0, w0s) = (self.n_inv, self.n_inv_shoup);
+        let (w1, w1s) = (self.n_inv_w, self.n_inv_w_shoup);
         for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
             let u = *x;
             let v = *y;
-            let s = m.mul_shoup_lazy(u + v, self.n_inv, self.n_inv_shoup);
-            let d = m.mul_shoup_lazy(u + two_p - v, self.n_inv_w, self.n_inv_w_shoup);
-            *x = s.min(s.wrapping_sub(p));
-            *y = d.min(d.wrapping_sub(p));
+            let s = shoup_lanes(u + v, w0, w0s, p);
+            let d = shoup_lanes(u + two_p - v, w1, w1s, p);
+            *x = select_below(s, p);
+            *y = select_below(d, p);
         }
     }
+}
+
+/// `[0, 4p)` to `[0, p)`.
+#[inline(always)]
+fn reduce_4p(x: u64, p: u64, two_p: u64) -> u64 {
+    let x = x.min(x.wrapping_sub(two_p));
+    x.min(x.wrapping_sub(p))
+}
+
+/// Shoup product `a·w mod p` in `[0, 2p)` with lane-friendly arithmetic.
+#[inline(always)]
+fn shoup_lanes(a: u64, w: u64, ws: u64, p: u64) -> u64 {
+    let q = mulhi_lanes(a, ws);
+    a.wrapping_mul(w).wrapping_sub(q.wrapping_mul(p))
+}
+
+/// Cooley–Tukey butterfly (x, y) ← (x + w·y, x − w·y), inputs and outputs below 4p.
+#[inline(always)]
+fn ct_butterfly(x: u64, y: u64, w: u64, ws: u64, p: u64, two_p: u64) -> (u64, u64) {
+    let u = x.min(x.wrapping_sub(two_p));
+    let q = ((u128::from(y) * u128::from(ws)) >> 64) as u64;
+    let v = y.wrapping_mul(w).wrapping_sub(q.wrapping_mul(p));
+    (u + v, u + two_p - v)
+}
+
+/// [`ct_butterfly`] in vectorisable form.
+#[inline(always)]
+fn ct_butterfly_lanes(x: u64, y: u64, w: u64, ws: u64, p: u64, two_p: u64) -> (u64, u64) {
+    let u = select_below(x, two_p);
+    let v = shoup_lanes(y, w, ws, p);
+    (u + v, u + two_p - v)
+}
+
+/// Gentleman–Sande butterfly (x, y) ← (x + y, (x − y)·w), inputs and outputs below 2p.
+#[inline(always)]
+fn gs_butterfly(x: u64, y: u64, w: u64, ws: u64, p: u64, two_p: u64) -> (u64, u64) {
+    let s = x + y;
+    let d = x + two_p - y;
+    let q = ((u128::from(d) * u128::from(ws)) >> 64) as u64;
+    (
+        s.min(s.wrapping_sub(two_p)),
+        d.wrapping_mul(w).wrapping_sub(q.wrapping_mul(p)),
+    )
+}
+
+/// [`gs_butterfly`] in vectorisable form.
+#[inline(always)]
+fn gs_butterfly_lanes(x: u64, y: u64, w: u64, ws: u64, p: u64, two_p: u64) -> (u64, u64) {
+    let s = x + y;
+    (select_below(s, two_p), shoup_lanes(x + two_p - y, w, ws, p))
 }
 
 #[cfg(test)]
