@@ -115,36 +115,39 @@ pub struct Evaluator {
 }
 
 /// Divides x (over `moduli` plus one more prime `last`, coefficient form) by `last` with
-/// rounding towards the centred residue: out_i = (x_i − [x_last]_centred)·last^{-1} mod q_i.
-/// With `accumulate`, adds the result to `out` instead of overwriting it.
-fn mod_down_last_into(
+/// rounding towards the centred residue: (x_i − [x_last]_centred)·last^{-1} mod q_i, plus
+/// `base` when given.
+fn mod_down_last_plus(
     x: &RnsPoly<Coeff>,
-    out: &mut RnsPoly<Coeff>,
+    base: Option<&RnsPoly<Coeff>>,
     moduli: &[Modulus],
     last: u64,
     inv: &[u64],
-    accumulate: bool,
-) {
+) -> RnsPoly<Coeff> {
     let n = x.degree();
     let level = moduli.len();
     let tail = x.limb(level);
-    out.data_mut()
-        .par_chunks_mut(n)
-        .zip(x.data().par_chunks(n))
-        .zip(moduli.par_iter().zip(inv))
-        .for_each(|((o, xi), (m, &w))| {
+    let limbs: Vec<Vec<u64>> = (0..level)
+        .into_par_iter()
+        .map(|i| {
+            let (m, w) = (&moduli[i], inv[i]);
             let ws = m.shoup(w);
-            for ((o, &a), &r) in o.iter_mut().zip(xi).zip(tail) {
-                let d = m.mul_shoup(m.sub(a, m.lift_centred(r, last)), w, ws);
-                *o = if accumulate { m.add(*o, d) } else { d };
+            let down = x
+                .limb(i)
+                .iter()
+                .zip(tail)
+                .map(|(&a, &r)| m.mul_shoup(m.sub(a, m.lift_centred(r, last)), w, ws));
+            match base {
+                Some(b) => down.zip(b.limb(i)).map(|(d, &c)| m.add(c, d)).collect(),
+                None => down.collect(),
             }
-        });
+        })
+        .collect();
+    RnsPoly::from_raw(limbs.concat(), n).unwrap_or_else(|| RnsPoly::zero(level, n))
 }
 
 fn mod_down_last(x: &RnsPoly<Coeff>, moduli: &[Modulus], last: u64, inv: &[u64]) -> RnsPoly<Coeff> {
-    let mut out = RnsPoly::zero(moduli.len(), x.degree());
-    mod_down_last_into(x, &mut out, moduli, last, inv, false);
-    out
+    mod_down_last_plus(x, None, moduli, last, inv)
 }
 
 impl Evaluator {
@@ -643,17 +646,17 @@ impl Evaluator {
             .map(|j| {
                 let src = c2.limb(j);
                 let qj = moduli[j].value();
-                let mut d = RnsPoly::<Coeff>::zero(level + 1, n);
-                for (mi, (limb, m)) in d.data_mut().chunks_exact_mut(n).zip(&moduli).enumerate() {
+                let mut data = Vec::with_capacity((level + 1) * n);
+                for (mi, m) in moduli.iter().enumerate() {
                     if mi == j {
-                        limb.copy_from_slice(src);
+                        data.extend_from_slice(src);
                     } else {
-                        for (o, &x) in limb.iter_mut().zip(src) {
-                            *o = m.lift_centred(x, qj);
-                        }
+                        data.extend(src.iter().map(|&x| m.lift_centred(x, qj)));
                     }
                 }
-                d.into_ntt(&tables)
+                RnsPoly::<Coeff>::from_raw(data, n)
+                    .unwrap_or_else(|| RnsPoly::zero(level + 1, n))
+                    .into_ntt(&tables)
             })
             .collect();
         // Σ_j digit_j·(b_j, a_j), accumulated in 128 bits and reduced once: primes have at most
@@ -675,8 +678,8 @@ impl Evaluator {
                         let d = &digits[j].limb(mi)[range.clone()];
                         let b = &rk.b[j].limb(kl)[range.clone()];
                         let a = &rk.a[j].limb(kl)[range.clone()];
-                        for ((((s0, s1), &d), &b), &a) in
-                            s0.iter_mut().zip(s1.iter_mut()).zip(d).zip(b).zip(a)
+                        for ((s0, s1), ((&d, &b), &a)) in
+                            s0.iter_mut().zip(s1.iter_mut()).zip(d.iter().zip(b).zip(a))
                         {
                             *s0 += u128::from(d) * u128::from(b);
                             *s1 += u128::from(d) * u128::from(a);
@@ -693,11 +696,9 @@ impl Evaluator {
         let qs = self.moduli(level);
         let p = ring.special().value();
         let inv = &ring.special_inv_mod_q()[..level];
-        let mut c0 = ct.polys[0].clone();
-        let mut c1 = ct.polys[1].clone();
-        rayon::join(
-            || mod_down_last_into(&k0, &mut c0, qs, p, inv, true),
-            || mod_down_last_into(&k1, &mut c1, qs, p, inv, true),
+        let (c0, c1) = rayon::join(
+            || mod_down_last_plus(&k0, Some(&ct.polys[0]), qs, p, inv),
+            || mod_down_last_plus(&k1, Some(&ct.polys[1]), qs, p, inv),
         );
         Ok(Ciphertext::new(self.params.clone(), vec![c0, c1], level))
     }

@@ -121,43 +121,74 @@ impl NttTable {
         let p = m.value();
         let two_p = 2 * p;
         let n = self.degree;
-        let mut t = n;
+        let roots = &self.roots;
+        let shoup = &self.roots_shoup;
+        // Stages with runs of at least 4 coefficients sharing a twiddle, two at a time (radix 4:
+        // one pass over memory per pair of stages), in lane arithmetic that vectorises.
         let mut k = 1;
-        while k < n {
-            t >>= 1;
-            let roots = self.roots[k..2 * k].iter().zip(&self.roots_shoup[k..2 * k]);
-            match t {
-                1 => {
-                    // Last stage: also reduce the outputs fully.
-                    for (block, (&w, &ws)) in a.chunks_exact_mut(2).zip(roots) {
-                        if let Ok([x, y]) = <&mut [u64; 2]>::try_from(block) {
-                            let (u, v) = ct_butterfly(*x, *y, w, ws, p, two_p);
-                            *x = reduce_4p(u, p, two_p);
-                            *y = reduce_4p(v, p, two_p);
-                        }
+        let mut t = n / 2;
+        while t >= 4 {
+            if t >= 8 {
+                let h = t / 2;
+                for (b, block) in a.chunks_exact_mut(2 * t).enumerate() {
+                    let (w1, s1) = (roots[k + b], shoup[k + b]);
+                    let (w2, s2) = (roots[2 * (k + b)], shoup[2 * (k + b)]);
+                    let (w3, s3) = (roots[2 * (k + b) + 1], shoup[2 * (k + b) + 1]);
+                    let (lo, hi) = block.split_at_mut(t);
+                    let (q0, q1) = lo.split_at_mut(h);
+                    let (q2, q3) = hi.split_at_mut(h);
+                    for (((x0, x1), x2), x3) in q0
+                        .iter_mut()
+                        .zip(q1.iter_mut())
+                        .zip(q2.iter_mut())
+                        .zip(q3.iter_mut())
+                    {
+                        let (u0, u2) = ct_butterfly_lanes(*x0, *x2, w1, s1, p, two_p);
+                        let (u1, u3) = ct_butterfly_lanes(*x1, *x3, w1, s1, p, two_p);
+                        (*x0, *x1) = ct_butterfly_lanes(u0, u1, w2, s2, p, two_p);
+                        (*x2, *x3) = ct_butterfly_lanes(u2, u3, w3, s3, p, two_p);
                     }
                 }
-                2 => {
-                    for (block, (&w, &ws)) in a.chunks_exact_mut(4).zip(roots) {
-                        if let Ok([x0, x1, y0, y1]) = <&mut [u64; 4]>::try_from(block) {
-                            (*x0, *y0) = ct_butterfly(*x0, *y0, w, ws, p, two_p);
-                            (*x1, *y1) = ct_butterfly(*x1, *y1, w, ws, p, two_p);
-                        }
+                k *= 4;
+                t /= 4;
+            } else {
+                for (block, (&w, &ws)) in a
+                    .chunks_exact_mut(2 * t)
+                    .zip(roots[k..2 * k].iter().zip(&shoup[k..2 * k]))
+                {
+                    let (lo, hi) = block.split_at_mut(t);
+                    for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
+                        (*x, *y) = ct_butterfly_lanes(*x, *y, w, ws, p, two_p);
                     }
                 }
-                _ => {
-                    // Long runs sharing one twiddle: straight-line u64 lane arithmetic that
-                    // the compiler turns into AVX2 code.
-                    for (block, (&w, &ws)) in a.chunks_exact_mut(2 * t).zip(roots) {
-                        let (lo, hi) = block.split_at_mut(t);
-                        for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
-                            (*x, *y) = ct_butterfly_lanes(*x, *y, w, ws, p, two_p);
-                        }
+                k *= 2;
+                t /= 2;
+            }
+        }
+        // The short runs, scalar (vector lanes would need shuffles).
+        while t >= 1 {
+            let tw = roots[k..2 * k].iter().zip(&shoup[k..2 * k]);
+            if t == 2 {
+                for (block, (&w, &ws)) in a.chunks_exact_mut(4).zip(tw) {
+                    if let Ok([x0, x1, y0, y1]) = <&mut [u64; 4]>::try_from(block) {
+                        (*x0, *y0) = ct_butterfly(*x0, *y0, w, ws, p, two_p);
+                        (*x1, *y1) = ct_butterfly(*x1, *y1, w, ws, p, two_p);
+                    }
+                }
+            } else {
+                // Last stage: also reduce the outputs fully.
+                for (block, (&w, &ws)) in a.chunks_exact_mut(2).zip(tw) {
+                    if let Ok([x, y]) = <&mut [u64; 2]>::try_from(block) {
+                        let (u, v) = ct_butterfly(*x, *y, w, ws, p, two_p);
+                        *x = reduce_4p(u, p, two_p);
+                        *y = reduce_4p(v, p, two_p);
                     }
                 }
             }
-            k <<= 1;
+            k *= 2;
+            t /= 2;
         }
+        debug_assert_eq!(k, n);
     }
 
     /// In-place inverse transform. Input in `[0, 2p)`; output in `[0, p)`.
@@ -167,39 +198,68 @@ impl NttTable {
         let p = m.value();
         let two_p = 2 * p;
         let n = self.degree;
+        let roots = &self.inv_roots;
+        let shoup = &self.inv_roots_shoup;
         let mut t = 1;
         let mut k = n >> 1;
-        while k > 1 {
-            let roots = self.inv_roots[k..2 * k]
-                .iter()
-                .zip(&self.inv_roots_shoup[k..2 * k]);
-            match t {
-                1 => {
-                    for (block, (&w, &ws)) in a.chunks_exact_mut(2).zip(roots) {
-                        if let Ok([x, y]) = <&mut [u64; 2]>::try_from(block) {
-                            (*x, *y) = gs_butterfly(*x, *y, w, ws, p, two_p);
-                        }
+        // The short runs, scalar.
+        while t <= 2 && k > 1 {
+            let tw = roots[k..2 * k].iter().zip(&shoup[k..2 * k]);
+            if t == 1 {
+                for (block, (&w, &ws)) in a.chunks_exact_mut(2).zip(tw) {
+                    if let Ok([x, y]) = <&mut [u64; 2]>::try_from(block) {
+                        (*x, *y) = gs_butterfly(*x, *y, w, ws, p, two_p);
                     }
                 }
-                2 => {
-                    for (block, (&w, &ws)) in a.chunks_exact_mut(4).zip(roots) {
-                        if let Ok([x0, x1, y0, y1]) = <&mut [u64; 4]>::try_from(block) {
-                            (*x0, *y0) = gs_butterfly(*x0, *y0, w, ws, p, two_p);
-                            (*x1, *y1) = gs_butterfly(*x1, *y1, w, ws, p, two_p);
-                        }
-                    }
-                }
-                _ => {
-                    for (block, (&w, &ws)) in a.chunks_exact_mut(2 * t).zip(roots) {
-                        let (lo, hi) = block.split_at_mut(t);
-                        for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
-                            (*x, *y) = gs_butterfly_lanes(*x, *y, w, ws, p, two_p);
-                        }
+            } else {
+                for (block, (&w, &ws)) in a.chunks_exact_mut(4).zip(tw) {
+                    if let Ok([x0, x1, y0, y1]) = <&mut [u64; 4]>::try_from(block) {
+                        (*x0, *y0) = gs_butterfly(*x0, *y0, w, ws, p, two_p);
+                        (*x1, *y1) = gs_butterfly(*x1, *y1, w, ws, p, two_p);
                     }
                 }
             }
             t <<= 1;
             k >>= 1;
+        }
+        // Longer runs, two stages per pass when both come before the last one.
+        while k > 1 {
+            if k >= 4 {
+                let half = k / 2;
+                for (b, block) in a.chunks_exact_mut(4 * t).enumerate() {
+                    let (w1, s1) = (roots[k + 2 * b], shoup[k + 2 * b]);
+                    let (w2, s2) = (roots[k + 2 * b + 1], shoup[k + 2 * b + 1]);
+                    let (w3, s3) = (roots[half + b], shoup[half + b]);
+                    let (lo, hi) = block.split_at_mut(2 * t);
+                    let (q0, q1) = lo.split_at_mut(t);
+                    let (q2, q3) = hi.split_at_mut(t);
+                    for (((x0, x1), x2), x3) in q0
+                        .iter_mut()
+                        .zip(q1.iter_mut())
+                        .zip(q2.iter_mut())
+                        .zip(q3.iter_mut())
+                    {
+                        let (u0, u1) = gs_butterfly_lanes(*x0, *x1, w1, s1, p, two_p);
+                        let (u2, u3) = gs_butterfly_lanes(*x2, *x3, w2, s2, p, two_p);
+                        (*x0, *x2) = gs_butterfly_lanes(u0, u2, w3, s3, p, two_p);
+                        (*x1, *x3) = gs_butterfly_lanes(u1, u3, w3, s3, p, two_p);
+                    }
+                }
+                t <<= 2;
+                k >>= 2;
+            } else {
+                for (block, (&w, &ws)) in a
+                    .chunks_exact_mut(2 * t)
+                    .zip(roots[k..2 * k].iter().zip(&shoup[k..2 * k]))
+                {
+                    let (lo, hi) = block.split_at_mut(t);
+                    for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
+                        (*x, *y) = gs_butterfly_lanes(*x, *y, w, ws, p, two_p);
+                    }
+                }
+                t <<= 1;
+                k >>= 1;
+            }
         }
         // Last stage (k = 1) with the scaling by n^{-1} merged in.
         let (lo, hi) = a.split_at_mut(n / 2);
