@@ -751,6 +751,7 @@ mod tests {
     use crate::bfv::encoding::Encoder;
     use crate::bfv::keys::{PublicKey, SecretKey};
     use crate::bfv::params::tests::toy;
+    use proptest::prelude::*;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha20Rng;
 
@@ -802,6 +803,77 @@ mod tests {
         }
         fn expect(&self, f: impl Fn(usize) -> i128) -> Vec<i64> {
             (0..self.params.degree()).map(|i| self.modt(f(i))).collect()
+        }
+    }
+
+    #[test]
+    fn shared_types_are_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<BfvParameters>();
+        check::<Ciphertext>();
+        check::<Plaintext>();
+        check::<Evaluator>();
+        check::<Encoder>();
+        check::<SecretKey>();
+        check::<PublicKey>();
+        check::<RelinKey>();
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4))]
+        /// Every evaluator operation, slot by slot, against the same computation on plain
+        /// integers reduced mod t (toy parameters, n=1024).
+        #[test]
+        fn every_operation_matches_plain_arithmetic_mod_t(
+            seed in any::<u64>(),
+            w in any::<i64>(),
+            small in -2000i64..2000,
+            c in any::<i64>(),
+        ) {
+            let mut s = setup(toy(1024), seed);
+            let a = s.random(i64::MAX / 4);
+            let b = s.random(40_000);
+            let ca = s.encrypt(&a);
+            let pb = s.enc.encode(&b).unwrap();
+            let cb = s.pk.encrypt(&pb, &mut s.rng.clone()).unwrap();
+            prop_assert_eq!(s.decrypt(&ca), s.expect(|i| i128::from(a[i])));
+            prop_assert_eq!(s.decrypt(&cb), s.expect(|i| i128::from(b[i])));
+            let ev = s.ev.clone();
+            let (x, y) = (|i: usize| i128::from(a[i]), |i: usize| i128::from(b[i]));
+            let cases: Vec<(&str, Ciphertext, Vec<i64>)> = vec![
+                ("add", ev.add(&ca, &cb).unwrap(), s.expect(|i| x(i) + y(i))),
+                ("sub", ev.sub(&ca, &cb).unwrap(), s.expect(|i| x(i) - y(i))),
+                ("neg", ev.neg(&ca).unwrap(), s.expect(|i| -x(i))),
+                ("add_plain", ev.add_plain(&ca, &pb).unwrap(), s.expect(|i| x(i) + y(i))),
+                ("sub_plain", ev.sub_plain(&ca, &pb).unwrap(), s.expect(|i| x(i) - y(i))),
+                (
+                    "add_constant",
+                    ev.add_constant(&ca, i128::from(c)).unwrap(),
+                    s.expect(|i| x(i) + i128::from(c)),
+                ),
+                ("mul_scalar", ev.mul_scalar(&ca, w).unwrap(), s.expect(|i| x(i) * i128::from(w))),
+                ("mul_plain", ev.mul_plain(&ca, &pb).unwrap(), s.expect(|i| x(i) * y(i))),
+                (
+                    "dot",
+                    ev.dot(&[&ca, &cb, &ca], &[small, -3, w]).unwrap(),
+                    s.expect(|i| x(i) * i128::from(small) - 3 * y(i) + x(i) * i128::from(w)),
+                ),
+                ("mul", ev.mul(&ca, &cb).unwrap(), s.expect(|i| x(i) * y(i))),
+                ("square", ev.square(&cb).unwrap(), s.expect(|i| y(i) * y(i))),
+                (
+                    "mul+relinearize",
+                    ev.relinearize(&ev.mul(&ca, &cb).unwrap(), &s.rk).unwrap(),
+                    s.expect(|i| x(i) * y(i)),
+                ),
+                (
+                    "mul+mod_switch",
+                    ev.mod_switch_to_next(&ev.mul(&ca, &cb).unwrap()).unwrap(),
+                    s.expect(|i| x(i) * y(i)),
+                ),
+            ];
+            for (name, ct, expect) in cases {
+                prop_assert_eq!(s.decrypt(&ct), expect, "{}", name);
+            }
         }
     }
 

@@ -381,7 +381,34 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(16))]
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn negacyclic_product_matches_schoolbook(
+            seed in any::<u64>(),
+            log_n in 1u32..=7,
+            bits in 20u32..=61,
+        ) {
+            // Degrees 2..128 cover both the radix-4 and the single-stage paths of both
+            // transforms; primes of 20 to 61 bits cover the lazy bounds.
+            let n = 1usize << log_n;
+            let p = ntt_primes(bits, n, 1, &[]).unwrap()[0];
+            let m = Modulus::new(p).unwrap();
+            let table = NttTable::new(m, n).unwrap();
+            let mut rng = ChaCha20Rng::seed_from_u64(seed);
+            let a: Vec<u64> = (0..n).map(|_| rng.gen_range(0..p)).collect();
+            let b: Vec<u64> = (0..n).map(|_| rng.gen_range(0..p)).collect();
+            let (mut fa, mut fb) = (a.clone(), b.clone());
+            table.forward(&mut fa);
+            table.forward(&mut fb);
+            prop_assert!(fa.iter().all(|&x| x < p));
+            let mut back = fa.clone();
+            table.inverse(&mut back);
+            prop_assert_eq!(&back, &a);
+            let mut prod: Vec<u64> = fa.iter().zip(&fb).map(|(&x, &y)| m.mul(x, y)).collect();
+            table.inverse(&mut prod);
+            prop_assert_eq!(prod, schoolbook(&a, &b, &m));
+        }
+
         #[test]
         fn forward_is_linear_and_invertible(seed in any::<u64>()) {
             let n = 1024;
