@@ -6,7 +6,9 @@ use super::ciphertext::Ciphertext;
 use super::encoding::Plaintext;
 use super::keys::RelinKey;
 use super::params::{BfvParameters, LevelContext};
-use crate::math::{for_each_block, BlockScratch, Coeff, Modulus, Ntt, NttTable, RnsPoly, BLOCK};
+use crate::math::{
+    for_each_block, pool, BlockScratch, Coeff, Modulus, Ntt, NttTable, RnsPoly, BLOCK,
+};
 use rayon::prelude::*;
 use std::sync::Arc;
 use thiserror::Error;
@@ -127,23 +129,23 @@ fn mod_down_last_plus(
     let n = x.degree();
     let level = moduli.len();
     let tail = x.limb(level);
-    let limbs: Vec<Vec<u64>> = (0..level)
-        .into_par_iter()
-        .map(|i| {
+    let mut out = RnsPoly::<Coeff>::zero(level, n);
+    out.data_mut()
+        .par_chunks_mut(n)
+        .enumerate()
+        .for_each(|(i, o)| {
             let (m, w) = (&moduli[i], inv[i]);
             let ws = m.shoup(w);
-            let down = x
-                .limb(i)
-                .iter()
-                .zip(tail)
-                .map(|(&a, &r)| m.mul_shoup(m.sub(a, m.lift_centred(r, last)), w, ws));
-            match base {
-                Some(b) => down.zip(b.limb(i)).map(|(d, &c)| m.add(c, d)).collect(),
-                None => down.collect(),
+            for ((o, &a), &r) in o.iter_mut().zip(x.limb(i)).zip(tail) {
+                *o = m.mul_shoup(m.sub(a, m.lift_centred(r, last)), w, ws);
             }
-        })
-        .collect();
-    RnsPoly::from_raw(limbs.concat(), n).unwrap_or_else(|| RnsPoly::zero(level, n))
+            if let Some(b) = base {
+                for (o, &c) in o.iter_mut().zip(b.limb(i)) {
+                    *o = m.add(*o, c);
+                }
+            }
+        });
+    out
 }
 
 fn mod_down_last(x: &RnsPoly<Coeff>, moduli: &[Modulus], last: u64, inv: &[u64]) -> RnsPoly<Coeff> {
@@ -322,7 +324,7 @@ impl Evaluator {
             .polys
             .par_iter()
             .map(|p| {
-                let mut data = Vec::with_capacity(p.data().len());
+                let mut data = pool::take(p.data().len());
                 for ((limb, m), &(f, fs)) in p.data().chunks_exact(n).zip(moduli).zip(&factors) {
                     data.extend(limb.iter().map(|&x| m.mul_shoup_lanes(x, f, fs)));
                 }
@@ -646,7 +648,7 @@ impl Evaluator {
             .map(|j| {
                 let src = c2.limb(j);
                 let qj = moduli[j].value();
-                let mut data = Vec::with_capacity((level + 1) * n);
+                let mut data = pool::take((level + 1) * n);
                 for (mi, m) in moduli.iter().enumerate() {
                     if mi == j {
                         data.extend_from_slice(src);

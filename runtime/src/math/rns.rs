@@ -37,7 +37,7 @@ impl Form for Ntt {
 
 /// A polynomial in RNS form: `limbs` residue polynomials of `degree` coefficients each,
 /// stored one after the other. Every residue is fully reduced modulo its prime.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(PartialEq, Eq)]
 pub struct RnsPoly<F: Form> {
     data: Vec<u64>,
     degree: usize,
@@ -56,6 +56,24 @@ impl<F: Form> fmt::Debug for RnsPoly<F> {
     }
 }
 
+impl<F: Form> Clone for RnsPoly<F> {
+    fn clone(&self) -> Self {
+        let mut data = pool::take(self.data.len());
+        data.extend_from_slice(&self.data);
+        RnsPoly {
+            data,
+            degree: self.degree,
+            _form: PhantomData,
+        }
+    }
+}
+
+impl<F: Form> Drop for RnsPoly<F> {
+    fn drop(&mut self) {
+        pool::give(std::mem::take(&mut self.data));
+    }
+}
+
 impl<F: Form> Zeroize for RnsPoly<F> {
     fn zeroize(&mut self) {
         self.data.zeroize();
@@ -66,7 +84,7 @@ impl<F: Form> RnsPoly<F> {
     /// The zero polynomial.
     pub fn zero(limbs: usize, degree: usize) -> Self {
         RnsPoly {
-            data: vec![0; limbs * degree],
+            data: pool::take_zeroed(limbs * degree),
             degree,
             _form: PhantomData,
         }
@@ -122,7 +140,7 @@ impl<F: Form> RnsPoly<F> {
 
     /// A copy restricted to the listed limbs (in that order).
     pub fn select_limbs(&self, indices: &[usize]) -> Self {
-        let mut data = Vec::with_capacity(indices.len() * self.degree);
+        let mut data = pool::take(indices.len() * self.degree);
         for &i in indices {
             data.extend_from_slice(self.limb(i));
         }
@@ -184,9 +202,9 @@ impl<F: Form> RnsPoly<F> {
         }
     }
 
-    fn with_form<G: Form>(self) -> RnsPoly<G> {
+    fn with_form<G: Form>(mut self) -> RnsPoly<G> {
         RnsPoly {
-            data: self.data,
+            data: std::mem::take(&mut self.data),
             degree: self.degree,
             _form: PhantomData,
         }
@@ -227,6 +245,71 @@ impl RnsPoly<Ntt> {
         {
             for (x, &y) in a.iter_mut().zip(b) {
                 *x = m.mul(*x, y);
+            }
+        }
+    }
+}
+
+/// A small process-wide stock of polynomial buffers.
+///
+/// Hot operations allocate and free buffers of a few hundred KiB to a few MiB each. The system
+/// allocator serves such sizes with fresh pages (or gives freed ones back to the kernel), and
+/// the page faults that follow cost more than the arithmetic on them. Dropped [`RnsPoly`]
+/// buffers are kept here instead, up to a byte limit, and reused. The stock is shared by all
+/// threads because results are often dropped on another thread than the one that computed
+/// them. Buffers handed out are either zero-filled or empty; none exposes earlier contents.
+pub(crate) mod pool {
+    use std::sync::Mutex;
+
+    /// Buffers below this many elements go straight to the allocator.
+    const MIN_ELEMENTS: usize = 1 << 12;
+    /// Most bytes kept.
+    const MAX_BYTES: usize = 128 << 20;
+
+    /// The buffers and their total capacity in bytes.
+    static FREE: Mutex<(Vec<Vec<u64>>, usize)> = Mutex::new((Vec::new(), 0));
+
+    /// An empty buffer with room for `capacity` elements.
+    pub(crate) fn take(capacity: usize) -> Vec<u64> {
+        if capacity >= MIN_ELEMENTS {
+            if let Ok(mut free) = FREE.lock() {
+                let (buffers, held) = &mut *free;
+                // The smallest buffer that fits.
+                let best = buffers
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, v)| v.capacity() >= capacity)
+                    .min_by_key(|(_, v)| v.capacity())
+                    .map(|(i, _)| i);
+                if let Some(i) = best {
+                    let v = buffers.swap_remove(i);
+                    *held -= v.capacity() * 8;
+                    return v;
+                }
+            }
+        }
+        Vec::with_capacity(capacity)
+    }
+
+    /// `len` zeros.
+    pub(crate) fn take_zeroed(len: usize) -> Vec<u64> {
+        let mut v = take(len);
+        v.resize(len, 0);
+        v
+    }
+
+    /// Returns a buffer to the stock (or frees it when the stock is full).
+    pub(crate) fn give(mut v: Vec<u64>) {
+        if v.capacity() < MIN_ELEMENTS {
+            return;
+        }
+        v.clear();
+        if let Ok(mut free) = FREE.lock() {
+            let (buffers, held) = &mut *free;
+            let bytes = v.capacity() * 8;
+            if *held + bytes <= MAX_BYTES {
+                *held += bytes;
+                buffers.push(v);
             }
         }
     }
