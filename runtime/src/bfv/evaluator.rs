@@ -676,15 +676,45 @@ impl Evaluator {
                     let range = blk * BLOCK..blk * BLOCK + o0.len();
                     let mut s0 = [0u128; BLOCK];
                     let mut s1 = [0u128; BLOCK];
-                    for j in 0..level {
+                    let part = |j: usize| {
                         let d = &digits[j].limb(mi)[range.clone()];
                         let b = &rk.b[j].limb(kl)[range.clone()];
                         let a = &rk.a[j].limb(kl)[range.clone()];
-                        for ((s0, s1), ((&d, &b), &a)) in
-                            s0.iter_mut().zip(s1.iter_mut()).zip(d.iter().zip(b).zip(a))
-                        {
-                            *s0 += u128::from(d) * u128::from(b);
-                            *s1 += u128::from(d) * u128::from(a);
+                        d.iter().zip(b.iter().zip(a))
+                    };
+                    let mul = |x: u64, y: u64| u128::from(x) * u128::from(y);
+                    // Up to three digits summed in registers per pass over the accumulators.
+                    let mut j = 0;
+                    while j < level {
+                        let sums = s0.iter_mut().zip(s1.iter_mut());
+                        match level - j {
+                            1 => {
+                                for ((s0, s1), (&d, (&b, &a))) in sums.zip(part(j)) {
+                                    *s0 += mul(d, b);
+                                    *s1 += mul(d, a);
+                                }
+                                j += 1;
+                            }
+                            2 => {
+                                for ((s0, s1), ((&d0, (&b0, &a0)), (&d1, (&b1, &a1)))) in
+                                    sums.zip(part(j).zip(part(j + 1)))
+                                {
+                                    *s0 += mul(d0, b0) + mul(d1, b1);
+                                    *s1 += mul(d0, a0) + mul(d1, a1);
+                                }
+                                j += 2;
+                            }
+                            _ => {
+                                for (
+                                    (s0, s1),
+                                    (((&d0, (&b0, &a0)), (&d1, (&b1, &a1))), (&d2, (&b2, &a2))),
+                                ) in sums.zip(part(j).zip(part(j + 1)).zip(part(j + 2)))
+                                {
+                                    *s0 += mul(d0, b0) + mul(d1, b1) + mul(d2, b2);
+                                    *s1 += mul(d0, a0) + mul(d1, a1) + mul(d2, a2);
+                                }
+                                j += 3;
+                            }
                         }
                     }
                     for (((o0, o1), &s0), &s1) in o0.iter_mut().zip(o1.iter_mut()).zip(&s0).zip(&s1)
