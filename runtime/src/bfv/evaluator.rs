@@ -5,8 +5,10 @@
 use super::ciphertext::Ciphertext;
 use super::encoding::Plaintext;
 use super::keys::RelinKey;
-use super::params::{BfvParameters, LevelContext, MAX_HPS_WIDTH};
-use crate::math::{Coeff, Modulus, Ntt, NttTable, RnsPoly};
+use super::params::{BfvParameters, LevelContext};
+use crate::math::{
+    for_each_block, pool, BlockScratch, Coeff, Modulus, Ntt, NttTable, RnsPoly, BLOCK,
+};
 use rayon::prelude::*;
 use std::sync::Arc;
 use thiserror::Error;
@@ -114,24 +116,40 @@ pub struct Evaluator {
     params: Arc<BfvParameters>,
 }
 
-fn mod_down_last(x: &RnsPoly<Coeff>, moduli: &[Modulus], last: u64, inv: &[u64]) -> RnsPoly<Coeff> {
+/// Divides x (over `moduli` plus one more prime `last`, coefficient form) by `last` with
+/// rounding towards the centred residue: (x_i − [x_last]_centred)·last^{-1} mod q_i, plus
+/// `base` when given.
+fn mod_down_last_plus(
+    x: &RnsPoly<Coeff>,
+    base: Option<&RnsPoly<Coeff>>,
+    moduli: &[Modulus],
+    last: u64,
+    inv: &[u64],
+) -> RnsPoly<Coeff> {
     let n = x.degree();
     let level = moduli.len();
-    let mut out = RnsPoly::zero(level, n);
     let tail = x.limb(level);
+    let mut out = RnsPoly::<Coeff>::zero(level, n);
     out.data_mut()
         .par_chunks_mut(n)
         .enumerate()
         .for_each(|(i, o)| {
-            let m = &moduli[i];
-            let w = inv[i];
+            let (m, w) = (&moduli[i], inv[i]);
             let ws = m.shoup(w);
             for ((o, &a), &r) in o.iter_mut().zip(x.limb(i)).zip(tail) {
-                let d = m.sub(a, m.lift_centred(r, last));
-                *o = m.mul_shoup(d, w, ws);
+                *o = m.mul_shoup(m.sub(a, m.lift_centred(r, last)), w, ws);
+            }
+            if let Some(b) = base {
+                for (o, &c) in o.iter_mut().zip(b.limb(i)) {
+                    *o = m.add(*o, c);
+                }
             }
         });
     out
+}
+
+fn mod_down_last(x: &RnsPoly<Coeff>, moduli: &[Modulus], last: u64, inv: &[u64]) -> RnsPoly<Coeff> {
+    mod_down_last_plus(x, None, moduli, last, inv)
 }
 
 impl Evaluator {
@@ -291,16 +309,29 @@ impl Evaluator {
     pub fn mul_scalar(&self, ct: &Ciphertext, w: i64) -> Result<Ciphertext, EvalError> {
         self.check(ct)?;
         let moduli = self.moduli(ct.level);
-        let abs: Vec<u64> = moduli.iter().map(|m| m.reduce(w.unsigned_abs())).collect();
-        let mut r = ct.clone();
-        r.seed = None;
-        r.polys.par_iter_mut().for_each(|p| {
-            p.mul_scalar_assign(&abs, moduli);
-            if w < 0 {
-                p.neg_assign(moduli);
-            }
-        });
-        Ok(r)
+        let n = self.params.degree();
+        // [w]_q computed from |w| and negated exactly: the product is the same residue as
+        // |w|·ct negated, so the noise grows by |w| only, in a single pass.
+        let factors: Vec<(u64, u64)> = moduli
+            .iter()
+            .map(|m| {
+                let a = m.reduce(w.unsigned_abs());
+                let f = if w < 0 { m.neg(a) } else { a };
+                (f, m.shoup(f))
+            })
+            .collect();
+        let polys = ct
+            .polys
+            .par_iter()
+            .map(|p| {
+                let mut data = pool::take(p.data().len());
+                for ((limb, m), &(f, fs)) in p.data().chunks_exact(n).zip(moduli).zip(&factors) {
+                    data.extend(limb.iter().map(|&x| m.mul_shoup_lanes(x, f, fs)));
+                }
+                RnsPoly::from_raw(data, n).unwrap_or_else(|| RnsPoly::zero(moduli.len(), n))
+            })
+            .collect();
+        Ok(Ciphertext::new(self.params.clone(), polys, ct.level))
     }
 
     /// Slot-wise product with a plaintext (centred lift of its coefficients).
@@ -436,55 +467,46 @@ impl Evaluator {
         let width = all.len();
         let ins: Vec<&[u64]> = x.data().chunks_exact(n).collect();
         let mut out = RnsPoly::<Coeff>::zero(level, n);
-        let block = n.min(1024);
-        let mut per_block: Vec<Vec<&mut [u64]>> = (0..n.div_ceil(block))
-            .map(|_| Vec::with_capacity(level))
-            .collect();
-        for limb in out.data_mut().chunks_exact_mut(n) {
-            for (b, chunk) in limb.chunks_mut(block).enumerate() {
-                per_block[b].push(chunk);
-            }
-        }
-        per_block
-            .into_par_iter()
-            .enumerate()
-            .for_each(|(b, mut outs)| {
-                let mut y = [0u64; MAX_HPS_WIDTH];
-                let len = outs.first().map_or(0, |o| o.len());
-                for kk in 0..len {
-                    let k = b * block + kk;
-                    let mut s = 0.0f64;
-                    for r in 0..width {
-                        let yr = all[r].mul_shoup(
-                            ins[r][k],
-                            lc.hps_inv_punct[r],
-                            lc.hps_inv_punct_shoup[r],
-                        );
-                        y[r] = yr;
-                        s += yr as f64 * lc.hps_inv_f64[r];
-                    }
-                    let overflow = ((s + 0.5) as usize).min(width);
-                    let mut int = 0u128;
-                    let mut frac = 0u128;
-                    for i in 0..level {
-                        let yi = u128::from(y[i]);
-                        let hi = yi * u128::from(lc.hps_theta_hi[i]);
-                        int += hi >> 64;
-                        frac +=
-                            u128::from(hi as u64) + ((yi * u128::from(lc.hps_theta_lo[i])) >> 64);
-                    }
-                    let rounded = int + ((frac + (1u128 << 63)) >> 64);
-                    for (si, o) in outs.iter_mut().enumerate() {
-                        let row = &lc.hps_coeff[si * width..(si + 1) * width];
-                        let mut acc = rounded;
-                        for (&yr, &c) in y[..width].iter().zip(row) {
-                            acc += u128::from(yr) * u128::from(c);
-                        }
-                        let q = &qs[si];
-                        o[kk] = q.sub(q.reduce_u128(acc), lc.hps_ktp[si * (width + 1) + overflow]);
-                    }
+        for_each_block(out.data_mut(), n, level, |base, outs| {
+            let len = outs.first().map_or(0, |o| o.len());
+            let mut sc = BlockScratch::new(width);
+            sc.load(
+                &ins,
+                base,
+                len,
+                &all,
+                &lc.hps_inv_punct,
+                &lc.hps_inv_punct_shoup,
+            );
+            sc.count_overflows(&lc.hps_inv_f64, len);
+            // round(Σ_i y_i·θ_i): integer parts plus the rounded sum of the 64-bit fractions.
+            let mut rounded = [0u128; BLOCK];
+            let mut frac = [0u128; BLOCK];
+            for (i, (&th, &tl)) in lc.hps_theta_hi.iter().zip(&lc.hps_theta_lo).enumerate() {
+                let y = &sc.y[i * BLOCK..i * BLOCK + len];
+                for ((r, f), &y) in rounded[..len].iter_mut().zip(&mut frac[..len]).zip(y) {
+                    let hi = u128::from(y) * u128::from(th);
+                    *r += hi >> 64;
+                    *f += u128::from(hi as u64) + ((u128::from(y) * u128::from(tl)) >> 64);
                 }
-            });
+            }
+            for (r, &f) in rounded[..len].iter_mut().zip(&frac[..len]) {
+                *r += (f + (1u128 << 63)) >> 64;
+            }
+            for (si, o) in outs.iter_mut().enumerate() {
+                let q = &qs[si];
+                let row = &lc.hps_coeff[si * width..(si + 1) * width];
+                let ktp = &lc.hps_ktp[si * (width + 1)..(si + 1) * (width + 1)];
+                sc.combine(
+                    row,
+                    q,
+                    len,
+                    Some(&rounded),
+                    |kk, r| q.sub(r, ktp[sc.v[kk]]),
+                    o,
+                );
+            }
+        });
         out
     }
 
@@ -508,45 +530,63 @@ impl Evaluator {
         if let Some(b) = b {
             inputs.extend(b.polys.iter());
         }
-        let ext: Vec<RnsPoly<Ntt>> = inputs
+        let mut ext: Vec<RnsPoly<Ntt>> = inputs
             .par_iter()
             .map(|p| self.extend_to_qp(p, lc, level, &tables))
             .collect();
-        let limbs = moduli.len();
-        let mut d0 = RnsPoly::<Ntt>::zero(limbs, n);
-        let mut d1 = RnsPoly::<Ntt>::zero(limbs, n);
-        let mut d2 = RnsPoly::<Ntt>::zero(limbs, n);
-        let square = b.is_none();
-        d0.data_mut()
-            .par_chunks_mut(n)
-            .zip(d1.data_mut().par_chunks_mut(n))
-            .zip(d2.data_mut().par_chunks_mut(n))
-            .enumerate()
-            .for_each(|(j, ((o0, o1), o2))| {
-                let m = &moduli[j];
-                let x0 = ext[0].limb(j);
-                let x1 = ext[1].limb(j);
-                if square {
-                    for c in 0..n {
-                        o0[c] = m.mul(x0[c], x0[c]);
-                        let cross = m.mul(x0[c], x1[c]);
-                        o1[c] = m.add(cross, cross);
-                        o2[c] = m.mul(x1[c], x1[c]);
-                    }
-                } else {
-                    let y0 = ext[2].limb(j);
-                    let y1 = ext[3].limb(j);
-                    for c in 0..n {
-                        o0[c] = m.mul(x0[c], y0[c]);
-                        o1[c] = m.reduce_u128(
-                            u128::from(x0[c]) * u128::from(y1[c])
-                                + u128::from(x1[c]) * u128::from(y0[c]),
-                        );
-                        o2[c] = m.mul(x1[c], y1[c]);
-                    }
-                }
-            });
-        let polys: Vec<RnsPoly<Coeff>> = vec![d0, d1, d2]
+        // The products overwrite the extended inputs coefficient by coefficient, so the only
+        // new buffer is the cross term of a square.
+        let parts: Vec<RnsPoly<Ntt>> = match ext.as_mut_slice() {
+            [x0, x1] => {
+                let mut cross = RnsPoly::<Ntt>::zero(moduli.len(), n);
+                x0.data_mut()
+                    .par_chunks_mut(n)
+                    .zip(x1.data_mut().par_chunks_mut(n))
+                    .zip(cross.data_mut().par_chunks_mut(n))
+                    .zip(moduli.par_iter())
+                    .for_each(|(((a, b), c), m)| {
+                        for ((a, b), c) in a.iter_mut().zip(b.iter_mut()).zip(c.iter_mut()) {
+                            let (u, v) = (*a, *b);
+                            *a = m.mul(u, u);
+                            let cross = m.mul(u, v);
+                            *c = m.add(cross, cross);
+                            *b = m.mul(v, v);
+                        }
+                    });
+                let x1 = std::mem::replace(x1, RnsPoly::zero(0, n));
+                let x0 = std::mem::replace(x0, RnsPoly::zero(0, n));
+                vec![x0, cross, x1]
+            }
+            [x0, x1, y0, y1] => {
+                x0.data_mut()
+                    .par_chunks_mut(n)
+                    .zip(x1.data_mut().par_chunks_mut(n))
+                    .zip(y0.data_mut().par_chunks_mut(n))
+                    .zip(y1.data().par_chunks(n))
+                    .zip(moduli.par_iter())
+                    .for_each(|((((a0, a1), b0), b1), m)| {
+                        for (((a0, a1), b0), &v1) in
+                            a0.iter_mut().zip(a1.iter_mut()).zip(b0.iter_mut()).zip(b1)
+                        {
+                            let (u0, u1, v0) = (*a0, *a1, *b0);
+                            *a0 = m.mul(u0, v0);
+                            *a1 = m.reduce_u128(
+                                u128::from(u0) * u128::from(v1) + u128::from(u1) * u128::from(v0),
+                            );
+                            *b0 = m.mul(u1, v1);
+                        }
+                    });
+                ext.truncate(3);
+                ext
+            }
+            _ => {
+                return Err(EvalError::UnsupportedSize {
+                    size: a.size(),
+                    max: 2,
+                })
+            }
+        };
+        let polys: Vec<RnsPoly<Coeff>> = parts
             .into_par_iter()
             .map(|d| self.scale_down(&d.into_coeff(&tables), lc, level))
             .collect();
@@ -602,24 +642,27 @@ impl Evaluator {
         let moduli: Vec<Modulus> = key_idx.iter().map(|&i| ring.key_moduli()[i]).collect();
         let tables: Vec<&NttTable> = key_idx.iter().map(|&i| &ring.key_tables()[i]).collect();
         let c2 = &ct.polys[2];
+        // Digit j is the residue of c_2 modulo q_j, lifted (centred) to every key prime.
         let digits: Vec<RnsPoly<Ntt>> = (0..level)
             .into_par_iter()
             .map(|j| {
                 let src = c2.limb(j);
                 let qj = moduli[j].value();
-                let mut d = RnsPoly::<Coeff>::zero(level + 1, n);
-                for (mi, (limb, m)) in d.data_mut().chunks_exact_mut(n).zip(&moduli).enumerate() {
+                let mut data = pool::take((level + 1) * n);
+                for (mi, m) in moduli.iter().enumerate() {
                     if mi == j {
-                        limb.copy_from_slice(src);
+                        data.extend_from_slice(src);
                     } else {
-                        for (o, &x) in limb.iter_mut().zip(src) {
-                            *o = m.lift_centred(x, qj);
-                        }
+                        data.extend(src.iter().map(|&x| m.lift_centred(x, qj)));
                     }
                 }
-                d.into_ntt(&tables)
+                RnsPoly::<Coeff>::from_raw(data, n)
+                    .unwrap_or_else(|| RnsPoly::zero(level + 1, n))
+                    .into_ntt(&tables)
             })
             .collect();
+        // Σ_j digit_j·(b_j, a_j), accumulated in 128 bits and reduced once: primes have at most
+        // 61 bits and there are at most 20 digits, so the sum stays below 2^127.
         let mut acc0 = RnsPoly::<Ntt>::zero(level + 1, n);
         let mut acc1 = RnsPoly::<Ntt>::zero(level + 1, n);
         acc0.data_mut()
@@ -629,29 +672,66 @@ impl Evaluator {
             .for_each(|(mi, (o0, o1))| {
                 let m = &moduli[mi];
                 let kl = key_idx[mi];
-                let ds: Vec<&[u64]> = digits.iter().map(|d| d.limb(mi)).collect();
-                let bs: Vec<&[u64]> = rk.b[..level].iter().map(|b| b.limb(kl)).collect();
-                let as_: Vec<&[u64]> = rk.a[..level].iter().map(|a| a.limb(kl)).collect();
-                for c in 0..n {
-                    let mut s0 = 0u128;
-                    let mut s1 = 0u128;
-                    for j in 0..level {
-                        let d = u128::from(ds[j][c]);
-                        s0 += d * u128::from(bs[j][c]);
-                        s1 += d * u128::from(as_[j][c]);
+                for (blk, (o0, o1)) in o0.chunks_mut(BLOCK).zip(o1.chunks_mut(BLOCK)).enumerate() {
+                    let range = blk * BLOCK..blk * BLOCK + o0.len();
+                    let mut s0 = [0u128; BLOCK];
+                    let mut s1 = [0u128; BLOCK];
+                    let part = |j: usize| {
+                        let d = &digits[j].limb(mi)[range.clone()];
+                        let b = &rk.b[j].limb(kl)[range.clone()];
+                        let a = &rk.a[j].limb(kl)[range.clone()];
+                        d.iter().zip(b.iter().zip(a))
+                    };
+                    let mul = |x: u64, y: u64| u128::from(x) * u128::from(y);
+                    // Up to three digits summed in registers per pass over the accumulators.
+                    let mut j = 0;
+                    while j < level {
+                        let sums = s0.iter_mut().zip(s1.iter_mut());
+                        match level - j {
+                            1 => {
+                                for ((s0, s1), (&d, (&b, &a))) in sums.zip(part(j)) {
+                                    *s0 += mul(d, b);
+                                    *s1 += mul(d, a);
+                                }
+                                j += 1;
+                            }
+                            2 => {
+                                for ((s0, s1), ((&d0, (&b0, &a0)), (&d1, (&b1, &a1)))) in
+                                    sums.zip(part(j).zip(part(j + 1)))
+                                {
+                                    *s0 += mul(d0, b0) + mul(d1, b1);
+                                    *s1 += mul(d0, a0) + mul(d1, a1);
+                                }
+                                j += 2;
+                            }
+                            _ => {
+                                for (
+                                    (s0, s1),
+                                    (((&d0, (&b0, &a0)), (&d1, (&b1, &a1))), (&d2, (&b2, &a2))),
+                                ) in sums.zip(part(j).zip(part(j + 1)).zip(part(j + 2)))
+                                {
+                                    *s0 += mul(d0, b0) + mul(d1, b1) + mul(d2, b2);
+                                    *s1 += mul(d0, a0) + mul(d1, a1) + mul(d2, a2);
+                                }
+                                j += 3;
+                            }
+                        }
                     }
-                    o0[c] = m.reduce_u128(s0);
-                    o1[c] = m.reduce_u128(s1);
+                    for (((o0, o1), &s0), &s1) in o0.iter_mut().zip(o1.iter_mut()).zip(&s0).zip(&s1)
+                    {
+                        *o0 = m.reduce_u128(s0);
+                        *o1 = m.reduce_u128(s1);
+                    }
                 }
             });
         let (k0, k1) = rayon::join(|| acc0.into_coeff(&tables), || acc1.into_coeff(&tables));
         let qs = self.moduli(level);
         let p = ring.special().value();
         let inv = &ring.special_inv_mod_q()[..level];
-        let mut c0 = ct.polys[0].clone();
-        let mut c1 = ct.polys[1].clone();
-        c0.add_assign(&mod_down_last(&k0, qs, p, inv), qs);
-        c1.add_assign(&mod_down_last(&k1, qs, p, inv), qs);
+        let (c0, c1) = rayon::join(
+            || mod_down_last_plus(&k0, Some(&ct.polys[0]), qs, p, inv),
+            || mod_down_last_plus(&k1, Some(&ct.polys[1]), qs, p, inv),
+        );
         Ok(Ciphertext::new(self.params.clone(), vec![c0, c1], level))
     }
 
@@ -703,6 +783,7 @@ mod tests {
     use crate::bfv::encoding::Encoder;
     use crate::bfv::keys::{PublicKey, SecretKey};
     use crate::bfv::params::tests::toy;
+    use proptest::prelude::*;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha20Rng;
 
@@ -754,6 +835,77 @@ mod tests {
         }
         fn expect(&self, f: impl Fn(usize) -> i128) -> Vec<i64> {
             (0..self.params.degree()).map(|i| self.modt(f(i))).collect()
+        }
+    }
+
+    #[test]
+    fn shared_types_are_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<BfvParameters>();
+        check::<Ciphertext>();
+        check::<Plaintext>();
+        check::<Evaluator>();
+        check::<Encoder>();
+        check::<SecretKey>();
+        check::<PublicKey>();
+        check::<RelinKey>();
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4))]
+        /// Every evaluator operation, slot by slot, against the same computation on plain
+        /// integers reduced mod t (toy parameters, n=1024).
+        #[test]
+        fn every_operation_matches_plain_arithmetic_mod_t(
+            seed in any::<u64>(),
+            w in any::<i64>(),
+            small in -2000i64..2000,
+            c in any::<i64>(),
+        ) {
+            let mut s = setup(toy(1024), seed);
+            let a = s.random(i64::MAX / 4);
+            let b = s.random(40_000);
+            let ca = s.encrypt(&a);
+            let pb = s.enc.encode(&b).unwrap();
+            let cb = s.pk.encrypt(&pb, &mut s.rng.clone()).unwrap();
+            prop_assert_eq!(s.decrypt(&ca), s.expect(|i| i128::from(a[i])));
+            prop_assert_eq!(s.decrypt(&cb), s.expect(|i| i128::from(b[i])));
+            let ev = s.ev.clone();
+            let (x, y) = (|i: usize| i128::from(a[i]), |i: usize| i128::from(b[i]));
+            let cases: Vec<(&str, Ciphertext, Vec<i64>)> = vec![
+                ("add", ev.add(&ca, &cb).unwrap(), s.expect(|i| x(i) + y(i))),
+                ("sub", ev.sub(&ca, &cb).unwrap(), s.expect(|i| x(i) - y(i))),
+                ("neg", ev.neg(&ca).unwrap(), s.expect(|i| -x(i))),
+                ("add_plain", ev.add_plain(&ca, &pb).unwrap(), s.expect(|i| x(i) + y(i))),
+                ("sub_plain", ev.sub_plain(&ca, &pb).unwrap(), s.expect(|i| x(i) - y(i))),
+                (
+                    "add_constant",
+                    ev.add_constant(&ca, i128::from(c)).unwrap(),
+                    s.expect(|i| x(i) + i128::from(c)),
+                ),
+                ("mul_scalar", ev.mul_scalar(&ca, w).unwrap(), s.expect(|i| x(i) * i128::from(w))),
+                ("mul_plain", ev.mul_plain(&ca, &pb).unwrap(), s.expect(|i| x(i) * y(i))),
+                (
+                    "dot",
+                    ev.dot(&[&ca, &cb, &ca], &[small, -3, w]).unwrap(),
+                    s.expect(|i| x(i) * i128::from(small) - 3 * y(i) + x(i) * i128::from(w)),
+                ),
+                ("mul", ev.mul(&ca, &cb).unwrap(), s.expect(|i| x(i) * y(i))),
+                ("square", ev.square(&cb).unwrap(), s.expect(|i| y(i) * y(i))),
+                (
+                    "mul+relinearize",
+                    ev.relinearize(&ev.mul(&ca, &cb).unwrap(), &s.rk).unwrap(),
+                    s.expect(|i| x(i) * y(i)),
+                ),
+                (
+                    "mul+mod_switch",
+                    ev.mod_switch_to_next(&ev.mul(&ca, &cb).unwrap()).unwrap(),
+                    s.expect(|i| x(i) * y(i)),
+                ),
+            ];
+            for (name, ct, expect) in cases {
+                prop_assert_eq!(s.decrypt(&ct), expect, "{}", name);
+            }
         }
     }
 

@@ -645,6 +645,80 @@ mod tests {
         }
     }
 
+    /// Parameters and the serialised bytes of each kind of object.
+    type Fixture = (Arc<BfvParameters>, Vec<(&'static str, Vec<u8>)>);
+
+    /// Bytes of every serialisable object of one toy key set.
+    fn fixture() -> &'static Fixture {
+        static FIXTURE: std::sync::OnceLock<Fixture> = std::sync::OnceLock::new();
+        FIXTURE.get_or_init(|| {
+            let params = toy(1024);
+            let mut rng = ChaCha20Rng::seed_from_u64(24);
+            let sk = SecretKey::generate(&params, &mut rng);
+            let pk = PublicKey::new(&sk, &mut rng);
+            let rk = RelinKey::new(&sk, &mut rng);
+            let enc = Encoder::new(&params);
+            let pt = enc.encode(&[5, -6, 7]).unwrap();
+            let seeded = sk.encrypt(&pt, &mut rng).unwrap();
+            let sq = Evaluator::new(&params).square(&seeded).unwrap();
+            let objects = vec![
+                ("params", params.to_bytes()),
+                ("sk", sk.to_bytes()),
+                ("pk", pk.to_bytes()),
+                ("rk", rk.to_bytes()),
+                ("pt", pt.to_bytes()),
+                ("seeded", seeded.to_bytes()),
+                ("size3", sq.to_bytes()),
+            ];
+            (params, objects)
+        })
+    }
+
+    fn parse(params: &Arc<BfvParameters>, kind: &str, bytes: &[u8]) -> Result<(), SerialError> {
+        match kind {
+            "params" => BfvParameters::from_bytes(bytes).map(drop),
+            "sk" => SecretKey::from_bytes(params, bytes).map(drop),
+            "pk" => PublicKey::from_bytes(params, bytes).map(drop),
+            "rk" => RelinKey::from_bytes(params, bytes).map(drop),
+            "pt" => Plaintext::from_bytes(params, bytes).map(drop),
+            _ => Ciphertext::from_bytes(params, bytes).map(drop),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Truncated or garbled input is an error (or, for a changed residue that is still in
+        /// range, a different valid object), never a panic; garbled headers are always errors.
+        #[test]
+        fn damaged_bytes_are_errors_not_panics(
+            which in 0usize..7,
+            cut in any::<prop::sample::Index>(),
+            pos in any::<prop::sample::Index>(),
+            flip in 1u8..=255,
+        ) {
+            let (params, objects) = fixture();
+            let (kind, bytes) = &objects[which];
+            prop_assert!(parse(params, kind, bytes).is_ok());
+            let cut = cut.index(bytes.len());
+            prop_assert!(parse(params, kind, &bytes[..cut]).is_err(), "{} cut at {}", kind, cut);
+            let mut garbled = bytes.clone();
+            let pos = pos.index(garbled.len());
+            garbled[pos] ^= flip;
+            let result = parse(params, kind, &garbled);
+            // Magic, version and fingerprint: the first 13 bytes of keys, plaintexts and
+            // ciphertexts.
+            if pos < 13 && *kind != "params" {
+                prop_assert!(result.is_err(), "{} byte {} changed but accepted", kind, pos);
+            }
+            if matches!(*kind, "seeded" | "size3") {
+                // The streaming reader sizes its read from the (possibly garbled) header.
+                let mut stream = std::io::Cursor::new(garbled);
+                let streamed = Ciphertext::read_from(params, &mut stream);
+                prop_assert_eq!(streamed.is_ok(), result.is_ok());
+            }
+        }
+    }
+
     #[test]
     fn everything_round_trips() {
         let params = toy(1024);

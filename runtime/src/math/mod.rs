@@ -17,4 +17,5 @@ pub use bigint::BigUint;
 pub use modulus::Modulus;
 pub use ntt::NttTable;
 pub use primes::{is_prime, ntt_primes, PrimeError};
+pub(crate) use rns::{for_each_block, pool, BlockScratch, BLOCK};
 pub use rns::{BaseConverter, Coeff, Form, Ntt, RnsPoly};

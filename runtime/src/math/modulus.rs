@@ -129,6 +129,17 @@ impl Modulus {
         r.min(r.wrapping_sub(self.p))
     }
 
+    /// [`Self::mul_shoup`] written in 64-bit lane arithmetic only (the high half of the
+    /// product from four 32×32-bit products), for loops the compiler should vectorise: with
+    /// AVX2 this is several times faster per element than the scalar 128-bit product, without
+    /// it several times slower.
+    #[inline(always)]
+    pub fn mul_shoup_lanes(&self, a: u64, w: u64, w_shoup: u64) -> u64 {
+        let q = mulhi_lanes(a, w_shoup);
+        let r = a.wrapping_mul(w).wrapping_sub(q.wrapping_mul(self.p));
+        select_below(r, self.p)
+    }
+
     /// Reduces `x < 2p` to `[0, p)` without branching.
     #[inline(always)]
     pub fn reduce_once(&self, x: u64) -> u64 {
@@ -181,13 +192,16 @@ impl Modulus {
 
     /// Maps a residue of another modulus `from` (centred, i.e. read as an integer in
     /// `(-from/2, from/2]`) into this modulus.
+    ///
+    /// Branch-free: the sign of the centred value only selects between two computed results.
     #[inline(always)]
     pub fn lift_centred(&self, x: u64, from: u64) -> u64 {
-        if x > from / 2 {
-            self.neg(self.reduce(from - x))
-        } else {
-            self.reduce(x)
-        }
+        let negative = x > from / 2;
+        let magnitude = if negative { from - x } else { x };
+        let r = self.reduce(magnitude);
+        let nr = self.p - r;
+        let out = if negative { nr } else { r };
+        out.min(out.wrapping_sub(self.p))
     }
 
     /// Reduces every element of a slice in place.
@@ -196,6 +210,33 @@ impl Modulus {
             *x = self.reduce(*x);
         }
     }
+}
+
+/// `x` reduced from `[0, 2m)` to `[0, m)` for `m < 2^63`, written with a signed comparison
+/// (which AVX2 has for 64-bit lanes) instead of an unsigned minimum (which it lacks).
+#[inline(always)]
+pub(crate) fn select_below(x: u64, m: u64) -> u64 {
+    let d = x.wrapping_sub(m);
+    if (d as i64) < 0 {
+        x
+    } else {
+        d
+    }
+}
+
+/// The high 64 bits of `a·b` from four 32×32-bit products, which vectorise (one AVX2
+/// `vpmuludq` each) where a 64×64→128-bit product does not.
+#[inline(always)]
+pub(crate) fn mulhi_lanes(a: u64, b: u64) -> u64 {
+    const LOW: u64 = 0xffff_ffff;
+    let (a0, a1) = (a & LOW, a >> 32);
+    let (b0, b1) = (b & LOW, b >> 32);
+    let ll = a0 * b0;
+    let lh = a0 * b1;
+    let hl = a1 * b0;
+    let hh = a1 * b1;
+    let mid = (ll >> 32) + (lh & LOW) + (hl & LOW);
+    hh + (lh >> 32) + (hl >> 32) + (mid >> 32)
 }
 
 #[cfg(test)]
@@ -240,6 +281,12 @@ mod tests {
             prop_assert_eq!(m.mul(p - 1, p - 1), ((u128::from(p - 1) * u128::from(p - 1)) % u128::from(p)) as u64);
             let ws = m.shoup(b);
             prop_assert_eq!(m.mul_shoup(a, b, ws), expect);
+            prop_assert_eq!(m.mul_shoup_lanes(a, b, ws), expect);
+            prop_assert_eq!(u128::from(mulhi_lanes(a, b)), (u128::from(a) * u128::from(b)) >> 64);
+            prop_assert_eq!(u128::from(mulhi_lanes(u64::MAX, b)), (u128::from(u64::MAX) * u128::from(b)) >> 64);
+            let c = i128::from(a) - if a > p / 2 { i128::from(p) } else { 0 };
+            let q2 = 1_152_921_504_606_584_833u64;
+            prop_assert_eq!(i128::from(Modulus::new(q2).unwrap().lift_centred(a, p)), c.rem_euclid(i128::from(q2)));
             prop_assert!(m.mul_shoup_lazy(u64::MAX, b, ws) < 2 * p);
             prop_assert_eq!(m.add(a, b), ((u128::from(a) + u128::from(b)) % u128::from(p)) as u64);
             prop_assert_eq!(m.sub(a, b), ((u128::from(a) + u128::from(p) - u128::from(b)) % u128::from(p)) as u64);

@@ -6,7 +6,7 @@
 //! coefficients to bit-reversed evaluations at the odd powers of a primitive 2n-th root ψ;
 //! the inverse is the matching Gentleman–Sande transform with n^{-1} folded into its last stage.
 
-use super::modulus::Modulus;
+use super::modulus::{mulhi_lanes, select_below, Modulus};
 
 /// Precomputed twiddles for one prime and one degree.
 #[derive(Clone, Debug)]
@@ -121,58 +121,74 @@ impl NttTable {
         let p = m.value();
         let two_p = 2 * p;
         let n = self.degree;
-        // One Harvey butterfly: (x, y) ← (x + w·y, x − w·y), inputs < 4p, outputs < 4p.
-        let bf = |x: &mut u64, y: &mut u64, w: u64, ws: u64| {
-            let u = (*x).min((*x).wrapping_sub(two_p));
-            let v = m.mul_shoup_lazy(*y, w, ws);
-            *x = u + v;
-            *y = u + two_p - v;
-        };
-        let mut t = n;
+        let roots = &self.roots;
+        let shoup = &self.roots_shoup;
+        // Stages with runs of at least 4 coefficients sharing a twiddle, two at a time (radix 4:
+        // one pass over memory per pair of stages), in lane arithmetic that vectorises.
         let mut k = 1;
-        while k < n {
-            t >>= 1;
-            let roots = self.roots[k..2 * k].iter().zip(&self.roots_shoup[k..2 * k]);
-            match t {
-                1 => {
-                    // Last stage: also reduce the outputs fully.
-                    for (block, (&w, &ws)) in a.chunks_exact_mut(2).zip(roots) {
-                        if let Ok([x, y]) = <&mut [u64; 2]>::try_from(block) {
-                            bf(x, y, w, ws);
-                            let rx = (*x).min((*x).wrapping_sub(two_p));
-                            let ry = (*y).min((*y).wrapping_sub(two_p));
-                            *x = rx.min(rx.wrapping_sub(p));
-                            *y = ry.min(ry.wrapping_sub(p));
-                        }
+        let mut t = n / 2;
+        while t >= 4 {
+            if t >= 8 {
+                let h = t / 2;
+                for (b, block) in a.chunks_exact_mut(2 * t).enumerate() {
+                    let (w1, s1) = (roots[k + b], shoup[k + b]);
+                    let (w2, s2) = (roots[2 * (k + b)], shoup[2 * (k + b)]);
+                    let (w3, s3) = (roots[2 * (k + b) + 1], shoup[2 * (k + b) + 1]);
+                    let (lo, hi) = block.split_at_mut(t);
+                    let (q0, q1) = lo.split_at_mut(h);
+                    let (q2, q3) = hi.split_at_mut(h);
+                    for (((x0, x1), x2), x3) in q0
+                        .iter_mut()
+                        .zip(q1.iter_mut())
+                        .zip(q2.iter_mut())
+                        .zip(q3.iter_mut())
+                    {
+                        let (u0, u2) = ct_butterfly_lanes(*x0, *x2, w1, s1, p, two_p);
+                        let (u1, u3) = ct_butterfly_lanes(*x1, *x3, w1, s1, p, two_p);
+                        (*x0, *x1) = ct_butterfly_lanes(u0, u1, w2, s2, p, two_p);
+                        (*x2, *x3) = ct_butterfly_lanes(u2, u3, w3, s3, p, two_p);
                     }
                 }
-                2 => {
-                    for (block, (&w, &ws)) in a.chunks_exact_mut(4).zip(roots) {
-                        if let Ok([x0, x1, y0, y1]) = <&mut [u64; 4]>::try_from(block) {
-                            bf(x0, y0, w, ws);
-                            bf(x1, y1, w, ws);
-                        }
+                k *= 4;
+                t /= 4;
+            } else {
+                for (block, (&w, &ws)) in a
+                    .chunks_exact_mut(2 * t)
+                    .zip(roots[k..2 * k].iter().zip(&shoup[k..2 * k]))
+                {
+                    let (lo, hi) = block.split_at_mut(t);
+                    for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
+                        (*x, *y) = ct_butterfly_lanes(*x, *y, w, ws, p, two_p);
                     }
                 }
-                _ => {
-                    // Two butterflies per iteration through fixed-size arrays: this keeps
-                    // LLVM from auto-vectorising the loop with SSE2, whose emulated 64-bit
-                    // comparisons are far slower than the scalar code.
-                    for (block, (&w, &ws)) in a.chunks_exact_mut(2 * t).zip(roots) {
-                        let (lo, hi) = block.split_at_mut(t);
-                        for (xs, ys) in lo.chunks_exact_mut(2).zip(hi.chunks_exact_mut(2)) {
-                            if let (Ok([x0, x1]), Ok([y0, y1])) =
-                                (<&mut [u64; 2]>::try_from(xs), <&mut [u64; 2]>::try_from(ys))
-                            {
-                                bf(x0, y0, w, ws);
-                                bf(x1, y1, w, ws);
-                            }
-                        }
+                k *= 2;
+                t /= 2;
+            }
+        }
+        // The short runs, scalar (vector lanes would need shuffles).
+        while t >= 1 {
+            let tw = roots[k..2 * k].iter().zip(&shoup[k..2 * k]);
+            if t == 2 {
+                for (block, (&w, &ws)) in a.chunks_exact_mut(4).zip(tw) {
+                    if let Ok([x0, x1, y0, y1]) = <&mut [u64; 4]>::try_from(block) {
+                        (*x0, *y0) = ct_butterfly(*x0, *y0, w, ws, p, two_p);
+                        (*x1, *y1) = ct_butterfly(*x1, *y1, w, ws, p, two_p);
+                    }
+                }
+            } else {
+                // Last stage: also reduce the outputs fully.
+                for (block, (&w, &ws)) in a.chunks_exact_mut(2).zip(tw) {
+                    if let Ok([x, y]) = <&mut [u64; 2]>::try_from(block) {
+                        let (u, v) = ct_butterfly(*x, *y, w, ws, p, two_p);
+                        *x = reduce_4p(u, p, two_p);
+                        *y = reduce_4p(v, p, two_p);
                     }
                 }
             }
-            k <<= 1;
+            k *= 2;
+            t /= 2;
         }
+        debug_assert_eq!(k, n);
     }
 
     /// In-place inverse transform. Input in `[0, 2p)`; output in `[0, p)`.
@@ -182,67 +198,132 @@ impl NttTable {
         let p = m.value();
         let two_p = 2 * p;
         let n = self.degree;
-        // Gentleman–Sande butterfly: (x, y) ← (x + y, (x − y)·w), inputs and outputs < 2p.
-        let bf = |x: &mut u64, y: &mut u64, w: u64, ws: u64| {
-            let u = *x;
-            let v = *y;
-            let s = u + v;
-            *x = s.min(s.wrapping_sub(two_p));
-            *y = m.mul_shoup_lazy(u + two_p - v, w, ws);
-        };
+        let roots = &self.inv_roots;
+        let shoup = &self.inv_roots_shoup;
         let mut t = 1;
         let mut k = n >> 1;
-        while k > 1 {
-            let roots = self.inv_roots[k..2 * k]
-                .iter()
-                .zip(&self.inv_roots_shoup[k..2 * k]);
-            match t {
-                1 => {
-                    for (block, (&w, &ws)) in a.chunks_exact_mut(2).zip(roots) {
-                        if let Ok([x, y]) = <&mut [u64; 2]>::try_from(block) {
-                            bf(x, y, w, ws);
-                        }
+        // The short runs, scalar.
+        while t <= 2 && k > 1 {
+            let tw = roots[k..2 * k].iter().zip(&shoup[k..2 * k]);
+            if t == 1 {
+                for (block, (&w, &ws)) in a.chunks_exact_mut(2).zip(tw) {
+                    if let Ok([x, y]) = <&mut [u64; 2]>::try_from(block) {
+                        (*x, *y) = gs_butterfly(*x, *y, w, ws, p, two_p);
                     }
                 }
-                2 => {
-                    for (block, (&w, &ws)) in a.chunks_exact_mut(4).zip(roots) {
-                        if let Ok([x0, x1, y0, y1]) = <&mut [u64; 4]>::try_from(block) {
-                            bf(x0, y0, w, ws);
-                            bf(x1, y1, w, ws);
-                        }
-                    }
-                }
-                _ => {
-                    // Two butterflies per iteration through fixed-size arrays: this keeps
-                    // LLVM from auto-vectorising the loop with SSE2, whose emulated 64-bit
-                    // comparisons are far slower than the scalar code.
-                    for (block, (&w, &ws)) in a.chunks_exact_mut(2 * t).zip(roots) {
-                        let (lo, hi) = block.split_at_mut(t);
-                        for (xs, ys) in lo.chunks_exact_mut(2).zip(hi.chunks_exact_mut(2)) {
-                            if let (Ok([x0, x1]), Ok([y0, y1])) =
-                                (<&mut [u64; 2]>::try_from(xs), <&mut [u64; 2]>::try_from(ys))
-                            {
-                                bf(x0, y0, w, ws);
-                                bf(x1, y1, w, ws);
-                            }
-                        }
+            } else {
+                for (block, (&w, &ws)) in a.chunks_exact_mut(4).zip(tw) {
+                    if let Ok([x0, x1, y0, y1]) = <&mut [u64; 4]>::try_from(block) {
+                        (*x0, *y0) = gs_butterfly(*x0, *y0, w, ws, p, two_p);
+                        (*x1, *y1) = gs_butterfly(*x1, *y1, w, ws, p, two_p);
                     }
                 }
             }
             t <<= 1;
             k >>= 1;
         }
+        // Longer runs, two stages per pass when both come before the last one.
+        while k > 1 {
+            if k >= 4 {
+                let half = k / 2;
+                for (b, block) in a.chunks_exact_mut(4 * t).enumerate() {
+                    let (w1, s1) = (roots[k + 2 * b], shoup[k + 2 * b]);
+                    let (w2, s2) = (roots[k + 2 * b + 1], shoup[k + 2 * b + 1]);
+                    let (w3, s3) = (roots[half + b], shoup[half + b]);
+                    let (lo, hi) = block.split_at_mut(2 * t);
+                    let (q0, q1) = lo.split_at_mut(t);
+                    let (q2, q3) = hi.split_at_mut(t);
+                    for (((x0, x1), x2), x3) in q0
+                        .iter_mut()
+                        .zip(q1.iter_mut())
+                        .zip(q2.iter_mut())
+                        .zip(q3.iter_mut())
+                    {
+                        let (u0, u1) = gs_butterfly_lanes(*x0, *x1, w1, s1, p, two_p);
+                        let (u2, u3) = gs_butterfly_lanes(*x2, *x3, w2, s2, p, two_p);
+                        (*x0, *x2) = gs_butterfly_lanes(u0, u2, w3, s3, p, two_p);
+                        (*x1, *x3) = gs_butterfly_lanes(u1, u3, w3, s3, p, two_p);
+                    }
+                }
+                t <<= 2;
+                k >>= 2;
+            } else {
+                for (block, (&w, &ws)) in a
+                    .chunks_exact_mut(2 * t)
+                    .zip(roots[k..2 * k].iter().zip(&shoup[k..2 * k]))
+                {
+                    let (lo, hi) = block.split_at_mut(t);
+                    for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
+                        (*x, *y) = gs_butterfly_lanes(*x, *y, w, ws, p, two_p);
+                    }
+                }
+                t <<= 1;
+                k >>= 1;
+            }
+        }
         // Last stage (k = 1) with the scaling by n^{-1} merged in.
         let (lo, hi) = a.split_at_mut(n / 2);
+        let (w0, w0s) = (self.n_inv, self.n_inv_shoup);
+        let (w1, w1s) = (self.n_inv_w, self.n_inv_w_shoup);
         for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
             let u = *x;
             let v = *y;
-            let s = m.mul_shoup_lazy(u + v, self.n_inv, self.n_inv_shoup);
-            let d = m.mul_shoup_lazy(u + two_p - v, self.n_inv_w, self.n_inv_w_shoup);
-            *x = s.min(s.wrapping_sub(p));
-            *y = d.min(d.wrapping_sub(p));
+            let s = shoup_lanes(u + v, w0, w0s, p);
+            let d = shoup_lanes(u + two_p - v, w1, w1s, p);
+            *x = select_below(s, p);
+            *y = select_below(d, p);
         }
     }
+}
+
+/// `[0, 4p)` to `[0, p)`.
+#[inline(always)]
+fn reduce_4p(x: u64, p: u64, two_p: u64) -> u64 {
+    let x = x.min(x.wrapping_sub(two_p));
+    x.min(x.wrapping_sub(p))
+}
+
+/// Shoup product `a·w mod p` in `[0, 2p)` with lane-friendly arithmetic.
+#[inline(always)]
+fn shoup_lanes(a: u64, w: u64, ws: u64, p: u64) -> u64 {
+    let q = mulhi_lanes(a, ws);
+    a.wrapping_mul(w).wrapping_sub(q.wrapping_mul(p))
+}
+
+/// Cooley–Tukey butterfly (x, y) ← (x + w·y, x − w·y), inputs and outputs below 4p.
+#[inline(always)]
+fn ct_butterfly(x: u64, y: u64, w: u64, ws: u64, p: u64, two_p: u64) -> (u64, u64) {
+    let u = x.min(x.wrapping_sub(two_p));
+    let q = ((u128::from(y) * u128::from(ws)) >> 64) as u64;
+    let v = y.wrapping_mul(w).wrapping_sub(q.wrapping_mul(p));
+    (u + v, u + two_p - v)
+}
+
+/// [`ct_butterfly`] in vectorisable form.
+#[inline(always)]
+fn ct_butterfly_lanes(x: u64, y: u64, w: u64, ws: u64, p: u64, two_p: u64) -> (u64, u64) {
+    let u = select_below(x, two_p);
+    let v = shoup_lanes(y, w, ws, p);
+    (u + v, u + two_p - v)
+}
+
+/// Gentleman–Sande butterfly (x, y) ← (x + y, (x − y)·w), inputs and outputs below 2p.
+#[inline(always)]
+fn gs_butterfly(x: u64, y: u64, w: u64, ws: u64, p: u64, two_p: u64) -> (u64, u64) {
+    let s = x + y;
+    let d = x + two_p - y;
+    let q = ((u128::from(d) * u128::from(ws)) >> 64) as u64;
+    (
+        s.min(s.wrapping_sub(two_p)),
+        d.wrapping_mul(w).wrapping_sub(q.wrapping_mul(p)),
+    )
+}
+
+/// [`gs_butterfly`] in vectorisable form.
+#[inline(always)]
+fn gs_butterfly_lanes(x: u64, y: u64, w: u64, ws: u64, p: u64, two_p: u64) -> (u64, u64) {
+    let s = x + y;
+    (select_below(s, two_p), shoup_lanes(x + two_p - y, w, ws, p))
 }
 
 #[cfg(test)]
@@ -300,7 +381,34 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(16))]
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn negacyclic_product_matches_schoolbook(
+            seed in any::<u64>(),
+            log_n in 1u32..=7,
+            bits in 20u32..=61,
+        ) {
+            // Degrees 2..128 cover both the radix-4 and the single-stage paths of both
+            // transforms; primes of 20 to 61 bits cover the lazy bounds.
+            let n = 1usize << log_n;
+            let p = ntt_primes(bits, n, 1, &[]).unwrap()[0];
+            let m = Modulus::new(p).unwrap();
+            let table = NttTable::new(m, n).unwrap();
+            let mut rng = ChaCha20Rng::seed_from_u64(seed);
+            let a: Vec<u64> = (0..n).map(|_| rng.gen_range(0..p)).collect();
+            let b: Vec<u64> = (0..n).map(|_| rng.gen_range(0..p)).collect();
+            let (mut fa, mut fb) = (a.clone(), b.clone());
+            table.forward(&mut fa);
+            table.forward(&mut fb);
+            prop_assert!(fa.iter().all(|&x| x < p));
+            let mut back = fa.clone();
+            table.inverse(&mut back);
+            prop_assert_eq!(&back, &a);
+            let mut prod: Vec<u64> = fa.iter().zip(&fb).map(|(&x, &y)| m.mul(x, y)).collect();
+            table.inverse(&mut prod);
+            prop_assert_eq!(prod, schoolbook(&a, &b, &m));
+        }
+
         #[test]
         fn forward_is_linear_and_invertible(seed in any::<u64>()) {
             let n = 1024;

@@ -37,7 +37,7 @@ impl Form for Ntt {
 
 /// A polynomial in RNS form: `limbs` residue polynomials of `degree` coefficients each,
 /// stored one after the other. Every residue is fully reduced modulo its prime.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(PartialEq, Eq)]
 pub struct RnsPoly<F: Form> {
     data: Vec<u64>,
     degree: usize,
@@ -56,6 +56,24 @@ impl<F: Form> fmt::Debug for RnsPoly<F> {
     }
 }
 
+impl<F: Form> Clone for RnsPoly<F> {
+    fn clone(&self) -> Self {
+        let mut data = pool::take(self.data.len());
+        data.extend_from_slice(&self.data);
+        RnsPoly {
+            data,
+            degree: self.degree,
+            _form: PhantomData,
+        }
+    }
+}
+
+impl<F: Form> Drop for RnsPoly<F> {
+    fn drop(&mut self) {
+        pool::give(std::mem::take(&mut self.data));
+    }
+}
+
 impl<F: Form> Zeroize for RnsPoly<F> {
     fn zeroize(&mut self) {
         self.data.zeroize();
@@ -66,7 +84,7 @@ impl<F: Form> RnsPoly<F> {
     /// The zero polynomial.
     pub fn zero(limbs: usize, degree: usize) -> Self {
         RnsPoly {
-            data: vec![0; limbs * degree],
+            data: pool::take_zeroed(limbs * degree),
             degree,
             _form: PhantomData,
         }
@@ -122,7 +140,7 @@ impl<F: Form> RnsPoly<F> {
 
     /// A copy restricted to the listed limbs (in that order).
     pub fn select_limbs(&self, indices: &[usize]) -> Self {
-        let mut data = Vec::with_capacity(indices.len() * self.degree);
+        let mut data = pool::take(indices.len() * self.degree);
         for &i in indices {
             data.extend_from_slice(self.limb(i));
         }
@@ -179,14 +197,14 @@ impl<F: Form> RnsPoly<F> {
         for ((a, &s), m) in self.data.chunks_exact_mut(n).zip(scalars).zip(moduli) {
             let ss = m.shoup(s);
             for x in a.iter_mut() {
-                *x = m.mul_shoup(*x, s, ss);
+                *x = m.mul_shoup_lanes(*x, s, ss);
             }
         }
     }
 
-    fn with_form<G: Form>(self) -> RnsPoly<G> {
+    fn with_form<G: Form>(mut self) -> RnsPoly<G> {
         RnsPoly {
-            data: self.data,
+            data: std::mem::take(&mut self.data),
             degree: self.degree,
             _form: PhantomData,
         }
@@ -232,8 +250,73 @@ impl RnsPoly<Ntt> {
     }
 }
 
+/// A small process-wide stock of polynomial buffers.
+///
+/// Hot operations allocate and free buffers of a few hundred KiB to a few MiB each. The system
+/// allocator serves such sizes with fresh pages (or gives freed ones back to the kernel), and
+/// the page faults that follow cost more than the arithmetic on them. Dropped [`RnsPoly`]
+/// buffers are kept here instead, up to a byte limit, and reused. The stock is shared by all
+/// threads because results are often dropped on another thread than the one that computed
+/// them. Buffers handed out are either zero-filled or empty; none exposes earlier contents.
+pub(crate) mod pool {
+    use std::sync::Mutex;
+
+    /// Buffers below this many elements go straight to the allocator.
+    const MIN_ELEMENTS: usize = 1 << 12;
+    /// Most bytes kept.
+    const MAX_BYTES: usize = 128 << 20;
+
+    /// The buffers and their total capacity in bytes.
+    static FREE: Mutex<(Vec<Vec<u64>>, usize)> = Mutex::new((Vec::new(), 0));
+
+    /// An empty buffer with room for `capacity` elements.
+    pub(crate) fn take(capacity: usize) -> Vec<u64> {
+        if capacity >= MIN_ELEMENTS {
+            if let Ok(mut free) = FREE.lock() {
+                let (buffers, held) = &mut *free;
+                // The smallest buffer that fits.
+                let best = buffers
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, v)| v.capacity() >= capacity)
+                    .min_by_key(|(_, v)| v.capacity())
+                    .map(|(i, _)| i);
+                if let Some(i) = best {
+                    let v = buffers.swap_remove(i);
+                    *held -= v.capacity() * 8;
+                    return v;
+                }
+            }
+        }
+        Vec::with_capacity(capacity)
+    }
+
+    /// `len` zeros.
+    pub(crate) fn take_zeroed(len: usize) -> Vec<u64> {
+        let mut v = take(len);
+        v.resize(len, 0);
+        v
+    }
+
+    /// Returns a buffer to the stock (or frees it when the stock is full).
+    pub(crate) fn give(mut v: Vec<u64>) {
+        if v.capacity() < MIN_ELEMENTS {
+            return;
+        }
+        v.clear();
+        if let Ok(mut free) = FREE.lock() {
+            let (buffers, held) = &mut *free;
+            let bytes = v.capacity() * 8;
+            if *held + bytes <= MAX_BYTES {
+                *held += bytes;
+                buffers.push(v);
+            }
+        }
+    }
+}
+
 /// Largest source base a [`BaseConverter`] accepts.
-pub const MAX_BASE: usize = 32;
+pub const MAX_BASE: usize = 64;
 
 /// Exact centred conversion of an RNS value from base `from` (product Q) to base `to`: each
 /// coefficient x ∈ [0, Q) is read as the integer in [−Q/2, Q/2) and reduced modulo each
@@ -316,53 +399,164 @@ impl BaseConverter {
     }
 
     /// Converts `input` (from.len() limbs of `degree` coefficients) into `output`
-    /// (to.len() limbs). Works coefficient by coefficient (all residues of one coefficient
-    /// stay in registers); blocks of coefficients run in parallel.
+    /// (to.len() limbs). Works on blocks of [`BLOCK`] coefficients that stay in the L1 cache:
+    /// first the y_i and the overflow count v limb by limb (vectorised), then one 128-bit
+    /// accumulation and one reduction per output residue. Blocks run in parallel.
     pub fn convert(&self, input: &[u64], output: &mut [u64], degree: usize) {
         let n = degree;
-        let l = self.from.len();
         let tl = self.to.len();
-        let ins: Vec<&[u64]> = input.chunks_exact(n).take(l).collect();
-        let block = n.min(1024);
-        let blocks = n.div_ceil(block);
-        let mut per_block: Vec<Vec<&mut [u64]>> =
-            (0..blocks).map(|_| Vec::with_capacity(tl)).collect();
-        for limb in output.chunks_exact_mut(n).take(tl) {
-            for (b, chunk) in limb.chunks_mut(block).enumerate() {
-                per_block[b].push(chunk);
+        let ins: Vec<&[u64]> = input.chunks_exact(n).take(self.from.len()).collect();
+        for_each_block(output, n, tl, |base, outs| {
+            let mut scratch = BlockScratch::new(self.from.len());
+            let len = outs.first().map_or(0, |o| o.len());
+            scratch.load(
+                &ins,
+                base,
+                len,
+                &self.from,
+                &self.inv_punct,
+                &self.inv_punct_shoup,
+            );
+            scratch.count_overflows(&self.inv_from, len);
+            let l = self.from.len();
+            for (j, out) in outs.iter_mut().enumerate() {
+                let row = &self.punct_mod_to[j * l..(j + 1) * l];
+                let vq = &self.vq_mod_to[j * (l + 1)..(j + 1) * (l + 1)];
+                let pj = &self.to[j];
+                scratch.combine(
+                    row,
+                    pj,
+                    len,
+                    None,
+                    |kk, r| pj.sub(r, vq[scratch.v[kk]]),
+                    out,
+                );
+            }
+        });
+    }
+}
+
+/// Coefficients per block of the coefficient-wise RNS kernels (a few KiB of scratch per prime).
+pub const BLOCK: usize = 256;
+
+/// Splits limb-major `output` (`limbs` limbs of `n` coefficients) into blocks of [`BLOCK`]
+/// coefficients and runs `f(first coefficient, the block's slice of every limb)` on each, in
+/// parallel.
+pub(crate) fn for_each_block(
+    output: &mut [u64],
+    n: usize,
+    limbs: usize,
+    f: impl Fn(usize, &mut [&mut [u64]]) + Sync + Send,
+) {
+    let block = n.min(BLOCK);
+    let blocks = n.div_ceil(block);
+    let mut per_block: Vec<Vec<&mut [u64]>> =
+        (0..blocks).map(|_| Vec::with_capacity(limbs)).collect();
+    for limb in output.chunks_exact_mut(n).take(limbs) {
+        for (b, chunk) in limb.chunks_mut(block).enumerate() {
+            per_block[b].push(chunk);
+        }
+    }
+    per_block
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(b, mut outs)| f(b * block, &mut outs));
+}
+
+/// Products of two residues below 2^62 are below 2^124, so 15 of them and one reduced value fit
+/// a u128; accumulators are folded after every FOLD terms.
+const FOLD: usize = 15;
+
+/// Per-block scratch of the CRT kernels: y_r = [x_r·(M/r)^{-1}]_r for every source prime r,
+/// limb-major, and the floating-point sum Σ y_r/r with its rounding v.
+pub(crate) struct BlockScratch {
+    /// `[r·BLOCK + k]`.
+    pub y: Vec<u64>,
+    /// Σ_r y_r / r per coefficient.
+    pub sum: Vec<f64>,
+    /// round(Σ_r y_r / r) per coefficient.
+    pub v: Vec<usize>,
+    width: usize,
+}
+
+impl BlockScratch {
+    pub(crate) fn new(width: usize) -> Self {
+        BlockScratch {
+            y: vec![0; width * BLOCK],
+            sum: vec![0.0; BLOCK],
+            v: vec![0; BLOCK],
+            width,
+        }
+    }
+
+    /// Fills `y` (and `sum`) from coefficients `base..base + len` of the source limbs.
+    pub(crate) fn load(
+        &mut self,
+        ins: &[&[u64]],
+        base: usize,
+        len: usize,
+        moduli: &[Modulus],
+        inv_punct: &[u64],
+        inv_punct_shoup: &[u64],
+    ) {
+        self.sum[..len].fill(0.0);
+        for (r, ((src, m), (&w, &ws))) in ins
+            .iter()
+            .zip(moduli)
+            .zip(inv_punct.iter().zip(inv_punct_shoup))
+            .enumerate()
+        {
+            let y = &mut self.y[r * BLOCK..r * BLOCK + len];
+            for (o, &x) in y.iter_mut().zip(&src[base..base + len]) {
+                *o = m.mul_shoup_lanes(x, w, ws);
             }
         }
-        per_block
-            .into_par_iter()
-            .enumerate()
-            .for_each(|(b, mut outs)| {
-                let base = b * block;
-                let mut y = [0u64; MAX_BASE];
-                let len = outs.first().map_or(0, |o| o.len());
-                for kk in 0..len {
-                    let k = base + kk;
-                    let mut s = 0.0f64;
-                    for i in 0..l {
-                        let yi = self.from[i].mul_shoup(
-                            ins[i][k],
-                            self.inv_punct[i],
-                            self.inv_punct_shoup[i],
-                        );
-                        y[i] = yi;
-                        s += yi as f64 * self.inv_from[i];
-                    }
-                    let v = ((s + 0.5) as usize).min(l);
-                    for (j, out) in outs.iter_mut().enumerate() {
-                        let row = &self.punct_mod_to[j * l..(j + 1) * l];
-                        let mut acc = 0u128;
-                        for (&yi, &c) in y[..l].iter().zip(row) {
-                            acc += u128::from(yi) * u128::from(c);
-                        }
-                        let pj = &self.to[j];
-                        out[kk] = pj.sub(pj.reduce_u128(acc), self.vq_mod_to[j * (l + 1) + v]);
-                    }
+    }
+
+    /// Sets `v` to round(Σ_r y_r/r), clamped to the number of source primes.
+    pub(crate) fn count_overflows(&mut self, inv: &[f64], len: usize) {
+        for (r, &f) in inv.iter().enumerate() {
+            let y = &self.y[r * BLOCK..r * BLOCK + len];
+            for (s, &yr) in self.sum[..len].iter_mut().zip(y) {
+                // y < 2^62, so the signed conversion (cheaper to vectorise) is exact enough.
+                *s += (yr as i64) as f64 * f;
+            }
+        }
+        let width = self.width;
+        for (v, &s) in self.v[..len].iter_mut().zip(&self.sum[..len]) {
+            *v = ((s + 0.5) as usize).min(width);
+        }
+    }
+
+    /// out[k] = finish(k, [init[k] + Σ_r y_r[k]·row[r]]_m) for k in 0..len (`init` below 2^66).
+    pub(crate) fn combine(
+        &self,
+        row: &[u64],
+        m: &Modulus,
+        len: usize,
+        init: Option<&[u128; BLOCK]>,
+        finish: impl Fn(usize, u64) -> u64,
+        out: &mut [u64],
+    ) {
+        let mut acc = match init {
+            Some(init) => *init,
+            None => [0u128; BLOCK],
+        };
+        for (r, &c) in row.iter().enumerate() {
+            if r > 0 && r % FOLD == 0 {
+                for a in &mut acc[..len] {
+                    *a = u128::from(m.reduce_u128(*a));
                 }
-            });
+            }
+            let y = &self.y[r * BLOCK..r * BLOCK + len];
+            let c = u128::from(c);
+            for (a, &yr) in acc[..len].iter_mut().zip(y) {
+                *a += u128::from(yr) * c;
+            }
+        }
+        for (k, (o, &a)) in out[..len].iter_mut().zip(&acc[..len]).enumerate() {
+            *o = finish(k, m.reduce_u128(a));
+        }
     }
 }
 
