@@ -136,8 +136,14 @@ fn mod_down_last_plus(
         .for_each(|(i, o)| {
             let (m, w) = (&moduli[i], inv[i]);
             let ws = m.shoup(w);
-            for ((o, &a), &r) in o.iter_mut().zip(x.limb(i)).zip(tail) {
-                *o = m.mul_shoup(m.sub(a, m.lift_centred(r, last)), w, ws);
+            if m.lifts_without_reduction(last) {
+                for ((o, &a), &r) in o.iter_mut().zip(x.limb(i)).zip(tail) {
+                    *o = m.mul_shoup_lanes(m.sub(a, m.lift_centred_small(r, last)), w, ws);
+                }
+            } else {
+                for ((o, &a), &r) in o.iter_mut().zip(x.limb(i)).zip(tail) {
+                    *o = m.mul_shoup(m.sub(a, m.lift_centred(r, last)), w, ws);
+                }
             }
             if let Some(b) = base {
                 for (o, &c) in o.iter_mut().zip(b.limb(i)) {
@@ -652,6 +658,8 @@ impl Evaluator {
                 for (mi, m) in moduli.iter().enumerate() {
                     if mi == j {
                         data.extend_from_slice(src);
+                    } else if m.lifts_without_reduction(qj) {
+                        data.extend(src.iter().map(|&x| m.lift_centred_small(x, qj)));
                     } else {
                         data.extend(src.iter().map(|&x| m.lift_centred(x, qj)));
                     }

@@ -12,7 +12,7 @@ use rand::{CryptoRng, Rng, RngCore};
 use rayon::prelude::*;
 use std::fmt;
 use std::sync::Arc;
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 /// The secret key s, a ternary polynomial. Stored in NTT form over q_0..q_{L-1}, p.
 pub struct SecretKey {
@@ -72,9 +72,10 @@ impl SecretKey {
     }
 
     /// s restricted to the first `level` q primes, NTT form.
-    fn s_at(&self, level: usize) -> RnsPoly<Ntt> {
+    /// Zeroised when dropped, like every temporary derived from s (a·s included).
+    fn s_at(&self, level: usize) -> Zeroizing<RnsPoly<Ntt>> {
         let idx: Vec<usize> = (0..level).collect();
-        self.ntt.select_limbs(&idx)
+        Zeroizing::new(self.ntt.select_limbs(&idx))
     }
 
     /// Symmetric encryption: c_1 = a expanded from a fresh 32-byte seed, c_0 = −a·s + e + Δm.
@@ -95,7 +96,7 @@ impl SecretKey {
         let a: RnsPoly<Coeff> = expand_seed(&seed, moduli, n, 0);
         let mut as_ = a.clone().into_ntt(tables);
         as_.mul_assign(&self.s_at(level), moduli);
-        let as_ = as_.into_coeff(tables);
+        let as_ = Zeroizing::new(as_.into_coeff(tables));
         let mut c0 = small_to_rns(&cbd(rng, n), moduli);
         c0.sub_assign(&as_, moduli);
         add_scaled_plain(params, &mut c0, pt, level, false);
@@ -256,7 +257,8 @@ impl PublicKey {
         let ring = &sk.ring;
         let level = ring.max_level();
         let moduli = &ring.q()[..level];
-        let mut a: RnsPoly<Ntt> = expand_seed(seed, moduli, ring.degree(), 0);
+        let mut a: Zeroizing<RnsPoly<Ntt>> =
+            Zeroizing::new(expand_seed(seed, moduli, ring.degree(), 0));
         a.mul_assign(&sk.s_at(level), moduli);
         let mut b = small_to_rns(&cbd(rng, ring.degree()), moduli).into_ntt(ring.q_tables(level));
         b.sub_assign(&a, moduli);
@@ -336,7 +338,7 @@ impl RelinKey {
         let mut b = Vec::with_capacity(ring.max_level());
         for (j, aj) in a.iter().enumerate() {
             let mut bj = small_to_rns(&cbd(rng, n), moduli).into_ntt(ring.key_tables());
-            let mut as_ = aj.clone();
+            let mut as_ = Zeroizing::new(aj.clone());
             as_.mul_assign(&sk.ntt, moduli);
             bj.sub_assign(&as_, moduli);
             let m = &moduli[j];

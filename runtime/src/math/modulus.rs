@@ -204,6 +204,27 @@ impl Modulus {
         out.min(out.wrapping_sub(self.p))
     }
 
+    /// [`Self::lift_centred`] for the common case `from / 2 < p` (then no reduction is needed),
+    /// in lane arithmetic that vectorises. Callers check [`Self::lifts_without_reduction`]
+    /// once per limb.
+    #[inline(always)]
+    pub fn lift_centred_small(&self, x: u64, from: u64) -> u64 {
+        // Values are below 2^62, so signed comparisons (which AVX2 has) are exact.
+        let negative = ((from / 2) as i64) < (x as i64);
+        let magnitude = if negative { from - x } else { x };
+        if negative {
+            self.p - magnitude
+        } else {
+            magnitude
+        }
+    }
+
+    /// Whether [`Self::lift_centred_small`] is exact for residues modulo `from`.
+    #[inline(always)]
+    pub fn lifts_without_reduction(&self, from: u64) -> bool {
+        from / 2 < self.p
+    }
+
     /// Reduces every element of a slice in place.
     pub fn reduce_slice(&self, a: &mut [u64]) {
         for x in a.iter_mut() {
@@ -287,6 +308,13 @@ mod tests {
             let c = i128::from(a) - if a > p / 2 { i128::from(p) } else { 0 };
             let q2 = 1_152_921_504_606_584_833u64;
             prop_assert_eq!(i128::from(Modulus::new(q2).unwrap().lift_centred(a, p)), c.rem_euclid(i128::from(q2)));
+            let big = Modulus::new(q2).unwrap();
+            if big.lifts_without_reduction(p) {
+                prop_assert_eq!(big.lift_centred_small(a, p), big.lift_centred(a, p));
+            }
+            if m.lifts_without_reduction(p) {
+                prop_assert_eq!(m.lift_centred_small(a, p), m.lift_centred(a, p));
+            }
             prop_assert!(m.mul_shoup_lazy(u64::MAX, b, ws) < 2 * p);
             prop_assert_eq!(m.add(a, b), ((u128::from(a) + u128::from(b)) % u128::from(p)) as u64);
             prop_assert_eq!(m.sub(a, b), ((u128::from(a) + u128::from(p) - u128::from(b)) % u128::from(p)) as u64);
