@@ -17,7 +17,9 @@ The network trained is exactly the one that runs encrypted (see models/README.md
 
 For well-conditioned training the model sees pixels/255 and averages (window sum / 9); both
 constants are folded into the following layer's weights when saving (conv1 / 255, conv2 / 9,
-fc1 / 9), so the saved file computes the declared function on raw bytes. After saving, the
+fc1 / 9), so the saved file computes the declared function on raw bytes. The training form
+also has batch norms (after conv1, after pool2, after fc1); after training their statistics are
+recomputed over the whole unaugmented training set and they are folded into conv1 and fc1. After saving, the
 script reloads the safetensors file and runs an independent NumPy forward pass of the declared
 network on the raw test bytes: that accuracy is the one reported.
 
