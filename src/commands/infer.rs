@@ -78,6 +78,11 @@ pub struct InferReport {
     pub upload_bytes_per_image: f64,
     /// Bytes downloaded per image (the encrypted result).
     pub download_bytes_per_image: f64,
+    /// Bytes uploaded per image when every slot of every batch is used (the cost per image of
+    /// the format, independent of how many images this run had).
+    pub upload_bytes_per_image_full_batch: f64,
+    /// Bytes downloaded per image when every slot is used.
+    pub download_bytes_per_image_full_batch: f64,
     /// Peak resident memory, bytes.
     pub peak_memory_bytes: Option<u64>,
     /// Ring degree.
@@ -147,6 +152,9 @@ pub fn run(args: InferArgs) -> Result<(), CliError> {
     let predicted: Vec<usize> = decrypted.scores.iter().map(|s| argmax(s)).collect();
     let predicted_plain: Vec<usize> = reference.iter().map(|s| argmax(s)).collect();
     let count = images.count();
+    // Slots in the batches sent: the sizes above divided by these give the per-image cost of
+    // full batches, which a partly filled last batch would otherwise hide.
+    let full = count.div_ceil(context.slots()).max(1) * context.slots();
     let report = InferReport {
         images: count,
         accuracy_encrypted: labels.as_ref().map(|l| accuracy(&predicted, l)),
@@ -165,6 +173,8 @@ pub fn run(args: InferArgs) -> Result<(), CliError> {
         eval_images_per_second: count as f64 / eval.max(1e-9),
         upload_bytes_per_image: upload as f64 / count as f64,
         download_bytes_per_image: download as f64 / count as f64,
+        upload_bytes_per_image_full_batch: upload as f64 / full as f64,
+        download_bytes_per_image_full_batch: download as f64 / full as f64,
         peak_memory_bytes: peak_rss_bytes(),
         n: context.slots(),
         plain_primes: context.plan.params.plain_primes.clone(),
@@ -221,9 +231,12 @@ fn print_report(r: &InferReport) {
         r.images_per_second, r.eval_images_per_second
     );
     println!(
-        "  per image                  {} up, {} down",
+        "  per image                  {} up, {} down ({} up, {} down in full batches of {})",
         human_bytes(r.upload_bytes_per_image),
-        human_bytes(r.download_bytes_per_image)
+        human_bytes(r.download_bytes_per_image),
+        human_bytes(r.upload_bytes_per_image_full_batch),
+        human_bytes(r.download_bytes_per_image_full_batch),
+        r.n
     );
     if let Some(peak) = r.peak_memory_bytes {
         println!("  peak memory                {}", human_bytes(peak as f64));

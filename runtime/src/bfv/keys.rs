@@ -126,6 +126,8 @@ impl SecretKey {
             let mut c2 = ct.polys[2].clone().into_ntt(tables);
             c2.mul_assign(&s2, moduli);
             acc.add_assign(&c2, moduli);
+            // c2·s² reveals s² wherever c2 is invertible: wipe it, like s² itself.
+            c2.zeroize();
             s2.zeroize();
         }
         let mut x = acc.into_coeff(tables);
