@@ -20,7 +20,7 @@
 //! | add the integer constant `b` (`Δ·[b]_t`) | `e + min(b, t)` for `b ≥ 0`, `e + t` otherwise |
 //! | square (BFV multiplication with HPS scaling) | `t·δ·(δ + 2)·e + t·(δ + 2)·c + t·δ·(e + c)²/Q + 1 + δ + δ²` |
 //! | relinearise (hybrid, one special prime P ≥ every q_i) | `e + L·δ·B·q_max/P + (1 + δ)/2` |
-//! | switch down from `Q` to `Q' = Q/q_l` | `e/q_l + (1 + δ)/2` |
+//! | switch down from `Q` to `Q' = Q/q_l` | `e/q_l + (1 + δ)/2`, or `e/q_l + (1 + δ + δ²)/2` for size 3 |
 //!
 //! Constants are added as `Δ·[b]_t` on the constant coefficient only, so their noise `c` sits
 //! in that one coefficient and is tracked apart from the noise `e` spread over all
@@ -33,7 +33,8 @@
 //! at most `B·(1 + 2δ)` (public key). Square: `v' = 2·m·v + 2·t·v·k + v² + rounding`, with `‖m‖ ≤ t/2` and
 //! `‖k‖ ≤ (1 + δ)/2`; the rounding of the three components of `round(t/Q·c⊗c)` is at most
 //! `(1 + δ + δ²)/2` and is doubled for the fixed-point approximation of the scaling. Switch:
-//! `round(Q'/Q·c)` keeps `v` and adds the rounding of both components. Relinearise: the digit
+//! `round(Q'/Q·c)` keeps `v` and adds the rounding of every component (times `s²` for the third
+//! component of an unrelinearised product, whose coefficients are again about δ). Relinearise: the digit
 //! of prime `q_j` is a centred lift (`≤ q_j/2`) multiplied by the key error, summed over `L`
 //! digits and divided by `P` (the factor 2 of the centred lift is kept as margin).
 //!
@@ -105,9 +106,11 @@ pub fn relinearize(e: f64, level: usize, q_max: f64, p: f64, n: usize) -> f64 {
     e + level as f64 * d * ERROR_BOUND * q_max / p + (1.0 + d) / 2.0
 }
 
-/// Noise after dropping the prime `q_dropped`.
-pub fn mod_switch(e: f64, q_dropped: f64, n: usize) -> f64 {
-    e / q_dropped + (1.0 + expansion(n)) / 2.0
+/// Noise after dropping the prime `q_dropped` from a ciphertext of `size` components.
+pub fn mod_switch(e: f64, q_dropped: f64, n: usize, size: usize) -> f64 {
+    let d = expansion(n);
+    let rounding = if size >= 3 { 1.0 + d + d * d } else { 1.0 + d };
+    e / q_dropped + rounding / 2.0
 }
 
 /// Invariant noise budget in bits.
@@ -147,10 +150,11 @@ pub fn cost_bias(level: usize) -> f64 {
     cost::ADD * level as f64
 }
 
-/// Number of auxiliary primes the runtime's multiplication uses: enough for `n·Q_top²` with
-/// 8 bits to spare, whatever the level of the operands.
-pub fn aux_primes(log2_q_top: f64, n: usize) -> usize {
-    ((log2_q_top + (n as f64).log2() + 8.0) / (cost::AUX_PRIME_BITS - 1.0)).ceil() as usize
+/// Number of auxiliary primes the runtime's multiplication uses at a level with modulus
+/// `2^log2_q`: enough for the tensor product (below `n·Q²/2`) with 4 bits to spare, the same
+/// rule as the runtime's (a square at a lower level extends to fewer primes).
+pub fn aux_primes(log2_q: f64, n: usize) -> usize {
+    ((log2_q + (n as f64).log2() + 4.0) / (cost::AUX_PRIME_BITS - 1.0)).ceil() as usize
 }
 
 /// Cost of squaring one ciphertext at `level` with `aux` auxiliary primes.
@@ -171,7 +175,7 @@ pub fn cost_encrypt(level: usize, n: usize) -> f64 {
     level as f64 * (2.0 * cost::NTT * (n as f64).log2() + 4.0)
 }
 
-/// Cost of switching one size-2 ciphertext down by one prime from `level`.
-pub fn cost_mod_switch(level: usize) -> f64 {
-    2.0 * cost::SWITCH_PER_PRIME * level as f64
+/// Cost of switching one ciphertext of `size` components down by one prime from `level`.
+pub fn cost_mod_switch(level: usize, size: usize) -> f64 {
+    size as f64 * cost::SWITCH_PER_PRIME * level as f64
 }

@@ -11,10 +11,11 @@
 //!
 //! Modulus switching: the program has a *switch point* before every square, before every
 //! linear map and one at the end. At each point the current level may go down; every register
-//! read afterwards is switched to the current level before it is read (size-3 registers are
-//! relinearised first). [`choose_levels`] picks the cheapest non-increasing levels that keep
+//! read afterwards is switched to the current level before it is read. [`choose_levels`] picks the cheapest non-increasing levels that keep
 //! the margin, so primes are dropped as early as the noise allows and the output is switched
-//! to the smallest modulus that still decrypts with the margin.
+//! to the smallest modulus that still decrypts with the margin. Size-3 registers are switched
+//! without relinearising (a square's outputs can be switched down before the wide linear map
+//! that reads them).
 
 use super::model;
 use crate::analysis::{QCircuit, QOp};
@@ -238,15 +239,15 @@ impl Run<'_> {
         if self.regs[r].level <= target {
             return;
         }
-        if self.regs[r].size == 3 {
-            self.relin(r);
-        }
+        // A size-3 register (an unrelinearised square) is switched as it is: its reader is a
+        // linear map, which then runs on fewer primes, and relinearisation stays deferred to
+        // the map's (fewer) outputs.
         let st = &mut self.regs[r];
         while st.level > target {
             let dropped = self.p.q_log2[st.level - 1].exp2();
-            st.noise = model::mod_switch(st.noise, dropped, self.p.n);
+            st.noise = model::mod_switch(st.noise, dropped, self.p.n, st.size);
             st.noise_const /= dropped;
-            self.cost += self.lens[r] as f64 * model::cost_mod_switch(st.level);
+            self.cost += self.lens[r] as f64 * model::cost_mod_switch(st.level, st.size);
             st.level -= 1;
         }
         self.steps.push(SStep::ModSwitch(r, target));
@@ -276,7 +277,6 @@ pub fn simulate(shape: &CircuitShape, p: &SimParams, levels: &[usize]) -> Simula
         cost: 0.0,
         lens: &shape.lens,
     };
-    let aux = model::aux_primes(q_prefix[top], p.n);
     let mut current = top;
     let mut point = 0;
     let mut next_level = |current: usize| {
@@ -305,7 +305,8 @@ pub fn simulate(shape: &CircuitShape, p: &SimParams, levels: &[usize]) -> Simula
                     noise_const: 0.0,
                     budget: 0.0,
                 };
-                run.cost += shape.lens[i] as f64 * model::cost_square(src.level, aux);
+                run.cost += shape.lens[i] as f64
+                    * model::cost_square(src.level, model::aux_primes(q_prefix[src.level], p.n));
                 run.steps.push(SStep::Square(i));
                 let now = shape.lens[i] as f64 * model::cost_relinearize(src.level, p.n);
                 let deferred = reader.map(|(rows, nnz)| {

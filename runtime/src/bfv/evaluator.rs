@@ -450,7 +450,7 @@ impl Evaluator {
         tables: &[&NttTable],
     ) -> RnsPoly<Ntt> {
         let n = self.params.degree();
-        let k = self.params.aux().len();
+        let k = lc.aux_count;
         let mut x = RnsPoly::<Coeff>::zero(level + k, n);
         let (qpart, ppart) = x.data_mut().split_at_mut(level * n);
         qpart.copy_from_slice(c.data());
@@ -469,7 +469,11 @@ impl Evaluator {
     fn scale_down(&self, x: &RnsPoly<Coeff>, lc: &LevelContext, level: usize) -> RnsPoly<Coeff> {
         let n = self.params.degree();
         let qs = self.moduli(level);
-        let all: Vec<Modulus> = qs.iter().chain(self.params.aux()).copied().collect();
+        let all: Vec<Modulus> = qs
+            .iter()
+            .chain(&self.params.aux()[..lc.aux_count])
+            .copied()
+            .collect();
         let width = all.len();
         let ins: Vec<&[u64]> = x.data().chunks_exact(n).collect();
         let mut out = RnsPoly::<Coeff>::zero(level, n);
@@ -524,12 +528,12 @@ impl Evaluator {
         let tables: Vec<&NttTable> = ring
             .q_tables(level)
             .iter()
-            .chain(self.params.aux_tables())
+            .chain(&self.params.aux_tables()[..lc.aux_count])
             .collect();
         let moduli: Vec<Modulus> = self
             .moduli(level)
             .iter()
-            .chain(self.params.aux())
+            .chain(&self.params.aux()[..lc.aux_count])
             .copied()
             .collect();
         let mut inputs: Vec<&RnsPoly<Coeff>> = a.polys.iter().collect();
@@ -1132,7 +1136,10 @@ mod tests {
             s.ev.mod_switch_to_next(&cur),
             Err(EvalError::CannotSwitch { .. })
         ));
-        // Operations work at lower levels too.
+        // Operations work at lower levels too, where multiplication extends to fewer
+        // auxiliary primes.
+        let aux_at = |level| s.params.level(level).map(|lc| lc.aux_count);
+        assert!(aux_at(2) < aux_at(3), "{:?} {:?}", aux_at(2), aux_at(3));
         let low = s.ev.mod_switch_to_level(&ca, 2).unwrap();
         let low_sq =
             s.ev.relinearize(&s.ev.square(&low).unwrap(), &s.rk)

@@ -305,7 +305,11 @@ pub(crate) struct LevelContext {
     pub dec_theta_lo: Vec<u64>,
     /// q_{ℓ-1}^{-1} mod q_i for i < ℓ-1 (modulus switching to ℓ-1).
     pub ms_inv_last: Vec<u64>,
-    /// Q_ℓ → P base extension.
+    /// Number of auxiliary primes P_ℓ (a prefix of the full auxiliary list) that
+    /// multiplication at this level extends to: just enough for Q_ℓ's tensor products, so that
+    /// products at lower levels are cheaper.
+    pub aux_count: usize,
+    /// Q_ℓ → P_ℓ base extension.
     pub q_to_aux: BaseConverter,
     /// (M/r)^{-1} mod r for every r in Q_ℓ ∪ P (M = Q_ℓ·P), with Shoup constants.
     pub hps_inv_punct: Vec<u64>,
@@ -406,9 +410,13 @@ impl BfvParameters {
 
         // Auxiliary base P for HPS: the tensor product of centred ciphertexts is below n·Q²/2
         // in absolute value, so P ≥ 2^4·n·Q keeps it below Q·P/2^5, far enough from Q·P/2 for
-        // the floating-point overflow count of the CRT reconstruction to be exact.
-        let need = ring.log2_q(ring.max_level()) + (n as f64).log2() + 4.0;
-        let count = (need / f64::from(AUX_PRIME_BITS - 1)).ceil() as usize;
+        // the floating-point overflow count of the CRT reconstruction to be exact. Level ℓ
+        // uses the shortest prefix P_ℓ of the list that satisfies this for Q_ℓ.
+        let aux_needed = |log2_q: f64| {
+            let need = log2_q + (n as f64).log2() + 4.0;
+            (need / f64::from(AUX_PRIME_BITS - 1)).ceil() as usize
+        };
+        let count = aux_needed(ring.log2_q(ring.max_level()));
         let mut avoid = ring.q_values();
         avoid.push(ring.special.value());
         avoid.push(t);
@@ -421,11 +429,12 @@ impl BfvParameters {
             .iter()
             .map(|&m| NttTable::new(m, n).ok_or(internal("aux NTT")))
             .collect::<Result<Vec<_>, _>>()?;
-        let big_p = BigUint::product(&aux_values);
-        let t_p = big_p.mul_u64(t);
-
         let mut levels = Vec::with_capacity(ring.max_level());
         for level in 1..=ring.max_level() {
+            let aux_count = aux_needed(ring.log2_q(level)).min(count);
+            let aux_values = &aux_values[..aux_count];
+            let aux = &aux[..aux_count];
+            let t_p = BigUint::product(aux_values).mul_u64(t);
             let qs = &ring.q[..level];
             let q_values: Vec<u64> = qs.iter().map(|m| m.value()).collect();
             let big_q = BigUint::product(&q_values);
@@ -478,7 +487,7 @@ impl BfvParameters {
                 hps_theta_lo.push(lo);
                 omega_big.push(quot);
             }
-            for &p in &aux_values {
+            for &p in aux_values {
                 omega_big.push(t_p.div_rem_u64(p).ok_or(internal("p = 0"))?.0);
             }
             let mut hps_coeff = Vec::with_capacity(level * width);
@@ -504,7 +513,8 @@ impl BfvParameters {
                 dec_theta_hi,
                 dec_theta_lo,
                 ms_inv_last,
-                q_to_aux: BaseConverter::new(qs, &aux).ok_or(internal("Q→P converter"))?,
+                aux_count,
+                q_to_aux: BaseConverter::new(qs, aux).ok_or(internal("Q→P converter"))?,
                 hps_inv_punct,
                 hps_inv_punct_shoup,
                 hps_inv_f64,

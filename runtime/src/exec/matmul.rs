@@ -64,14 +64,31 @@ pub(crate) fn linear_blocked(inputs: &[&Ciphertext], matrix: &IntMatrix) -> Vec<
         })
         .collect();
 
-    // results[(c·level + i)·chunks + b] = rows × CHUNK reduced outputs.
-    let tasks: Vec<(usize, usize, usize)> = (0..size)
-        .flat_map(|c| (0..level).flat_map(move |i| (0..chunks).map(move |b| (c, i, b))))
+    // The outputs are allocated first; every (component, prime, block of coefficients) task
+    // then receives the matching CHUNK-long piece of every output row, so tasks write their
+    // results in place, in parallel, without a second copy.
+    let mut outputs: Vec<Vec<RnsPoly<Coeff>>> = (0..rows.len())
+        .map(|_| (0..size).map(|_| RnsPoly::zero(level, n)).collect())
         .collect();
-    let results: Vec<Vec<u64>> = tasks
-        .par_iter()
-        .map(|&(c, i, b)| {
-            let m = &moduli[i];
+    let mut pieces: Vec<Vec<&mut [u64]>> = (0..size * level * chunks)
+        .map(|_| Vec::with_capacity(rows.len()))
+        .collect();
+    for polys in &mut outputs {
+        for (c, poly) in polys.iter_mut().enumerate() {
+            for (k, piece) in poly.data_mut().chunks_exact_mut(CHUNK).enumerate() {
+                // k = i·chunks + b: limb-major storage.
+                pieces[c * level * chunks + k].push(piece);
+            }
+        }
+    }
+    pieces
+        .par_iter_mut()
+        .enumerate()
+        .for_each(|(task, out_rows)| {
+            let c = task / (level * chunks);
+            let i = (task / chunks) % level;
+            let b = task % chunks;
+            let reduce = LaneReducer::new(&moduli[i]);
             let start = b * CHUNK;
             // This task's coefficients of every input, gathered so that each group of LANES
             // coefficients of all inputs is contiguous: gathered[(sub · cols + col) · LANES + k].
@@ -89,47 +106,26 @@ pub(crate) fn linear_blocked(inputs: &[&Ciphertext], matrix: &IntMatrix) -> Vec<
                     }
                 }
             }
-            let mut out = vec![0u64; rows.len() * CHUNK];
             for (sub, block) in gathered.chunks_exact(cols * LANES).enumerate() {
-                for (r, row) in rows.iter().enumerate() {
-                    let sums = sum_lanes(row, block);
-                    let at = r * CHUNK + sub * LANES;
-                    for (dst, &v) in out[at..at + LANES].iter_mut().zip(&sums) {
-                        let r = m.reduce_u128(v.unsigned_abs());
-                        *dst = if v < 0 { m.neg(r) } else { r };
-                    }
+                for (row, out) in rows.iter().zip(out_rows.iter_mut()) {
+                    let (lo, hi) = sum_lanes(row, block);
+                    reduce.combine(&lo, &hi, &mut out[sub * LANES..(sub + 1) * LANES]);
                 }
             }
-            out
-        })
-        .collect();
-
-    (0..rows.len())
-        .into_par_iter()
-        .map(|r| {
-            let polys: Vec<RnsPoly<Coeff>> = (0..size)
-                .map(|c| {
-                    let mut poly = RnsPoly::<Coeff>::zero(level, n);
-                    for i in 0..level {
-                        let limb = poly.limb_mut(i);
-                        for (b, dst) in limb.chunks_exact_mut(CHUNK).enumerate() {
-                            let src = &results[(c * level + i) * chunks + b];
-                            dst.copy_from_slice(&src[r * CHUNK..(r + 1) * CHUNK]);
-                        }
-                    }
-                    poly
-                })
-                .collect();
-            Ciphertext::new(params.clone(), polys, level)
-        })
+        });
+    drop(pieces);
+    outputs
+        .into_iter()
+        .map(|polys| Ciphertext::new(params.clone(), polys, level))
         .collect()
 }
 
-/// Σ w·x over `entries` for one group of LANES coefficients (`block[col · LANES + k]`), as
-/// exact signed 128-bit sums. The coefficients' low and high 31-bit halves accumulate apart in
-/// signed 64-bit lanes, which stay in vector registers and cannot overflow while Σ|w| < 2^31.
+/// Σ w·x over `entries` for one group of LANES coefficients (`block[col · LANES + k]`), as the
+/// signed sums of the coefficients' low and high 31-bit halves: the exact sum is
+/// `hi · 2^31 + lo`. Both accumulate in signed 64-bit lanes, which stay in vector registers
+/// and cannot overflow while Σ|w| < 2^31.
 #[inline]
-fn sum_lanes(entries: &[(u32, i32)], block: &[u64]) -> [i128; LANES] {
+fn sum_lanes(entries: &[(u32, i32)], block: &[u64]) -> ([i64; LANES], [i64; LANES]) {
     let mut lo = [0i64; LANES];
     let mut hi = [0i64; LANES];
     for &(col, w) in entries {
@@ -143,9 +139,77 @@ fn sum_lanes(entries: &[(u32, i32)], block: &[u64]) -> [i128; LANES] {
             hi[k] += i64::from((x[k] >> 31) as i32) * w;
         }
     }
-    let mut out = [0i128; LANES];
-    for k in 0..LANES {
-        out[k] = (i128::from(hi[k]) << 31) + i128::from(lo[k]);
+    (lo, hi)
+}
+
+/// Turns the (low, high) lane sums of [`sum_lanes`] into residues `hi · 2^31 + lo mod p` with
+/// 64-bit lane arithmetic only, so that the reduction vectorises like the sums: both halves
+/// are made non-negative by adding a multiple of p above 2^62 (|lo|, |hi| < 2^62), then
+/// multiplied by 2^31 and by 1 modulo p with Shoup's method, which accepts any 64-bit input.
+#[derive(Clone, Copy)]
+struct LaneReducer {
+    p: u64,
+    /// A multiple of p in [2^62, 2^62 + p).
+    offset: u64,
+    two31: u64,
+    two31_shoup: u64,
+    one_shoup: u64,
+}
+
+impl LaneReducer {
+    fn new(m: &crate::math::Modulus) -> Self {
+        let p = m.value();
+        let two31 = (1u64 << 31) % p;
+        LaneReducer {
+            p,
+            offset: (1u64 << 62).div_ceil(p) * p,
+            two31,
+            two31_shoup: m.shoup(two31),
+            one_shoup: m.shoup(1 % p),
+        }
     }
-    out
+
+    #[inline]
+    fn combine(&self, lo: &[i64; LANES], hi: &[i64; LANES], out: &mut [u64]) {
+        use crate::math::modulus::{mulhi_lanes, select_below};
+        let p = self.p;
+        for k in 0..LANES {
+            let h = (hi[k] as u64).wrapping_add(self.offset);
+            let l = (lo[k] as u64).wrapping_add(self.offset);
+            let hq = mulhi_lanes(h, self.two31_shoup);
+            let hr = select_below(
+                h.wrapping_mul(self.two31).wrapping_sub(hq.wrapping_mul(p)),
+                p,
+            );
+            let lq = mulhi_lanes(l, self.one_shoup);
+            let lr = select_below(l.wrapping_sub(lq.wrapping_mul(p)), p);
+            out[k] = select_below(hr + lr, p);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::math::Modulus;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The lane reduction equals exact 128-bit arithmetic over the whole input range.
+        #[test]
+        fn lane_reduction_is_exact(
+            p_bits in 20u32..62,
+            lo in -(1i64 << 62) + 1..(1i64 << 62),
+            hi in -(1i64 << 62) + 1..(1i64 << 62),
+        ) {
+            let p = crate::math::ntt_primes(p_bits, 1024, 1, &[]).unwrap()[0];
+            let m = Modulus::new(p).unwrap();
+            let reducer = LaneReducer::new(&m);
+            let mut out = [0u64; LANES];
+            reducer.combine(&[lo; LANES], &[hi; LANES], &mut out);
+            let exact = (i128::from(hi) << 31) + i128::from(lo);
+            let want = exact.rem_euclid(i128::from(p)) as u64;
+            prop_assert!(out.iter().all(|&v| v == want));
+        }
+    }
 }
