@@ -14,22 +14,23 @@
 //!
 //! | operation | noise after |
 //! | --- | --- |
-//! | fresh encryption (secret or public key) | `t + B·(1 + 2δ)` |
+//! | fresh encryption (secret or public key) | `1 + B·(1 + 2δ)` |
 //! | add | `e1 + e2` |
 //! | multiply by integer `w` | `|w|·e` (a dot product: `Σ |w_j|·e_j`) |
-//! | add the integer constant `b` (`Δ·[b]_t`) | `e + min(b, t)` for `b ≥ 0`, `e + t` otherwise |
+//! | add the integer constant `b` (`round(Q·[b]_t/t)`) | `e + 1` |
 //! | square (BFV multiplication with HPS scaling) | `t·δ·(δ + 2)·e + t·(δ + 2)·c + t·δ·(e + c)²/Q + 1 + δ + δ²` |
 //! | relinearise (hybrid, one special prime P ≥ every q_i) | `e + L·δ·B·q_max/P + (1 + δ)/2` |
 //! | switch down from `Q` to `Q' = Q/q_l` | `e/q_l + (1 + δ)/2`, or `e/q_l + (1 + δ + δ²)/2` for size 3 |
 //!
-//! Constants are added as `Δ·[b]_t` on the constant coefficient only, so their noise `c` sits
+//! Constants are added as `round(Q·[b]_t/t)` on the constant coefficient only, so their noise `c` sits
 //! in that one coefficient and is tracked apart from the noise `e` spread over all
 //! coefficients: a ring product expands `e` by δ but multiplies `c` by a scalar. Every
 //! operation but the square keeps the two apart (a switch divides both, a relinearisation adds
 //! to `e`); the square's result is all spread. The budget uses `e + c`.
 //!
-//! Fresh: `⌊Q/t⌋·m = (Q/t)·m − (Q mod t)/t·m` with `m`'s coefficients in `[0, t)`, so the
-//! floor adds less than `t`; the encryption error is `B` (secret key) or `e·u + e1 + e2·s`,
+//! Fresh: the runtime scales plaintexts by `round(Q·m/t)` (not `⌊Q/t⌋·m`, whose floor would add
+//! `(Q mod t)/t·m`, up to `t`), which adds at most about one; the encryption error is `B`
+//! (secret key) or `e·u + e1 + e2·s`,
 //! at most `B·(1 + 2δ)` (public key). Square: `v' = 2·m·v + 2·t·v·k + v² + rounding`, with `‖m‖ ≤ t/2` and
 //! `‖k‖ ≤ (1 + δ)/2`; the rounding of the three components of `round(t/Q·c⊗c)` is at most
 //! `(1 + δ + δ²)/2` and is doubled for the fixed-point approximation of the scaling. Switch:
@@ -71,19 +72,16 @@ pub fn expansion(n: usize) -> f64 {
     EXPANSION_FACTOR * (n as f64).sqrt()
 }
 
-/// Noise of a fresh encryption (secret or public key).
-pub fn fresh(t: f64, n: usize) -> f64 {
-    t + ERROR_BOUND * (1.0 + 2.0 * expansion(n))
+/// Noise of a fresh encryption (secret or public key). `_t` is kept for the callers: with
+/// plaintexts scaled by `round(Q·m/t)` the fresh noise no longer depends on t.
+pub fn fresh(_t: f64, n: usize) -> f64 {
+    1.0 + ERROR_BOUND * (1.0 + 2.0 * expansion(n))
 }
 
-/// Noise added by the constant `Δ·[b]_t`: `(Q mod t)/t·[b]_t`, below `min(b, t)` for
-/// `b ≥ 0` and below `t` otherwise.
-pub fn constant(b: f64, t: f64) -> f64 {
-    if b >= 0.0 {
-        b.min(t)
-    } else {
-        t
-    }
+/// Noise added by the constant `round(Q·[b]_t/t)`: its rounding (at most one, with the
+/// runtime's 0.64 fixed-point fraction), whatever the sign and size of `b`.
+pub fn constant(_b: f64, _t: f64) -> f64 {
+    1.0
 }
 
 /// Noise after squaring a ciphertext whose noise is `e` spread over all coefficients plus

@@ -79,7 +79,10 @@ pub enum EvalError {
     Empty,
 }
 
-/// c_0 ← c_0 ± Δ·m with Δ = floor(Q_ℓ/t).
+/// c_0 ← c_0 ± round(Q_ℓ·m/t), computed as floor(Q_ℓ/t)·m + round(r·m/t) with r = Q_ℓ mod t
+/// (the second term from a 0.64 fixed-point r/t, exact to within one). Scaling by floor(Q_ℓ/t)
+/// alone would leave an error r·m/t, up to t in every coefficient, in every fresh ciphertext
+/// and after every added constant; with the rounding the error is at most about one.
 pub(crate) fn add_scaled_plain(
     params: &BfvParameters,
     c0: &mut RnsPoly<Coeff>,
@@ -93,14 +96,20 @@ pub(crate) fn add_scaled_plain(
     let n = params.degree();
     let moduli = &params.ring().q()[..level];
     let m = pt.coeffs();
+    // round(r·m/t) < m < t < every q_i, so it needs no reduction.
+    let frac = lc.delta_frac;
+    let rounding: Vec<u64> = m
+        .iter()
+        .map(|&v| ((u128::from(v) * u128::from(frac) + (1u128 << 63)) >> 64) as u64)
+        .collect();
     c0.data_mut()
         .par_chunks_mut(n)
         .zip(moduli.par_iter())
         .zip(lc.delta.par_iter())
         .for_each(|((limb, q), &d)| {
             let ds = q.shoup(d);
-            for (x, &v) in limb.iter_mut().zip(m) {
-                let dm = q.mul_shoup(v, d, ds);
+            for ((x, &v), &r) in limb.iter_mut().zip(m).zip(&rounding) {
+                let dm = q.add(q.mul_shoup(v, d, ds), r);
                 *x = if subtract {
                     q.sub(*x, dm)
                 } else {
@@ -296,16 +305,19 @@ impl Evaluator {
         Ok(r)
     }
 
-    /// Adds the integer `c` (mod t) to every slot: Δ·[c]_t on the constant coefficient.
+    /// Adds the integer `c` (mod t) to every slot: round(Q_ℓ·[c]_t/t) on the constant
+    /// coefficient (see [`add_scaled_plain`]: the rounding keeps the added error below one
+    /// instead of up to t).
     pub fn add_constant(&self, ct: &Ciphertext, c: i128) -> Result<Ciphertext, EvalError> {
         self.check(ct)?;
         let lc = self.level_ctx(ct.level)?;
         let m = self.params.plain().reduce_i128(c);
+        let rounding = ((u128::from(m) * u128::from(lc.delta_frac) + (1u128 << 63)) >> 64) as u64;
         let mut r = ct.clone();
         let moduli = self.moduli(ct.level);
         for (i, q) in moduli.iter().enumerate() {
             let limb = r.polys[0].limb_mut(i);
-            limb[0] = q.add(limb[0], q.mul(lc.delta[i], m));
+            limb[0] = q.add(limb[0], q.add(q.mul(lc.delta[i], m), rounding));
         }
         Ok(r)
     }
@@ -978,6 +990,39 @@ mod tests {
         println!("fresh {fresh}, ×3 {pos3}, ×−3 {neg3}, ×2^20 {big}");
         assert!(neg3 + 3 >= fresh && neg3 == pos3);
         assert!(fresh - big >= 19 && fresh - big <= 22);
+    }
+
+    /// Plaintexts and constants are scaled by round(Q·m/t): a fresh ciphertext and one with a
+    /// negative constant added keep the budget of the encryption error alone, about
+    /// log2(Q/t) − 12 bits, even with a large t (floor(Q/t)·m would leave an error up to t,
+    /// i.e. cost another log2 t bits).
+    #[test]
+    fn scaling_by_rounded_delta_keeps_fresh_noise_small() {
+        let params = BfvParameters::builder()
+            .degree(2048)
+            .q_bits(&[60, 60])
+            .special_bits(61)
+            .plain_bits(40)
+            .allow_insecure(true)
+            .build()
+            .unwrap();
+        let log2_q_over_t = params.ring().log2_q(2) - (params.plain_modulus() as f64).log2();
+        let mut s = setup(params, 21);
+        let t = s.params.plain_modulus() as i64;
+        let a: Vec<i64> = s.random(t / 2 - 1);
+        let ca = s.encrypt(&a);
+        let fresh = f64::from(s.budget(&ca));
+        assert!(
+            fresh >= log2_q_over_t - 14.0,
+            "fresh {fresh} of {log2_q_over_t}"
+        );
+        let shifted = s.ev.add_constant(&ca, -(t as i128) / 3).unwrap();
+        let after = f64::from(s.budget(&shifted));
+        assert!(after + 1.0 >= fresh, "constant cost {} bits", fresh - after);
+        assert_eq!(
+            s.decrypt(&shifted),
+            s.expect(|i| i128::from(a[i]) - i128::from(t) / 3)
+        );
     }
 
     #[test]

@@ -297,6 +297,9 @@ impl RingContext {
 pub(crate) struct LevelContext {
     /// floor(Q_ℓ / t) mod q_i.
     pub delta: Vec<u64>,
+    /// floor((Q_ℓ mod t)·2^64 / t): the fractional part of Q_ℓ/t in 0.64 fixed point, so that
+    /// plaintexts are scaled by round(Q_ℓ·m/t) rather than floor(Q_ℓ/t)·m.
+    pub delta_frac: u64,
     /// (Q_ℓ/q_i)^{-1} mod q_i and Shoup constants (decryption).
     pub dec_alpha: Vec<u64>,
     pub dec_alpha_shoup: Vec<u64>,
@@ -438,7 +441,8 @@ impl BfvParameters {
             let qs = &ring.q[..level];
             let q_values: Vec<u64> = qs.iter().map(|m| m.value()).collect();
             let big_q = BigUint::product(&q_values);
-            let (delta_big, _) = big_q.div_rem_u64(t).ok_or(internal("t = 0"))?;
+            let (delta_big, q_mod_t) = big_q.div_rem_u64(t).ok_or(internal("t = 0"))?;
+            let delta_frac = ((u128::from(q_mod_t) << 64) / u128::from(t)) as u64;
             let delta = q_values.iter().map(|&q| delta_big.rem_u64(q)).collect();
             let mut dec_alpha = Vec::new();
             for (i, qi) in qs.iter().enumerate() {
@@ -508,6 +512,7 @@ impl BfvParameters {
             };
             levels.push(LevelContext {
                 delta,
+                delta_frac,
                 dec_alpha,
                 dec_alpha_shoup,
                 dec_theta_hi,
