@@ -5,36 +5,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use std::time::Duration;
 use veil_runtime::bfv::{BfvParameters, Ciphertext, Encoder, Evaluator, RelinKey, SecretKey};
 use veil_runtime::exec::{linear_by_rows, Backend, EncryptedBackend};
-use veil_runtime::plan::IntMatrix;
 
-/// A rows × cols matrix with `taps` seeded weights in [-127, 127] per row, spread evenly.
-fn matrix(rows: usize, cols: usize, taps: usize, rng: &mut ChaCha20Rng) -> IntMatrix {
-    let mut m = IntMatrix {
-        rows,
-        cols,
-        row_ptr: vec![0],
-        col_idx: vec![],
-        values: vec![],
-    };
-    for r in 0..rows {
-        let mut picked: Vec<u32> = (0..taps)
-            .map(|k| ((r * 7 + k * cols / taps) % cols) as u32)
-            .collect();
-        picked.sort_unstable();
-        picked.dedup();
-        for c in picked {
-            m.col_idx.push(c);
-            m.values.push(rng.gen_range(-127..=127));
-        }
-        m.row_ptr.push(m.values.len());
-    }
-    m
-}
+#[path = "support/matrix.rs"]
+mod support;
+use support::seeded_matrix as matrix;
 
 fn linear(c: &mut Criterion) {
     let params = BfvParameters::builder()

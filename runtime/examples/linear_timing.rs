@@ -8,36 +8,15 @@
 //! and the multiply-accumulate rate.
 #![allow(clippy::unwrap_used)]
 
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use std::time::Instant;
 use veil_runtime::bfv::{BfvParameters, Ciphertext, Encoder, Evaluator, RelinKey, SecretKey};
 use veil_runtime::exec::{Backend, EncryptedBackend};
-use veil_runtime::plan::IntMatrix;
 
-/// A rows × cols matrix with `taps` seeded weights in [-127, 127] per row, spread evenly.
-fn matrix(rows: usize, cols: usize, taps: usize, rng: &mut ChaCha20Rng) -> IntMatrix {
-    let mut m = IntMatrix {
-        rows,
-        cols,
-        row_ptr: vec![0],
-        col_idx: vec![],
-        values: vec![],
-    };
-    for r in 0..rows {
-        let mut picked: Vec<u32> = (0..taps)
-            .map(|k| ((r * 7 + k * cols / taps) % cols) as u32)
-            .collect();
-        picked.sort_unstable();
-        picked.dedup();
-        for c in picked {
-            m.col_idx.push(c);
-            m.values.push(rng.gen_range(-127..=127));
-        }
-        m.row_ptr.push(m.values.len());
-    }
-    m
-}
+#[path = "../benches/support/matrix.rs"]
+mod support;
+use support::seeded_matrix as matrix;
 
 fn time(label: &str, reps: usize, macs: f64, mut f: impl FnMut()) {
     let mut samples: Vec<f64> = (0..reps)
