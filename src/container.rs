@@ -21,7 +21,10 @@ use std::io::{self, Read, Write};
 use thiserror::Error;
 
 const VERSION: u32 = 1;
-const HEADER_LEN: usize = 8 + 4 + 8 + 8 + 4 + 4 + 4 + 4;
+/// Bytes of the fixed-size header.
+pub const HEADER_LEN: usize = 8 + 4 + 8 + 8 + 4 + 4 + 4 + 4;
+/// Bytes of the length prefix before each ciphertext.
+pub const ITEM_PREFIX_LEN: usize = 4;
 
 /// Which side of the exchange a container holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

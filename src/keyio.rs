@@ -4,7 +4,9 @@
 //! version and ring fingerprint included). The secret key is always its own file, written with
 //! mode 0600; the server side loads only `eval.key` and refuses a secret key outright.
 
-use crate::container::{write_item, ContainerKind, ContainerReader, Header};
+use crate::container::{
+    write_item, ContainerKind, ContainerReader, Header, HEADER_LEN, ITEM_PREFIX_LEN,
+};
 use crate::files::{write_atomic, AtomicFile};
 use crate::pipeline::{Context, EncryptedBatch, KeySet, PipelineError};
 use std::path::{Path, PathBuf};
@@ -218,6 +220,18 @@ pub fn batch_bytes(
         }
     }
     Ok(out)
+}
+
+/// Size in bytes of [`batch_bytes`]'s output, computed without serialising anything.
+pub fn batch_len(batch: &EncryptedBatch) -> usize {
+    let items: usize = batch
+        .chunks
+        .iter()
+        .flatten()
+        .flatten()
+        .map(|ct| ITEM_PREFIX_LEN + ct.serialized_len())
+        .sum();
+    HEADER_LEN + items
 }
 
 /// Writes a batch or result file atomically; returns the number of bytes written.
