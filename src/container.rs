@@ -21,7 +21,10 @@ use std::io::{self, Read, Write};
 use thiserror::Error;
 
 const VERSION: u32 = 1;
-const HEADER_LEN: usize = 8 + 4 + 8 + 8 + 4 + 4 + 4 + 4;
+/// Bytes of the fixed-size header.
+pub const HEADER_LEN: usize = 8 + 4 + 8 + 8 + 4 + 4 + 4 + 4;
+/// Bytes of the length prefix before each ciphertext.
+pub const ITEM_PREFIX_LEN: usize = 4;
 
 /// Which side of the exchange a container holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +48,34 @@ impl ContainerKind {
             ContainerKind::Batch => "an encrypted batch (from `veil encrypt`)",
             ContainerKind::Result => "an encrypted result (from `veil eval`)",
         }
+    }
+}
+
+/// What a file that is not the expected container holds, told from its first bytes.
+fn identify(bytes: &[u8]) -> String {
+    use veil_runtime::bfv::serial::{MAGIC_PUBLIC_KEY, MAGIC_RELIN_KEY, MAGIC_SECRET_KEY};
+    let head = &bytes[..bytes.len().min(8)];
+    let known: [(&[u8], &str); 6] = [
+        (
+            ContainerKind::Batch.magic(),
+            ContainerKind::Batch.describe(),
+        ),
+        (
+            ContainerKind::Result.magic(),
+            ContainerKind::Result.describe(),
+        ),
+        (MAGIC_SECRET_KEY, "a secret key (secret.key)"),
+        (MAGIC_PUBLIC_KEY, "a public key (public.key)"),
+        (MAGIC_RELIN_KEY, "an evaluation key (eval.key)"),
+        (b"VEILPLAN", "a compiled plan"),
+    ];
+    match known.iter().find(|(magic, _)| head.starts_with(magic)) {
+        Some((_, what)) => format!("it is {what}"),
+        None if head.is_empty() => "the file is empty".to_owned(),
+        None => format!(
+            "the file starts with {:?}",
+            String::from_utf8_lossy(head).into_owned()
+        ),
     }
 }
 
@@ -74,11 +105,11 @@ pub enum ContainerError {
     #[error("cannot read: {0}")]
     Io(#[from] io::Error),
     /// The file is of another kind.
-    #[error("this is not {expected}: the file starts with {found:?}")]
+    #[error("this is not {expected}: {found}")]
     Magic {
         /// What was expected.
         expected: &'static str,
-        /// The first bytes found.
+        /// What the file holds instead, as far as its first bytes tell.
         found: String,
     },
     /// Unsupported version.
@@ -169,10 +200,9 @@ impl<'a> ContainerReader<'a> {
     /// Parses the header of a container of kind `kind`.
     pub fn new(bytes: &'a [u8], kind: ContainerKind) -> Result<Self, ContainerError> {
         if bytes.len() < 8 || &bytes[..8] != kind.magic() {
-            let found = String::from_utf8_lossy(&bytes[..bytes.len().min(8)]).into_owned();
             return Err(ContainerError::Magic {
                 expected: kind.describe(),
-                found,
+                found: identify(bytes),
             });
         }
         if bytes.len() < HEADER_LEN {
@@ -308,9 +338,17 @@ mod tests {
     fn wrong_kind_and_plan_are_rejected() {
         let bytes = sample();
         let err = ContainerReader::new(&bytes, ContainerKind::Result).unwrap_err();
-        assert!(err
-            .to_string()
-            .starts_with("this is not an encrypted result"));
+        assert_eq!(
+            err.to_string(),
+            "this is not an encrypted result (from `veil eval`): it is an encrypted batch \
+             (from `veil encrypt`)"
+        );
+        let err = ContainerReader::new(b"VESK\x01rest", ContainerKind::Batch).unwrap_err();
+        assert!(err.to_string().ends_with("it is a secret key (secret.key)"));
+        let err = ContainerReader::new(b"hello", ContainerKind::Batch).unwrap_err();
+        assert!(err.to_string().ends_with("the file starts with \"hello\""));
+        let err = ContainerReader::new(b"", ContainerKind::Batch).unwrap_err();
+        assert!(err.to_string().ends_with("the file is empty"));
         let reader = ContainerReader::new(&bytes, ContainerKind::Batch).unwrap();
         let err = reader.header.check(7, 2, 1, 1).unwrap_err();
         assert!(err.to_string().contains("another plan"));

@@ -4,10 +4,13 @@
 //! version and ring fingerprint included). The secret key is always its own file, written with
 //! mode 0600; the server side loads only `eval.key` and refuses a secret key outright.
 
-use crate::container::{write_item, ContainerKind, ContainerReader, Header};
+use crate::container::{
+    write_item, ContainerKind, ContainerReader, Header, HEADER_LEN, ITEM_PREFIX_LEN,
+};
 use crate::files::{write_atomic, AtomicFile};
 use crate::pipeline::{Context, EncryptedBatch, KeySet, PipelineError};
 use std::path::{Path, PathBuf};
+use veil_runtime::bfv::serial::SerialError;
 use veil_runtime::bfv::{Ciphertext, PublicKey, RelinKey, SecretKey};
 use zeroize::Zeroizing;
 
@@ -71,6 +74,19 @@ fn describe(kind: Option<KeyKind>) -> &'static str {
     }
 }
 
+/// A key file that does not parse, with the file named; a key of another ring is explained.
+fn key_error(path: &Path, err: &SerialError) -> PipelineError {
+    match err {
+        SerialError::FingerprintMismatch { .. } => format!(
+            "{}: {err}: the key was made for a plan with other parameters; generate keys for \
+             this plan with `veil keygen PLAN -o DIR`",
+            path.display()
+        )
+        .into(),
+        _ => format!("{}: {err}", path.display()).into(),
+    }
+}
+
 /// Writes the three keys into `dir`; returns the paths and sizes written.
 pub fn write_keys(dir: &Path, keys: &KeySet) -> Result<Vec<(PathBuf, u64)>, PipelineError> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -101,8 +117,9 @@ pub fn write_keys(dir: &Path, keys: &KeySet) -> Result<Vec<(PathBuf, u64)>, Pipe
 pub fn load_secret(context: &Context, path: &Path) -> Result<SecretKey, PipelineError> {
     let bytes = read_key(path)?;
     match key_kind(&bytes) {
-        Some(KeyKind::Secret) => SecretKey::from_bytes(&context.params[0], &bytes)
-            .map_err(|e| format!("{}: {e}", path.display()).into()),
+        Some(KeyKind::Secret) => {
+            SecretKey::from_bytes(&context.params[0], &bytes).map_err(|e| key_error(path, &e))
+        }
         other => Err(format!(
             "{}: expected a secret key (secret.key) but this is {}",
             path.display(),
@@ -124,8 +141,9 @@ pub fn load_eval(context: &Context, path: &Path) -> Result<RelinKey, PipelineErr
     }
     let bytes = read(path)?;
     match key_kind(&bytes) {
-        Some(KeyKind::Eval) => RelinKey::from_bytes(&context.params[0], &bytes)
-            .map_err(|e| format!("{}: {e}", path.display()).into()),
+        Some(KeyKind::Eval) => {
+            RelinKey::from_bytes(&context.params[0], &bytes).map_err(|e| key_error(path, &e))
+        }
         Some(KeyKind::Secret) => Err(format!(
             "{}: this is a SECRET key; the server is given only eval.key and never reads a \
              secret key",
@@ -156,14 +174,13 @@ pub fn load_encryption_key(
     path: &Path,
 ) -> Result<LoadedEncryptionKey, PipelineError> {
     let bytes = read_key(path)?;
-    let located = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
     match key_kind(&bytes) {
         Some(KeyKind::Secret) => SecretKey::from_bytes(&context.params[0], &bytes)
             .map(LoadedEncryptionKey::Secret)
-            .map_err(|e| located(&e).into()),
+            .map_err(|e| key_error(path, &e)),
         Some(KeyKind::Public) => PublicKey::from_bytes(&context.params[0], &bytes)
             .map(LoadedEncryptionKey::Public)
-            .map_err(|e| located(&e).into()),
+            .map_err(|e| key_error(path, &e)),
         other => Err(format!(
             "{}: expected secret.key or public.key but this is {}",
             path.display(),
@@ -203,6 +220,18 @@ pub fn batch_bytes(
         }
     }
     Ok(out)
+}
+
+/// Size in bytes of [`batch_bytes`]'s output, computed without serialising anything.
+pub fn batch_len(batch: &EncryptedBatch) -> usize {
+    let items: usize = batch
+        .chunks
+        .iter()
+        .flatten()
+        .flatten()
+        .map(|ct| ITEM_PREFIX_LEN + ct.serialized_len())
+        .sum();
+    HEADER_LEN + items
 }
 
 /// Writes a batch or result file atomically; returns the number of bytes written.

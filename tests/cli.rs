@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{models, random_images, write_csv, write_model};
+use common::{models, random_images, write_csv, write_model, BUDGET_TOLERANCE_BITS};
 use std::path::Path;
 use std::process::{Command, Output};
 use veil::data::Images;
@@ -26,10 +26,15 @@ fn veil(args: &[&str], dir: &Path) -> Output {
 }
 
 fn succeeds(args: &[&str], dir: &Path) -> String {
+    succeeds_with_stderr(args, dir).0
+}
+
+/// Runs a command that must succeed, and returns its standard output and standard error.
+fn succeeds_with_stderr(args: &[&str], dir: &Path) -> (String, String) {
     let out = veil(args, dir);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "veil {args:?} failed:\n{stderr}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    (String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
 }
 
 /// Runs a command that must fail, and returns its standard error.
@@ -335,6 +340,347 @@ fn bad_inputs_are_clear_errors() {
     plan.truncate(middle);
     std::fs::write(d.join("cut.plan"), &plan).unwrap();
     let err = fails(&["keygen", "cut.plan", "-o", "k2"], d);
-    assert_mentions(&err, &["cut.plan"]);
+    assert_mentions(&err, &["cut.plan", "truncated"]);
     assert!(!d.join("k2").join("secret.key").exists());
+    let err = fails(&["report", "cut.plan"], d);
+    assert_mentions(&err, &["cut.plan", "truncated"]);
+    let err = fails(&["report", "missing.plan"], d);
+    assert_mentions(&err, &["missing.plan", "cannot read"]);
+}
+
+/// Writes the first half of `from` to `to`, both in `dir`.
+fn truncate_copy(dir: &Path, from: &str, to: &str) {
+    let bytes = std::fs::read(dir.join(from)).unwrap();
+    std::fs::write(dir.join(to), &bytes[..bytes.len() / 2]).unwrap();
+}
+
+#[test]
+fn damaged_and_misplaced_key_and_result_files_are_clear_errors() {
+    let s = setup();
+    let d = s.dir.path();
+    succeeds(&["keygen", "net.plan", "-o", "keys"], d);
+    succeeds(
+        &[
+            "encrypt",
+            "net.plan",
+            "--key",
+            "keys/secret.key",
+            "--images",
+            "images.csv",
+            "--limit",
+            "5",
+            "-o",
+            "batch.veil",
+        ],
+        d,
+    );
+    succeeds(
+        &[
+            "eval",
+            "net.plan",
+            "--key",
+            "keys/eval.key",
+            "batch.veil",
+            "-o",
+            "result.veil",
+        ],
+        d,
+    );
+    let decrypt = |key: &str, result: &str| {
+        let err = fails(
+            &[
+                "decrypt",
+                "net.plan",
+                "--key",
+                key,
+                result,
+                "-o",
+                "predictions.csv",
+            ],
+            d,
+        );
+        assert!(!d.join("predictions.csv").exists(), "nothing written");
+        err
+    };
+
+    // Key files cut in half: the file, the key and the truncation are named.
+    truncate_copy(d, "keys/secret.key", "cut-secret.key");
+    truncate_copy(d, "keys/public.key", "cut-public.key");
+    truncate_copy(d, "keys/eval.key", "cut-eval.key");
+    let err = decrypt("cut-secret.key", "result.veil");
+    assert_mentions(&err, &["cut-secret.key", "secret key", "truncated"]);
+    for key in ["cut-secret.key", "cut-public.key"] {
+        let err = fails(
+            &[
+                "encrypt",
+                "net.plan",
+                "--key",
+                key,
+                "--images",
+                "images.csv",
+                "-o",
+                "b.veil",
+            ],
+            d,
+        );
+        assert_mentions(&err, &[key, "truncated"]);
+        assert!(!d.join("b.veil").exists());
+    }
+    let err = fails(
+        &[
+            "eval",
+            "net.plan",
+            "--key",
+            "cut-eval.key",
+            "batch.veil",
+            "-o",
+            "r.veil",
+        ],
+        d,
+    );
+    assert_mentions(&err, &["cut-eval.key", "relinearisation key", "truncated"]);
+    assert!(!d.join("r.veil").exists());
+
+    // A result cut in half.
+    truncate_copy(d, "result.veil", "cut-result.veil");
+    let err = decrypt("keys/secret.key", "cut-result.veil");
+    assert_mentions(&err, &["cut-result.veil", "truncated", "ciphertext"]);
+
+    // A batch where a result belongs, and the reverse.
+    let err = decrypt("keys/secret.key", "batch.veil");
+    assert_mentions(
+        &err,
+        &[
+            "batch.veil",
+            "not an encrypted result",
+            "it is an encrypted batch",
+        ],
+    );
+    let err = fails(
+        &[
+            "eval",
+            "net.plan",
+            "--key",
+            "keys/eval.key",
+            "result.veil",
+            "-o",
+            "r.veil",
+        ],
+        d,
+    );
+    assert_mentions(
+        &err,
+        &[
+            "result.veil",
+            "not an encrypted batch",
+            "it is an encrypted result",
+        ],
+    );
+    assert!(!d.join("r.veil").exists());
+    // A key where a result belongs.
+    let err = decrypt("keys/secret.key", "keys/eval.key");
+    assert_mentions(
+        &err,
+        &[
+            "keys/eval.key",
+            "not an encrypted result",
+            "it is an evaluation key",
+        ],
+    );
+
+    // The public or evaluation key given to decrypt.
+    let err = decrypt("keys/public.key", "result.veil");
+    assert_mentions(
+        &err,
+        &["keys/public.key", "expected a secret key", "a public key"],
+    );
+    let err = decrypt("keys/eval.key", "result.veil");
+    assert_mentions(
+        &err,
+        &["keys/eval.key", "expected a secret key", "an evaluation"],
+    );
+
+    // A secret key made for another plan, of another ring.
+    let other = models()
+        .into_iter()
+        .find(|(n, _)| *n == "dense-only")
+        .unwrap()
+        .1;
+    write_model(d, "other", &other);
+    succeeds(&["compile", "other.ron", "-o", "other.plan"], d);
+    succeeds(&["keygen", "other.plan", "-o", "other-keys"], d);
+    let err = decrypt("other-keys/secret.key", "result.veil");
+    assert_mentions(
+        &err,
+        &[
+            "other-keys/secret.key",
+            "ring",
+            "other parameters",
+            "veil keygen",
+        ],
+    );
+
+    // A secret key of the same ring from another keygen: the result decrypts to noise, which
+    // must be an error, not garbage predictions.
+    succeeds(&["keygen", "net.plan", "-o", "keys2"], d);
+    let err = decrypt("keys2/secret.key", "result.veil");
+    assert_mentions(
+        &err,
+        &[
+            "result.veil",
+            "noise budget exhausted",
+            "wrong key or a plan/parameters mismatch",
+            "keys2/secret.key",
+        ],
+    );
+    // The right key still decrypts.
+    succeeds(
+        &[
+            "decrypt",
+            "net.plan",
+            "--key",
+            "keys/secret.key",
+            "result.veil",
+        ],
+        d,
+    );
+}
+
+/// Writes `count` random images for `model` (in its input range) as `name.csv` and `count`
+/// labels (0 and 1 alternating) as `name.idx`.
+fn write_inputs(dir: &Path, name: &str, model: &veil_compiler::model::Model, count: usize) {
+    let images = random_images(
+        &model.input.shape,
+        count,
+        model.input.min as f32,
+        model.input.max as f32,
+        11,
+    );
+    write_csv(&dir.join(format!("{name}.csv")), &images);
+    let labels: Vec<u8> = (0..count).map(|i| (i % 2) as u8).collect();
+    std::fs::write(dir.join(format!("{name}.idx")), idx_labels(&labels)).unwrap();
+}
+
+#[test]
+fn every_small_model_through_infer_matches_the_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (name, model) in models() {
+        write_model(d, name, &model);
+        write_inputs(d, name, &model, 12);
+        let (json, stderr) = succeeds_with_stderr(
+            &[
+                "infer",
+                &format!("{name}.ron"),
+                "--images",
+                &format!("{name}.csv"),
+                "--labels",
+                &format!("{name}.idx"),
+                "--limit",
+                "10",
+                "--json",
+            ],
+            d,
+        );
+        assert!(!stderr.contains("INSECURE"), "{name}: secure by default");
+        let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+        eprintln!("{name}: {report}");
+        assert_eq!(report["images"], 10, "{name}: --limit");
+        assert_eq!(
+            report["mismatches"], 0,
+            "{name}: scores equal the reference"
+        );
+        let measured = report["noise_budget_measured_bits"].as_f64().unwrap();
+        let predicted = report["noise_budget_predicted_bits"].as_f64().unwrap();
+        assert!(measured > 0.0, "{name}: budget left");
+        assert!(
+            measured <= predicted + BUDGET_TOLERANCE_BITS,
+            "{name}: measured {measured} bits, predicted {predicted:.1}"
+        );
+        let encrypted = report["accuracy_encrypted"].as_f64().unwrap();
+        let plain = report["accuracy_plain"].as_f64().unwrap();
+        assert_eq!(encrypted, plain, "{name}: accuracy");
+        assert!((0.0..=100.0).contains(&encrypted), "{name}: {encrypted}%");
+        for key in ["compile", "keygen", "encrypt", "eval", "decrypt"] {
+            assert!(
+                report["seconds"][key].as_f64().is_some(),
+                "{name}: seconds.{key}"
+            );
+        }
+        assert!(report["upload_bytes_per_image"].as_f64().unwrap() > 0.0);
+        assert!(report["download_bytes_per_image"].as_f64().unwrap() > 0.0);
+    }
+}
+
+/// The predicted output budget from a compile summary ("noise budget  41.6 bits left …").
+fn summary_budget(summary: &str) -> f64 {
+    let line = summary
+        .lines()
+        .find(|l| l.trim_start().starts_with("noise budget"))
+        .expect("the summary has a noise budget line");
+    line.split_whitespace().nth(2).unwrap().parse().unwrap()
+}
+
+#[test]
+fn infer_and_bench_warn_about_insecure_plans_and_take_a_margin() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let model = models()
+        .into_iter()
+        .find(|(n, _)| *n == "dense-only")
+        .unwrap()
+        .1;
+    write_model(d, "dense", &model);
+    write_inputs(d, "dense", &model, 6);
+    let infer = |target: &str, extra: &[&str]| {
+        let mut args = vec!["infer", target, "--images", "dense.csv", "--json"];
+        args.extend_from_slice(extra);
+        let (json, stderr) = succeeds_with_stderr(&args, d);
+        let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(report["mismatches"], 0);
+        (report, stderr)
+    };
+    let warning = "uses INSECURE parameters";
+
+    // Insecure parameters, compiled on the fly or read from a plan: both commands warn.
+    let (_, stderr) = infer("dense.ron", &["--insecure"]);
+    assert_mentions(&stderr, &["dense.ron", warning]);
+    succeeds(
+        &["compile", "dense.ron", "--insecure", "-o", "insecure.plan"],
+        d,
+    );
+    let (_, stderr) = infer("insecure.plan", &[]);
+    assert_mentions(&stderr, &["insecure.plan", warning]);
+    let (json, stderr) = succeeds_with_stderr(&["bench", "insecure.plan", "--json"], d);
+    assert_mentions(&stderr, &["insecure.plan", warning]);
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(report["images"].as_u64().unwrap() > 0);
+    let (_, stderr) = succeeds_with_stderr(&["bench", "dense.ron", "--insecure", "--json"], d);
+    assert_mentions(&stderr, &["dense.ron", warning]);
+    // Secure ones do not.
+    succeeds(&["compile", "dense.ron", "-o", "secure.plan"], d);
+    let (_, stderr) = infer("secure.plan", &[]);
+    assert!(!stderr.contains("INSECURE"), "{stderr}");
+
+    // --margin reaches the compiler: a 40-bit margin keeps at least 40 bits predicted, where
+    // the default (10 bits) keeps less.
+    let (report, _) = infer("dense.ron", &[]);
+    let default = report["noise_budget_predicted_bits"].as_f64().unwrap();
+    assert!(
+        default < 40.0,
+        "default margin: {default:.1} bits predicted"
+    );
+    let (report, _) = infer("dense.ron", &["--margin", "40"]);
+    let wide = report["noise_budget_predicted_bits"].as_f64().unwrap();
+    assert!(wide >= 40.0, "--margin 40: {wide:.1} bits predicted");
+    assert!(report["noise_budget_measured_bits"].as_f64().unwrap() > 0.0);
+    // bench prints the compile summary on standard error.
+    let (_, stderr) = succeeds_with_stderr(&["bench", "dense.ron", "--margin", "40"], d);
+    let budget = summary_budget(&stderr);
+    assert!(
+        budget >= 40.0,
+        "bench --margin 40: {budget:.1} bits\n{stderr}"
+    );
+    let (_, stderr) = succeeds_with_stderr(&["bench", "dense.ron"], d);
+    assert!(summary_budget(&stderr) < 40.0, "{stderr}");
 }

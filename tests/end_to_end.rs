@@ -12,7 +12,7 @@ use common::{models, random_images, write_model, BUDGET_TOLERANCE_BITS};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use veil::container::ContainerKind;
-use veil::keyio::{batch_bytes, parse_batch};
+use veil::keyio::{batch_bytes, batch_len, parse_batch};
 use veil::pipeline::{Context, EncryptionKey};
 use veil_compiler::CompileOptions;
 use veil_runtime::exec::NoProgress;
@@ -48,11 +48,14 @@ fn check_model(name: &str, model: &veil_compiler::model::Model, extra: usize, pu
     assert_eq!(batch.chunks.len(), if extra > 0 { 2 } else { 1 });
 
     // Through the upload format and back, as a server would receive it.
+    // `infer` and `bench` report sizes from `batch_len`, without serialising.
     let upload = batch_bytes(&context, ContainerKind::Batch, &batch).unwrap();
+    assert_eq!(batch_len(&batch), upload.len(), "{name}: batch size");
     let batch = parse_batch(&context, ContainerKind::Batch, &upload).unwrap();
 
     let result = context.eval(&keys.relin, batch, &NoProgress).unwrap();
     let download = batch_bytes(&context, ContainerKind::Result, &result).unwrap();
+    assert_eq!(batch_len(&result), download.len(), "{name}: result size");
     let result = parse_batch(&context, ContainerKind::Result, &download).unwrap();
     let decrypted = context.decrypt(&keys.secret, &result).unwrap();
     let reference = context.reference(&images).unwrap();

@@ -3,9 +3,8 @@
 
 use super::plan_source::{obtain_plan, PlanOptions};
 use crate::cli::CliError;
-use crate::container::ContainerKind;
 use crate::data::Images;
-use crate::keyio::batch_bytes;
+use crate::keyio::batch_len;
 use crate::memory::{human_bytes, peak_rss_bytes};
 use crate::pipeline::{Context, EncryptionKey};
 use crate::progress::StepBar;
@@ -159,7 +158,7 @@ fn bench(args: &BenchArgs) -> Result<(), CliError> {
     )?;
     let encrypt_seconds = t.elapsed().as_secs_f64();
     bar.finish();
-    let upload = batch_bytes(&context, ContainerKind::Batch, &batch)?.len();
+    let upload = batch_len(&batch);
 
     let runs = (args.batches.max(1) * context.params.len()) as u64;
     let bar = StepBar::new("eval", runs * context.plan.steps.len() as u64, quiet);
@@ -171,7 +170,7 @@ fn bench(args: &BenchArgs) -> Result<(), CliError> {
     let result = context.eval(&keys.relin, batch, &timer)?;
     let eval_seconds = t.elapsed().as_secs_f64();
     bar.finish();
-    let download = batch_bytes(&context, ContainerKind::Result, &result)?.len();
+    let download = batch_len(&result);
 
     let t = Instant::now();
     let decrypted = context.decrypt(&keys.secret, &result)?;

@@ -15,13 +15,19 @@ pub fn in_file<E: std::fmt::Display>(path: &Path) -> impl FnOnce(E) -> CliError 
 pub fn load_context(path: &Path) -> Result<Context, CliError> {
     let plan = Plan::read_file(path).map_err(in_file(path))?;
     let context = Context::new(plan).map_err(in_file(path))?;
-    if context.plan.params.security_bits == 0 {
+    warn_if_insecure(path, &context.plan);
+    Ok(context)
+}
+
+/// Warns on standard error when `plan` was compiled with `--insecure` (security 0 bits);
+/// `path` is the plan or model file it came from.
+pub fn warn_if_insecure(path: &Path, plan: &Plan) {
+    if plan.params.security_bits == 0 {
         eprintln!(
             "warning: {} uses INSECURE parameters (compiled with --insecure)",
             path.display()
         );
     }
-    Ok(context)
 }
 
 /// Loads images, keeping at most `limit`, and checks their size against the plan.

@@ -135,6 +135,7 @@ pub fn compile_for_run(
             .weight_bits
             .unwrap_or(veil_compiler::DEFAULT_WEIGHT_BITS),
         calibrate: options.calibrate.clone(),
+        margin_bits: options.margin,
         ..CompileOptions::default()
     };
     let compiled = veil_compiler::compile_path(path, &compile_options)?;

@@ -35,6 +35,19 @@ pub fn run(args: DecryptArgs) -> Result<(), CliError> {
     let started = Instant::now();
     let decrypted = context.decrypt(&secret, &result)?;
     let seconds = started.elapsed().as_secs_f64();
+    // At 0 bits the noise has outgrown the message, so what decrypts is not the model's
+    // scores. The usual cause is a secret key of the same ring from another keygen.
+    if decrypted.min_noise_budget_bits == 0 {
+        return Err(format!(
+            "{}: noise budget exhausted (0 bits left, {:.1} bits predicted): wrong key or a \
+             plan/parameters mismatch; the result decrypts to noise under {} (use the \
+             secret.key of the keygen whose keys encrypted and evaluated this batch)",
+            args.result.display(),
+            context.plan.predicted_noise_budget_bits,
+            args.key.display()
+        )
+        .into());
+    }
     let names = &context.plan.output.class_names;
     let mut csv = String::from("image,class");
     for o in 0..context.outputs() {

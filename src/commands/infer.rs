@@ -5,9 +5,8 @@
 use super::common::{accuracy, load_images, load_labels};
 use super::plan_source::{obtain_plan, PlanOptions};
 use crate::cli::CliError;
-use crate::container::ContainerKind;
 use crate::encoding::argmax;
-use crate::keyio::batch_bytes;
+use crate::keyio::batch_len;
 use crate::memory::{human_bytes, peak_rss_bytes};
 use crate::pipeline::{Context, EncryptionKey};
 use crate::progress::StepBar;
@@ -127,7 +126,7 @@ pub fn run(args: InferArgs) -> Result<(), CliError> {
     )?;
     let encrypt = t.elapsed().as_secs_f64();
     bar.finish();
-    let upload = batch_bytes(&context, ContainerKind::Batch, &batch)?.len();
+    let upload = batch_len(&batch);
 
     let runs = (chunks * context.params.len()) as u64;
     let bar = StepBar::new("eval", runs * context.plan.steps.len() as u64, quiet);
@@ -135,7 +134,7 @@ pub fn run(args: InferArgs) -> Result<(), CliError> {
     let result = context.eval(&keys.relin, batch, &bar)?;
     let eval = t.elapsed().as_secs_f64();
     bar.finish();
-    let download = batch_bytes(&context, ContainerKind::Result, &result)?.len();
+    let download = batch_len(&result);
 
     let t = Instant::now();
     let decrypted = context.decrypt(&keys.secret, &result)?;

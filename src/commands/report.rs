@@ -1,6 +1,7 @@
 //! `veil report`: the per-layer table and parameter block of a model (compiled on the fly) or
 //! of a plan file.
 
+use super::common::in_file;
 use super::compile::{print_out, CompilerFlags};
 use crate::cli::CliError;
 use clap::Args;
@@ -34,8 +35,7 @@ fn is_model(path: &Path) -> Result<bool, CliError> {
     Ok(match ext.as_str() {
         "ron" => true,
         "json" => {
-            let text =
-                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let text = std::fs::read_to_string(path).map_err(in_file(path))?;
             !text.contains("\"format_version\"")
         }
         _ => false,
@@ -59,10 +59,8 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
             )
             .into());
         }
-        (
-            Report::from_plan(&Plan::read_file(&args.input)?),
-            Vec::new(),
-        )
+        let plan = Plan::read_file(&args.input).map_err(in_file(&args.input))?;
+        (Report::from_plan(&plan), Vec::new())
     };
     if args.json {
         let mut value = serde_json::to_value(&report)?;
