@@ -258,7 +258,13 @@ pub fn cryptonets_random(seed: u64) -> (Model, TensorSource) {
     put("fc1.bias", vec![100], 1250, &mut rng);
     put("fc2.weight", vec![10, 100], 100, &mut rng);
     put("fc2.bias", vec![10], 100, &mut rng);
-    (model, TensorSource { tensors })
+    (
+        model,
+        TensorSource {
+            tensors,
+            ..TensorSource::default()
+        },
+    )
 }
 
 /// The CryptoNets model file shipped as `models/cryptonets-mnist-random.ron`.

@@ -245,6 +245,93 @@ fn missing_weights_file_and_bad_safetensors() {
     );
 }
 
+/// Writes `w.safetensors` with `fc.bias` (F32) and `fc.weight` [2, 16] of `dtype`, then loads a
+/// model whose dense layer `fc` reads both.
+fn typed_weight_error(dtype: safetensors::Dtype, element_bytes: usize) -> String {
+    use safetensors::tensor::TensorView;
+    let dir = scratch();
+    let weight = vec![0u8; 32 * element_bytes];
+    let bias: Vec<u8> = [0.5f32, -0.5]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let views = vec![
+        (
+            "fc.weight".to_owned(),
+            TensorView::new(dtype, vec![2, 16], &weight).unwrap(),
+        ),
+        (
+            "fc.bias".to_owned(),
+            TensorView::new(safetensors::Dtype::F32, vec![2], &bias).unwrap(),
+        ),
+    ];
+    std::fs::write(
+        dir.join("w.safetensors"),
+        safetensors::serialize(views, &None).unwrap(),
+    )
+    .unwrap();
+    let text = model(&format!(
+        r#"{FLAT} Layer(name: "fc", op: Dense(out_features: 2)),"#
+    ))
+    .replace("layers:", "weights: Some(\"w.safetensors\"), layers:");
+    let path = dir.join("m.ron");
+    std::fs::write(&path, text).unwrap();
+    load_model(&path)
+        .unwrap_err()
+        .to_string()
+        .replace(&dir.display().to_string(), "DIR")
+}
+
+#[test]
+fn a_layer_reading_a_tensor_of_an_unsupported_type() {
+    assert_eq!(
+        typed_weight_error(safetensors::Dtype::I64, 8),
+        "DIR/m.ron: layer `fc`, field `weight`: tensor `fc.weight` in the weights file `w.safetensors` has element type I64; only F32 and F64 tensors can be used (convert it with `.float()` before saving)"
+    );
+    // Half precision is not converted either (docs/model-format.md shows this message).
+    assert_eq!(
+        typed_weight_error(safetensors::Dtype::F16, 2),
+        "DIR/m.ron: layer `fc`, field `weight`: tensor `fc.weight` in the weights file `w.safetensors` has element type F16; only F32 and F64 tensors can be used (convert it with `.float()` before saving)"
+    );
+}
+
+#[test]
+fn unused_tensors_of_unsupported_types_are_ignored() {
+    // The I64 counter every PyTorch batch norm saves: no layer reads it, so it does no harm.
+    use safetensors::tensor::TensorView;
+    let dir = scratch();
+    let weight: Vec<u8> = [0.25f32; 32].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let bias: Vec<u8> = [0.0f32; 2].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let tracked = 3i64.to_le_bytes();
+    let views = vec![
+        (
+            "fc.weight".to_owned(),
+            TensorView::new(safetensors::Dtype::F32, vec![2, 16], &weight).unwrap(),
+        ),
+        (
+            "fc.bias".to_owned(),
+            TensorView::new(safetensors::Dtype::F32, vec![2], &bias).unwrap(),
+        ),
+        (
+            "bn.num_batches_tracked".to_owned(),
+            TensorView::new(safetensors::Dtype::I64, vec![], &tracked).unwrap(),
+        ),
+    ];
+    std::fs::write(
+        dir.join("w.safetensors"),
+        safetensors::serialize(views, &None).unwrap(),
+    )
+    .unwrap();
+    let text = model(&format!(
+        r#"{FLAT} Layer(name: "fc", op: Dense(out_features: 2)),"#
+    ))
+    .replace("layers:", "weights: Some(\"w.safetensors\"), layers:");
+    let path = dir.join("m.ron");
+    std::fs::write(&path, text).unwrap();
+    let g = load_model(&path).unwrap();
+    assert_eq!(g.node(g.output).len(), 2);
+}
+
 #[test]
 fn cycle() {
     let text = model(&format!(

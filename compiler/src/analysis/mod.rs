@@ -1,6 +1,8 @@
 //! Read-only analyses of the lowered graph, kept in side tables keyed by node: quantisation
-//! (integer weights and scales), value ranges (guaranteed and calibrated) and depth.
+//! (integer weights and scales), value ranges (guaranteed and calibrated) and multiplicative
+//! depth.
 
+pub mod depth;
 pub mod idx;
 pub mod quantize;
 pub mod range;

@@ -72,7 +72,9 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// Looks up `<layer>.<name>` inline or in the weights file, checks its shape and values.
+    /// Looks up `<layer>.<name>` inline or in the weights file, checks its shape and values. A
+    /// tensor the weights file holds in an unsupported element type is an error only here,
+    /// where a layer needs it.
     fn tensor(&self, layer: &str, name: &str, shape: &[usize]) -> Result<Tensor, ModelError> {
         let full = format!("{layer}.{name}");
         let expected_len: usize = shape.iter().product();
@@ -112,6 +114,21 @@ impl Ctx<'_> {
                     .with_field(name));
             }
             t.clone()
+        } else if let Some(dtype) = self.loaded.tensors.skipped.get(&full) {
+            let hint = match &self.loaded.model.weights {
+                Some(w) => format!(" in the weights file `{w}`"),
+                None => String::new(),
+            };
+            return Err(self
+                .err(
+                    layer,
+                    ModelErrorKind::TensorType {
+                        name: full,
+                        dtype: dtype.clone(),
+                        hint,
+                    },
+                )
+                .with_field(name));
         } else {
             let hint = match &self.loaded.model.weights {
                 Some(w) => format!(" `{w}`"),

@@ -82,13 +82,15 @@ pub enum ModelErrorKind {
     /// The safetensors file is malformed.
     #[error("bad safetensors file: {0}")]
     Safetensors(String),
-    /// A tensor has an unsupported element type.
-    #[error("tensor `{name}` has element type {dtype}; only F32 and F64 are supported")]
+    /// A layer uses a tensor of the weights file whose element type is not F32 or F64.
+    #[error("tensor `{name}`{hint} has element type {dtype}; only F32 and F64 tensors can be used (convert it with `.float()` before saving)")]
     TensorType {
         /// Tensor name.
         name: String,
-        /// Its dtype.
+        /// Its safetensors dtype (`I64`, `F16`, …).
         dtype: String,
+        /// Where it was found (the weights file).
+        hint: String,
     },
     /// The model has no layers.
     #[error("the model has no layers")]

@@ -1,4 +1,10 @@
-//! Weight tensors: from a safetensors file (F32 or F64) or inline in the model.
+//! Weight tensors: from a safetensors file or inline in the model.
+//!
+//! Only F32 and F64 tensors are read. A PyTorch `state_dict` also holds tensors no layer of a
+//! model file uses, some of other element types (every batch norm has an I64
+//! `num_batches_tracked`), so a tensor of another type is not an error when the file is read:
+//! its name and type are kept in [`TensorSource::skipped`], and only a layer that looks it up
+//! fails ([`crate::ir::build`] names the file, layer, field and type).
 
 use super::ModelErrorKind;
 use safetensors::{Dtype, SafeTensors};
@@ -18,14 +24,18 @@ pub struct Tensor {
 pub struct TensorSource {
     /// The tensors by name.
     pub tensors: BTreeMap<String, Tensor>,
+    /// Tensors of the weights file with an element type other than F32 or F64, by name: the
+    /// type (`"I64"`, `"F16"`, …). They are not read; a layer that needs one is an error.
+    pub skipped: BTreeMap<String, String>,
 }
 
 impl TensorSource {
-    /// Reads every tensor of a safetensors file.
+    /// Reads every F32 and F64 tensor of a safetensors file and records the names and types
+    /// of the others in [`TensorSource::skipped`]. Only a malformed file is an error.
     pub fn from_safetensors(bytes: &[u8]) -> Result<Self, ModelErrorKind> {
         let st = SafeTensors::deserialize(bytes)
             .map_err(|e| ModelErrorKind::Safetensors(e.to_string()))?;
-        let mut tensors = BTreeMap::new();
+        let mut source = TensorSource::default();
         for (name, view) in st.tensors() {
             let raw = view.data();
             let data: Vec<f64> = match view.dtype() {
@@ -38,13 +48,11 @@ impl TensorSource {
                     .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
                     .collect(),
                 other => {
-                    return Err(ModelErrorKind::TensorType {
-                        name,
-                        dtype: format!("{other:?}"),
-                    })
+                    source.skipped.insert(name, format!("{other:?}"));
+                    continue;
                 }
             };
-            tensors.insert(
+            source.tensors.insert(
                 name,
                 Tensor {
                     shape: view.shape().to_vec(),
@@ -52,7 +60,7 @@ impl TensorSource {
                 },
             );
         }
-        Ok(TensorSource { tensors })
+        Ok(source)
     }
 
     /// Encodes tensors as a safetensors file of F32 values (for tests and generated models).
@@ -76,5 +84,97 @@ impl TensorSource {
             views.push((name.clone(), view));
         }
         safetensors::serialize(views, &None).map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        reason = "tests stop on failure"
+    )]
+
+    use super::*;
+    use safetensors::tensor::TensorView;
+
+    /// A safetensors file of `(name, dtype, shape, little-endian bytes)`.
+    fn file(tensors: &[(&str, Dtype, Vec<usize>, Vec<u8>)]) -> Vec<u8> {
+        let views: Vec<(String, TensorView<'_>)> = tensors
+            .iter()
+            .map(|(name, dtype, shape, data)| {
+                let view = TensorView::new(*dtype, shape.clone(), data).unwrap();
+                ((*name).to_owned(), view)
+            })
+            .collect();
+        safetensors::serialize(views, &None).unwrap()
+    }
+
+    #[test]
+    fn reads_f32_and_f64_and_skips_other_types() {
+        let f32s: Vec<u8> = [1.5f32, -0.25]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let f64s: Vec<u8> = 0.1f64.to_le_bytes().to_vec();
+        let bytes = file(&[
+            ("fc.weight", Dtype::F32, vec![1, 2], f32s),
+            ("fc.bias", Dtype::F64, vec![1], f64s),
+            (
+                "bn.num_batches_tracked",
+                Dtype::I64,
+                vec![],
+                7i64.to_le_bytes().to_vec(),
+            ),
+            (
+                "half.weight",
+                Dtype::F16,
+                vec![2],
+                vec![0x00, 0x3c, 0x00, 0xc0],
+            ),
+        ]);
+        let source = TensorSource::from_safetensors(&bytes).unwrap();
+        assert_eq!(
+            source.tensors.get("fc.weight"),
+            Some(&Tensor {
+                shape: vec![1, 2],
+                data: vec![1.5, -0.25],
+            })
+        );
+        assert_eq!(source.tensors["fc.bias"].data, vec![0.1]);
+        assert_eq!(source.tensors.len(), 2);
+        let skipped: Vec<(&str, &str)> = source
+            .skipped
+            .iter()
+            .map(|(n, t)| (n.as_str(), t.as_str()))
+            .collect();
+        assert_eq!(
+            skipped,
+            vec![("bn.num_batches_tracked", "I64"), ("half.weight", "F16")]
+        );
+    }
+
+    #[test]
+    fn a_malformed_file_is_still_an_error() {
+        let err = TensorSource::from_safetensors(b"\x05\x00\x00\x00\x00\x00\x00\x00{bad}");
+        assert!(
+            matches!(err, Err(ModelErrorKind::Safetensors(_))),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn f32_files_round_trip() {
+        let mut source = TensorSource::default();
+        source.tensors.insert(
+            "conv.weight".into(),
+            Tensor {
+                shape: vec![2, 1, 1, 2],
+                data: vec![0.5, -1.0, 2.0, 0.125],
+            },
+        );
+        let bytes = source.to_safetensors_f32().unwrap();
+        assert_eq!(TensorSource::from_safetensors(&bytes).unwrap(), source);
     }
 }

@@ -276,3 +276,180 @@ pub fn select(
         margin_bits: opts.margin_bits,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        reason = "tests stop on failure"
+    )]
+
+    use super::*;
+    use crate::analysis::{analyze, quantize, QuantOptions};
+    use crate::passes::PassManager;
+    use crate::testing::chain;
+
+    fn circuit(specs: &[&str]) -> (QCircuit, Vec<NodeRange>) {
+        let mut g = chain(&[8], specs);
+        PassManager::standard().run(&mut g).unwrap();
+        let c = quantize(&g, &QuantOptions::default()).unwrap();
+        let ranges = analyze(&c);
+        (c, ranges)
+    }
+
+    const DEPTH_2: [&str; 5] = ["dense:6", "square", "dense:4", "square", "dense:3"];
+
+    /// The simulation parameters of chosen primes, as the search saw them.
+    fn sim_params(ch: &Chosen) -> SimParams {
+        SimParams {
+            n: ch.n,
+            q_log2: ch.q_primes.iter().map(|&q| log2(q)).collect(),
+            special_log2: log2(ch.special_prime),
+            t: ch.plain_primes.iter().copied().max().unwrap() as f64,
+            plain_count: ch.plain_primes.len(),
+        }
+    }
+
+    #[test]
+    fn the_chosen_parameters_meet_every_constraint() {
+        let (c, ranges) = circuit(&DEPTH_2);
+        let opts = ParamOptions::default();
+        let ch = select(&c, &ranges, &opts).unwrap();
+        let two_n = 2 * ch.n as u64;
+        // 1. No wrap-around: Π t_i > 2·max|value| + 1, every t_i ≡ 1 (mod 2n).
+        let max_value = ranges.iter().map(NodeRange::effective).fold(1.0, f64::max);
+        assert_eq!(ch.needed_plain_bits, (2.0 * max_value + 1.0).log2());
+        let t_bits: f64 = ch.plain_primes.iter().map(|&t| log2(t)).sum();
+        assert!(t_bits > ch.needed_plain_bits);
+        assert!(ch.plain_primes.iter().all(|&t| t % two_n == 1));
+        // 2. Noise: the output keeps the margin, every register a positive budget.
+        assert!(ch.sim.output_budget >= opts.margin_bits);
+        assert!(ch.sim.min_budget > 0.0);
+        // 3. Security: log2(Π q_i · p) within the bound for n.
+        let total: f64 = ch.q_primes.iter().map(|&q| log2(q)).sum::<f64>() + log2(ch.special_prime);
+        let allowed = SecurityLevel::Bits128.max_log2_modulus(ch.n).unwrap();
+        assert!(total <= f64::from(allowed), "{total} > {allowed}");
+        assert_eq!(ch.security_bits, 128);
+        // The primes are NTT-friendly, distinct, above t, and the special prime is apart.
+        let t_max = ch.plain_primes.iter().copied().max().unwrap();
+        for &q in ch.q_primes.iter().chain([&ch.special_prime]) {
+            assert_eq!(q % two_n, 1);
+            assert!(q > t_max);
+            assert!(!ch.plain_primes.contains(&q));
+        }
+        assert!(!ch.q_primes.contains(&ch.special_prime));
+        let mut sorted = ch.q_primes.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), ch.q_primes.len());
+        // The schedule: one non-increasing level per switch point, replayed exactly.
+        let shape = CircuitShape::new(&c);
+        assert_eq!(ch.levels.len(), shape.points);
+        assert!(
+            ch.levels.windows(2).all(|w| w[0] >= w[1]),
+            "{:?}",
+            ch.levels
+        );
+        assert!(ch
+            .levels
+            .iter()
+            .all(|&l| (1..=ch.q_primes.len()).contains(&l)));
+        let replay = simulate(&shape, &sim_params(&ch), &ch.levels);
+        assert_eq!(replay.steps, ch.sim.steps);
+        assert_eq!(replay.output_budget, ch.sim.output_budget);
+    }
+
+    #[test]
+    fn insecure_parameters_are_marked_and_may_be_smaller() {
+        let (c, ranges) = circuit(&DEPTH_2);
+        let secure = select(&c, &ranges, &ParamOptions::default()).unwrap();
+        let insecure = select(
+            &c,
+            &ranges,
+            &ParamOptions {
+                security: None,
+                ..ParamOptions::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(insecure.security_bits, 0);
+        assert!(insecure.n <= secure.n);
+        assert!(insecure.sim.cost_per_image <= secure.sim.cost_per_image);
+    }
+
+    #[test]
+    fn tighter_bounds_need_a_smaller_plaintext_modulus() {
+        let (c, mut ranges) = circuit(&DEPTH_2);
+        let guaranteed = select(&c, &ranges, &ParamOptions::default()).unwrap();
+        for r in &mut ranges {
+            r.calibrated = Some((r.max_abs / 1024.0).max(1.0));
+        }
+        let calibrated = select(&c, &ranges, &ParamOptions::default()).unwrap();
+        assert!(calibrated.needed_plain_bits < guaranteed.needed_plain_bits - 9.0);
+    }
+
+    #[test]
+    fn values_beyond_the_plaintext_primes_are_refused() {
+        let (c, mut ranges) = circuit(&DEPTH_2);
+        ranges[c.output].max_abs = 2f64.powi(600);
+        let err = select(&c, &ranges, &ParamOptions::default()).unwrap_err();
+        let ParamError::ValuesTooLarge {
+            depth,
+            needed_bits,
+            allowed_bits,
+            ..
+        } = err
+        else {
+            panic!("{err}");
+        };
+        assert_eq!(depth, 2);
+        assert!(needed_bits >= f64::from(allowed_bits));
+        assert_eq!(
+            allowed_bits,
+            (model::MAX_T_BITS - 1) * model::MAX_PLAIN_PRIMES as u32
+        );
+    }
+
+    #[test]
+    fn an_unreachable_margin_reports_the_closest_attempt() {
+        let (c, ranges) = circuit(&DEPTH_2);
+        let opts = ParamOptions {
+            margin_bits: 2000.0,
+            ..ParamOptions::default()
+        };
+        let err = select(&c, &ranges, &opts).unwrap_err();
+        let ParamError::NoiseTooLarge {
+            depth,
+            security,
+            n,
+            needed_bits,
+            allowed_bits,
+            margin_bits,
+            ..
+        } = &err
+        else {
+            panic!("{err}");
+        };
+        assert_eq!(*depth, 2);
+        assert_eq!(security, "128-bit security");
+        assert!(model::DEGREES.contains(n));
+        assert!(needed_bits > &f64::from(*allowed_bits), "{err}");
+        assert_eq!(*margin_bits, 2000.0);
+    }
+
+    #[test]
+    fn traffic_counts_the_input_at_the_top_and_the_output_where_it_ends() {
+        let (c, ranges) = circuit(&DEPTH_2);
+        let ch = select(&c, &ranges, &ParamOptions::default()).unwrap();
+        let shape = CircuitShape::new(&c);
+        let sp = sim_params(&ch);
+        let out = ch.sim.regs[c.output];
+        let q_at = |l: usize| sp.q_log2[..l].iter().sum::<f64>();
+        let (up, down) = (c.nodes[0].len as f64, c.nodes[c.output].len as f64);
+        let want = (up * q_at(sp.q_log2.len()) + down * out.size as f64 * q_at(out.level))
+            * sp.plain_count as f64;
+        assert!((traffic_bits(&shape, &sp, &ch.sim) - want).abs() < 1e-6);
+    }
+}

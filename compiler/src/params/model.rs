@@ -177,3 +177,145 @@ pub fn cost_encrypt(level: usize, n: usize) -> f64 {
 pub fn cost_mod_switch(level: usize, size: usize) -> f64 {
     size as f64 * cost::SWITCH_PER_PRIME * level as f64
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        reason = "tests stop on failure"
+    )]
+
+    use super::*;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+    }
+
+    #[test]
+    fn expansion_and_fresh_noise() {
+        assert_eq!(expansion(4096), 128.0);
+        assert_eq!(expansion(16384), 256.0);
+        // t (the rounding of ⌊Q/t⌋·m) plus the public-key encryption error.
+        assert_eq!(fresh(65537.0, 4096), 65537.0 + ERROR_BOUND * 257.0);
+        assert!(fresh(65537.0, 16384) > fresh(65537.0, 4096));
+    }
+
+    #[test]
+    fn constants_cost_at_most_t() {
+        let t = 1024.0;
+        assert_eq!(constant(0.0, t), 0.0);
+        assert_eq!(constant(5.0, t), 5.0);
+        assert_eq!(constant(1e9, t), t);
+        assert_eq!(constant(-1.0, t), t);
+    }
+
+    #[test]
+    fn a_switch_divides_the_noise_and_adds_the_rounding() {
+        let n = 8192;
+        let d = expansion(n);
+        let q = 2f64.powi(50);
+        let e = 2f64.powi(80);
+        assert!(close(mod_switch(e, q, n, 2), e / q + (1.0 + d) / 2.0));
+        assert!(close(
+            mod_switch(e, q, n, 3),
+            e / q + (1.0 + d + d * d) / 2.0
+        ));
+        // An unrelinearised product rounds one more component (times s²).
+        assert!(mod_switch(e, q, n, 3) > mod_switch(e, q, n, 2));
+        // Small noise cannot go below the rounding.
+        assert!(close(mod_switch(0.0, q, n, 2), (1.0 + d) / 2.0));
+    }
+
+    #[test]
+    fn a_square_grows_with_t_and_the_noise() {
+        let (n, log2_q) = (8192, 300.0);
+        let e = 1e6;
+        let base = square(e, 0.0, 65537.0, n, log2_q);
+        let twice_t = square(e, 0.0, 2.0 * 65537.0, n, log2_q);
+        // The leading terms are linear in t; the rounding terms do not depend on it.
+        assert!(
+            twice_t > 1.99 * base && twice_t < 2.0 * base,
+            "{base} {twice_t}"
+        );
+        assert!(square(2.0 * e, 0.0, 65537.0, n, log2_q) > 1.99 * base);
+        // Noise in the constant coefficient is multiplied by t·(δ + 2), not t·δ·(δ + 2).
+        let d = expansion(n);
+        let spread = square(e, 0.0, 65537.0, n, log2_q);
+        let constant = square(0.0, e, 65537.0, n, log2_q);
+        // (up to the rounding terms, which do not scale with e).
+        assert!(
+            (spread / constant / d - 1.0).abs() < 1e-6,
+            "{}",
+            spread / constant
+        );
+        // Without noise only the rounding of the scaling is left.
+        assert!(close(square(0.0, 0.0, 65537.0, n, log2_q), 1.0 + d + d * d));
+    }
+
+    #[test]
+    fn relinearisation_adds_a_term_per_digit() {
+        let n = 8192;
+        let d = expansion(n);
+        let (q, p) = (2f64.powi(50), 2f64.powi(60));
+        let one = relinearize(0.0, 1, q, p, n);
+        assert!(close(one, d * ERROR_BOUND * q / p + (1.0 + d) / 2.0));
+        let three = relinearize(0.0, 3, q, p, n);
+        assert!(close(three - one, 2.0 * d * ERROR_BOUND * q / p));
+        assert!(close(relinearize(1e9, 1, q, p, n) - one, 1e9));
+    }
+
+    #[test]
+    fn budget_identities() {
+        let t = 65537.0;
+        // log2 Q − log2 t − log2 e − 1.
+        assert!(close(
+            budget(2f64.powi(20), 200.0, t),
+            200.0 - t.log2() - 20.0 - 1.0
+        ));
+        // Doubling the noise costs a bit; a prime of b bits more gives b bits.
+        let b = budget(1e12, 200.0, t);
+        assert!(close(budget(2e12, 200.0, t), b - 1.0));
+        assert!(close(budget(1e12, 250.0, t), b + 50.0));
+        // Switching down by a prime keeps the budget while the noise is far above the rounding.
+        let e = 2f64.powi(150);
+        let q = 2f64.powi(50);
+        let after = budget(mod_switch(e, q, 8192, 2), 150.0, t);
+        assert!((after - budget(e, 200.0, t)).abs() < 1e-6, "{after}");
+        // Noise below 1 counts as 1.
+        assert_eq!(budget(0.0, 100.0, t), budget(1.0, 100.0, t));
+    }
+
+    #[test]
+    fn aux_primes_cover_the_tensor_product() {
+        // ⌈(log2 Q + log2 n + 4) / 60⌉ primes of 61 bits.
+        assert_eq!(aux_primes(0.0, 4096), 1);
+        assert_eq!(aux_primes(44.0, 4096), 1);
+        assert_eq!(aux_primes(44.5, 4096), 2);
+        assert_eq!(aux_primes(348.0, 16384), 7);
+        assert_eq!(aux_primes(6.0 * 58.0 + 42.0, 16384), 7);
+        let mut last = 0;
+        for bits in (0..1200).step_by(10) {
+            let k = aux_primes(f64::from(bits), 16384);
+            assert!(k >= last);
+            // Enough room: k·60 bits hold Q·n·2^4.
+            assert!(k as f64 * (cost::AUX_PRIME_BITS - 1.0) >= f64::from(bits) + 18.0);
+            last = k;
+        }
+    }
+
+    #[test]
+    fn costs_scale_with_level_and_size() {
+        assert_eq!(cost_scalar(4, 3), 1.5 * cost_scalar(4, 2));
+        assert_eq!(cost_scalar(6, 2), 2.0 * cost_scalar(3, 2));
+        assert_eq!(cost_bias(4), 4.0 * cost::ADD);
+        assert_eq!(cost_square(5, 6), cost::SQUARE_PER_PRIME * 11.0);
+        assert_eq!(cost_mod_switch(5, 3), 1.5 * cost_mod_switch(5, 2));
+        assert_eq!(cost_encrypt(6, 8192), 2.0 * cost_encrypt(3, 8192));
+        // Relinearisation is quadratic in the level (L digits of L + 1 primes each).
+        let r = |l| cost_relinearize(l, 16384);
+        assert!(r(6) > 2.0 * r(3));
+        assert!(r(2) > r(1) && r(1) > 0.0);
+    }
+}

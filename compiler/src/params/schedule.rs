@@ -526,3 +526,192 @@ fn enumerate(k: usize, max: usize, levels: &mut [usize], visit: &mut dyn FnMut(&
         enumerate(k + 1, l, levels, visit);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        reason = "tests stop on failure"
+    )]
+
+    use super::*;
+    use crate::analysis::{quantize, QuantOptions};
+    use crate::passes::PassManager;
+    use crate::testing::chain;
+
+    const MARGIN: f64 = 10.0;
+
+    fn circuit(shape: &[usize], specs: &[&str]) -> QCircuit {
+        let mut g = chain(shape, specs);
+        PassManager::standard().run(&mut g).unwrap();
+        quantize(&g, &QuantOptions::default()).unwrap()
+    }
+
+    /// n = 8192, six 58-bit q primes, a 60-bit special prime, one 20-bit plaintext prime.
+    fn params() -> SimParams {
+        SimParams {
+            n: 8192,
+            q_log2: vec![58.0; 6],
+            special_log2: 60.0,
+            t: 2f64.powi(20),
+            plain_count: 1,
+        }
+    }
+
+    fn top_levels(shape: &CircuitShape, p: &SimParams) -> Vec<usize> {
+        vec![p.q_log2.len(); shape.points]
+    }
+
+    /// Index of the first square of the circuit.
+    fn first_square(c: &QCircuit) -> usize {
+        c.nodes
+            .iter()
+            .position(|n| matches!(n.op, QOp::Square { .. }))
+            .unwrap()
+    }
+
+    fn non_increasing(levels: &[usize]) -> bool {
+        levels.windows(2).all(|w| w[0] >= w[1])
+    }
+
+    #[test]
+    fn the_shape_counts_switch_points() {
+        let c = circuit(&[8], &["dense:6", "square", "dense:4", "square", "dense:3"]);
+        let shape = CircuitShape::new(&c);
+        assert_eq!(shape.squares, 2);
+        // Two squares, three linear maps, and the final switch.
+        assert_eq!(shape.points, 6);
+        assert_eq!(shape.input_len(), 8);
+        assert_eq!(shape.output_len(), 3);
+        assert_eq!(shape.output(), c.output);
+    }
+
+    #[test]
+    fn a_wide_to_narrow_map_defers_relinearisation() {
+        // 64 squared values read only by a 64 → 2 map: relinearise its 2 outputs, not the 64.
+        let c = circuit(&[64], &["dense:64", "square", "dense:2"]);
+        let shape = CircuitShape::new(&c);
+        let p = params();
+        let sim = simulate(&shape, &p, &top_levels(&shape, &p));
+        let sq = first_square(&c);
+        assert!(
+            !sim.steps.contains(&SStep::Relinearize(sq)),
+            "{:?}",
+            sim.steps
+        );
+        assert_eq!(sim.regs[sq].size, 3);
+        let at = sim.steps.iter().position(|s| *s == SStep::Linear(c.output));
+        assert_eq!(
+            sim.steps.get(at.unwrap() + 1),
+            Some(&SStep::Relinearize(c.output))
+        );
+        assert_eq!(sim.regs[c.output].size, 2);
+    }
+
+    #[test]
+    fn a_narrow_to_wide_map_relinearises_the_square() {
+        // 2 squared values read by a 2 → 64 map: relinearising the 2 is cheaper.
+        let c = circuit(
+            &[4],
+            &["dense:2", "square", "dense:64", "square", "dense:2"],
+        );
+        let shape = CircuitShape::new(&c);
+        let p = params();
+        let sim = simulate(&shape, &p, &top_levels(&shape, &p));
+        let sq = first_square(&c);
+        let at = sim.steps.iter().position(|s| *s == SStep::Square(sq));
+        assert_eq!(
+            sim.steps.get(at.unwrap() + 1),
+            Some(&SStep::Relinearize(sq))
+        );
+        assert_eq!(sim.regs[sq].size, 2);
+    }
+
+    #[test]
+    fn the_full_modulus_switches_nothing() {
+        let c = circuit(&[8], &["dense:6", "square", "dense:3"]);
+        let shape = CircuitShape::new(&c);
+        let p = params();
+        let sim = simulate(&shape, &p, &top_levels(&shape, &p));
+        assert!(!sim.steps.iter().any(|s| matches!(s, SStep::ModSwitch(..))));
+        assert!(sim.regs.iter().all(|r| r.level == 6));
+        assert!(holds(&sim, MARGIN));
+        // Every plaintext prime is one more run of the circuit.
+        let three = SimParams {
+            plain_count: 3,
+            ..params()
+        };
+        let sim3 = simulate(&shape, &three, &top_levels(&shape, &three));
+        assert!((sim3.cost_per_image - 3.0 * sim.cost_per_image).abs() < 1e-6);
+    }
+
+    #[test]
+    fn levels_only_go_down() {
+        let c = circuit(
+            &[16],
+            &["dense:12", "square", "dense:8", "square", "dense:3"],
+        );
+        let shape = CircuitShape::new(&c);
+        let p = params();
+        let (greedy, greedy_sim) = choose_levels(&shape, &p, MARGIN).unwrap();
+        let (best, best_sim) = optimise_levels(&shape, &p, MARGIN, &greedy);
+        for (levels, sim) in [(&greedy, &greedy_sim), (&best, &best_sim)] {
+            assert_eq!(levels.len(), shape.points);
+            assert!(non_increasing(levels), "{levels:?}");
+            assert!(levels.iter().all(|&l| (1..=6).contains(&l)), "{levels:?}");
+            assert!(holds(sim, MARGIN));
+            // Switches happen in program order at ever lower levels.
+            let targets: Vec<usize> = sim
+                .steps
+                .iter()
+                .filter_map(|s| match s {
+                    SStep::ModSwitch(_, l) => Some(*l),
+                    _ => None,
+                })
+                .collect();
+            assert!(non_increasing(&targets), "{targets:?}");
+        }
+        // Plenty of budget: primes are dropped, and the refined schedule is no dearer.
+        assert!(best.last() < Some(&6), "{best:?}");
+        assert!(best_sim.cost_per_image <= greedy_sim.cost_per_image);
+    }
+
+    #[test]
+    fn the_output_is_switched_as_low_as_the_margin_allows() {
+        let c = circuit(
+            &[16],
+            &["dense:12", "square", "dense:8", "square", "dense:3"],
+        );
+        let shape = CircuitShape::new(&c);
+        // 36-bit primes: one prime does not hold the output, so the margin decides.
+        let p = SimParams {
+            q_log2: vec![36.0; 6],
+            ..params()
+        };
+        let schedule = |margin: f64| {
+            let (greedy, _) = choose_levels(&shape, &p, margin).unwrap();
+            optimise_levels(&shape, &p, margin, &greedy)
+        };
+        let (levels, sim) = schedule(MARGIN);
+        let last = *levels.last().unwrap();
+        assert!(last > 1, "{levels:?}");
+        assert_eq!(sim.regs[c.output].level, last);
+        assert!(sim.output_budget >= MARGIN);
+        let mut lower = levels.clone();
+        *lower.last_mut().unwrap() = last - 1;
+        assert!(!holds(&simulate(&shape, &p, &lower), MARGIN), "{levels:?}");
+        // A larger margin keeps the output at least as high.
+        let (wide, wide_sim) = schedule(40.0);
+        assert!(wide_sim.output_budget >= 40.0);
+        assert!(wide.last() >= levels.last(), "{wide:?} vs {levels:?}");
+    }
+
+    #[test]
+    fn an_impossible_margin_has_no_schedule() {
+        let c = circuit(&[8], &["dense:6", "square", "dense:3"]);
+        let shape = CircuitShape::new(&c);
+        assert!(choose_levels(&shape, &params(), 1000.0).is_none());
+    }
+}
