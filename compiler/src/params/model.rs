@@ -197,18 +197,19 @@ mod tests {
     fn expansion_and_fresh_noise() {
         assert_eq!(expansion(4096), 128.0);
         assert_eq!(expansion(16384), 256.0);
-        // t (the rounding of ⌊Q/t⌋·m) plus the public-key encryption error.
-        assert_eq!(fresh(65537.0, 4096), 65537.0 + ERROR_BOUND * 257.0);
+        // The rounding of round(Q·m/t) plus the public-key encryption error, whatever t.
+        assert_eq!(fresh(65537.0, 4096), 1.0 + ERROR_BOUND * 257.0);
+        assert_eq!(fresh(65537.0, 4096), fresh(2f64.powi(55), 4096));
         assert!(fresh(65537.0, 16384) > fresh(65537.0, 4096));
     }
 
     #[test]
-    fn constants_cost_at_most_t() {
+    fn constants_cost_one_rounding() {
+        // round(Q·[b]_t/t) adds its rounding only, for any sign or size of b.
         let t = 1024.0;
-        assert_eq!(constant(0.0, t), 0.0);
-        assert_eq!(constant(5.0, t), 5.0);
-        assert_eq!(constant(1e9, t), t);
-        assert_eq!(constant(-1.0, t), t);
+        for b in [0.0, 5.0, 1e9, -1.0, -1e9] {
+            assert_eq!(constant(b, t), 1.0);
+        }
     }
 
     #[test]
