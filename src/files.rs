@@ -3,7 +3,8 @@
 //! Every file Veil writes goes to a temporary file in the destination folder first and is
 //! renamed into place only when complete, so an interrupted run never leaves a half-written
 //! key or batch behind. Secret keys are created with owner-only permissions (0600) from the
-//! first byte.
+//! first byte, and written without a user-space buffer, which would keep a copy of the key in
+//! freed memory.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -14,12 +15,47 @@ use std::path::{Path, PathBuf};
 pub struct AtomicFile {
     temp: PathBuf,
     target: PathBuf,
-    writer: Option<BufWriter<File>>,
+    writer: Option<Sink>,
+}
+
+/// Where the bytes of an [`AtomicFile`] go.
+#[derive(Debug)]
+enum Sink {
+    /// Ordinary files: through a large buffer.
+    Buffered(BufWriter<File>),
+    /// Owner-only files (secret keys): straight to the file, so that no buffer of ours holds
+    /// a copy of the bytes.
+    Direct(File),
+}
+
+impl Sink {
+    fn into_file(self) -> io::Result<File> {
+        match self {
+            Sink::Buffered(w) => w.into_inner().map_err(|e| e.into_error()),
+            Sink::Direct(f) => Ok(f),
+        }
+    }
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Sink::Buffered(w) => w.write(buf),
+            Sink::Direct(f) => f.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Buffered(w) => w.flush(),
+            Sink::Direct(f) => f.flush(),
+        }
+    }
 }
 
 impl AtomicFile {
     /// Starts writing `target`. With `owner_only`, the file is readable and writable by its
-    /// owner only.
+    /// owner only, and writes are not buffered (such files hold secrets).
     pub fn create(target: &Path, owner_only: bool) -> io::Result<Self> {
         let dir = match target.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -42,17 +78,22 @@ impl AtomicFile {
         #[cfg(not(unix))]
         let _ = owner_only;
         let file = options.open(&temp)?;
+        let writer = if owner_only {
+            Sink::Direct(file)
+        } else {
+            Sink::Buffered(BufWriter::with_capacity(1 << 20, file))
+        };
         Ok(AtomicFile {
             temp,
             target: target.to_path_buf(),
-            writer: Some(BufWriter::with_capacity(1 << 20, file)),
+            writer: Some(writer),
         })
     }
 
     /// Flushes, syncs and renames the file into place.
     pub fn commit(mut self) -> io::Result<()> {
         if let Some(writer) = self.writer.take() {
-            let file = writer.into_inner().map_err(|e| e.into_error())?;
+            let file = writer.into_file()?;
             file.sync_all()?;
         }
         fs::rename(&self.temp, &self.target)
@@ -137,5 +178,17 @@ mod tests {
         write_atomic(&target, b"k", true).unwrap();
         let mode = fs::metadata(&target).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn owner_only_files_are_not_buffered() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("secret.key");
+        let mut file = AtomicFile::create(&target, true).unwrap();
+        file.write_all(b"secret").unwrap();
+        // Already in the file before any flush: no buffer of ours kept a copy.
+        assert_eq!(fs::read(&file.temp).unwrap(), b"secret");
+        file.commit().unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"secret");
     }
 }

@@ -92,11 +92,7 @@ pub fn write_keys(dir: &Path, keys: &KeySet) -> Result<Vec<(PathBuf, u64)>, Pipe
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let mut written = Vec::new();
     let items: [(&str, Zeroizing<Vec<u8>>, bool); 3] = [
-        (
-            SECRET_KEY_FILE,
-            Zeroizing::new(keys.secret.to_bytes()),
-            true,
-        ),
+        (SECRET_KEY_FILE, keys.secret.to_bytes(), true),
         (
             PUBLIC_KEY_FILE,
             Zeroizing::new(keys.public.to_bytes()),

@@ -6,7 +6,7 @@ use super::ciphertext::Ciphertext;
 use super::encoding::Plaintext;
 use super::evaluator::{add_scaled_plain, EvalError};
 use super::params::{BfvParameters, RingContext};
-use super::sampling::{cbd, expand_seed, small_to_rns, ternary};
+use super::sampling::{error_poly, expand_seed, small_to_rns, ternary};
 use crate::math::{BigUint, Coeff, Modulus, Ntt, RnsPoly};
 use rand::{CryptoRng, Rng, RngCore};
 use rayon::prelude::*;
@@ -94,10 +94,12 @@ impl SecretKey {
         let mut seed = [0u8; 32];
         rng.fill_bytes(&mut seed);
         let a: RnsPoly<Coeff> = expand_seed(&seed, moduli, n, 0);
+        // a·s changes form in place (no copy) and is wiped once c_0 holds it.
         let mut as_ = a.clone().into_ntt(tables);
         as_.mul_assign(&self.s_at(level), moduli);
         let as_ = Zeroizing::new(as_.into_coeff(tables));
-        let mut c0 = small_to_rns(&cbd(rng, n), moduli);
+        // The error's buffer becomes c_0 itself.
+        let mut c0 = error_poly(rng, n, moduli);
         c0.sub_assign(&as_, moduli);
         add_scaled_plain(params, &mut c0, pt, level, false);
         let mut ct = Ciphertext::new(params.clone(), vec![c0, a], level);
@@ -105,8 +107,9 @@ impl SecretKey {
         Ok(ct)
     }
 
-    /// [c_0 + c_1 s + c_2 s²]_Q in coefficient form.
-    fn phase(&self, ct: &Ciphertext) -> Result<RnsPoly<Coeff>, EvalError> {
+    /// [c_0 + c_1 s + c_2 s²]_Q in coefficient form. It reveals the message (and, with the
+    /// ciphertext, s), so it is wiped when dropped, as are c_1·s, s² and c_2·s² on the way.
+    fn phase(&self, ct: &Ciphertext) -> Result<Zeroizing<RnsPoly<Coeff>>, EvalError> {
         check_ring(&self.ring, ct.params())?;
         if ct.size() < 2 || ct.size() > 3 {
             return Err(EvalError::UnsupportedSize {
@@ -118,19 +121,18 @@ impl SecretKey {
         let moduli = &self.ring.q()[..level];
         let tables = self.ring.q_tables(level);
         let s = self.s_at(level);
+        // c_1·s; its buffer becomes the phase (forms change in place).
         let mut acc = ct.polys[1].clone().into_ntt(tables);
         acc.mul_assign(&s, moduli);
         if ct.size() == 3 {
             let mut s2 = s.clone();
             s2.mul_assign(&s, moduli);
-            let mut c2 = ct.polys[2].clone().into_ntt(tables);
+            // c_2·s² reveals s² wherever c_2 is invertible.
+            let mut c2 = Zeroizing::new(ct.polys[2].clone().into_ntt(tables));
             c2.mul_assign(&s2, moduli);
             acc.add_assign(&c2, moduli);
-            // c2·s² reveals s² wherever c2 is invertible: wipe it, like s² itself.
-            c2.zeroize();
-            s2.zeroize();
         }
-        let mut x = acc.into_coeff(tables);
+        let mut x = Zeroizing::new(acc.into_coeff(tables));
         x.add_assign(&ct.polys[0], moduli);
         Ok(x)
     }
@@ -168,7 +170,6 @@ impl SecretKey {
             let r = int + ((frac + (1u128 << 63)) >> 64);
             *o = t.reduce_u128(r);
         });
-        x.zeroize();
         Ok(Plaintext::from_coeffs(params.clone(), out))
     }
 
@@ -219,7 +220,6 @@ impl SecretKey {
             })
             .max()
             .unwrap_or_default();
-        x.zeroize();
         let budget = i64::from(big_q.bits()) - i64::from(max.bits()) - 1;
         Ok(budget.max(0) as u32)
     }
@@ -262,7 +262,8 @@ impl PublicKey {
         let mut a: Zeroizing<RnsPoly<Ntt>> =
             Zeroizing::new(expand_seed(seed, moduli, ring.degree(), 0));
         a.mul_assign(&sk.s_at(level), moduli);
-        let mut b = small_to_rns(&cbd(rng, ring.degree()), moduli).into_ntt(ring.q_tables(level));
+        // The error's buffer becomes b itself.
+        let mut b = error_poly(rng, ring.degree(), moduli).into_ntt(ring.q_tables(level));
         b.sub_assign(&a, moduli);
         b
     }
@@ -289,16 +290,21 @@ impl PublicKey {
         let level = self.ring.max_level();
         let moduli = &self.ring.q()[..level];
         let tables = self.ring.q_tables(level);
-        let mut u_small = ternary(rng, n);
-        let u = small_to_rns(&u_small, moduli).into_ntt(tables);
-        u_small.zeroize();
+        // The ephemeral u and the errors reveal the message given the ciphertext: all wiped.
+        let u = {
+            let u_small = Zeroizing::new(ternary(rng, n));
+            Zeroizing::new(small_to_rns(&u_small, moduli).into_ntt(tables))
+        };
+        // b·u and a·u change form in place and become c_0 and c_1.
         let mut bu = self.b.clone();
         bu.mul_assign(&u, moduli);
         let mut au = self.a.clone();
         au.mul_assign(&u, moduli);
         let (mut c0, mut c1) = rayon::join(|| bu.into_coeff(tables), || au.into_coeff(tables));
-        c0.add_assign(&small_to_rns(&cbd(rng, n), moduli), moduli);
-        c1.add_assign(&small_to_rns(&cbd(rng, n), moduli), moduli);
+        let e0 = Zeroizing::new(error_poly(rng, n, moduli));
+        c0.add_assign(&e0, moduli);
+        let e1 = Zeroizing::new(error_poly(rng, n, moduli));
+        c1.add_assign(&e1, moduli);
         add_scaled_plain(params, &mut c0, pt, level, false);
         Ok(Ciphertext::new(params.clone(), vec![c0, c1], level))
     }
@@ -334,25 +340,25 @@ impl RelinKey {
         let seed: [u8; 32] = rng.gen();
         let moduli = ring.key_moduli();
         let n = ring.degree();
-        let mut s2 = sk.ntt.clone();
+        let mut s2 = Zeroizing::new(sk.ntt.clone());
         s2.mul_assign(&sk.ntt, moduli);
         let a = Self::expand(&ring, &seed);
         let mut b = Vec::with_capacity(ring.max_level());
         for (j, aj) in a.iter().enumerate() {
-            let mut bj = small_to_rns(&cbd(rng, n), moduli).into_ntt(ring.key_tables());
+            // The error's buffer becomes b_j itself.
+            let mut bj = error_poly(rng, n, moduli).into_ntt(ring.key_tables());
             let mut as_ = Zeroizing::new(aj.clone());
             as_.mul_assign(&sk.ntt, moduli);
             bj.sub_assign(&as_, moduli);
             let m = &moduli[j];
             let pm = ring.special_mod_q()[j];
             let pms = m.shoup(pm);
-            let s2j = s2.limb(j).to_vec();
-            for (x, &s) in bj.limb_mut(j).iter_mut().zip(&s2j) {
+            // Read s² in place: no unwiped copy of a limb.
+            for (x, &s) in bj.limb_mut(j).iter_mut().zip(s2.limb(j)) {
                 *x = m.add(*x, m.mul_shoup(s, pm, pms));
             }
             b.push(bj);
         }
-        s2.zeroize();
         RelinKey { ring, seed, b, a }
     }
 
@@ -365,5 +371,112 @@ impl RelinKey {
     /// Fingerprint of the ring.
     pub fn ring_fingerprint(&self) -> u64 {
         self.ring.fingerprint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bfv::encoding::Encoder;
+    use crate::bfv::evaluator::Evaluator;
+    use crate::bfv::params::tests::toy;
+    use crate::math::{pool, Form};
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha20Rng;
+
+    fn limbs<F: Form>(p: &RnsPoly<F>) -> impl Iterator<Item = &[u64]> {
+        p.data().chunks_exact(p.degree())
+    }
+
+    /// Dropped buffers keep their contents (in the pool, or freed), so every temporary derived
+    /// from s, from the encryption randomness or from a phase must be wiped first. Records what
+    /// the key, encryption and decryption paths drop, then looks for each such value in it.
+    #[test]
+    fn no_secret_derived_value_is_dropped_unwiped() {
+        let params = toy(4096);
+        let ring = params.ring().clone();
+        let n = ring.degree();
+        let level = ring.max_level();
+        let moduli = &ring.q()[..level];
+        let tables = ring.q_tables(level);
+        let key_moduli = ring.key_moduli();
+        let enc = Encoder::new(&params);
+        let ev = Evaluator::new(&params);
+        let pt = enc.encode(&[7, -8, 9]).unwrap();
+        let mut rng = ChaCha20Rng::seed_from_u64(31);
+        let ((sk, pk, rk, u_small, e0, e1, cts), dropped) = pool::recording(n, || {
+            let sk = SecretKey::generate(&params, &mut rng);
+            let pk = PublicKey::new(&sk, &mut rng);
+            let rk = RelinKey::new(&sk, &mut rng);
+            // Public-key encryption draws u, then e_0 and e_1: replay them from a copy.
+            let mut replay = rng.clone();
+            let u_small = ternary(&mut replay, n);
+            let e0 = error_poly(&mut replay, n, moduli);
+            let e1 = error_poly(&mut replay, n, moduli);
+            let by_pk = pk.encrypt(&pt, &mut rng).unwrap();
+            let by_sk = sk.encrypt(&pt, &mut rng).unwrap();
+            let sq = ev.square(&by_sk).unwrap();
+            let relin = ev.relinearize(&sq, &rk).unwrap();
+            let cts = [by_pk, by_sk, sq, relin];
+            for (ct, want) in cts
+                .iter()
+                .zip([[7, -8, 9], [7, -8, 9], [49, 64, 81], [49, 64, 81]])
+            {
+                assert_eq!(ct.level(), level);
+                assert_eq!(enc.decode(&sk.decrypt(ct).unwrap()).unwrap()[..3], want);
+                assert!(sk.noise_budget(ct).unwrap() > 0);
+            }
+            let back = SecretKey::from_bytes(&params, &sk.to_bytes()).unwrap();
+            assert_eq!(back.coeffs, sk.coeffs);
+            (sk, pk, rk, u_small, e0, e1, cts)
+        });
+
+        let mut secret: Vec<RnsPoly<Ntt>> = Vec::new();
+        let mut secret_coeff: Vec<RnsPoly<Coeff>> = vec![
+            small_to_rns(&sk.coeffs, key_moduli),
+            small_to_rns(&u_small, moduli),
+            e0,
+            e1,
+        ];
+        let s = sk.s_at(level);
+        let mut s2 = sk.ntt.clone();
+        s2.mul_assign(&sk.ntt, key_moduli);
+        let mut s2_level = s.clone();
+        s2_level.mul_assign(&s, moduli);
+        for aj in &rk.a {
+            let mut as_ = aj.clone();
+            as_.mul_assign(&sk.ntt, key_moduli);
+            secret.push(as_);
+        }
+        let mut pk_as = pk.a.clone();
+        pk_as.mul_assign(&s, moduli);
+        secret.push(pk_as);
+        secret.push(small_to_rns(&u_small, moduli).into_ntt(tables));
+        // c_1·s (for a fresh symmetric encryption, a·s) in both forms, c_2·s², the phases.
+        for ct in &cts {
+            let mut c1s = ct.polys[1].clone().into_ntt(tables);
+            c1s.mul_assign(&s, moduli);
+            secret_coeff.push(c1s.clone().into_coeff(tables));
+            secret.push(c1s);
+            if let Some(c2) = ct.polys.get(2) {
+                let mut c2s2 = c2.clone().into_ntt(tables);
+                c2s2.mul_assign(&s2_level, moduli);
+                secret.push(c2s2);
+            }
+            secret_coeff.push(RnsPoly::clone(&sk.phase(ct).unwrap()));
+        }
+        secret.push(sk.ntt.clone());
+        secret.push(s2);
+
+        let leaked = secret
+            .iter()
+            .flat_map(limbs)
+            .chain(secret_coeff.iter().flat_map(limbs))
+            .filter(|limb| dropped.contains(&pool::fingerprint(limb)))
+            .count();
+        assert_eq!(
+            leaked, 0,
+            "limbs of secret-derived values were dropped unwiped"
+        );
     }
 }

@@ -5,6 +5,7 @@
 use crate::math::{Coeff, Modulus, RnsPoly};
 use rand::{CryptoRng, RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
+use zeroize::Zeroizing;
 
 /// Number of coin pairs of the centred binomial error distribution: variance η/2 = 10.5,
 /// standard deviation ≈ 3.24 (the standard's σ = 3.2).
@@ -53,6 +54,18 @@ pub fn small_to_rns(coeffs: &[i8], moduli: &[Modulus]) -> RnsPoly<Coeff> {
         }
     }
     out
+}
+
+/// A fresh centred-binomial error polynomial over `moduli`; the small coefficients are wiped
+/// once reduced. The result is as secret as the error itself: wipe it before dropping it
+/// unless it has become part of a public value.
+pub fn error_poly(
+    rng: &mut (impl RngCore + CryptoRng),
+    n: usize,
+    moduli: &[Modulus],
+) -> RnsPoly<Coeff> {
+    let e = Zeroizing::new(cbd(rng, n));
+    small_to_rns(&e, moduli)
 }
 
 /// Fills `out` with residues uniform modulo `m` (rejection sampling).

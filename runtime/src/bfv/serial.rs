@@ -15,6 +15,7 @@ use crate::security::SecurityLevel;
 use std::io::{Read, Write};
 use std::sync::Arc;
 use thiserror::Error;
+use zeroize::Zeroizing;
 
 /// Current format version of every object.
 pub const FORMAT_VERSION: u8 = 1;
@@ -354,17 +355,22 @@ impl BfvParameters {
 
 impl SecretKey {
     /// Serialises the secret alone: ring fingerprint, then 2 bits per coefficient
-    /// (0 → 00, 1 → 01, −1 → 10). Keep the result secret.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::new();
+    /// (0 → 00, 1 → 01, −1 → 10). Keep the result secret: it is wiped when dropped, and it
+    /// is written into one allocation of the exact size, so no partial copy is freed on the
+    /// way.
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let n = self.coeffs.len();
+        let mut out = Zeroizing::new(Vec::with_capacity(SK_HEADER + packed_len(n, 2)));
         header(&mut out, MAGIC_SECRET_KEY);
         out.extend_from_slice(&self.ring.fingerprint().to_le_bytes());
-        let codes: Vec<u64> = self
-            .coeffs
-            .iter()
-            .map(|&c| u64::from(c == 1) | (u64::from(c == -1) << 1))
-            .collect();
+        let codes: Zeroizing<Vec<u64>> = Zeroizing::new(
+            self.coeffs
+                .iter()
+                .map(|&c| u64::from(c == 1) | (u64::from(c == -1) << 1))
+                .collect(),
+        );
         pack(&codes, 2, &mut out);
+        debug_assert_eq!(out.len(), out.capacity());
         out
     }
 
@@ -375,11 +381,12 @@ impl SecretKey {
         r.header(MAGIC_SECRET_KEY)?;
         r.fingerprint(params.ring_fingerprint(), "ring")?;
         let n = params.degree();
-        let mut codes = vec![0u64; n];
+        // Both the codes and the coefficients are wiped on every path, errors included.
+        let mut codes = Zeroizing::new(vec![0u64; n]);
         unpack(r.take(packed_len(n, 2))?, n, 2, &mut codes);
         r.finish()?;
-        let mut coeffs = Vec::with_capacity(n);
-        for c in codes {
+        let mut coeffs = Zeroizing::new(Vec::with_capacity(n));
+        for &c in codes.iter() {
             coeffs.push(match c {
                 0 => 0i8,
                 1 => 1,
@@ -392,7 +399,11 @@ impl SecretKey {
                 }
             });
         }
-        Ok(SecretKey::from_coeffs(params.ring().clone(), coeffs))
+        // The key takes over the buffer (pushes stayed within its capacity: no reallocation).
+        Ok(SecretKey::from_coeffs(
+            params.ring().clone(),
+            std::mem::take(&mut *coeffs),
+        ))
     }
 }
 
@@ -515,6 +526,8 @@ impl Plaintext {
 }
 
 const CT_HEADER: usize = 4 + 1 + 8 + 3;
+/// Magic, version and ring fingerprint of a secret key.
+const SK_HEADER: usize = 4 + 1 + 8;
 
 impl Ciphertext {
     /// Serialises: full fingerprint, level, size, flags (bit 0: c_1 given as a seed), then c_0,
@@ -663,7 +676,7 @@ mod tests {
             let sq = Evaluator::new(&params).square(&seeded).unwrap();
             let objects = vec![
                 ("params", params.to_bytes()),
-                ("sk", sk.to_bytes()),
+                ("sk", sk.to_bytes().to_vec()),
                 ("pk", pk.to_bytes()),
                 ("rk", rk.to_bytes()),
                 ("pt", pt.to_bytes()),

@@ -257,7 +257,15 @@ impl RnsPoly<Ntt> {
 /// the page faults that follow cost more than the arithmetic on them. Dropped [`RnsPoly`]
 /// buffers are kept here instead, up to a byte limit, and reused. The stock is shared by all
 /// threads because results are often dropped on another thread than the one that computed
-/// them. Buffers handed out are either zero-filled or empty; none exposes earlier contents.
+/// them. Buffers handed out are either zero-filled or empty; none exposes earlier contents
+/// through safe code.
+///
+/// The stock does not wipe what it keeps: that would cost a pass over every buffer on the hot
+/// evaluation paths, whose polynomials (ciphertexts, public keys, plaintext products) are not
+/// secret. Polynomials derived from the secret key, from the encryption randomness or from a
+/// decryption phase must be wiped before they are dropped ([`RnsPoly`] implements
+/// [`Zeroize`]; hold them in [`zeroize::Zeroizing`]), so that only zeros of theirs ever
+/// reach the stock. Wiping clears the whole capacity, truncated limbs included.
 pub(crate) mod pool {
     use std::sync::Mutex;
 
@@ -300,6 +308,8 @@ pub(crate) mod pool {
 
     /// Returns a buffer to the stock (or frees it when the stock is full).
     pub(crate) fn give(mut v: Vec<u64>) {
+        #[cfg(test)]
+        record(&v);
         if v.capacity() < MIN_ELEMENTS {
             return;
         }
@@ -312,6 +322,58 @@ pub(crate) mod pool {
                 buffers.push(v);
             }
         }
+    }
+
+    /// While [`recording`] runs: the degree, and the fingerprints of the chunks seen.
+    #[cfg(test)]
+    static RECORD: Mutex<Option<(usize, std::collections::HashSet<u64>)>> = Mutex::new(None);
+
+    /// Whether [`RECORD`] is set (spares other tests the lock).
+    #[cfg(test)]
+    static RECORDING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+    /// Serialises the tests that record.
+    #[cfg(test)]
+    static RECORDER: Mutex<()> = Mutex::new(());
+
+    /// A fingerprint of one limb (multiply–xor hashing; not adversarial, so enough for tests).
+    #[cfg(test)]
+    pub(crate) fn fingerprint(limb: &[u64]) -> u64 {
+        limb.iter().fold(0xcbf2_9ce4_8422_2325, |h, &x| {
+            let h = (h ^ x).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            h ^ (h >> 29)
+        })
+    }
+
+    #[cfg(test)]
+    fn record(v: &[u64]) {
+        if !RECORDING.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
+        if let Ok(mut record) = RECORD.lock() {
+            if let Some((degree, seen)) = record.as_mut() {
+                seen.extend(v.chunks_exact(*degree).map(fingerprint));
+            }
+        }
+    }
+
+    /// Runs `f` and returns the [`fingerprint`] of every `degree`-element chunk of every buffer
+    /// given back meanwhile, by any thread and whether kept or freed: the contents that
+    /// dropped polynomials leave in memory.
+    #[cfg(test)]
+    pub(crate) fn recording<R>(
+        degree: usize,
+        f: impl FnOnce() -> R,
+    ) -> (R, std::collections::HashSet<u64>) {
+        let _one = RECORDER.lock().unwrap_or_else(|e| e.into_inner());
+        *RECORD.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((degree, std::collections::HashSet::new()));
+        RECORDING.store(true, std::sync::atomic::Ordering::Release);
+        let result = f();
+        RECORDING.store(false, std::sync::atomic::Ordering::Release);
+        let mut record = RECORD.lock().unwrap_or_else(|e| e.into_inner());
+        let seen = record.take().map(|(_, seen)| seen).unwrap_or_default();
+        (result, seen)
     }
 }
 
@@ -632,5 +694,44 @@ mod tests {
         let back = a.clone().into_ntt(&tables).into_coeff(&tables);
         assert_eq!(back, a);
         assert_eq!(format!("{a:?}"), "RnsPoly<coeff>(n=32, limbs=2)");
+    }
+
+    /// Residues stay below 2^62, so no other buffer holds these values.
+    const DIRTY: u64 = 0xd1e7_0000_0000_0000;
+    const WIPED: u64 = 0xd1ff_0000_0000_0000;
+
+    #[test]
+    fn pooled_buffers_are_handed_out_empty_or_zeroed() {
+        let n = 1 << 13;
+        let mut v = pool::take(n);
+        v.resize(n, DIRTY);
+        pool::give(v);
+        // Whatever buffer comes back (this one or another thread's), none shows old contents.
+        assert!(pool::take(n).is_empty());
+        let mut v = pool::take(n);
+        v.resize(n, DIRTY);
+        pool::give(v);
+        assert!(pool::take_zeroed(n).iter().all(|&x| x == 0));
+    }
+
+    #[test]
+    fn wiped_polynomials_leave_nothing_behind() {
+        let n = 1 << 12;
+        let mut kept = RnsPoly::<Coeff>::zero(1, n);
+        kept.data_mut().fill(DIRTY);
+        let ((), seen) = pool::recording(n, || {
+            let mut p = RnsPoly::<Ntt>::zero(3, n);
+            p.data_mut().fill(WIPED);
+            p.zeroize();
+            assert_eq!(p.limbs(), 0);
+            drop(p);
+            let mut q = zeroize::Zeroizing::new(RnsPoly::<Coeff>::zero(2, n));
+            q.data_mut().fill(WIPED);
+            drop(q);
+            // The recorder does see what is dropped unwiped.
+            drop(kept.clone());
+        });
+        assert!(seen.contains(&pool::fingerprint(kept.limb(0))));
+        assert!(!seen.contains(&pool::fingerprint(&vec![WIPED; n])));
     }
 }
