@@ -52,8 +52,9 @@ pub const ERROR_BOUND: f64 = 6.0 * ERROR_STD_DEV;
 pub const EXPANSION_FACTOR: f64 = 2.0;
 /// Default margin (bits) the predicted budget must keep at every output.
 pub const DEFAULT_MARGIN_BITS: f64 = 10.0;
-/// Largest q prime size (bits); the runtime's arithmetic works with primes below 2^61.
-pub const MAX_Q_PRIME_BITS: u32 = 60;
+/// Largest q prime size (bits): the runtime generates NTT primes of up to 61 bits (its lazy
+/// butterflies need 4q < 2^64).
+pub const MAX_Q_PRIME_BITS: u32 = 61;
 /// Smallest q prime size tried.
 pub const MIN_Q_PRIME_BITS: u32 = 30;
 /// Largest plaintext prime size (bits).
