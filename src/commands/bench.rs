@@ -1,6 +1,7 @@
 //! `veil bench MODEL_OR_PLAN [--batches K] [--json]`: a full-batch benchmark on random inputs
 //! in the model's declared range, with per-phase and per-step timings.
 
+use super::compile::print_out;
 use super::plan_source::{obtain_plan, PlanOptions};
 use crate::cli::CliError;
 use crate::data::Images;
@@ -11,6 +12,7 @@ use crate::progress::StepBar;
 use clap::Args;
 use rand::Rng;
 use serde::Serialize;
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -201,9 +203,9 @@ fn bench(args: &BenchArgs) -> Result<(), CliError> {
         peak_memory_bytes: peak_rss_bytes(),
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        print_out(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
     } else {
-        print_report(&report);
+        print_out(&format_report(&report))?;
     }
     if mismatches > 0 {
         return Err(format!("{mismatches} images differ from the plaintext reference").into());
@@ -211,29 +213,40 @@ fn bench(args: &BenchArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-fn print_report(r: &BenchReport) {
-    println!(
+/// The human-readable report (printed through `print_out`, which tolerates a closed pipe).
+fn format_report(r: &BenchReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
         "benchmark: {} images (n = {}), {} plaintext prime(s), {} threads",
         r.images, r.n, r.plain_primes, r.threads
     );
-    println!("  {:<40} {:>9}", "phase", "seconds");
-    println!("  {:<40} {:>9.3}", "keygen", r.keygen_seconds);
-    println!("  {:<40} {:>9.3}", "encrypt", r.encrypt_seconds);
-    println!("  {:<40} {:>9.3}", "eval", r.eval_seconds);
+    let _ = writeln!(out, "  {:<40} {:>9}", "phase", "seconds");
+    let _ = writeln!(out, "  {:<40} {:>9.3}", "keygen", r.keygen_seconds);
+    let _ = writeln!(out, "  {:<40} {:>9.3}", "encrypt", r.encrypt_seconds);
+    let _ = writeln!(out, "  {:<40} {:>9.3}", "eval", r.eval_seconds);
     for step in &r.eval_steps {
-        println!("  {:<40} {:>9.3}", format!("  {}", step.step), step.seconds);
+        let _ = writeln!(
+            out,
+            "  {:<40} {:>9.3}",
+            format!("  {}", step.step),
+            step.seconds
+        );
     }
-    println!("  {:<40} {:>9.3}", "decrypt", r.decrypt_seconds);
-    println!(
+    let _ = writeln!(out, "  {:<40} {:>9.3}", "decrypt", r.decrypt_seconds);
+    let _ = writeln!(
+        out,
         "  images/s: {:.1} eval, {:.1} end to end",
         r.eval_images_per_second, r.end_to_end_images_per_second
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  per image: {} up, {} down",
         human_bytes(r.upload_bytes_per_image),
         human_bytes(r.download_bytes_per_image)
     );
     if let Some(peak) = r.peak_memory_bytes {
-        println!("  peak memory: {}", human_bytes(peak as f64));
+        let _ = writeln!(out, "  peak memory: {}", human_bytes(peak as f64));
     }
+    out
 }

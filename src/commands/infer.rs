@@ -3,6 +3,7 @@
 //! reference, with accuracy, timings and sizes.
 
 use super::common::{accuracy, load_images, load_labels};
+use super::compile::print_out;
 use super::plan_source::{obtain_plan, PlanOptions};
 use crate::cli::CliError;
 use crate::encoding::argmax;
@@ -12,6 +13,7 @@ use crate::pipeline::{Context, EncryptionKey};
 use crate::progress::StepBar;
 use clap::Args;
 use serde::Serialize;
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -185,9 +187,9 @@ pub fn run(args: InferArgs) -> Result<(), CliError> {
         );
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        print_out(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
     } else {
-        print_report(&report);
+        print_out(&format_report(&report))?;
     }
     if mismatches > 0 {
         return Err(format!(
@@ -202,34 +204,45 @@ fn percent(value: Option<f64>) -> String {
     value.map_or_else(|| "n/a (no --labels)".to_string(), |v| format!("{v:.2}%"))
 }
 
-fn print_report(r: &InferReport) {
-    println!(
+/// The human-readable report (printed through `print_out`, which tolerates a closed pipe).
+fn format_report(r: &InferReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
         "encrypted inference on {} images (n = {}, {} plaintext prime(s), {} threads)",
         r.images,
         r.n,
         r.plain_primes.len(),
         r.threads
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  accuracy, encrypted        {}",
         percent(r.accuracy_encrypted)
     );
-    println!("  accuracy, plaintext plan   {}", percent(r.accuracy_plain));
-    println!("  mismatches vs reference    {}", r.mismatches);
-    println!(
+    let _ = writeln!(
+        out,
+        "  accuracy, plaintext plan   {}",
+        percent(r.accuracy_plain)
+    );
+    let _ = writeln!(out, "  mismatches vs reference    {}", r.mismatches);
+    let _ = writeln!(
+        out,
         "  noise budget left          {} bits measured, {:.1} bits predicted",
         r.noise_budget_measured_bits, r.noise_budget_predicted_bits
     );
     let s = &r.seconds;
-    println!(
+    let _ = writeln!(out,
         "  seconds                    compile {:.2}, keygen {:.2}, encrypt {:.2}, eval {:.2}, decrypt {:.2}",
         s.compile, s.keygen, s.encrypt, s.eval, s.decrypt
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  throughput                 {:.1} images/s end to end, {:.1} images/s eval",
         r.images_per_second, r.eval_images_per_second
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  per image                  {} up, {} down ({} up, {} down in full batches of {})",
         human_bytes(r.upload_bytes_per_image),
         human_bytes(r.download_bytes_per_image),
@@ -238,6 +251,11 @@ fn print_report(r: &InferReport) {
         r.n
     );
     if let Some(peak) = r.peak_memory_bytes {
-        println!("  peak memory                {}", human_bytes(peak as f64));
+        let _ = writeln!(
+            out,
+            "  peak memory                {}",
+            human_bytes(peak as f64)
+        );
     }
+    out
 }

@@ -343,8 +343,18 @@ impl Evaluator {
             .par_iter()
             .map(|p| {
                 let mut data = pool::take(p.data().len());
-                for ((limb, m), &(f, fs)) in p.data().chunks_exact(n).zip(moduli).zip(&factors) {
-                    data.extend(limb.iter().map(|&x| m.mul_shoup_lanes(x, f, fs)));
+                data.resize(p.data().len(), 0);
+                // Index-free loops over equal-length slices: these vectorise, where pushing
+                // through `extend` does not.
+                for (((dst, limb), m), &(f, fs)) in data
+                    .chunks_exact_mut(n)
+                    .zip(p.data().chunks_exact(n))
+                    .zip(moduli)
+                    .zip(&factors)
+                {
+                    for (d, &x) in dst.iter_mut().zip(limb) {
+                        *d = m.mul_shoup_lanes(x, f, fs);
+                    }
                 }
                 RnsPoly::from_raw(data, n).unwrap_or_else(|| RnsPoly::zero(moduli.len(), n))
             })
