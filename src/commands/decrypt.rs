@@ -35,18 +35,48 @@ pub fn run(args: DecryptArgs) -> Result<(), CliError> {
     let started = Instant::now();
     let decrypted = context.decrypt(&secret, &result)?;
     let seconds = started.elapsed().as_secs_f64();
-    // At 0 bits the noise has outgrown the message, so what decrypts is not the model's
-    // scores. The usual cause is a secret key of the same ring from another keygen.
-    if decrypted.min_noise_budget_bits == 0 {
+    // A result that decrypts under the wrong key (or after the noise outgrew the message)
+    // gives residues that look uniform, so their CRT values fall outside the output's
+    // guaranteed bound almost surely; correct scores never do. A budget of 0 bits alone is not
+    // proof: decryption is still exact anywhere below half the modulus.
+    let bound_bits = context
+        .plan
+        .registers
+        .get(context.plan.output.register)
+        .map_or(f64::INFINITY, |r| r.value_bits);
+    let bound = bound_bits.exp2() * (1.0 + 1e-12);
+    let total: usize = decrypted.scores.iter().map(Vec::len).sum();
+    let outside = decrypted
+        .scores
+        .iter()
+        .flatten()
+        .filter(|&&v| (v as f64).abs() > bound)
+        .count();
+    if outside > 0 {
+        let exhausted = if decrypted.min_noise_budget_bits == 0 {
+            "noise budget exhausted, "
+        } else {
+            ""
+        };
         return Err(format!(
-            "{}: noise budget exhausted (0 bits left, {:.1} bits predicted): wrong key or a \
+            "{}: {exhausted}{outside} of {total} decrypted scores lie outside the plan's bound of \
+             2^{bound_bits:.1} ({} bits of noise budget left, {:.1} predicted): wrong key or a \
              plan/parameters mismatch; the result decrypts to noise under {} (use the \
              secret.key of the keygen whose keys encrypted and evaluated this batch)",
             args.result.display(),
+            decrypted.min_noise_budget_bits,
             context.plan.predicted_noise_budget_bits,
             args.key.display()
         )
         .into());
+    }
+    if decrypted.min_noise_budget_bits == 0 {
+        eprintln!(
+            "warning: {}: 0 bits of noise budget left ({:.1} predicted); the scores are within \
+             the plan's bounds, but the result was at the edge of decryptability",
+            args.result.display(),
+            context.plan.predicted_noise_budget_bits
+        );
     }
     let names = &context.plan.output.class_names;
     let mut csv = String::from("image,class");

@@ -96,19 +96,21 @@ pub(crate) fn add_scaled_plain(
     let n = params.degree();
     let moduli = &params.ring().q()[..level];
     let m = pt.coeffs();
-    // round(r·m/t) < m < t < every q_i, so it needs no reduction.
+    // round(r·m/t) ≤ m ≤ t − 1 < every q_i, so it needs no reduction. It is derived from the
+    // message (on the client, the user's data), so it is wiped after use.
     let frac = lc.delta_frac;
-    let rounding: Vec<u64> = m
-        .iter()
-        .map(|&v| ((u128::from(v) * u128::from(frac) + (1u128 << 63)) >> 64) as u64)
-        .collect();
+    let rounding: zeroize::Zeroizing<Vec<u64>> = zeroize::Zeroizing::new(
+        m.iter()
+            .map(|&v| ((u128::from(v) * u128::from(frac) + (1u128 << 63)) >> 64) as u64)
+            .collect(),
+    );
     c0.data_mut()
         .par_chunks_mut(n)
         .zip(moduli.par_iter())
         .zip(lc.delta.par_iter())
         .for_each(|((limb, q), &d)| {
             let ds = q.shoup(d);
-            for ((x, &v), &r) in limb.iter_mut().zip(m).zip(&rounding) {
+            for ((x, &v), &r) in limb.iter_mut().zip(m).zip(rounding.iter()) {
                 let dm = q.add(q.mul_shoup(v, d, ds), r);
                 *x = if subtract {
                     q.sub(*x, dm)
@@ -480,7 +482,7 @@ impl Evaluator {
         x.into_ntt(tables)
     }
 
-    /// round(t/Q·x) mod Q_ℓ for x given over Q_ℓ ∪ P (coefficient form, |x| < Q·P/2^9).
+    /// round(t/Q·x) mod Q_ℓ for x given over Q_ℓ ∪ P (coefficient form, |x| < Q·P/2^5).
     ///
     /// With M = Q·P and y_r = [x_r·(M/r)^{-1}]_r for every prime r, the centred x equals
     /// Σ_r y_r·M/r − K·M where K = round(Σ_r y_r/r) (exact in floating point because |x|/M is
