@@ -19,6 +19,7 @@
 
 use std::io::{self, Read, Write};
 use thiserror::Error;
+use veil_runtime::plan::PLAN_MAGIC;
 
 const VERSION: u32 = 1;
 /// Bytes of the fixed-size header.
@@ -53,24 +54,20 @@ impl ContainerKind {
 
 /// What a file that is not the expected container holds, told from its first bytes.
 fn identify(bytes: &[u8]) -> String {
-    use veil_runtime::bfv::serial::{MAGIC_PUBLIC_KEY, MAGIC_RELIN_KEY, MAGIC_SECRET_KEY};
+    use crate::keyio::{key_kind, KeyKind};
     let head = &bytes[..bytes.len().min(8)];
-    let known: [(&[u8], &str); 6] = [
-        (
-            ContainerKind::Batch.magic(),
-            ContainerKind::Batch.describe(),
-        ),
-        (
-            ContainerKind::Result.magic(),
-            ContainerKind::Result.describe(),
-        ),
-        (MAGIC_SECRET_KEY, "a secret key (secret.key)"),
-        (MAGIC_PUBLIC_KEY, "a public key (public.key)"),
-        (MAGIC_RELIN_KEY, "an evaluation key (eval.key)"),
-        (b"VEILPLAN", "a compiled plan"),
-    ];
-    match known.iter().find(|(magic, _)| head.starts_with(magic)) {
-        Some((_, what)) => format!("it is {what}"),
+    let what = match key_kind(bytes) {
+        Some(KeyKind::Secret) => Some("a secret key (secret.key)"),
+        Some(KeyKind::Public) => Some("a public key (public.key)"),
+        Some(KeyKind::Eval) => Some("an evaluation key (eval.key)"),
+        None => [ContainerKind::Batch, ContainerKind::Result]
+            .into_iter()
+            .find(|kind| head.starts_with(kind.magic()))
+            .map(ContainerKind::describe)
+            .or_else(|| head.starts_with(PLAN_MAGIC).then_some("a compiled plan")),
+    };
+    match what {
+        Some(what) => format!("it is {what}"),
         None if head.is_empty() => "the file is empty".to_owned(),
         None => format!(
             "the file starts with {:?}",

@@ -50,6 +50,18 @@ fn fails(args: &[&str], dir: &Path) -> String {
     stderr
 }
 
+/// `veil encrypt net.plan --key KEY --images IMAGES -o OUT`.
+fn encrypt_args<'a>(key: &'a str, images: &'a str, out: &'a str) -> [&'a str; 8] {
+    [
+        "encrypt", "net.plan", "--key", key, "--images", images, "-o", out,
+    ]
+}
+
+/// `veil eval net.plan --key KEY BATCH -o OUT`.
+fn eval_args<'a>(key: &'a str, batch: &'a str, out: &'a str) -> [&'a str; 7] {
+    ["eval", "net.plan", "--key", key, batch, "-o", out]
+}
+
 fn assert_mentions(stderr: &str, parts: &[&str]) {
     for part in parts {
         assert!(
@@ -104,16 +116,7 @@ fn client_server_split_through_files_matches_infer_and_the_reference() {
         assert_eq!(mode & 0o777, 0o600, "secret.key is owner-only");
     }
     succeeds(
-        &[
-            "encrypt",
-            "net.plan",
-            "--key",
-            "keys/secret.key",
-            "--images",
-            "images.csv",
-            "-o",
-            "batch.veil",
-        ],
+        &encrypt_args("keys/secret.key", "images.csv", "batch.veil"),
         d,
     );
     // The server's directory holds the plan, the batch and eval.key only.
@@ -126,18 +129,7 @@ fn client_server_split_through_files_matches_infer_and_the_reference() {
     ] {
         std::fs::copy(d.join(from), server.join(to)).unwrap();
     }
-    succeeds(
-        &[
-            "eval",
-            "net.plan",
-            "--key",
-            "eval.key",
-            "batch.veil",
-            "-o",
-            "result.veil",
-        ],
-        &server,
-    );
+    succeeds(&eval_args("eval.key", "batch.veil", "result.veil"), &server);
     std::fs::copy(server.join("result.veil"), d.join("result.veil")).unwrap();
     succeeds(
         &[
@@ -214,50 +206,19 @@ fn bad_inputs_are_clear_errors() {
     let d = s.dir.path();
     succeeds(&["keygen", "net.plan", "-o", "keys"], d);
     succeeds(
-        &[
-            "encrypt",
-            "net.plan",
-            "--key",
-            "keys/public.key",
-            "--images",
-            "images.csv",
-            "-o",
-            "batch.veil",
-        ],
+        &encrypt_args("keys/public.key", "images.csv", "batch.veil"),
         d,
     );
 
     // The server refuses a secret key.
-    let err = fails(
-        &[
-            "eval",
-            "net.plan",
-            "--key",
-            "keys/secret.key",
-            "batch.veil",
-            "-o",
-            "r.veil",
-        ],
-        d,
-    );
+    let err = fails(&eval_args("keys/secret.key", "batch.veil", "r.veil"), d);
     assert_mentions(&err, &["keys/secret.key", "secret key"]);
     assert!(!d.join("r.veil").exists(), "nothing written on failure");
 
     // A truncated batch.
     let bytes = std::fs::read(d.join("batch.veil")).unwrap();
     std::fs::write(d.join("cut.veil"), &bytes[..bytes.len() / 2]).unwrap();
-    let err = fails(
-        &[
-            "eval",
-            "net.plan",
-            "--key",
-            "keys/eval.key",
-            "cut.veil",
-            "-o",
-            "r.veil",
-        ],
-        d,
-    );
+    let err = fails(&eval_args("keys/eval.key", "cut.veil", "r.veil"), d);
     assert_mentions(&err, &["cut.veil", "truncated"]);
     assert!(!d.join("r.veil").exists());
 
@@ -270,18 +231,7 @@ fn bad_inputs_are_clear_errors() {
     write_model(d, "other", &other);
     succeeds(&["compile", "other.ron", "-o", "other.plan"], d);
     succeeds(&["keygen", "other.plan", "-o", "other-keys"], d);
-    let err = fails(
-        &[
-            "eval",
-            "net.plan",
-            "--key",
-            "other-keys/eval.key",
-            "batch.veil",
-            "-o",
-            "r.veil",
-        ],
-        d,
-    );
+    let err = fails(&eval_args("other-keys/eval.key", "batch.veil", "r.veil"), d);
     assert_mentions(&err, &["other-keys/eval.key", "parameters"]);
     let err = fails(
         &[
@@ -299,19 +249,7 @@ fn bad_inputs_are_clear_errors() {
 
     // Wrong image size: 8×8 images expected, rows of 10 values given.
     std::fs::write(d.join("wide.csv"), "1,2,3,4,5,6,7,8,9,10\n").unwrap();
-    let err = fails(
-        &[
-            "encrypt",
-            "net.plan",
-            "--key",
-            "keys/public.key",
-            "--images",
-            "wide.csv",
-            "-o",
-            "w.veil",
-        ],
-        d,
-    );
+    let err = fails(&encrypt_args("keys/public.key", "wide.csv", "w.veil"), d);
     assert_mentions(&err, &["wide.csv", "10", "64"]);
 
     // Label count mismatch.
@@ -374,18 +312,7 @@ fn damaged_and_misplaced_key_and_result_files_are_clear_errors() {
         ],
         d,
     );
-    succeeds(
-        &[
-            "eval",
-            "net.plan",
-            "--key",
-            "keys/eval.key",
-            "batch.veil",
-            "-o",
-            "result.veil",
-        ],
-        d,
-    );
+    succeeds(&eval_args("keys/eval.key", "batch.veil", "result.veil"), d);
     let decrypt = |key: &str, result: &str| {
         let err = fails(
             &[
@@ -410,34 +337,11 @@ fn damaged_and_misplaced_key_and_result_files_are_clear_errors() {
     let err = decrypt("cut-secret.key", "result.veil");
     assert_mentions(&err, &["cut-secret.key", "secret key", "truncated"]);
     for key in ["cut-secret.key", "cut-public.key"] {
-        let err = fails(
-            &[
-                "encrypt",
-                "net.plan",
-                "--key",
-                key,
-                "--images",
-                "images.csv",
-                "-o",
-                "b.veil",
-            ],
-            d,
-        );
+        let err = fails(&encrypt_args(key, "images.csv", "b.veil"), d);
         assert_mentions(&err, &[key, "truncated"]);
         assert!(!d.join("b.veil").exists());
     }
-    let err = fails(
-        &[
-            "eval",
-            "net.plan",
-            "--key",
-            "cut-eval.key",
-            "batch.veil",
-            "-o",
-            "r.veil",
-        ],
-        d,
-    );
+    let err = fails(&eval_args("cut-eval.key", "batch.veil", "r.veil"), d);
     assert_mentions(&err, &["cut-eval.key", "relinearisation key", "truncated"]);
     assert!(!d.join("r.veil").exists());
 
@@ -456,18 +360,7 @@ fn damaged_and_misplaced_key_and_result_files_are_clear_errors() {
             "it is an encrypted batch",
         ],
     );
-    let err = fails(
-        &[
-            "eval",
-            "net.plan",
-            "--key",
-            "keys/eval.key",
-            "result.veil",
-            "-o",
-            "r.veil",
-        ],
-        d,
-    );
+    let err = fails(&eval_args("keys/eval.key", "result.veil", "r.veil"), d);
     assert_mentions(
         &err,
         &[

@@ -4,7 +4,7 @@ use super::common::{in_file, warn_if_insecure};
 use crate::cli::CliError;
 use clap::Args;
 use std::path::{Path, PathBuf};
-use veil_runtime::plan::Plan;
+use veil_runtime::plan::{Plan, PLAN_MAGIC};
 
 /// Compilation options for commands that may be given a model file.
 #[derive(Debug, Args, Clone)]
@@ -45,7 +45,7 @@ pub fn is_plan_file(path: &Path) -> bool {
     let Ok(bytes) = std::fs::read(path) else {
         return false;
     };
-    bytes.starts_with(b"VEILPLAN")
+    bytes.starts_with(PLAN_MAGIC)
         || (bytes.trim_ascii_start().starts_with(b"{")
             && String::from_utf8_lossy(&bytes[..bytes.len().min(4096)])
                 .contains("\"format_version\""))

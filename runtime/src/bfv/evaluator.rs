@@ -96,14 +96,9 @@ pub(crate) fn add_scaled_plain(
     let n = params.degree();
     let moduli = &params.ring().q()[..level];
     let m = pt.coeffs();
-    // round(r·m/t) ≤ m ≤ t − 1 < every q_i, so it needs no reduction. It is derived from the
-    // message (on the client, the user's data), so it is wiped after use.
-    let frac = lc.delta_frac;
-    let rounding: zeroize::Zeroizing<Vec<u64>> = zeroize::Zeroizing::new(
-        m.iter()
-            .map(|&v| ((u128::from(v) * u128::from(frac) + (1u128 << 63)) >> 64) as u64)
-            .collect(),
-    );
+    // Derived from the message (on the client, the user's data), so wiped after use.
+    let rounding: zeroize::Zeroizing<Vec<u64>> =
+        zeroize::Zeroizing::new(m.iter().map(|&v| lc.delta_rounding(v)).collect());
     c0.data_mut()
         .par_chunks_mut(n)
         .zip(moduli.par_iter())
@@ -314,7 +309,7 @@ impl Evaluator {
         self.check(ct)?;
         let lc = self.level_ctx(ct.level)?;
         let m = self.params.plain().reduce_i128(c);
-        let rounding = ((u128::from(m) * u128::from(lc.delta_frac) + (1u128 << 63)) >> 64) as u64;
+        let rounding = lc.delta_rounding(m);
         let mut r = ct.clone();
         let moduli = self.moduli(ct.level);
         for (i, q) in moduli.iter().enumerate() {

@@ -328,6 +328,16 @@ pub(crate) struct LevelContext {
     pub hps_ktp: Vec<u64>,
 }
 
+impl LevelContext {
+    /// round(r·m/t) for a plaintext coefficient m < t, with r = Q_ℓ mod t: what scaling by
+    /// round(Q_ℓ·m/t) adds to floor(Q_ℓ/t)·m (exact to within one; at most m, so below every
+    /// q_i and in need of no reduction).
+    #[inline]
+    pub fn delta_rounding(&self, m: u64) -> u64 {
+        ((u128::from(m) * u128::from(self.delta_frac) + (1u128 << 63)) >> 64) as u64
+    }
+}
+
 /// A complete BFV parameter set: a [`RingContext`] plus a plaintext modulus t.
 pub struct BfvParameters {
     ring: Arc<RingContext>,

@@ -14,7 +14,7 @@
 //! modulus.
 
 use crate::bfv::Ciphertext;
-use crate::math::{Coeff, RnsPoly};
+use crate::math::{Coeff, Modulus, RnsPoly};
 use crate::plan::IntMatrix;
 use rayon::prelude::*;
 
@@ -148,42 +148,39 @@ fn sum_lanes(entries: &[(u32, i32)], block: &[u64]) -> ([i64; LANES], [i64; LANE
 /// multiplied by 2^31 and by 1 modulo p with Shoup's method, which accepts any 64-bit input.
 #[derive(Clone, Copy)]
 struct LaneReducer {
-    p: u64,
+    m: Modulus,
     /// A multiple of p in [2^62, 2^62 + p).
     offset: u64,
     two31: u64,
     two31_shoup: u64,
+    one: u64,
     one_shoup: u64,
 }
 
 impl LaneReducer {
-    fn new(m: &crate::math::Modulus) -> Self {
+    fn new(m: &Modulus) -> Self {
         let p = m.value();
         let two31 = (1u64 << 31) % p;
+        let one = 1 % p;
         LaneReducer {
-            p,
+            m: *m,
             offset: (1u64 << 62).div_ceil(p) * p,
             two31,
             two31_shoup: m.shoup(two31),
-            one_shoup: m.shoup(1 % p),
+            one,
+            one_shoup: m.shoup(one),
         }
     }
 
     #[inline]
     fn combine(&self, lo: &[i64; LANES], hi: &[i64; LANES], out: &mut [u64]) {
-        use crate::math::modulus::{mulhi_lanes, select_below};
-        let p = self.p;
+        let m = &self.m;
         for k in 0..LANES {
             let h = (hi[k] as u64).wrapping_add(self.offset);
             let l = (lo[k] as u64).wrapping_add(self.offset);
-            let hq = mulhi_lanes(h, self.two31_shoup);
-            let hr = select_below(
-                h.wrapping_mul(self.two31).wrapping_sub(hq.wrapping_mul(p)),
-                p,
-            );
-            let lq = mulhi_lanes(l, self.one_shoup);
-            let lr = select_below(l.wrapping_sub(lq.wrapping_mul(p)), p);
-            out[k] = select_below(hr + lr, p);
+            let hr = m.mul_shoup_lanes(h, self.two31, self.two31_shoup);
+            let lr = m.mul_shoup_lanes(l, self.one, self.one_shoup);
+            out[k] = m.add(hr, lr);
         }
     }
 }
@@ -191,7 +188,6 @@ impl LaneReducer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::math::Modulus;
     use proptest::prelude::*;
 
     proptest! {

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 mod codec;
 mod validate;
 
-pub use codec::PlanError;
+pub use codec::{PlanError, PLAN_MAGIC};
 pub use validate::ValidationError;
 
 /// The version of the plan format this crate reads and writes.
