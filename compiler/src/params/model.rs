@@ -135,8 +135,6 @@ pub mod cost {
     pub const SQUARE_PER_PRIME: f64 = 80.0;
     /// Work of dropping one q prime, per coefficient, prime and component.
     pub const SWITCH_PER_PRIME: f64 = 4.5;
-    /// Bits of the runtime's auxiliary multiplication primes.
-    pub const AUX_PRIME_BITS: f64 = 61.0;
 }
 
 /// Cost of one ciphertext-by-integer multiply-accumulate (per coefficient index of a batch).
@@ -150,11 +148,9 @@ pub fn cost_bias(level: usize) -> f64 {
 }
 
 /// Number of auxiliary primes the runtime's multiplication uses at a level with modulus
-/// `2^log2_q`: enough for the tensor product (below `n·Q²/2`) with 4 bits to spare, the same
-/// rule as the runtime's (a square at a lower level extends to fewer primes).
-pub fn aux_primes(log2_q: f64, n: usize) -> usize {
-    ((log2_q + (n as f64).log2() + 4.0) / (cost::AUX_PRIME_BITS - 1.0)).ceil() as usize
-}
+/// `2^log2_q` (the runtime's rule, imported; a square at a lower level extends to fewer
+/// primes).
+pub use veil_runtime::bfv::params::aux_prime_count as aux_primes;
 
 /// Cost of squaring one ciphertext at `level` with `aux` auxiliary primes.
 pub fn cost_square(level: usize, aux: usize) -> f64 {
@@ -189,6 +185,7 @@ mod tests {
     )]
 
     use super::*;
+    use veil_runtime::bfv::params::AUX_PRIME_BITS;
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
@@ -302,7 +299,7 @@ mod tests {
             let k = aux_primes(f64::from(bits), 16384);
             assert!(k >= last);
             // Enough room: k·60 bits hold Q·n·2^4.
-            assert!(k as f64 * (cost::AUX_PRIME_BITS - 1.0) >= f64::from(bits) + 18.0);
+            assert!(k as f64 * f64::from(AUX_PRIME_BITS - 1) >= f64::from(bits) + 18.0);
             last = k;
         }
     }

@@ -4,7 +4,7 @@
 
 use crate::math::bigint::BigUint;
 use crate::math::primes::{is_prime, ntt_primes, PrimeError, MAX_PRIME_BITS};
-use crate::math::{BaseConverter, Modulus, NttTable};
+use crate::math::{fnv1a, BaseConverter, Modulus, NttTable};
 use crate::security::SecurityLevel;
 use std::fmt;
 use std::sync::Arc;
@@ -22,6 +22,15 @@ pub const MAX_LOG2_MODULUS: f64 = 1000.0;
 pub const MAX_HPS_WIDTH: usize = 64;
 /// Bit size of the auxiliary primes used by HPS multiplication.
 pub const AUX_PRIME_BITS: u32 = 61;
+
+/// Number of auxiliary primes a multiplication at a level with ciphertext modulus
+/// `Q = 2^log2_q` extends to, in ring degree `n`: enough for the tensor product of centred
+/// ciphertexts (below n·Q²/2) with 4 bits to spare, counting `AUX_PRIME_BITS − 1` bits per
+/// prime. The compiler's cost model calls this too, so both sides count the same primes.
+pub fn aux_prime_count(log2_q: f64, n: usize) -> usize {
+    let need = log2_q + (n as f64).log2() + 4.0;
+    (need / f64::from(AUX_PRIME_BITS - 1)).ceil() as usize
+}
 
 /// Why a parameter set was rejected.
 #[derive(Debug, Error, Clone, PartialEq)]
@@ -133,16 +142,6 @@ pub enum ParamError {
     /// An internal precomputation failed (should not happen for validated primes).
     #[error("internal precomputation failed: {0}")]
     Internal(&'static str),
-}
-
-/// 64-bit FNV-1a, used for stable parameter fingerprints.
-pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
 }
 
 /// The polynomial ring and modulus chain shared by every key: degree n, ciphertext primes
@@ -425,10 +424,7 @@ impl BfvParameters {
         // in absolute value, so P ≥ 2^4·n·Q keeps it below Q·P/2^5, far enough from Q·P/2 for
         // the floating-point overflow count of the CRT reconstruction to be exact. Level ℓ
         // uses the shortest prefix P_ℓ of the list that satisfies this for Q_ℓ.
-        let aux_needed = |log2_q: f64| {
-            let need = log2_q + (n as f64).log2() + 4.0;
-            (need / f64::from(AUX_PRIME_BITS - 1)).ceil() as usize
-        };
+        let aux_needed = |log2_q: f64| aux_prime_count(log2_q, n);
         let count = aux_needed(ring.log2_q(ring.max_level()));
         let mut avoid = ring.q_values();
         avoid.push(ring.special.value());

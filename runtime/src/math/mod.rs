@@ -6,14 +6,17 @@
 //!   centred base conversion.
 //! - [`bigint`]: a fixed-width big integer for precomputation and noise measurement.
 //! - [`primes`]: NTT-friendly prime generation.
+//! - [`fnv1a`]: the fingerprint hash of parameters and plans.
 
 pub mod bigint;
+mod fnv;
 pub mod modulus;
 pub mod ntt;
 pub mod primes;
 pub mod rns;
 
 pub use bigint::BigUint;
+pub use fnv::fnv1a;
 pub use modulus::Modulus;
 pub use ntt::NttTable;
 pub use primes::{is_prime, ntt_primes, PrimeError};

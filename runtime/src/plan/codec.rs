@@ -18,6 +18,7 @@
 //! every plan read is validated with [`Plan::validate`] before it is returned.
 
 use super::{Plan, Step, ValidationError, PLAN_FORMAT_VERSION};
+use crate::math::fnv1a;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -94,15 +95,6 @@ impl From<serde_json::Error> for PlanError {
             message: err.to_string(),
         }
     }
-}
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
 }
 
 fn is_json_path(path: &Path) -> bool {

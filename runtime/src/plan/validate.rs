@@ -1,11 +1,10 @@
 //! [`Plan::validate`]: everything the executor relies on, checked once when a plan is loaded.
 
 use super::{IntMatrix, Plan, Step, PLAN_FORMAT_VERSION};
+use crate::bfv::params::{MAX_DEGREE, MIN_DEGREE};
 use crate::math::primes::is_prime;
 use thiserror::Error;
 
-/// Largest ring degree a plan may use.
-pub const MAX_DEGREE: usize = 1 << 17;
 /// Largest number of values in one register.
 pub const MAX_REGISTER_LEN: usize = 1 << 24;
 
@@ -382,9 +381,9 @@ impl Plan {
     fn validate_params(&self) -> Result<(), ValidationError> {
         let p = &self.params;
         let bad = |m: String| Err(ValidationError::Params(m));
-        if !p.degree.is_power_of_two() || p.degree < 2 || p.degree > MAX_DEGREE {
+        if !p.degree.is_power_of_two() || !(MIN_DEGREE..=MAX_DEGREE).contains(&p.degree) {
             return bad(format!(
-                "degree {} is not a power of two in 2..={MAX_DEGREE}",
+                "degree {} is not a power of two in {MIN_DEGREE}..={MAX_DEGREE}",
                 p.degree
             ));
         }
