@@ -1,10 +1,8 @@
 //! Command-line interface: one subcommand per step of the private-inference pipeline.
 
 use crate::commands;
+use crate::error::CliError;
 use clap::{Parser, Subcommand};
-
-/// The error every command returns; `main` prints its whole `source()` chain.
-pub type CliError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Compile neural networks into BFV circuits and run them on encrypted data.
 #[derive(Debug, Parser)]

@@ -2,11 +2,9 @@
 
 pub mod cli;
 pub mod commands;
-pub mod container;
 pub mod data;
-pub mod encoding;
+pub mod error;
 pub mod files;
 pub mod keyio;
 pub mod memory;
-pub mod pipeline;
 pub mod progress;

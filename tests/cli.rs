@@ -12,10 +12,9 @@ mod common;
 use common::{models, random_images, write_csv, write_model, BUDGET_TOLERANCE_BITS};
 use std::path::Path;
 use std::process::{Command, Output};
-use veil::data::Images;
-use veil::encoding::{argmax, decode_scores};
-use veil::pipeline::Context;
+use veil_runtime::plan::argmax;
 use veil_runtime::plan::Plan;
+use veil_runtime::session::Context;
 
 fn veil(args: &[&str], dir: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_veil"))
@@ -81,7 +80,7 @@ fn idx_labels(labels: &[u8]) -> Vec<u8> {
 
 struct Setup {
     dir: tempfile::TempDir,
-    images: Images,
+    images: Vec<f32>,
 }
 
 /// A compiled conv + square + dense model, 40 CSV images and their labels in a temp dir.
@@ -94,7 +93,7 @@ fn setup() -> Setup {
         .1;
     write_model(dir.path(), "net", &model);
     let images = random_images(&[1, 8, 8], 40, -1.0, 1.0, 3);
-    write_csv(&dir.path().join("images.csv"), &images);
+    write_csv(&dir.path().join("images.csv"), &images, 64);
     let labels: Vec<u8> = (0..40u8).map(|i| i % 4).collect();
     std::fs::write(dir.path().join("labels.idx"), idx_labels(&labels)).unwrap();
     succeeds(&["compile", "net.ron", "-o", "net.plan"], dir.path());
@@ -156,7 +155,7 @@ fn client_server_split_through_files_matches_infer_and_the_reference() {
         let class = argmax(scores);
         predicted.push(class);
         let mut want = format!("{i},{class}");
-        for v in decode_scores(&context.plan.output, scores) {
+        for v in context.plan().output.decode(scores) {
             want.push_str(&format!(",{v:.6e}"));
         }
         assert_eq!(line, want, "image {i}");
@@ -449,7 +448,8 @@ fn write_inputs(dir: &Path, name: &str, model: &veil_compiler::model::Model, cou
         model.input.max as f32,
         11,
     );
-    write_csv(&dir.join(format!("{name}.csv")), &images);
+    let per_image = model.input.shape.iter().product();
+    write_csv(&dir.join(format!("{name}.csv")), &images, per_image);
     let labels: Vec<u8> = (0..count).map(|i| (i % 2) as u8).collect();
     std::fs::write(dir.join(format!("{name}.idx")), idx_labels(&labels)).unwrap();
 }

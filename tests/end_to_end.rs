@@ -11,11 +11,10 @@ mod common;
 use common::{models, random_images, write_model, BUDGET_TOLERANCE_BITS};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
-use veil::container::ContainerKind;
-use veil::keyio::{batch_bytes, batch_len, parse_batch};
-use veil::pipeline::{Context, EncryptionKey};
 use veil_compiler::CompileOptions;
 use veil_runtime::exec::NoProgress;
+use veil_runtime::session::wire::{encoded_len, ContainerKind};
+use veil_runtime::session::{Context, EncryptionKey};
 
 /// Compiles `model`, runs a full batch (plus `extra` images in a second batch) encrypted with
 /// `key`, and checks the decrypted integers against the reference in every slot.
@@ -28,11 +27,9 @@ fn check_model(name: &str, model: &veil_compiler::model::Model, extra: usize, pu
     let predicted = plan.predicted_noise_budget_bits;
     let context = Context::new(plan).unwrap();
 
-    let shape = context.plan.input.shape.clone();
-    let (min, max) = (
-        context.plan.input.raw_min as f32,
-        context.plan.input.raw_max as f32,
-    );
+    let input = &context.plan().input;
+    let shape = input.shape.clone();
+    let (min, max) = (input.raw_min as f32, input.raw_max as f32);
     let count = context.slots() + extra;
     let images = random_images(&shape, count, min, max, 5);
 
@@ -41,23 +38,31 @@ fn check_model(name: &str, model: &veil_compiler::model::Model, extra: usize, pu
     let key = if public {
         EncryptionKey::Public(&keys.public)
     } else {
-        EncryptionKey::Secret(&keys.secret)
+        EncryptionKey::Client(&keys.client)
     };
     let (batch, clamped) = context.encrypt(key, &images, &mut rng, &|_| {}).unwrap();
     assert_eq!(clamped, 0);
     assert_eq!(batch.chunks.len(), if extra > 0 { 2 } else { 1 });
 
     // Through the upload format and back, as a server would receive it.
-    // `infer` and `bench` report sizes from `batch_len`, without serialising.
-    let upload = batch_bytes(&context, ContainerKind::Batch, &batch).unwrap();
-    assert_eq!(batch_len(&batch), upload.len(), "{name}: batch size");
-    let batch = parse_batch(&context, ContainerKind::Batch, &upload).unwrap();
+    // `infer` and `bench` report sizes from `encoded_len`, without serialising.
+    let upload = context
+        .batch_to_bytes(ContainerKind::Batch, &batch)
+        .unwrap();
+    assert_eq!(encoded_len(&batch), upload.len(), "{name}: batch size");
+    let batch = context
+        .batch_from_bytes(ContainerKind::Batch, &upload)
+        .unwrap();
 
-    let result = context.eval(&keys.relin, batch, &NoProgress).unwrap();
-    let download = batch_bytes(&context, ContainerKind::Result, &result).unwrap();
-    assert_eq!(batch_len(&result), download.len(), "{name}: result size");
-    let result = parse_batch(&context, ContainerKind::Result, &download).unwrap();
-    let decrypted = context.decrypt(&keys.secret, &result).unwrap();
+    let result = context.eval(&keys.server, batch, &NoProgress).unwrap();
+    let download = context
+        .batch_to_bytes(ContainerKind::Result, &result)
+        .unwrap();
+    assert_eq!(encoded_len(&result), download.len(), "{name}: result size");
+    let result = context
+        .batch_from_bytes(ContainerKind::Result, &download)
+        .unwrap();
+    let decrypted = context.decrypt(&keys.client, &result).unwrap();
     let reference = context.reference(&images).unwrap();
 
     assert_eq!(decrypted.scores.len(), count);

@@ -6,11 +6,10 @@
 //!
 //! The entry points are [`compile_path`] (a model file) and [`compile_graph`]; [`float_eval`]
 //! and [`Compiled::quantized_scores`] evaluate the float model and its integer circuit for
-//! accuracy checks, and [`eval::eval_plan`] runs a plan on integers exactly.
+//! accuracy checks; the runtime's `exec::exact_scores` runs a plan on integers exactly.
 
 pub mod analysis;
 pub mod emit;
-pub mod eval;
 pub mod ir;
 pub mod model;
 pub mod params;
@@ -26,7 +25,7 @@ use params::{ParamError, ParamOptions};
 use passes::{PassError, PassManager};
 pub use report::Report;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use thiserror::Error;
 use veil_runtime::plan::{Calibration, Plan, ValidationError};
 use veil_runtime::security::SecurityLevel;
@@ -49,8 +48,11 @@ pub struct CompileOptions {
     pub input_bits: u32,
     /// Noise budget every output must keep (bits).
     pub margin_bits: f64,
-    /// IDX file of calibration images (raw byte b maps to min + b/255·(max − min)).
-    pub calibrate: Option<PathBuf>,
+    /// Calibration inputs for data-driven value bounds: each one raw input (C, H, W order) in
+    /// the units of the model's declared input range, the same values `veil infer --images`
+    /// encrypts; at most [`MAX_CALIBRATION_SAMPLES`] are evaluated. Reading them from files is
+    /// the caller's job.
+    pub calibration_samples: Option<Vec<Vec<f64>>>,
     /// Safety margin of calibrated bounds (bits).
     pub calibration_margin_bits: f64,
     /// Keep the IR text before and after every pass.
@@ -64,7 +66,7 @@ impl Default for CompileOptions {
             weight_bits: DEFAULT_WEIGHT_BITS,
             input_bits: 8,
             margin_bits: params::model::DEFAULT_MARGIN_BITS,
-            calibrate: None,
+            calibration_samples: None,
             calibration_margin_bits: DEFAULT_CALIBRATION_MARGIN_BITS,
             dump_ir: false,
         }
@@ -151,34 +153,23 @@ pub fn compile_path(path: &Path, opts: &CompileOptions) -> Result<Compiled, Comp
     compile_graph(load_model(path)?, opts)
 }
 
-fn calibration_samples(path: &Path, g: &Graph) -> Result<Vec<Vec<f64>>, CompileError> {
-    let (images, dims) = analysis::idx::read_images(path, MAX_CALIBRATION_SAMPLES)
-        .map_err(|e| CompileError::Calibration(e.to_string()))?;
+/// Checks calibration inputs against the model's input and keeps at most
+/// [`MAX_CALIBRATION_SAMPLES`] of them.
+fn calibration_samples<'a>(
+    samples: &'a [Vec<f64>],
+    g: &Graph,
+) -> Result<&'a [Vec<f64>], CompileError> {
     let len = g.node(g.input).len();
-    if dims[0] * dims[1] != len {
+    if samples.is_empty() {
+        return Err(CompileError::Calibration("no calibration inputs".into()));
+    }
+    if let Some((index, sample)) = samples.iter().enumerate().find(|(_, s)| s.len() != len) {
         return Err(CompileError::Calibration(format!(
-            "{}: images are {}x{} = {} values but the model input has {len}",
-            path.display(),
-            dims[0],
-            dims[1],
-            dims[0] * dims[1]
+            "input {index} has {} values but the model input has {len}",
+            sample.len()
         )));
     }
-    if images.is_empty() {
-        return Err(CompileError::Calibration(format!(
-            "{}: no images",
-            path.display()
-        )));
-    }
-    let (lo, hi) = g.input_range;
-    Ok(images
-        .iter()
-        .map(|img| {
-            img.iter()
-                .map(|&b| lo + f64::from(b) / 255.0 * (hi - lo))
-                .collect()
-        })
-        .collect())
+    Ok(&samples[..samples.len().min(MAX_CALIBRATION_SAMPLES)])
 }
 
 /// Compiles a model graph.
@@ -194,14 +185,9 @@ pub fn compile_graph(source: Graph, opts: &CompileOptions) -> Result<Compiled, C
     )?;
     let mut ranges = analysis::analyze(&circuit);
     let mut calibration = None;
-    if let Some(path) = &opts.calibrate {
-        let samples = calibration_samples(path, &source)?;
-        analysis::calibrate(
-            &circuit,
-            &mut ranges,
-            &samples,
-            opts.calibration_margin_bits,
-        );
+    if let Some(samples) = &opts.calibration_samples {
+        let samples = calibration_samples(samples, &source)?;
+        analysis::calibrate(&circuit, &mut ranges, samples, opts.calibration_margin_bits);
         calibration = Some(Calibration {
             samples: samples.len(),
             margin_bits: opts.calibration_margin_bits,

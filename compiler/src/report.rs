@@ -2,7 +2,8 @@
 
 use serde::Serialize;
 use std::fmt::Write;
-use veil_runtime::plan::{Calibration, Plan, Step};
+use veil_runtime::plan::{Calibration, InputEncoding, Plan, Step};
+use veil_runtime::security::SecurityLevel;
 
 /// The parameter block.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -25,6 +26,40 @@ pub struct ReportParams {
     pub t_bits: Vec<u32>,
     /// 128, 192, 256, or 0 (insecure).
     pub security_bits: u32,
+}
+
+/// How raw inputs become integers (the plan's one input rule, see
+/// `veil_runtime::plan::InputEncoding::encode`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ReportInput {
+    /// Declared range of raw values; values outside are clamped to it.
+    pub raw_min: f64,
+    /// Declared range of raw values.
+    pub raw_max: f64,
+    /// Integer = round(raw × scale).
+    pub scale: f64,
+    /// Largest |integer input|.
+    pub max_abs: i64,
+    /// Smallest raw difference the encoding tells apart (1 / scale).
+    pub resolution: f64,
+    /// Raw values per input.
+    pub raw_values: usize,
+    /// Raw values that influence the output (the rest are not sent).
+    pub values_used: usize,
+}
+
+impl ReportInput {
+    fn new(input: &InputEncoding) -> Self {
+        ReportInput {
+            raw_min: input.raw_min,
+            raw_max: input.raw_max,
+            scale: input.scale,
+            max_abs: input.max_abs,
+            resolution: input.resolution(),
+            raw_values: input.raw_len(),
+            values_used: input.features.len(),
+        }
+    }
 }
 
 /// One row per register.
@@ -66,6 +101,8 @@ pub struct Report {
     pub model: String,
     /// Parameters.
     pub params: ReportParams,
+    /// The input encoding.
+    pub input: ReportInput,
     /// Multiplicative depth.
     pub depth: u32,
     /// One row per register, in program order.
@@ -187,6 +224,7 @@ impl Report {
         Report {
             model: plan.model.clone(),
             params,
+            input: ReportInput::new(&plan.input),
             depth: plan.depth,
             layers,
             noise_budget_bits: plan.predicted_noise_budget_bits,
@@ -202,11 +240,11 @@ impl Report {
     pub fn params_text(&self) -> String {
         let p = &self.params;
         let mut out = String::new();
-        let security = if p.security_bits == 0 {
-            "NONE (--insecure)".to_owned()
-        } else {
-            format!("{}-bit", p.security_bits)
+        let security = match SecurityLevel::from_bits(p.security_bits) {
+            Some(level) => level.to_string(),
+            None => "NONE (--insecure)".to_owned(),
         };
+        let i = &self.input;
         let _ = writeln!(out, "  n                  {}", p.n);
         let _ = writeln!(
             out,
@@ -225,6 +263,11 @@ impl Report {
             p.t_bits
         );
         let _ = writeln!(out, "  security           {security}");
+        let _ = writeln!(
+            out,
+            "  input              raw [{}, {}] (clamped) → round(raw × {}) in ±{}: resolution {} raw units; {} of {} values used",
+            i.raw_min, i.raw_max, i.scale, i.max_abs, i.resolution, i.values_used, i.raw_values
+        );
         let _ = writeln!(out, "  depth              {}", self.depth);
         let _ = writeln!(
             out,

@@ -11,12 +11,11 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
-use veil_compiler::eval::eval_plan;
 use veil_compiler::ir::Graph;
 use veil_compiler::testing::chain;
 use veil_compiler::{compile_graph, CompileOptions};
-use veil_runtime::bfv::{BfvParameters, Encoder, PublicKey, RelinKey, SecretKey};
-use veil_runtime::exec::{run_plan, EncryptedBackend, NoProgress};
+use veil_runtime::bfv::{Encoder, PublicKey, RelinKey, SecretKey};
+use veil_runtime::exec::{exact_scores, run_plan, EncryptedBackend, NoProgress};
 use veil_runtime::plan::Plan;
 use veil_runtime::security::SecurityLevel;
 
@@ -29,30 +28,22 @@ const MAX_GAP_BITS: f64 = 25.0;
 fn measure(plan: &Plan, seed: u64, public: bool) -> u32 {
     let p = &plan.params;
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
-    let mut builder = BfvParameters::builder()
-        .degree(p.degree)
-        .q_primes(p.q_primes.clone())
-        .special_prime(p.special_primes[0])
-        .plain_modulus(p.plain_primes[0]);
-    builder = match SecurityLevel::from_bits(p.security_bits) {
-        Some(level) => builder.security(level),
-        None => builder.allow_insecure(true),
-    };
-    let base = builder.build().unwrap();
+    let params_per_prime = plan.bfv_parameters().unwrap();
     let raw: Vec<Vec<f64>> = (0..8)
         .map(|_| {
             let (lo, hi) = (plan.input.raw_min, plan.input.raw_max);
-            let len = plan.input.shape.iter().product();
-            (0..len).map(|_| rng.gen_range(lo..=hi)).collect()
+            (0..plan.input_len())
+                .map(|_| rng.gen_range(lo..=hi))
+                .collect()
         })
         .collect();
-    let expected: Vec<Vec<i128>> = raw
+    let encoded: Vec<Vec<i64>> = raw
         .iter()
-        .map(|x| eval_plan(plan, x).unwrap()[plan.output.register].clone())
+        .map(|x| plan.input.encode(x).unwrap().values)
         .collect();
+    let expected: Vec<Vec<i128>> = raw.iter().map(|x| exact_scores(plan, x).unwrap()).collect();
     let mut min_budget = u32::MAX;
-    for &t in &p.plain_primes {
-        let params = base.with_plain_modulus(t).unwrap();
+    for (&t, params) in p.plain_primes.iter().zip(&params_per_prime) {
         let sk = SecretKey::generate(&params, &mut rng);
         let rk = RelinKey::new(&sk, &mut rng);
         let pk = PublicKey::new(&sk, &mut rng);
@@ -60,11 +51,7 @@ fn measure(plan: &Plan, seed: u64, public: bool) -> u32 {
         let inputs = (0..plan.input.features.len())
             .map(|f| {
                 let column: Vec<i64> = (0..p.degree)
-                    .map(|slot| {
-                        let x = &raw[slot % raw.len()];
-                        let v = (x[plan.input.features[f]] * plan.input.scale).round() as i64;
-                        v.clamp(-plan.input.max_abs, plan.input.max_abs)
-                    })
+                    .map(|slot| encoded[slot % encoded.len()][f])
                     .collect();
                 let pt = encoder.encode(&column).unwrap();
                 if public {
@@ -76,7 +63,7 @@ fn measure(plan: &Plan, seed: u64, public: bool) -> u32 {
             .collect();
         let out = run_plan(
             plan,
-            &EncryptedBackend::new(&params, &rk),
+            &EncryptedBackend::new(params, &rk),
             inputs,
             &NoProgress,
         )

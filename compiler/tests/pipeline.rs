@@ -12,7 +12,6 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
-use veil_compiler::eval::{argmax, eval_plan, plan_scores, PlanEvalError};
 use veil_compiler::ir::eval::evaluate;
 use veil_compiler::ir::Graph;
 use veil_compiler::passes::{
@@ -20,7 +19,8 @@ use veil_compiler::passes::{
 };
 use veil_compiler::testing::{chain, check_pass, cryptonets_random, residual};
 use veil_compiler::{compile_graph, CompileError, CompileOptions};
-use veil_runtime::plan::Plan;
+use veil_runtime::exec::{exact_registers, exact_scores, ExecError};
+use veil_runtime::plan::{argmax, Plan, Step};
 use veil_runtime::security::SecurityLevel;
 
 fn cryptonets() -> Graph {
@@ -53,7 +53,7 @@ fn probe_inputs(g: &Graph, count: usize, seed: u64) -> Vec<Vec<f64>> {
 
 fn check_bounds(plan: &Plan, inputs: &[Vec<f64>]) {
     for x in inputs {
-        match eval_plan(plan, x) {
+        match exact_registers(plan, x) {
             Ok(regs) => {
                 for (r, values) in regs.iter().enumerate() {
                     let bound = plan.registers[r].value_bits.exp2();
@@ -67,7 +67,11 @@ fn check_bounds(plan: &Plan, inputs: &[Vec<f64>]) {
                     }
                 }
             }
-            Err(PlanEvalError::Overflow { register, .. }) => {
+            Err(ExecError::Operation { step, .. }) => {
+                let register = match &plan.steps[step] {
+                    Step::Linear { output, .. } | Step::Square { output, .. } => *output,
+                    other => panic!("{other:?} cannot overflow"),
+                };
                 assert!(
                     plan.registers[register].value_bits >= 127.0,
                     "i128 overflow in register {register} whose bound is 2^{}",
@@ -225,7 +229,8 @@ fn quantised_plan_agrees_with_the_float_model() {
     let mut agree = 0;
     for x in &inputs {
         let float = evaluate(&g, x).unwrap();
-        let int = plan_scores(&compiled.plan, x).unwrap();
+        let output = &compiled.plan.output;
+        let int = output.decode(&exact_scores(&compiled.plan, x).unwrap());
         let q = compiled.circuit.scores(x);
         assert_eq!(argmax(&int), argmax(&q));
         if argmax(&float) == argmax(&int) {
@@ -396,18 +401,21 @@ fn calibration_tightens_bounds_and_is_reported() {
             "dense:3",
         ],
     );
-    let dir = std::env::temp_dir().join(format!("veil-calib-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    // 50 inputs with values in the lowest sixth of the declared range.
     let mut rng = ChaCha8Rng::seed_from_u64(1);
-    let mut idx = vec![0, 0, 8, 3, 0, 0, 0, 50, 0, 0, 0, 8, 0, 0, 0, 8];
-    idx.extend((0..50 * 64).map(|_| rng.gen_range(0..40u8)));
-    let path = dir.join("cal.idx");
-    std::fs::write(&path, &idx).unwrap();
+    let (lo, hi) = g.input_range;
+    let samples: Vec<Vec<f64>> = (0..50)
+        .map(|_| {
+            (0..64)
+                .map(|_| lo + f64::from(rng.gen_range(0..40u8)) / 255.0 * (hi - lo))
+                .collect()
+        })
+        .collect();
     let plain = compile_graph(g.clone(), &CompileOptions::default()).unwrap();
     let calibrated = compile_graph(
         g,
         &CompileOptions {
-            calibrate: Some(path.clone()),
+            calibration_samples: Some(samples.clone()),
             ..CompileOptions::default()
         },
     )
@@ -433,24 +441,22 @@ fn calibration_tightens_bounds_and_is_reported() {
         .report
         .params_text()
         .contains("CALIBRATED on 50 inputs"));
-    // Wrong image size.
-    let mut bad = idx.clone();
-    bad[11] = 7;
-    std::fs::write(&path, &bad).unwrap();
+    // Wrong input size.
+    let mut bad = samples;
+    bad[3].truncate(56);
     let err = compile_graph(
         chain(&[1, 8, 8], &["flatten", "dense:2"]),
         &CompileOptions {
-            calibrate: Some(path),
+            calibration_samples: Some(bad),
             ..CompileOptions::default()
         },
     )
     .unwrap_err();
     assert!(
         err.to_string()
-            .contains("images are 7x8 = 56 values but the model input has 64"),
+            .contains("input 3 has 56 values but the model input has 64"),
         "{err}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 fn relinearised_lengths(plan: &Plan) -> Vec<usize> {

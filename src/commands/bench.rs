@@ -2,12 +2,9 @@
 //! in the model's declared range, with per-phase and per-step timings.
 
 use super::compile::print_out;
-use super::plan_source::{obtain_plan, PlanOptions};
-use crate::cli::CliError;
-use crate::data::Images;
-use crate::keyio::batch_len;
+use super::plan_source::{obtain_plan, CompileFlags};
+use crate::error::CliError;
 use crate::memory::{human_bytes, peak_rss_bytes};
-use crate::pipeline::{Context, EncryptionKey};
 use crate::progress::StepBar;
 use clap::Args;
 use rand::Rng;
@@ -17,6 +14,8 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use veil_runtime::exec::Progress;
+use veil_runtime::session::wire::encoded_len;
+use veil_runtime::session::{Context, EncryptionKey};
 
 /// Arguments of `veil bench`.
 #[derive(Debug, Args)]
@@ -34,7 +33,7 @@ pub struct BenchArgs {
     pub json: bool,
     /// Compilation options, used when MODEL is a model file.
     #[command(flatten)]
-    pub compile: PlanOptions,
+    pub compile: CompileFlags,
 }
 
 /// Time spent in one plan step, summed over batches and plaintext primes.
@@ -124,13 +123,8 @@ fn bench(args: &BenchArgs) -> Result<(), CliError> {
     let context = Context::new(plan)?;
     let n = context.slots();
     let count = n * args.batches.max(1);
-    let input = &context.plan.input;
-    let per_image: usize = input.shape.iter().product();
-    let (rows, cols) = match input.shape.as_slice() {
-        [.., h, w] => (*h, *w),
-        _ => (1, per_image),
-    };
-    let channels = per_image / (rows * cols).max(1);
+    let input = &context.plan().input;
+    let per_image = context.input_len();
     let mut rng = veil_runtime::bfv::os_rng();
     let pixels: Vec<f32> = (0..count * per_image)
         .map(|_| {
@@ -142,42 +136,41 @@ fn bench(args: &BenchArgs) -> Result<(), CliError> {
             raw.round() as f32
         })
         .collect();
-    let images = Images::from_pixels("random inputs", rows * channels, cols, pixels)?;
     let quiet = args.json;
 
     let t = Instant::now();
     let keys = context.keygen(&mut rng);
     let keygen_seconds = t.elapsed().as_secs_f64();
 
-    let total = (args.batches.max(1) * context.params.len() * input.features.len()) as u64;
+    let total = (args.batches.max(1) * context.params().len() * input.features.len()) as u64;
     let bar = StepBar::new("encrypt", total, quiet);
     let t = Instant::now();
     let (batch, _) = context.encrypt(
-        EncryptionKey::Secret(&keys.secret),
-        &images,
+        EncryptionKey::Client(&keys.client),
+        &pixels,
         &mut rng,
         &|k| bar.inc(k),
     )?;
     let encrypt_seconds = t.elapsed().as_secs_f64();
     bar.finish();
-    let upload = batch_len(&batch);
+    let upload = encoded_len(&batch);
 
-    let runs = (args.batches.max(1) * context.params.len()) as u64;
-    let bar = StepBar::new("eval", runs * context.plan.steps.len() as u64, quiet);
+    let runs = (args.batches.max(1) * context.params().len()) as u64;
+    let bar = StepBar::new("eval", runs * context.plan().steps.len() as u64, quiet);
     let timer = StepTimer {
         bar: &bar,
         times: Mutex::new(Vec::new()),
     };
     let t = Instant::now();
-    let result = context.eval(&keys.relin, batch, &timer)?;
+    let result = context.eval(&keys.server, batch, &timer)?;
     let eval_seconds = t.elapsed().as_secs_f64();
     bar.finish();
-    let download = batch_len(&result);
+    let download = encoded_len(&result);
 
     let t = Instant::now();
-    let decrypted = context.decrypt(&keys.secret, &result)?;
+    let decrypted = context.decrypt(&keys.client, &result)?;
     let decrypt_seconds = t.elapsed().as_secs_f64();
-    let reference = context.reference(&images)?;
+    let reference = context.reference(&pixels)?;
     let mismatches = decrypted
         .scores
         .iter()
@@ -189,7 +182,7 @@ fn bench(args: &BenchArgs) -> Result<(), CliError> {
         images: count,
         threads: rayon::current_num_threads(),
         n,
-        plain_primes: context.params.len(),
+        plain_primes: context.params().len(),
         keygen_seconds,
         encrypt_seconds,
         eval_seconds,

@@ -1,10 +1,10 @@
 //! Helpers shared by the commands: loading plans and data with the file named in errors.
 
-use crate::cli::CliError;
 use crate::data::{self, Images, Labels};
-use crate::pipeline::Context;
+use crate::error::CliError;
 use std::path::Path;
 use veil_runtime::plan::Plan;
+use veil_runtime::session::Context;
 
 /// Wraps an error with the file it concerns.
 pub fn in_file<E: std::fmt::Display>(path: &Path) -> impl FnOnce(E) -> CliError + '_ {
@@ -15,14 +15,14 @@ pub fn in_file<E: std::fmt::Display>(path: &Path) -> impl FnOnce(E) -> CliError 
 pub fn load_context(path: &Path) -> Result<Context, CliError> {
     let plan = Plan::read_file(path).map_err(in_file(path))?;
     let context = Context::new(plan).map_err(in_file(path))?;
-    warn_if_insecure(path, &context.plan);
+    warn_if_insecure(path, context.plan());
     Ok(context)
 }
 
 /// Warns on standard error when `plan` was compiled with `--insecure` (security 0 bits);
 /// `path` is the plan or model file it came from.
 pub fn warn_if_insecure(path: &Path, plan: &Plan) {
-    if plan.params.security_bits == 0 {
+    if plan.security().is_none() {
         eprintln!(
             "warning: {} uses INSECURE parameters (compiled with --insecure)",
             path.display()
@@ -31,16 +31,12 @@ pub fn warn_if_insecure(path: &Path, plan: &Plan) {
 }
 
 /// Loads images, keeping at most `limit`, and checks their size against the plan.
-pub fn load_images(
-    path: &Path,
-    limit: Option<usize>,
-    context: &Context,
-) -> Result<Images, CliError> {
+pub fn load_images(path: &Path, limit: Option<usize>, plan: &Plan) -> Result<Images, CliError> {
     let mut images = data::load_images(path)?;
     if let Some(limit) = limit {
         images.truncate(limit);
     }
-    let expected: usize = context.plan.input.shape.iter().product();
+    let expected = plan.input_len();
     if images.pixels_per_image() != expected {
         return Err(format!(
             "{}: images have {} values ({}×{}) but the model expects {} (shape {:?})",
@@ -49,7 +45,7 @@ pub fn load_images(
             images.rows(),
             images.cols(),
             expected,
-            context.plan.input.shape
+            plan.input.shape
         )
         .into());
     }

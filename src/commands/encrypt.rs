@@ -1,15 +1,14 @@
 //! `veil encrypt PLAN --key KEY --images FILE -o BATCH`: the client's upload.
 
 use super::common::{load_context, load_images};
-use crate::cli::CliError;
-use crate::container::ContainerKind;
-use crate::keyio::{load_encryption_key, write_batch, LoadedEncryptionKey};
+use crate::error::CliError;
+use crate::keyio::{load_encryption_key, write_batch};
 use crate::memory::human_bytes;
-use crate::pipeline::EncryptionKey;
 use crate::progress::StepBar;
 use clap::Args;
 use std::path::PathBuf;
 use std::time::Instant;
+use veil_runtime::session::wire::ContainerKind;
 
 /// Arguments of `veil encrypt`.
 #[derive(Debug, Args)]
@@ -33,20 +32,20 @@ pub struct EncryptArgs {
 /// Runs `veil encrypt`.
 pub fn run(args: EncryptArgs) -> Result<(), CliError> {
     let context = load_context(&args.plan)?;
-    let images = load_images(&args.images, args.limit, &context)?;
+    let images = load_images(&args.images, args.limit, context.plan())?;
     let key = load_encryption_key(&context, &args.key)?;
-    let key_ref = match &key {
-        LoadedEncryptionKey::Secret(sk) => EncryptionKey::Secret(sk),
-        LoadedEncryptionKey::Public(pk) => EncryptionKey::Public(pk),
-    };
-    let chunks = images.count().div_ceil(context.slots());
-    let total = (chunks * context.params.len() * context.plan.input.features.len()) as u64;
+    let chunks = context.chunks_for(images.count());
+    let primes = context.params().len();
+    let values = context.plan().input.features.len();
+    let total = (chunks * primes * values) as u64;
     let bar = StepBar::new("encrypt", total, false);
     let started = Instant::now();
-    let (batch, clamped) =
-        context.encrypt(key_ref, &images, &mut veil_runtime::bfv::os_rng(), &|n| {
-            bar.inc(n)
-        })?;
+    let (batch, clamped) = context.encrypt(
+        key.as_encryption_key(),
+        images.pixels(),
+        &mut veil_runtime::bfv::os_rng(),
+        &|n| bar.inc(n),
+    )?;
     bar.finish();
     let seconds = started.elapsed().as_secs_f64();
     let bytes = write_batch(&context, ContainerKind::Batch, &batch, &args.out)?;
@@ -57,8 +56,8 @@ pub fn run(args: EncryptArgs) -> Result<(), CliError> {
         "encrypted {} images ({} chunks × {} primes × {} ciphertexts) in {seconds:.2} s",
         images.count(),
         chunks,
-        context.params.len(),
-        context.plan.input.features.len()
+        primes,
+        values
     );
     println!(
         "  {}: {} ({} per image)",

@@ -1,14 +1,14 @@
 //! `veil eval PLAN --key eval.key BATCH -o RESULT`: the server. It never reads a secret key.
 
 use super::common::load_context;
-use crate::cli::CliError;
-use crate::container::ContainerKind;
+use crate::error::CliError;
 use crate::keyio::{load_eval, read_batch, write_batch};
 use crate::memory::{human_bytes, peak_rss_bytes};
 use crate::progress::StepBar;
 use clap::Args;
 use std::path::PathBuf;
 use std::time::Instant;
+use veil_runtime::session::wire::ContainerKind;
 
 /// Arguments of `veil eval`.
 #[derive(Debug, Args)]
@@ -31,8 +31,8 @@ pub fn run(args: EvalArgs) -> Result<(), CliError> {
     let relin = load_eval(&context, &args.key)?;
     let batch = read_batch(&context, ContainerKind::Batch, &args.batch)?;
     let images = batch.images;
-    let runs = (batch.chunks.len() * context.params.len()) as u64;
-    let bar = StepBar::new("eval", runs * context.plan.steps.len() as u64, false);
+    let runs = (batch.chunks.len() * context.params().len()) as u64;
+    let bar = StepBar::new("eval", runs * context.plan().steps.len() as u64, false);
     let started = Instant::now();
     let result = context.eval(&relin, batch, &bar)?;
     bar.finish();

@@ -4,18 +4,18 @@
 
 use super::common::{accuracy, load_images, load_labels};
 use super::compile::print_out;
-use super::plan_source::{obtain_plan, PlanOptions};
-use crate::cli::CliError;
-use crate::encoding::argmax;
-use crate::keyio::batch_len;
+use super::plan_source::{obtain_plan, CompileFlags};
+use crate::error::CliError;
 use crate::memory::{human_bytes, peak_rss_bytes};
-use crate::pipeline::{Context, EncryptionKey};
 use crate::progress::StepBar;
 use clap::Args;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
+use veil_runtime::plan::argmax;
+use veil_runtime::session::wire::encoded_len;
+use veil_runtime::session::{Context, EncryptionKey};
 
 /// Arguments of `veil infer`.
 #[derive(Debug, Args)]
@@ -36,7 +36,7 @@ pub struct InferArgs {
     pub json: bool,
     /// Compilation options, used when MODEL is a model file.
     #[command(flatten)]
-    pub compile: PlanOptions,
+    pub compile: CompileFlags,
 }
 
 /// Seconds per phase.
@@ -104,7 +104,7 @@ pub fn run(args: InferArgs) -> Result<(), CliError> {
         0.0
     };
     let context = Context::new(plan).map_err(super::common::in_file(&args.model))?;
-    let images = load_images(&args.images, args.limit, &context)?;
+    let images = load_images(&args.images, args.limit, context.plan())?;
     let labels = match &args.labels {
         Some(path) => Some(load_labels(path, args.limit, &images)?),
         None => None,
@@ -116,34 +116,35 @@ pub fn run(args: InferArgs) -> Result<(), CliError> {
     let keys = context.keygen(&mut rng);
     let keygen = t.elapsed().as_secs_f64();
 
-    let chunks = images.count().div_ceil(context.slots());
-    let total = (chunks * context.params.len() * context.plan.input.features.len()) as u64;
+    let chunks = context.chunks_for(images.count());
+    let primes = context.params().len();
+    let total = (chunks * primes * context.plan().input.features.len()) as u64;
     let bar = StepBar::new("encrypt", total, quiet);
     let t = Instant::now();
     let (batch, clamped) = context.encrypt(
-        EncryptionKey::Secret(&keys.secret),
-        &images,
+        EncryptionKey::Client(&keys.client),
+        images.pixels(),
         &mut rng,
         &|n| bar.inc(n),
     )?;
     let encrypt = t.elapsed().as_secs_f64();
     bar.finish();
-    let upload = batch_len(&batch);
+    let upload = encoded_len(&batch);
 
-    let runs = (chunks * context.params.len()) as u64;
-    let bar = StepBar::new("eval", runs * context.plan.steps.len() as u64, quiet);
+    let runs = (chunks * primes) as u64;
+    let bar = StepBar::new("eval", runs * context.plan().steps.len() as u64, quiet);
     let t = Instant::now();
-    let result = context.eval(&keys.relin, batch, &bar)?;
+    let result = context.eval(&keys.server, batch, &bar)?;
     let eval = t.elapsed().as_secs_f64();
     bar.finish();
-    let download = batch_len(&result);
+    let download = encoded_len(&result);
 
     let t = Instant::now();
-    let decrypted = context.decrypt(&keys.secret, &result)?;
+    let decrypted = context.decrypt(&keys.client, &result)?;
     let decrypt = t.elapsed().as_secs_f64();
     drop(result);
 
-    let reference = context.reference(&images)?;
+    let reference = context.reference(images.pixels())?;
     let mismatches = decrypted
         .scores
         .iter()
@@ -155,14 +156,14 @@ pub fn run(args: InferArgs) -> Result<(), CliError> {
     let count = images.count();
     // Slots in the batches sent: the sizes above divided by these give the per-image cost of
     // full batches, which a partly filled last batch would otherwise hide.
-    let full = count.div_ceil(context.slots()).max(1) * context.slots();
+    let full = context.chunks_for(count).max(1) * context.slots();
     let report = InferReport {
         images: count,
         accuracy_encrypted: labels.as_ref().map(|l| accuracy(&predicted, l)),
         accuracy_plain: labels.as_ref().map(|l| accuracy(&predicted_plain, l)),
         mismatches,
         noise_budget_measured_bits: decrypted.min_noise_budget_bits,
-        noise_budget_predicted_bits: context.plan.predicted_noise_budget_bits,
+        noise_budget_predicted_bits: context.plan().predicted_noise_budget_bits,
         seconds: PhaseSeconds {
             compile: compile_seconds,
             keygen,
@@ -178,7 +179,7 @@ pub fn run(args: InferArgs) -> Result<(), CliError> {
         download_bytes_per_image_full_batch: download as f64 / full as f64,
         peak_memory_bytes: peak_rss_bytes(),
         n: context.slots(),
-        plain_primes: context.plan.params.plain_primes.clone(),
+        plain_primes: context.plan().params.plain_primes.clone(),
         threads: rayon::current_num_threads(),
     };
     if clamped > 0 {

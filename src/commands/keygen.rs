@@ -1,7 +1,7 @@
 //! `veil keygen PLAN -o DIR`: the client's key generation.
 
 use super::common::{in_file, load_context};
-use crate::cli::CliError;
+use crate::error::CliError;
 use crate::keyio::write_keys;
 use crate::memory::human_bytes;
 use clap::Args;

@@ -1,13 +1,17 @@
 //! `veil report`: the per-layer table and parameter block of a model (compiled on the fly) or
 //! of a plan file.
 
-use super::common::in_file;
-use super::compile::{print_out, CompilerFlags};
-use crate::cli::CliError;
+use super::common::{accuracy, in_file, load_images, load_labels};
+use super::compile::print_out;
+use super::plan_source::{is_plan_file, CompileFlags};
+use crate::error::CliError;
 use clap::Args;
-use std::path::{Path, PathBuf};
-use veil_compiler::{CompileOptions, Report};
-use veil_runtime::plan::Plan;
+use rayon::prelude::*;
+use serde::Serialize;
+use std::path::PathBuf;
+use veil_compiler::{CompileOptions, Compiled, Report};
+use veil_runtime::exec::exact_scores;
+use veil_runtime::plan::{argmax, Plan};
 
 /// Arguments of `veil report`.
 #[derive(Debug, Args)]
@@ -20,37 +24,87 @@ pub struct ReportArgs {
     /// Print the IR before and after every pass (models only).
     #[arg(long)]
     pub ir: bool,
+    /// Labelled images (IDX or CSV): report the accuracy of the float model (models only) and
+    /// of the plan's exact integers (what the encrypted circuit computes) on them.
+    #[arg(long, requires = "labels")]
+    pub images: Option<PathBuf>,
+    /// Labels of `--images` (IDX or CSV).
+    #[arg(long, requires = "images")]
+    pub labels: Option<PathBuf>,
+    /// Use only the first N images.
+    #[arg(long)]
+    pub limit: Option<usize>,
     /// Compiler settings (models only).
     #[command(flatten)]
-    pub flags: CompilerFlags,
+    pub flags: CompileFlags,
 }
 
-/// Whether `path` holds a model (rather than a plan).
-fn is_model(path: &Path) -> Result<bool, CliError> {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    Ok(match ext.as_str() {
-        "ron" => true,
-        "json" => {
-            let text = std::fs::read_to_string(path).map_err(in_file(path))?;
-            !text.contains("\"format_version\"")
+/// Accuracy on labelled images.
+#[derive(Debug, Serialize)]
+pub struct Accuracy {
+    /// Images classified.
+    pub images: usize,
+    /// Percentage the float model (as loaded, before any replacement) gets right; `None` for
+    /// a plan file.
+    pub float: Option<f64>,
+    /// Percentage the plan's exact integer evaluation gets right: what encrypted inference
+    /// gives.
+    pub plan: f64,
+}
+
+/// Classifies labelled images with the plan (and the float model when there is one).
+fn accuracy_on(
+    args: &ReportArgs,
+    plan: &Plan,
+    compiled: Option<&Compiled>,
+) -> Result<Option<Accuracy>, CliError> {
+    let (Some(images), Some(labels)) = (&args.images, &args.labels) else {
+        return Ok(None);
+    };
+    let images = load_images(images, args.limit, plan)?;
+    let labels = load_labels(labels, args.limit, &images)?;
+    let all: Vec<&[f32]> = images.iter().collect();
+    let by_plan: Vec<usize> = all
+        .par_iter()
+        .map(|raw| exact_scores(plan, raw).map(|s| argmax(&s)))
+        .collect::<Result<_, _>>()?;
+    let float = match compiled {
+        Some(compiled) => {
+            let by_float: Vec<usize> = all
+                .par_iter()
+                .map(|raw| compiled.float_scores(raw).map(|s| argmax(&s)))
+                .collect::<Result<_, _>>()?;
+            Some(accuracy(&by_float, &labels))
         }
-        _ => false,
-    })
+        None => None,
+    };
+    Ok(Some(Accuracy {
+        images: images.count(),
+        float,
+        plan: accuracy(&by_plan, &labels),
+    }))
+}
+
+fn accuracy_text(a: &Accuracy) -> String {
+    let float = a
+        .float
+        .map_or_else(String::new, |f| format!("float model {f:.2}%, "));
+    format!(
+        "accuracy on {} images: {float}plan {:.2}% (exact integers, as encrypted inference)\n",
+        a.images, a.plan
+    )
 }
 
 /// Runs `veil report`.
 pub fn run(args: ReportArgs) -> Result<(), CliError> {
-    let (report, dumps) = if is_model(&args.input)? {
+    let (report, dumps, accuracy) = if !is_plan_file(&args.input) {
         let opts = CompileOptions {
             dump_ir: args.ir,
-            ..args.flags.options()
+            ..args.flags.options()?
         };
         let compiled = veil_compiler::compile_path(&args.input, &opts)?;
-        (compiled.report, compiled.ir_dumps)
+        let accuracy = accuracy_on(&args, &compiled.plan, Some(&compiled))?;
+        (compiled.report, compiled.ir_dumps, accuracy)
     } else {
         if args.ir {
             return Err(format!(
@@ -60,7 +114,8 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
             .into());
         }
         let plan = Plan::read_file(&args.input).map_err(in_file(&args.input))?;
-        (Report::from_plan(&plan), Vec::new())
+        let accuracy = accuracy_on(&args, &plan, None)?;
+        (Report::from_plan(&plan), Vec::new(), accuracy)
     };
     if args.json {
         let mut value = serde_json::to_value(&report)?;
@@ -72,6 +127,9 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
                     .collect();
                 obj.insert("ir".into(), serde_json::Value::Object(ir));
             }
+        }
+        if let (Some(a), Some(obj)) = (&accuracy, value.as_object_mut()) {
+            obj.insert("accuracy".into(), serde_json::to_value(a)?);
         }
         print_out(&format!("{}\n", serde_json::to_string_pretty(&value)?))
     } else {
@@ -93,6 +151,9 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
             text.push_str(&format!("warning: {w}\n"));
         }
         text.push_str(&report.to_text());
+        if let Some(a) = &accuracy {
+            text.push_str(&accuracy_text(a));
+        }
         print_out(&text)
     }
 }

@@ -1,5 +1,5 @@
-//! Shared fixtures for the end-to-end tests: small models written as model files, seeded
-//! images, and the library pipeline run from compiled plan to decrypted scores.
+//! Shared fixtures for the end-to-end tests: small models written as model files and seeded
+//! images.
 
 #![allow(
     dead_code,
@@ -14,7 +14,6 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use veil::data::Images;
 use veil_compiler::model::{Layer, Model, Op};
 use veil_compiler::testing::chain_model;
 
@@ -70,23 +69,17 @@ pub fn write_model(dir: &Path, name: &str, model: &Model) -> PathBuf {
     path
 }
 
-/// `count` seeded random images of `shape` with values in [min, max] (2-D images keep their
-/// height and width; anything else is one row).
-pub fn random_images(shape: &[usize], count: usize, min: f32, max: f32, seed: u64) -> Images {
+/// `count` seeded random images of `shape` with values in [min, max], image after image.
+pub fn random_images(shape: &[usize], count: usize, min: f32, max: f32, seed: u64) -> Vec<f32> {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let len: usize = shape.iter().product();
-    let (rows, cols) = match shape {
-        [.., h, w] if shape.len() >= 2 => (*h, *w),
-        _ => (1, len),
-    };
-    let pixels: Vec<f32> = (0..count * len).map(|_| rng.gen_range(min..=max)).collect();
-    Images::from_pixels("random images", rows, cols, pixels).expect("valid image buffer")
+    (0..count * len).map(|_| rng.gen_range(min..=max)).collect()
 }
 
-/// Writes images as CSV, one image per row.
-pub fn write_csv(path: &Path, images: &Images) {
+/// Writes images of `per_image` values as CSV, one image per row.
+pub fn write_csv(path: &Path, pixels: &[f32], per_image: usize) {
     let mut text = String::new();
-    for image in images.iter() {
+    for image in pixels.chunks(per_image) {
         let row: Vec<String> = image.iter().map(|v| format!("{v}")).collect();
         text.push_str(&row.join(","));
         text.push('\n');

@@ -3,7 +3,6 @@
 //! depth.
 
 pub mod depth;
-pub mod idx;
 pub mod quantize;
 pub mod range;
 

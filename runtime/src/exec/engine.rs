@@ -57,6 +57,46 @@ pub fn run_plan<B: Backend>(
     inputs: Vec<B::Value>,
     progress: &dyn Progress,
 ) -> Result<Vec<B::Value>, ExecError> {
+    let output_reg = plan.output.register;
+    let mut registers = run_steps(plan, backend, inputs, progress, Retention::FreeDead)?;
+    registers
+        .get_mut(output_reg)
+        .and_then(Option::take)
+        .ok_or(ExecError::MissingRegister {
+            step: plan.steps.len(),
+            name: "output".to_string(),
+            register: output_reg,
+        })
+}
+
+/// Runs `plan` like [`run_plan`] but keeps every register: entry `r` holds register `r`'s
+/// values at the end of the program (`None` for a register no step wrote). The compiler uses
+/// this with [`crate::exec::ExactBackend`] to check every register against its bound.
+pub fn run_plan_keeping_registers<B: Backend>(
+    plan: &Plan,
+    backend: &B,
+    inputs: Vec<B::Value>,
+) -> Result<Vec<Option<Vec<B::Value>>>, ExecError> {
+    run_steps(plan, backend, inputs, &NoProgress, Retention::KeepAll)
+}
+
+/// Whether the engine frees a register after its last reader.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Retention {
+    FreeDead,
+    KeepAll,
+}
+
+/// The register file: `None` for a register not written yet or already freed.
+type Registers<V> = Vec<Option<Vec<V>>>;
+
+fn run_steps<B: Backend>(
+    plan: &Plan,
+    backend: &B,
+    inputs: Vec<B::Value>,
+    progress: &dyn Progress,
+    retention: Retention,
+) -> Result<Registers<B::Value>, ExecError> {
     let input_reg = plan.input.register;
     let expected = plan.registers.get(input_reg).map_or(0, |r| r.len);
     if inputs.len() != expected {
@@ -65,95 +105,125 @@ pub fn run_plan<B: Backend>(
             found: inputs.len(),
         });
     }
-    let mut registers: Vec<Option<Vec<B::Value>>> =
-        (0..plan.registers.len()).map(|_| None).collect();
+    let mut registers: Registers<B::Value> = (0..plan.registers.len()).map(|_| None).collect();
     registers[input_reg] = Some(inputs);
     let last = last_reads(plan);
     let output_reg = plan.output.register;
     let total = plan.steps.len();
-
     for (index, step) in plan.steps.iter().enumerate() {
         let label = step_label(step);
         let started = Instant::now();
-        let missing = |register: RegId| ExecError::MissingRegister {
-            step: index,
-            name: label.clone(),
-            register,
+        let at = StepAt {
+            index,
+            total,
+            label: &label,
+            progress,
         };
-        let with_context = |err: ExecError| match err {
-            ExecError::Backend(source) => ExecError::Operation {
-                step: index,
-                name: label.clone(),
-                source,
-            },
-            other => other,
-        };
-        match step {
-            Step::Linear {
-                inputs,
-                output,
-                matrix,
-                bias,
-                ..
-            } => {
-                progress.step_started(index, total, &label, matrix.rows);
-                let mut refs = Vec::with_capacity(matrix.cols);
-                for &reg in inputs {
-                    let values = registers
-                        .get(reg)
-                        .and_then(Option::as_ref)
-                        .ok_or_else(|| missing(reg))?;
-                    refs.extend(values.iter());
+        run_step(step, backend, &mut registers, &at)?;
+        if retention == Retention::FreeDead {
+            for reg in step_reads(step) {
+                if last[reg] == Some(index) && reg != output_reg {
+                    registers[reg] = None;
                 }
-                let out = backend.linear(&refs, matrix, bias).map_err(with_context)?;
-                drop(refs);
-                registers[*output] = Some(out);
-            }
-            Step::Square { input, output, .. } => {
-                let values = registers
-                    .get(*input)
-                    .and_then(Option::as_ref)
-                    .ok_or_else(|| missing(*input))?;
-                progress.step_started(index, total, &label, values.len());
-                let out = par_map_ref(values, |v| backend.square(v)).map_err(with_context)?;
-                registers[*output] = Some(out);
-            }
-            Step::Relinearize { register } => {
-                let values = registers
-                    .get_mut(*register)
-                    .and_then(Option::take)
-                    .ok_or_else(|| missing(*register))?;
-                progress.step_started(index, total, &label, values.len());
-                let out =
-                    par_map_owned(values, |v| backend.relinearize(v)).map_err(with_context)?;
-                registers[*register] = Some(out);
-            }
-            Step::ModSwitch { register, level } => {
-                let values = registers
-                    .get_mut(*register)
-                    .and_then(Option::take)
-                    .ok_or_else(|| missing(*register))?;
-                progress.step_started(index, total, &label, values.len());
-                let out = par_map_owned(values, |v| backend.mod_switch(v, *level))
-                    .map_err(with_context)?;
-                registers[*register] = Some(out);
-            }
-        }
-        for reg in step_reads(step) {
-            if last[reg] == Some(index) && reg != output_reg {
-                registers[reg] = None;
             }
         }
         progress.step_finished(index, &label, started.elapsed());
     }
-    registers
-        .get_mut(output_reg)
-        .and_then(Option::take)
-        .ok_or(ExecError::MissingRegister {
-            step: total,
-            name: "output".to_string(),
-            register: output_reg,
-        })
+    Ok(registers)
+}
+
+/// Where a step sits in the program, for progress reports and error context.
+struct StepAt<'a> {
+    index: usize,
+    total: usize,
+    label: &'a str,
+    progress: &'a dyn Progress,
+}
+
+impl StepAt<'_> {
+    fn started(&self, outputs: usize) {
+        self.progress
+            .step_started(self.index, self.total, self.label, outputs);
+    }
+
+    fn missing(&self, register: RegId) -> ExecError {
+        ExecError::MissingRegister {
+            step: self.index,
+            name: self.label.to_owned(),
+            register,
+        }
+    }
+
+    fn with_context(&self, err: ExecError) -> ExecError {
+        match err {
+            ExecError::Backend(source) => ExecError::Operation {
+                step: self.index,
+                name: self.label.to_owned(),
+                source,
+            },
+            other => other,
+        }
+    }
+}
+
+fn run_step<B: Backend>(
+    step: &Step,
+    backend: &B,
+    registers: &mut Registers<B::Value>,
+    at: &StepAt<'_>,
+) -> Result<(), ExecError> {
+    match step {
+        Step::Linear {
+            inputs,
+            output,
+            matrix,
+            bias,
+            ..
+        } => {
+            at.started(matrix.rows);
+            let mut refs = Vec::with_capacity(matrix.cols);
+            for &reg in inputs {
+                let values = registers
+                    .get(reg)
+                    .and_then(Option::as_ref)
+                    .ok_or_else(|| at.missing(reg))?;
+                refs.extend(values.iter());
+            }
+            let out = backend
+                .linear(&refs, matrix, bias)
+                .map_err(|e| at.with_context(e))?;
+            drop(refs);
+            registers[*output] = Some(out);
+        }
+        Step::Square { input, output, .. } => {
+            let values = registers
+                .get(*input)
+                .and_then(Option::as_ref)
+                .ok_or_else(|| at.missing(*input))?;
+            at.started(values.len());
+            let out = par_map_ref(values, |v| backend.square(v)).map_err(|e| at.with_context(e))?;
+            registers[*output] = Some(out);
+        }
+        Step::Relinearize { register } => {
+            let values = take(registers, *register).ok_or_else(|| at.missing(*register))?;
+            at.started(values.len());
+            let out = par_map_owned(values, |v| backend.relinearize(v))
+                .map_err(|e| at.with_context(e))?;
+            registers[*register] = Some(out);
+        }
+        Step::ModSwitch { register, level } => {
+            let values = take(registers, *register).ok_or_else(|| at.missing(*register))?;
+            at.started(values.len());
+            let out = par_map_owned(values, |v| backend.mod_switch(v, *level))
+                .map_err(|e| at.with_context(e))?;
+            registers[*register] = Some(out);
+        }
+    }
+    Ok(())
+}
+
+fn take<V>(registers: &mut Registers<V>, reg: RegId) -> Option<Vec<V>> {
+    registers.get_mut(reg).and_then(Option::take)
 }
 
 fn par_map_ref<T: Sync, U: Send>(

@@ -1,10 +1,14 @@
 //! Errors raised while executing a plan.
 
+use crate::plan::InputError;
 use thiserror::Error;
 
 /// Why a plan could not be executed.
 #[derive(Debug, Error)]
 pub enum ExecError {
+    /// The raw input does not fit the plan's input encoding.
+    #[error("input: {0}")]
+    Input(#[from] InputError),
     /// The input register was given the wrong number of values.
     #[error("the plan's input register holds {expected} values but {found} were given")]
     InputCount {

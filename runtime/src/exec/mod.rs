@@ -21,6 +21,6 @@ mod reference;
 
 pub use backend::{linear_by_rows, Backend};
 pub use encrypted::EncryptedBackend;
-pub use engine::{run_plan, NoProgress, Progress};
+pub use engine::{run_plan, run_plan_keeping_registers, step_label, NoProgress, Progress};
 pub use error::ExecError;
-pub use reference::ExactBackend;
+pub use reference::{exact_registers, exact_scores, ExactBackend};

@@ -1,6 +1,9 @@
-//! The plaintext reference: the plan evaluated over the integers, slot by slot.
+//! The plaintext reference: the plan evaluated over the integers, slot by slot. This is the
+//! one interpreter of a plan's arithmetic besides the encrypted one; the compiler's checks and
+//! accuracy figures call it too.
 
-use super::{Backend, ExecError};
+use super::{run_plan, run_plan_keeping_registers, Backend, ExecError, NoProgress};
+use crate::plan::Plan;
 
 /// Evaluates a plan over exact integers (`i128` per slot). Every operation is checked: a value
 /// whose magnitude reaches `limit` (half the product of the plaintext primes) would wrap in the
@@ -44,6 +47,51 @@ impl ExactBackend {
             )),
         }
     }
+}
+
+/// Every register's exact integers for one raw input (C, H, W order), encoded by the plan's
+/// input rule; entry `r` is empty for a register no step writes. Values are checked against
+/// the i128 range only (not against the plaintext primes): a failing step is reported as
+/// [`ExecError::Operation`] with its index.
+pub fn exact_registers<T: Copy + Into<f64>>(
+    plan: &Plan,
+    raw: &[T],
+) -> Result<Vec<Vec<i128>>, ExecError> {
+    let inputs = one_slot_inputs(plan, raw)?;
+    let registers = run_plan_keeping_registers(plan, &ExactBackend::new(i128::MAX), inputs)?;
+    Ok(registers
+        .into_iter()
+        .map(|values| {
+            values
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|slots| slots.first().copied())
+                .collect()
+        })
+        .collect())
+}
+
+/// The plan's exact integer output scores for one raw input (see [`exact_registers`]).
+pub fn exact_scores<T: Copy + Into<f64>>(plan: &Plan, raw: &[T]) -> Result<Vec<i128>, ExecError> {
+    let inputs = one_slot_inputs(plan, raw)?;
+    let out = run_plan(plan, &ExactBackend::new(i128::MAX), inputs, &NoProgress)?;
+    Ok(out
+        .into_iter()
+        .filter_map(|slots| slots.first().copied())
+        .collect())
+}
+
+/// One raw input encoded as the input register's values, one slot each.
+fn one_slot_inputs<T: Copy + Into<f64>>(
+    plan: &Plan,
+    raw: &[T],
+) -> Result<Vec<Vec<i128>>, ExecError> {
+    let encoded = plan.input.encode(raw)?;
+    Ok(encoded
+        .values
+        .into_iter()
+        .map(|v| vec![i128::from(v)])
+        .collect())
 }
 
 impl Backend for ExactBackend {

@@ -12,7 +12,7 @@ const PRIME: u64 = 0x0000_0100_0000_01b3;
 /// assert_eq!(veil_runtime::math::fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
 /// ```
 pub fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes
-        .iter()
-        .fold(OFFSET_BASIS, |hash, &b| (hash ^ u64::from(b)).wrapping_mul(PRIME))
+    bytes.iter().fold(OFFSET_BASIS, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(PRIME)
+    })
 }

@@ -18,12 +18,18 @@
 //! is pretty JSON for inspection, anything else the compact binary form (magic `VEILPLAN`, see
 //! `codec`). A loaded plan is always checked with [`Plan::validate`].
 
+use crate::bfv::{BfvParameters, ParamError};
+use crate::math::fnv1a;
+use crate::security::SecurityLevel;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 mod codec;
+mod input;
 mod validate;
 
 pub use codec::{PlanError, PLAN_MAGIC};
+pub use input::{argmax, EncodedInput, InputError};
 pub use validate::ValidationError;
 
 /// The version of the plan format this crate reads and writes.
@@ -70,6 +76,59 @@ pub struct Calibration {
 }
 
 impl Plan {
+    /// The plan's fingerprint: FNV-1a of its canonical JSON. Batch and result files carry it,
+    /// so a file made for another plan is refused before any work.
+    pub fn fingerprint(&self) -> u64 {
+        // Serialising plain data with string keys cannot fail; an empty buffer would still give
+        // a fingerprint no real plan has.
+        fnv1a(&serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    /// The security level the parameters were chosen for, or `None` when the plan was compiled
+    /// with insecure parameters on explicit request (or names a level that does not exist,
+    /// which [`Plan::validate`] refuses).
+    pub fn security(&self) -> Option<SecurityLevel> {
+        SecurityLevel::from_bits(self.params.security_bits)
+    }
+
+    /// Number of raw values one input has.
+    pub fn input_len(&self) -> usize {
+        self.input.raw_len()
+    }
+
+    /// Number of output values (class scores) per input.
+    pub fn output_len(&self) -> usize {
+        self.registers
+            .get(self.output.register)
+            .map_or(0, |r| r.len)
+    }
+
+    /// The BFV parameters the plan implies, one set per plaintext prime (all on the same ring,
+    /// so one key set serves every prime), checked against the plan's security level.
+    pub fn bfv_parameters(&self) -> Result<Vec<Arc<BfvParameters>>, ParamError> {
+        let p = &self.params;
+        let special = *p.special_primes.first().ok_or(ParamError::NoSpecialPrime)?;
+        let (&first_t, rest) = p
+            .plain_primes
+            .split_first()
+            .ok_or(ParamError::NoPlainModulus)?;
+        let builder = BfvParameters::builder()
+            .degree(p.degree)
+            .q_primes(p.q_primes.clone())
+            .special_prime(special)
+            .plain_modulus(first_t);
+        let builder = match self.security() {
+            Some(level) => builder.security(level),
+            None => builder.allow_insecure(true),
+        };
+        let base = builder.build()?;
+        let mut params = vec![base.clone()];
+        for &t in rest {
+            params.push(base.with_plain_modulus(t)?);
+        }
+        Ok(params)
+    }
+
     /// Total bits of the ciphertext primes kept at `level` (the first `level` q primes).
     pub fn q_bits_at(&self, level: usize) -> u64 {
         self.params
@@ -113,7 +172,7 @@ pub struct PlanParams {
     /// Plaintext primes; one run of the circuit per prime, recombined by CRT at decryption.
     pub plain_primes: Vec<u64>,
     /// The security level the parameters were chosen for (128, 192 or 256), or 0 when the
-    /// user explicitly asked for insecure parameters.
+    /// user explicitly asked for insecure parameters. Read it through [`Plan::security`].
     pub security_bits: u32,
 }
 
@@ -128,7 +187,8 @@ pub struct InputEncoding {
     pub raw_min: f64,
     /// Declared range of raw values.
     pub raw_max: f64,
-    /// Integer input = round(raw × scale), clamped to ±`max_abs`.
+    /// Integer input = round(clamp(raw, raw_min, raw_max) × scale), clamped to ±`max_abs`
+    /// (see [`InputEncoding::encode`]); the resolution is `1 / scale` raw units.
     pub scale: f64,
     /// Largest |integer input|.
     pub max_abs: i64,

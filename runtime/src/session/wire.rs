@@ -1,4 +1,5 @@
-//! The container format for encrypted batches and encrypted results.
+//! The wire format of encrypted batches and encrypted results, and how a file's first bytes
+//! tell what it holds.
 //!
 //! Layout (all integers little-endian):
 //!
@@ -17,9 +18,12 @@
 //! Each ciphertext encoding carries its own parameter fingerprint, so a ciphertext for another
 //! plaintext prime or ring is caught too.
 
-use std::io::{self, Read, Write};
+use super::{Context, EncryptedBatch};
+use crate::bfv::serial::{MAGIC_PUBLIC_KEY, MAGIC_RELIN_KEY, MAGIC_SECRET_KEY};
+use crate::bfv::Ciphertext;
+use crate::plan::PLAN_MAGIC;
+use std::io::{self, Write};
 use thiserror::Error;
-use veil_runtime::plan::PLAN_MAGIC;
 
 const VERSION: u32 = 1;
 /// Bytes of the fixed-size header.
@@ -52,9 +56,44 @@ impl ContainerKind {
     }
 }
 
+/// Which key a serialised key holds, told by its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// The client's secret key (`secret.key`).
+    Secret,
+    /// The public encryption key (`public.key`).
+    Public,
+    /// The server's evaluation (relinearisation) key (`eval.key`).
+    Eval,
+}
+
+impl KeyKind {
+    /// What a user calls this key.
+    pub fn describe(self) -> &'static str {
+        match self {
+            KeyKind::Secret => "a secret key",
+            KeyKind::Public => "a public key",
+            KeyKind::Eval => "an evaluation (relinearisation) key",
+        }
+    }
+}
+
+/// Tells which key serialised bytes hold from their magic, without parsing them (the server
+/// uses this to refuse a secret key unread).
+pub fn key_kind(bytes: &[u8]) -> Option<KeyKind> {
+    if bytes.starts_with(MAGIC_SECRET_KEY) {
+        Some(KeyKind::Secret)
+    } else if bytes.starts_with(MAGIC_PUBLIC_KEY) {
+        Some(KeyKind::Public)
+    } else if bytes.starts_with(MAGIC_RELIN_KEY) {
+        Some(KeyKind::Eval)
+    } else {
+        None
+    }
+}
+
 /// What a file that is not the expected container holds, told from its first bytes.
 fn identify(bytes: &[u8]) -> String {
-    use crate::keyio::{key_kind, KeyKind};
     let head = &bytes[..bytes.len().min(8)];
     let what = match key_kind(bytes) {
         Some(KeyKind::Secret) => Some("a secret key (secret.key)"),
@@ -128,6 +167,9 @@ pub enum ContainerError {
     /// The file was made for another plan or has inconsistent counts.
     #[error("{0}")]
     Mismatch(String),
+    /// A ciphertext inside the container does not parse.
+    #[error("{0}")]
+    Item(String),
     /// Bytes remain after the last ciphertext.
     #[error("{0} unexpected bytes after the last ciphertext")]
     Trailing(u64),
@@ -280,11 +322,92 @@ pub fn write_item(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
     out.write_all(bytes)
 }
 
-/// Reads a whole file into memory, naming the file in the error.
-pub fn read_file(path: &std::path::Path) -> io::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?.read_to_end(&mut bytes)?;
-    Ok(bytes)
+impl Context {
+    /// Serialises a batch or result into the container format.
+    pub fn batch_to_bytes(
+        &self,
+        kind: ContainerKind,
+        batch: &EncryptedBatch,
+    ) -> Result<Vec<u8>, ContainerError> {
+        let count = |n: usize, what: &str| {
+            u32::try_from(n).map_err(|_| ContainerError::Mismatch(format!("{n} {what}")))
+        };
+        let values = batch
+            .chunks
+            .first()
+            .and_then(|c| c.first())
+            .map_or(0, Vec::len);
+        let header = Header {
+            kind,
+            plan_fingerprint: self.fingerprint(),
+            images: batch.images as u64,
+            slots: count(self.slots(), "slots")?,
+            chunks: count(batch.chunks.len(), "chunks")?,
+            primes: count(self.params().len(), "primes")?,
+            values: count(values, "values")?,
+        };
+        let mut out = Vec::with_capacity(encoded_len(batch));
+        header.write(&mut out)?;
+        for ct in batch.chunks.iter().flatten().flatten() {
+            write_item(&mut out, &ct.to_bytes())?;
+        }
+        Ok(out)
+    }
+
+    /// Reads a batch or result from bytes, checking it against the plan. Nothing is sized from
+    /// the header's counts before the bytes that back them have been read.
+    pub fn batch_from_bytes(
+        &self,
+        kind: ContainerKind,
+        bytes: &[u8],
+    ) -> Result<EncryptedBatch, ContainerError> {
+        let mut reader = ContainerReader::new(bytes, kind)?;
+        let values = match kind {
+            ContainerKind::Batch => self.plan().input.features.len(),
+            ContainerKind::Result => self.outputs(),
+        };
+        reader.header.check(
+            self.fingerprint(),
+            self.slots(),
+            self.params().len(),
+            values,
+        )?;
+        let header = reader.header;
+        let mut chunks = Vec::new();
+        for c in 0..header.chunks as usize {
+            let mut per_prime = Vec::new();
+            for (p, params) in self.params().iter().enumerate() {
+                let mut cts = Vec::new();
+                for v in 0..values {
+                    let what = || format!("ciphertext {v} of prime {p} in chunk {c}");
+                    let item = reader.next_item(what)?;
+                    let ct = Ciphertext::from_bytes(params, item)
+                        .map_err(|e| ContainerError::Item(format!("{}: {e}", what())))?;
+                    cts.push(ct);
+                }
+                per_prime.push(cts);
+            }
+            chunks.push(per_prime);
+        }
+        reader.finish()?;
+        Ok(EncryptedBatch {
+            images: usize::try_from(header.images)
+                .map_err(|_| ContainerError::Mismatch(format!("{} images", header.images)))?,
+            chunks,
+        })
+    }
+}
+
+/// Size in bytes of [`Context::batch_to_bytes`]'s output, computed without serialising.
+pub fn encoded_len(batch: &EncryptedBatch) -> usize {
+    let items: usize = batch
+        .chunks
+        .iter()
+        .flatten()
+        .flatten()
+        .map(|ct| ITEM_PREFIX_LEN + ct.serialized_len())
+        .sum();
+    HEADER_LEN + items
 }
 
 #[cfg(test)]

@@ -1,0 +1,70 @@
+//! What can go wrong between a plan and its results.
+
+use crate::bfv::{EncodeError, EvalError, ParamError};
+use crate::exec::crt::CrtError;
+use crate::exec::ExecError;
+use crate::plan::{InputError, ValidationError};
+use thiserror::Error;
+
+/// Why a session operation failed.
+#[derive(Debug, Error)]
+pub enum SessionError {
+    /// The plan is malformed.
+    #[error("invalid plan: {0}")]
+    Plan(#[from] ValidationError),
+    /// The plan's parameters do not build (or miss their security level).
+    #[error("the plan's parameters: {0}")]
+    Params(#[from] ParamError),
+    /// The raw values are not a whole number of images.
+    #[error("{found} raw values are not a whole number of images of {per_image} values")]
+    RawLength {
+        /// Raw values given.
+        found: usize,
+        /// Raw values per image.
+        per_image: usize,
+    },
+    /// One image does not fit the plan's input.
+    #[error("image {image}: {source}")]
+    Input {
+        /// Which image (0-based).
+        image: usize,
+        /// What is wrong with it.
+        source: InputError,
+    },
+    /// Slot encoding failed.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    /// A scheme operation (encryption, decryption, noise measurement) failed.
+    #[error(transparent)]
+    Scheme(#[from] EvalError),
+    /// Running the plan failed.
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+    /// The plaintext primes cannot be recombined.
+    #[error("recombining the plaintext primes: {0}")]
+    Crt(#[from] CrtError),
+    /// A batch does not have the shape the plan gives it.
+    #[error("the batch has {found} but the plan needs {expected}")]
+    BatchShape {
+        /// What the plan needs.
+        expected: String,
+        /// What the batch has.
+        found: String,
+    },
+    /// Decrypted scores fall outside the output's guaranteed bound: the result decrypts to
+    /// noise (wrong key, or a plan or parameter mismatch). Correct scores never do.
+    #[error(
+        "{outside} of {total} decrypted scores lie outside the plan's bound of \
+         2^{bound_bits:.1} ({budget_bits} bits of noise budget left)"
+    )]
+    ScoresOutOfBound {
+        /// Scores outside the bound.
+        outside: usize,
+        /// Scores decrypted.
+        total: usize,
+        /// log2 of the bound.
+        bound_bits: f64,
+        /// Smallest measured noise budget, in bits.
+        budget_bits: u32,
+    },
+}

@@ -1,0 +1,201 @@
+//! Private inference as a library: a plan's client and server sides.
+//!
+//! The split follows who may hold what. A [`Context`] is public: the plan and the BFV
+//! parameters it implies, identical on both sides. The client makes a [`KeySet`] and keeps its
+//! [`ClientKey`] (the secret key: encrypts with seeded, half-size ciphertexts, and decrypts);
+//! the server is given only the [`ServerKey`] (the relinearisation key: evaluates). Encryption
+//! may also use the [`PublicKey`], for a party that must not decrypt.
+//!
+//! Inputs are plain slices of raw values, `count × plan.input_len()` of them, image after
+//! image; each is encoded by the plan's one input rule ([`crate::plan::InputEncoding::encode`]).
+//! Images travel in chunks of `n` (the ring degree): slot `k` of every ciphertext of a chunk
+//! belongs to image `k` of that chunk, one ciphertext per input value the plan uses
+//! (feature-major). A plan with several plaintext primes has one set of ciphertexts per prime,
+//! all under the same keys; decryption recombines the residues by the Chinese remainder theorem
+//! into the exact integer scores of [`Context::reference`].
+//!
+//! [`wire`] is the byte format of batches and results exchanged between the two sides.
+
+mod client;
+mod error;
+mod keys;
+mod server;
+pub mod wire;
+
+pub use client::Decrypted;
+pub use error::SessionError;
+pub use keys::{ClientKey, EncryptionKey, KeySet, ServerKey};
+
+#[cfg(doc)]
+use crate::bfv::PublicKey;
+use crate::bfv::{BfvParameters, Ciphertext};
+use crate::exec::{run_plan, ExactBackend, NoProgress};
+use crate::plan::Plan;
+use rand::{CryptoRng, RngCore};
+use std::sync::Arc;
+
+/// A plan with the BFV parameters of each of its plaintext primes: everything both sides
+/// share, and nothing secret.
+#[derive(Debug)]
+pub struct Context {
+    plan: Plan,
+    fingerprint: u64,
+    params: Vec<Arc<BfvParameters>>,
+}
+
+/// Encrypted values: `chunks[c][p][v]` is value `v` of chunk `c` under plaintext prime `p`
+/// (an input value of a batch, or an output score of a result).
+#[derive(Debug)]
+pub struct EncryptedBatch {
+    /// Number of images.
+    pub images: usize,
+    /// The ciphertexts.
+    pub chunks: Vec<Vec<Vec<Ciphertext>>>,
+}
+
+impl Context {
+    /// Validates `plan` and builds the parameters it names, checked against its security level.
+    pub fn new(plan: Plan) -> Result<Self, SessionError> {
+        plan.validate()?;
+        let params = plan.bfv_parameters()?;
+        let fingerprint = plan.fingerprint();
+        Ok(Context {
+            plan,
+            fingerprint,
+            params,
+        })
+    }
+
+    /// The plan.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// The plan's fingerprint (see [`Plan::fingerprint`]), computed once.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+
+    /// Parameters per plaintext prime (all on the same ring).
+    pub fn params(&self) -> &[Arc<BfvParameters>] {
+        &self.params
+    }
+
+    /// Slots per ciphertext: images per chunk.
+    pub fn slots(&self) -> usize {
+        self.plan.params.degree
+    }
+
+    /// Number of chunks `images` images take.
+    pub fn chunks_for(&self, images: usize) -> usize {
+        images.div_ceil(self.slots())
+    }
+
+    /// Number of raw values one image has.
+    pub fn input_len(&self) -> usize {
+        self.plan.input_len()
+    }
+
+    /// Number of output values (class scores) per image.
+    pub fn outputs(&self) -> usize {
+        self.plan.output_len()
+    }
+
+    /// Generates a fresh key set on the plan's ring.
+    pub fn keygen(&self, rng: &mut (impl RngCore + CryptoRng)) -> KeySet {
+        KeySet::generate(&self.params[0], rng)
+    }
+
+    /// Runs the plan on the integers (the plaintext reference the encrypted scores must equal
+    /// bit for bit), with wrap-around detection. `raw` holds the images one after another.
+    pub fn reference(&self, raw: &[f32]) -> Result<Vec<Vec<i128>>, SessionError> {
+        let backend = ExactBackend::for_plain_primes(&self.plan.params.plain_primes);
+        let outputs = self.outputs();
+        let mut scores = Vec::new();
+        for chunk in self.image_chunks(raw)? {
+            let (columns, _) = self.feature_major(chunk.first_image, chunk.raw)?;
+            let inputs = columns
+                .into_iter()
+                .map(|c| c.into_iter().map(i128::from).collect())
+                .collect();
+            let out = run_plan(&self.plan, &backend, inputs, &NoProgress)?;
+            for k in 0..chunk.images {
+                scores.push((0..outputs).map(|o| out[o][k]).collect());
+            }
+        }
+        Ok(scores)
+    }
+
+    /// Refuses a batch whose chunk, prime and value counts are not the plan's (`values`
+    /// ciphertexts per chunk and prime).
+    fn check_shape(&self, batch: &EncryptedBatch, values: usize) -> Result<(), SessionError> {
+        let chunks = self.chunks_for(batch.images);
+        let primes = self.params.len();
+        let ok = batch.chunks.len() == chunks
+            && batch.chunks.iter().all(|per_prime| {
+                per_prime.len() == primes && per_prime.iter().all(|cts| cts.len() == values)
+            });
+        if ok {
+            return Ok(());
+        }
+        Err(SessionError::BatchShape {
+            expected: format!("{chunks} chunks × {primes} primes × {values} ciphertexts"),
+            found: format!(
+                "{} chunks for {} images, not all of that shape",
+                batch.chunks.len(),
+                batch.images
+            ),
+        })
+    }
+
+    /// Splits raw images into chunks of at most `slots()` images.
+    fn image_chunks<'a>(&self, raw: &'a [f32]) -> Result<Vec<RawChunk<'a>>, SessionError> {
+        let len = self.input_len();
+        if len == 0 || raw.len() % len != 0 {
+            return Err(SessionError::RawLength {
+                found: raw.len(),
+                per_image: len,
+            });
+        }
+        Ok(raw
+            .chunks(self.slots() * len)
+            .enumerate()
+            .map(|(index, chunk)| RawChunk {
+                first_image: index * self.slots(),
+                images: chunk.len() / len,
+                raw: chunk,
+            })
+            .collect())
+    }
+
+    /// Encodes the images of one chunk and lays them out feature-major: `columns[f][k]` is
+    /// input value `f` of image `k`, i.e. the slots of the `f`-th input ciphertext. Also returns
+    /// how many raw values were clamped to the declared range.
+    fn feature_major(
+        &self,
+        first_image: usize,
+        raw: &[f32],
+    ) -> Result<(Vec<Vec<i64>>, usize), SessionError> {
+        let input = &self.plan.input;
+        let mut columns: Vec<Vec<i64>> = vec![Vec::new(); input.features.len()];
+        let mut clamped = 0;
+        for (offset, image) in raw.chunks(self.input_len()).enumerate() {
+            let encoded = input.encode(image).map_err(|source| SessionError::Input {
+                image: first_image + offset,
+                source,
+            })?;
+            clamped += encoded.clamped;
+            for (column, v) in columns.iter_mut().zip(encoded.values) {
+                column.push(v);
+            }
+        }
+        Ok((columns, clamped))
+    }
+}
+
+/// The raw values of the images of one chunk.
+struct RawChunk<'a> {
+    first_image: usize,
+    images: usize,
+    raw: &'a [f32],
+}
