@@ -3,7 +3,8 @@
 //! global state, so many operations can run in parallel.
 
 use super::ciphertext::Ciphertext;
-use super::encoding::Plaintext;
+use super::encoding::{add_scaled_plain, Plaintext};
+pub use super::error::EvalError;
 use super::keys::RelinKey;
 use super::params::{BfvParameters, LevelContext};
 use crate::math::{
@@ -11,110 +12,6 @@ use crate::math::{
 };
 use rayon::prelude::*;
 use std::sync::Arc;
-use thiserror::Error;
-
-/// Why an operation could not run.
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
-pub enum EvalError {
-    /// Operand from another parameter set.
-    #[error("operand is for parameters {found:016x} but {expected:016x} were expected")]
-    ParamsMismatch {
-        /// Expected fingerprint.
-        expected: u64,
-        /// Operand's fingerprint.
-        found: u64,
-    },
-    /// Key from another ring.
-    #[error("key is for ring {found:016x} but the operand's ring is {expected:016x}")]
-    KeyMismatch {
-        /// Operand's ring fingerprint.
-        expected: u64,
-        /// Key's ring fingerprint.
-        found: u64,
-    },
-    /// Operands at different levels.
-    #[error(
-        "operands are at different levels ({left} and {right}); switch the higher one down first"
-    )]
-    LevelMismatch {
-        /// Level of the first operand.
-        left: usize,
-        /// Level of the other.
-        right: usize,
-    },
-    /// A ciphertext of unsupported size.
-    #[error("ciphertext of size {size} is not supported here (at most {max}); relinearise first")]
-    UnsupportedSize {
-        /// Its size.
-        size: usize,
-        /// Largest allowed.
-        max: usize,
-    },
-    /// A level outside the modulus chain.
-    #[error("level {level} is outside 1..={max}")]
-    BadLevel {
-        /// Requested.
-        level: usize,
-        /// Largest.
-        max: usize,
-    },
-    /// Modulus switching can only go down.
-    #[error("cannot switch a ciphertext from level {from} to level {to}")]
-    CannotSwitch {
-        /// Current level.
-        from: usize,
-        /// Target level.
-        to: usize,
-    },
-    /// `dot` got different numbers of ciphertexts and weights.
-    #[error("{ciphertexts} ciphertexts but {weights} weights")]
-    LengthMismatch {
-        /// Ciphertexts.
-        ciphertexts: usize,
-        /// Weights.
-        weights: usize,
-    },
-    /// `dot` of nothing.
-    #[error("dot product of zero ciphertexts")]
-    Empty,
-}
-
-/// c_0 ← c_0 ± round(Q_ℓ·m/t), computed as floor(Q_ℓ/t)·m + round(r·m/t) with r = Q_ℓ mod t
-/// (the second term from a 0.64 fixed-point r/t, exact to within one). Scaling by floor(Q_ℓ/t)
-/// alone would leave an error r·m/t, up to t in every coefficient, in every fresh ciphertext
-/// and after every added constant; with the rounding the error is at most about one.
-pub(crate) fn add_scaled_plain(
-    params: &BfvParameters,
-    c0: &mut RnsPoly<Coeff>,
-    pt: &Plaintext,
-    level: usize,
-    subtract: bool,
-) {
-    let Some(lc) = params.level(level) else {
-        return;
-    };
-    let n = params.degree();
-    let moduli = &params.ring().q()[..level];
-    let m = pt.coeffs();
-    // Derived from the message (on the client, the user's data), so wiped after use.
-    let rounding: zeroize::Zeroizing<Vec<u64>> =
-        zeroize::Zeroizing::new(m.iter().map(|&v| lc.delta_rounding(v)).collect());
-    c0.data_mut()
-        .par_chunks_mut(n)
-        .zip(moduli.par_iter())
-        .zip(lc.delta.par_iter())
-        .for_each(|((limb, q), &d)| {
-            let ds = q.shoup(d);
-            for ((x, &v), &r) in limb.iter_mut().zip(m).zip(rounding.iter()) {
-                let dm = q.add(q.mul_shoup(v, d, ds), r);
-                *x = if subtract {
-                    q.sub(*x, dm)
-                } else {
-                    q.add(*x, dm)
-                };
-            }
-        });
-}
 
 /// The homomorphic evaluator for one parameter set.
 #[derive(Clone, Debug)]

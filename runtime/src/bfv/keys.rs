@@ -3,8 +3,8 @@
 //! set serves every plaintext modulus of that ring.
 
 use super::ciphertext::Ciphertext;
-use super::encoding::Plaintext;
-use super::evaluator::{add_scaled_plain, EvalError};
+use super::encoding::{add_scaled_plain, Plaintext};
+use super::error::EvalError;
 use super::params::{BfvParameters, RingContext};
 use super::sampling::{error_poly, expand_seed, small_to_rns, ternary};
 use crate::math::{BigUint, Coeff, Modulus, Ntt, RnsPoly};

@@ -21,6 +21,7 @@
 
 pub mod ciphertext;
 pub mod encoding;
+mod error;
 pub mod evaluator;
 pub mod keys;
 pub mod params;
