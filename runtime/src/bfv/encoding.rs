@@ -1,7 +1,11 @@
 //! Plaintexts and SIMD batching: a vector of up to n integers modulo t becomes the polynomial
 //! whose negacyclic NTT modulo t is that vector (t ≡ 1 mod 2n makes X^n + 1 split mod t).
+//! The scaling of a plaintext by Δ = Q/t into a ciphertext is an encoding rule too, so it lives
+//! here, where encryption (keys) and the evaluator both import it.
 
 use super::params::BfvParameters;
+use crate::math::{Coeff, RnsPoly};
+use rayon::prelude::*;
 use std::fmt;
 use std::sync::Arc;
 use thiserror::Error;
@@ -173,6 +177,43 @@ pub fn centre(v: u64, t: u64) -> i64 {
     } else {
         v as i64
     }
+}
+
+/// c_0 ← c_0 ± round(Q_ℓ·m/t), computed as floor(Q_ℓ/t)·m + round(r·m/t) with r = Q_ℓ mod t
+/// (the second term from a 0.64 fixed-point r/t, exact to within one). Scaling by floor(Q_ℓ/t)
+/// alone would leave an error r·m/t, up to t in every coefficient, in every fresh ciphertext
+/// and after every added constant; with the rounding the error is at most about one.
+pub(crate) fn add_scaled_plain(
+    params: &BfvParameters,
+    c0: &mut RnsPoly<Coeff>,
+    pt: &Plaintext,
+    level: usize,
+    subtract: bool,
+) {
+    let Some(lc) = params.level(level) else {
+        return;
+    };
+    let n = params.degree();
+    let moduli = &params.ring().q()[..level];
+    let m = pt.coeffs();
+    // Derived from the message (on the client, the user's data), so wiped after use.
+    let rounding: zeroize::Zeroizing<Vec<u64>> =
+        zeroize::Zeroizing::new(m.iter().map(|&v| lc.delta_rounding(v)).collect());
+    c0.data_mut()
+        .par_chunks_mut(n)
+        .zip(moduli.par_iter())
+        .zip(lc.delta.par_iter())
+        .for_each(|((limb, q), &d)| {
+            let ds = q.shoup(d);
+            for ((x, &v), &r) in limb.iter_mut().zip(m).zip(rounding.iter()) {
+                let dm = q.add(q.mul_shoup(v, d, ds), r);
+                *x = if subtract {
+                    q.sub(*x, dm)
+                } else {
+                    q.add(*x, dm)
+                };
+            }
+        });
 }
 
 #[cfg(test)]

@@ -21,16 +21,26 @@
 
 pub mod ciphertext;
 pub mod encoding;
+mod error;
 pub mod evaluator;
 pub mod keys;
 pub mod params;
 pub mod sampling;
 pub mod serial;
 
+// The flat surface: everything the submodules make public is reachable as `bfv::X`.
 pub use ciphertext::Ciphertext;
 pub use encoding::{centre, EncodeError, Encoder, Plaintext};
 pub use evaluator::{EvalError, Evaluator};
 pub use keys::{PublicKey, RelinKey, SecretKey};
-pub use params::{BfvParameters, BfvParametersBuilder, ParamError, RingContext};
-pub use sampling::os_rng;
-pub use serial::SerialError;
+pub use params::{
+    aux_prime_count, BfvParameters, BfvParametersBuilder, ParamError, RingContext, AUX_PRIME_BITS,
+    MAX_DEGREE, MAX_HPS_WIDTH, MAX_LOG2_MODULUS, MAX_Q_PRIMES, MIN_DEGREE,
+};
+pub use sampling::{
+    cbd, error_poly, expand_seed, os_rng, small_to_rns, ternary, uniform_limb, CBD_ETA,
+};
+pub use serial::{
+    packed_len, SerialError, FORMAT_VERSION, MAGIC_CIPHERTEXT, MAGIC_PARAMS, MAGIC_PLAINTEXT,
+    MAGIC_PUBLIC_KEY, MAGIC_RELIN_KEY, MAGIC_SECRET_KEY,
+};

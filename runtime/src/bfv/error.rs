@@ -1,0 +1,71 @@
+//! The error of the scheme's operations. Encryption and decryption (keys) and the evaluator
+//! fail in the same ways (wrong parameters, wrong ring, wrong level or size), so the type
+//! lives below both and neither depends on the other for it.
+
+use thiserror::Error;
+
+/// Why an operation could not run.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum EvalError {
+    /// Operand from another parameter set.
+    #[error("operand is for parameters {found:016x} but {expected:016x} were expected")]
+    ParamsMismatch {
+        /// Expected fingerprint.
+        expected: u64,
+        /// Operand's fingerprint.
+        found: u64,
+    },
+    /// Key from another ring.
+    #[error("key is for ring {found:016x} but the operand's ring is {expected:016x}")]
+    KeyMismatch {
+        /// Operand's ring fingerprint.
+        expected: u64,
+        /// Key's ring fingerprint.
+        found: u64,
+    },
+    /// Operands at different levels.
+    #[error(
+        "operands are at different levels ({left} and {right}); switch the higher one down first"
+    )]
+    LevelMismatch {
+        /// Level of the first operand.
+        left: usize,
+        /// Level of the other.
+        right: usize,
+    },
+    /// A ciphertext of unsupported size.
+    #[error("ciphertext of size {size} is not supported here (at most {max}); relinearise first")]
+    UnsupportedSize {
+        /// Its size.
+        size: usize,
+        /// Largest allowed.
+        max: usize,
+    },
+    /// A level outside the modulus chain.
+    #[error("level {level} is outside 1..={max}")]
+    BadLevel {
+        /// Requested.
+        level: usize,
+        /// Largest.
+        max: usize,
+    },
+    /// Modulus switching can only go down.
+    #[error("cannot switch a ciphertext from level {from} to level {to}")]
+    CannotSwitch {
+        /// Current level.
+        from: usize,
+        /// Target level.
+        to: usize,
+    },
+    /// `dot` got different numbers of ciphertexts and weights.
+    #[error("{ciphertexts} ciphertexts but {weights} weights")]
+    LengthMismatch {
+        /// Ciphertexts.
+        ciphertexts: usize,
+        /// Weights.
+        weights: usize,
+    },
+    /// `dot` of nothing.
+    #[error("dot product of zero ciphertexts")]
+    Empty,
+}
