@@ -1,8 +1,9 @@
 //! `veil bench MODEL_OR_PLAN [--batches K] [--json]`: a full-batch benchmark on random inputs
 //! in the model's declared range, with per-phase and per-step timings.
 
-use super::compile::print_out;
-use super::plan_source::{obtain_plan, CompileFlags};
+use super::common::print_out;
+use super::compile_flags::CompileFlags;
+use super::plan_source::obtain_plan;
 use crate::error::CliError;
 use crate::memory::{human_bytes, peak_rss_bytes};
 use crate::progress::StepBar;

@@ -77,3 +77,13 @@ pub fn accuracy(predictions: &[usize], labels: &Labels) -> f64 {
         .count();
     100.0 * correct as f64 / predictions.len() as f64
 }
+
+/// Writes `text` to standard output; a closed pipe (`veil report | head`) is not an error.
+pub fn print_out(text: &str) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}

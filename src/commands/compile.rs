@@ -1,6 +1,7 @@
 //! `veil compile`: model file → circuit plan, with a summary.
 
-use super::plan_source::CompileFlags;
+use super::common::print_out;
+use super::compile_flags::CompileFlags;
 use crate::error::CliError;
 use clap::Args;
 use std::path::{Path, PathBuf};
@@ -44,16 +45,6 @@ pub fn summary(compiled: &Compiled, written: Option<&Path>) -> String {
     out
 }
 
-/// Writes `text` to standard output; a closed pipe (`veil report | head`) is not an error.
-pub fn print_out(text: &str) -> Result<(), CliError> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
-        _ => Ok(()),
-    }
-}
-
 /// Runs `veil compile`.
 pub fn run(args: CompileArgs) -> Result<(), CliError> {
     let compiled = veil_compiler::compile_path(&args.model, &args.flags.options()?)?;
@@ -63,18 +54,4 @@ pub fn run(args: CompileArgs) -> Result<(), CliError> {
         .unwrap_or_else(|| args.model.with_extension("plan"));
     compiled.plan.write_file(&output)?;
     print_out(&summary(&compiled, Some(&output)))
-}
-
-/// Compiles the model at `path` for `infer`, `bench` and the other commands that accept a
-/// model in place of a plan; with `verbose`, prints the compile summary to standard error.
-pub fn compile_for_run(
-    path: &Path,
-    flags: &CompileFlags,
-    verbose: bool,
-) -> Result<veil_runtime::plan::Plan, CliError> {
-    let compiled = veil_compiler::compile_path(path, &flags.options()?)?;
-    if verbose {
-        eprint!("{}", summary(&compiled, None));
-    }
-    Ok(compiled.plan)
 }

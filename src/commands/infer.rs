@@ -2,9 +2,10 @@
 //! (compile if given a model, keygen, encrypt, eval, decrypt), checked against the plaintext
 //! reference, with accuracy, timings and sizes.
 
+use super::common::print_out;
 use super::common::{accuracy, load_images, load_labels};
-use super::compile::print_out;
-use super::plan_source::{obtain_plan, CompileFlags};
+use super::compile_flags::CompileFlags;
+use super::plan_source::obtain_plan;
 use crate::error::CliError;
 use crate::memory::{human_bytes, peak_rss_bytes};
 use crate::progress::StepBar;

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod common;
 pub mod compile;
+pub mod compile_flags;
 pub mod decrypt;
 pub mod encrypt;
 pub mod eval;

@@ -1,9 +1,10 @@
 //! `veil report`: the per-layer table and parameter block of a model (compiled on the fly) or
 //! of a plan file.
 
+use super::common::print_out;
 use super::common::{accuracy, in_file, load_images, load_labels};
-use super::compile::print_out;
-use super::plan_source::{is_plan_file, CompileFlags};
+use super::compile_flags::CompileFlags;
+use super::plan_source::is_plan_file;
 use crate::error::CliError;
 use clap::Args;
 use rayon::prelude::*;

@@ -1,0 +1,81 @@
+//! The compiler's settings as flags, shared by `veil compile` and every command that may be
+//! given a model file in place of a plan.
+
+use crate::data;
+use crate::error::CliError;
+use clap::Args;
+use std::path::{Path, PathBuf};
+use veil_compiler::CompileOptions;
+use veil_runtime::security::SecurityLevel;
+
+/// Compiler settings: `veil compile`, and every command that may be given a model file in
+/// place of a plan (`report`, `infer`, `bench`).
+#[derive(Debug, Clone, Args)]
+pub struct CompileFlags {
+    /// Target security level in bits: 128, 192 or 256.
+    #[arg(long, default_value = "128", value_parser = parse_security)]
+    pub security: SecurityLevel,
+    /// Bits of the largest integer weight of each row, sign included (2..=32).
+    #[arg(long, default_value_t = veil_compiler::DEFAULT_WEIGHT_BITS)]
+    pub weight_bits: u32,
+    /// Calibration images (IDX or CSV, read as `--images` is): tighter value bounds from data
+    /// (largest observed value with a 1-bit margin) instead of the guaranteed worst case.
+    #[arg(long, value_name = "IMAGES")]
+    pub calibrate: Option<PathBuf>,
+    /// Noise budget (bits) every output must keep.
+    #[arg(long, default_value_t = veil_compiler::params::model::DEFAULT_MARGIN_BITS)]
+    pub margin: f64,
+    /// Allow parameters below 128-bit security (the plan records security 0). For tests only.
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+impl Default for CompileFlags {
+    /// The command line's defaults: 128-bit security, the compiler's weight precision and
+    /// noise margin, no calibration.
+    fn default() -> Self {
+        CompileFlags {
+            security: SecurityLevel::Bits128,
+            weight_bits: veil_compiler::DEFAULT_WEIGHT_BITS,
+            calibrate: None,
+            margin: veil_compiler::params::model::DEFAULT_MARGIN_BITS,
+            insecure: false,
+        }
+    }
+}
+
+impl CompileFlags {
+    /// The compiler options these flags describe; reads the calibration images, if any.
+    pub fn options(&self) -> Result<CompileOptions, CliError> {
+        let calibration_samples = match &self.calibrate {
+            Some(path) => Some(calibration_samples(path)?),
+            None => None,
+        };
+        Ok(CompileOptions {
+            security: (!self.insecure).then_some(self.security),
+            weight_bits: self.weight_bits,
+            margin_bits: self.margin,
+            calibration_samples,
+            ..CompileOptions::default()
+        })
+    }
+}
+
+/// The calibration images of `path` as raw inputs, at most as many as the compiler evaluates.
+fn calibration_samples(path: &Path) -> Result<Vec<Vec<f64>>, CliError> {
+    let images = data::load_images(path)?;
+    Ok(images
+        .iter()
+        .take(veil_compiler::MAX_CALIBRATION_SAMPLES)
+        .map(|image| image.iter().map(|&v| f64::from(v)).collect())
+        .collect())
+}
+
+fn parse_security(s: &str) -> Result<SecurityLevel, String> {
+    s.parse::<u32>()
+        .ok()
+        .and_then(SecurityLevel::from_bits)
+        .ok_or_else(|| {
+            format!("`{s}` is not a security level: use 128, 192 or 256 (or --insecure for tests)")
+        })
+}
