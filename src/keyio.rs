@@ -8,7 +8,7 @@ use crate::error::CliError;
 use crate::files::{write_atomic, AtomicFile};
 use std::path::{Path, PathBuf};
 use veil_runtime::bfv::{PublicKey, SerialError};
-use veil_runtime::session::wire::{key_kind, ContainerKind, KeyKind};
+use veil_runtime::session::{key_kind, ContainerKind, KeyKind};
 use veil_runtime::session::{ClientKey, Context, EncryptedBatch, EncryptionKey, KeySet, ServerKey};
 use zeroize::Zeroizing;
 

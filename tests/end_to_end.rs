@@ -13,7 +13,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use veil_compiler::CompileOptions;
 use veil_runtime::exec::NoProgress;
-use veil_runtime::session::wire::{encoded_len, ContainerKind};
+use veil_runtime::session::{encoded_len, ContainerKind};
 use veil_runtime::session::{Context, EncryptionKey};
 
 /// Compiles `model`, runs a full batch (plus `extra` images in a second batch) encrypted with

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use veil_runtime::exec::Progress;
-use veil_runtime::session::wire::encoded_len;
+use veil_runtime::session::encoded_len;
 use veil_runtime::session::{Context, EncryptionKey};
 
 /// Arguments of `veil bench`.

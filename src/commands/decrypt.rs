@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
 use veil_runtime::plan::argmax;
-use veil_runtime::session::wire::ContainerKind;
+use veil_runtime::session::ContainerKind;
 use veil_runtime::session::{Context, SessionError};
 
 /// Arguments of `veil decrypt`.

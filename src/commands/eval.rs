@@ -8,7 +8,7 @@ use crate::progress::StepBar;
 use clap::Args;
 use std::path::PathBuf;
 use std::time::Instant;
-use veil_runtime::session::wire::ContainerKind;
+use veil_runtime::session::ContainerKind;
 
 /// Arguments of `veil eval`.
 #[derive(Debug, Args)]

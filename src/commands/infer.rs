@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
 use veil_runtime::plan::argmax;
-use veil_runtime::session::wire::encoded_len;
+use veil_runtime::session::encoded_len;
 use veil_runtime::session::{Context, EncryptionKey};
 
 /// Arguments of `veil infer`.

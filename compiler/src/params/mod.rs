@@ -24,7 +24,7 @@ pub use schedule::{
 use crate::analysis::{NodeRange, QCircuit};
 use std::collections::BTreeMap;
 use thiserror::Error;
-use veil_runtime::math::primes::ntt_primes;
+use veil_runtime::math::ntt_primes;
 use veil_runtime::security::SecurityLevel;
 
 /// What the search needs besides the circuit.

@@ -150,7 +150,7 @@ pub fn cost_bias(level: usize) -> f64 {
 /// Number of auxiliary primes the runtime's multiplication uses at a level with modulus
 /// `2^log2_q` (the runtime's rule, imported; a square at a lower level extends to fewer
 /// primes).
-pub use veil_runtime::bfv::params::aux_prime_count as aux_primes;
+pub use veil_runtime::bfv::aux_prime_count as aux_primes;
 
 /// Cost of squaring one ciphertext at `level` with `aux` auxiliary primes.
 pub fn cost_square(level: usize, aux: usize) -> f64 {
@@ -185,7 +185,7 @@ mod tests {
     )]
 
     use super::*;
-    use veil_runtime::bfv::params::AUX_PRIME_BITS;
+    use veil_runtime::bfv::AUX_PRIME_BITS;
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)

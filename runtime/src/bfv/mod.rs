@@ -19,16 +19,16 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-pub mod ciphertext;
-pub mod encoding;
+mod ciphertext;
+mod encoding;
 mod error;
-pub mod evaluator;
-pub mod keys;
-pub mod params;
-pub mod sampling;
-pub mod serial;
+mod evaluator;
+mod keys;
+mod params;
+mod sampling;
+mod serial;
 
-// The flat surface: everything the submodules make public is reachable as `bfv::X`.
+// The flat surface: every public item of the submodules has one path, `bfv::X`.
 pub use ciphertext::Ciphertext;
 pub use encoding::{centre, EncodeError, Encoder, Plaintext};
 pub use evaluator::{EvalError, Evaluator};

@@ -8,11 +8,11 @@
 //! ([`ExactBackend`], over the integers, which also detects any value that would wrap around
 //! the plaintext modulus).
 //!
-//! Plans whose values need several plaintext primes run once per prime; [`crt`] recombines the
+//! Plans whose values need several plaintext primes run once per prime; `Crt` recombines the
 //! residues.
 
 mod backend;
-pub mod crt;
+mod crt;
 mod encrypted;
 mod engine;
 mod error;
@@ -20,6 +20,7 @@ mod matmul;
 mod reference;
 
 pub use backend::{linear_by_rows, Backend};
+pub use crt::{Crt, CrtError};
 pub use encrypted::EncryptedBackend;
 pub use engine::{run_plan, run_plan_keeping_registers, step_label, NoProgress, Progress};
 pub use error::ExecError;

@@ -1,24 +1,24 @@
 //! Modular arithmetic, number-theoretic transforms and residue-number-system polynomials.
 //!
-//! - [`modulus`]: Barrett and Shoup arithmetic modulo primes below 2^62.
-//! - [`ntt`]: the negacyclic NTT with lazy Harvey butterflies.
-//! - [`rns`]: limb-major RNS polynomials with [`Coeff`]/[`Ntt`] form markers and exact
+//! - `modulus`: Barrett and Shoup arithmetic modulo primes below 2^62.
+//! - `ntt`: the negacyclic NTT with lazy Harvey butterflies.
+//! - `rns`: limb-major RNS polynomials with [`Coeff`]/[`Ntt`] form markers and exact
 //!   centred base conversion.
-//! - [`bigint`]: a fixed-width big integer for precomputation and noise measurement.
-//! - [`primes`]: NTT-friendly prime generation.
+//! - `bigint`: a fixed-width big integer for precomputation and noise measurement.
+//! - `primes`: NTT-friendly prime generation.
 //! - [`fnv1a`]: the fingerprint hash of parameters and plans.
 
-pub mod bigint;
+mod bigint;
 mod fnv;
-pub mod modulus;
-pub mod ntt;
-pub mod primes;
-pub mod rns;
+mod modulus;
+mod ntt;
+mod primes;
+mod rns;
 
-pub use bigint::BigUint;
+pub use bigint::{BigUint, LIMBS};
 pub use fnv::fnv1a;
-pub use modulus::Modulus;
+pub use modulus::{Modulus, MAX_MODULUS};
 pub use ntt::NttTable;
-pub use primes::{is_prime, ntt_primes, PrimeError};
+pub use primes::{is_prime, ntt_primes, PrimeError, MAX_PRIME_BITS, MIN_PRIME_BITS};
 pub(crate) use rns::{for_each_block, pool, BlockScratch, BLOCK};
 pub use rns::{BaseConverter, Coeff, Form, Ntt, RnsPoly};

@@ -329,7 +329,7 @@ fn gs_butterfly_lanes(x: u64, y: u64, w: u64, ws: u64, p: u64, two_p: u64) -> (u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::math::primes::ntt_primes;
+    use crate::math::ntt_primes;
     use proptest::prelude::*;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha20Rng;

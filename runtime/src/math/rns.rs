@@ -625,8 +625,8 @@ impl BlockScratch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::math::bigint::BigUint;
-    use crate::math::primes::ntt_primes;
+    use crate::math::ntt_primes;
+    use crate::math::BigUint;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha20Rng;
 

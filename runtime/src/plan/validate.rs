@@ -1,8 +1,8 @@
 //! [`Plan::validate`]: everything the executor relies on, checked once when a plan is loaded.
 
 use super::{IntMatrix, Plan, Step, PLAN_FORMAT_VERSION};
-use crate::bfv::params::{MAX_DEGREE, MIN_DEGREE};
-use crate::math::primes::is_prime;
+use crate::bfv::{MAX_DEGREE, MIN_DEGREE};
+use crate::math::is_prime;
 use thiserror::Error;
 
 /// Largest number of values in one register.
@@ -435,8 +435,8 @@ mod tests {
             noise_budget_bits: 50.0,
             calibrated_value_bits: None,
         };
-        let primes = crate::math::primes::ntt_primes(40, 1024, 3, &[]).unwrap();
-        let t = crate::math::primes::ntt_primes(20, 1024, 1, &[]).unwrap();
+        let primes = crate::math::ntt_primes(40, 1024, 3, &[]).unwrap();
+        let t = crate::math::ntt_primes(20, 1024, 1, &[]).unwrap();
         Plan {
             format_version: PLAN_FORMAT_VERSION,
             model: "tiny".into(),

@@ -3,7 +3,7 @@
 
 use super::{Context, EncryptedBatch, EncryptionKey, SessionError};
 use crate::bfv::{Ciphertext, Encoder};
-use crate::exec::crt::Crt;
+use crate::exec::Crt;
 use rand::{CryptoRng, RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use rayon::prelude::*;

@@ -1,7 +1,7 @@
 //! What can go wrong between a plan and its results.
 
 use crate::bfv::{EncodeError, EvalError, ParamError};
-use crate::exec::crt::CrtError;
+use crate::exec::CrtError;
 use crate::exec::ExecError;
 use crate::plan::{InputError, ValidationError};
 use thiserror::Error;

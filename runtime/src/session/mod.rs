@@ -14,17 +14,21 @@
 //! all under the same keys; decryption recombines the residues by the Chinese remainder theorem
 //! into the exact integer scores of [`Context::reference`].
 //!
-//! [`wire`] is the byte format of batches and results exchanged between the two sides.
+//! `wire` is the byte format of batches and results exchanged between the two sides.
 
 mod client;
 mod error;
 mod keys;
 mod server;
-pub mod wire;
+mod wire;
 
 pub use client::Decrypted;
 pub use error::SessionError;
 pub use keys::{ClientKey, EncryptionKey, KeySet, ServerKey};
+pub use wire::{
+    encoded_len, key_kind, ContainerError, ContainerKind, Header, KeyKind, HEADER_LEN,
+    ITEM_PREFIX_LEN,
+};
 
 #[cfg(doc)]
 use crate::bfv::PublicKey;

@@ -19,8 +19,8 @@
 //! plaintext prime or ring is caught too.
 
 use super::{Context, EncryptedBatch};
-use crate::bfv::serial::{MAGIC_PUBLIC_KEY, MAGIC_RELIN_KEY, MAGIC_SECRET_KEY};
 use crate::bfv::Ciphertext;
+use crate::bfv::{MAGIC_PUBLIC_KEY, MAGIC_RELIN_KEY, MAGIC_SECRET_KEY};
 use crate::plan::PLAN_MAGIC;
 use std::io::{self, Write};
 use thiserror::Error;

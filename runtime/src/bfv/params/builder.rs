@@ -5,7 +5,7 @@
 use super::{
     BfvParameters, ParamError, RingContext, MAX_DEGREE, MAX_LOG2_MODULUS, MAX_Q_PRIMES, MIN_DEGREE,
 };
-use crate::math::primes::{is_prime, ntt_primes, MAX_PRIME_BITS};
+use crate::math::{is_prime, ntt_primes, MAX_PRIME_BITS};
 use crate::security::SecurityLevel;
 use std::sync::Arc;
 

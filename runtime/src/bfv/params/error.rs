@@ -1,7 +1,7 @@
 //! Why a parameter set was rejected. Every variant carries the bad value and the bound it
 //! broke, so the message tells the caller what to change.
 
-use crate::math::primes::PrimeError;
+use crate::math::PrimeError;
 use crate::security::SecurityLevel;
 use thiserror::Error;
 

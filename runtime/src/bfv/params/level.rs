@@ -4,7 +4,7 @@
 //! function; the formulas they serve are in the evaluator and the keys.
 
 use super::{ParamError, RingContext, MAX_HPS_WIDTH};
-use crate::math::bigint::BigUint;
+use crate::math::BigUint;
 use crate::math::{BaseConverter, Modulus};
 
 /// Constants for one level ℓ (ciphertexts over q_0..q_{ℓ-1}).

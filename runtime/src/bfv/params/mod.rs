@@ -13,8 +13,8 @@ pub use error::ParamError;
 pub(crate) use level::LevelContext;
 pub use ring::RingContext;
 
-use crate::math::primes::{is_prime, ntt_primes, MAX_PRIME_BITS};
 use crate::math::{fnv1a, Modulus, NttTable};
+use crate::math::{is_prime, ntt_primes, MAX_PRIME_BITS};
 use crate::security::SecurityLevel;
 use std::fmt;
 use std::sync::Arc;
@@ -286,7 +286,7 @@ fn parameters_fingerprint(ring: &RingContext, t: u64) -> u64 {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::math::primes::ntt_primes;
+    use crate::math::ntt_primes;
 
     /// A toy set for logic tests: n=2048, three 50-bit q primes (insecure).
     pub fn toy(n: usize) -> Arc<BfvParameters> {
