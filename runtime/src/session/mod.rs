@@ -203,3 +203,6 @@ struct RawChunk<'a> {
     images: usize,
     raw: &'a [f32],
 }
+
+#[cfg(test)]
+mod tests;
