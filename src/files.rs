@@ -1,4 +1,4 @@
-//! Writing output files atomically, and the container format for encrypted batches and results.
+//! Writing output files, and sets of files, atomically.
 //!
 //! Every file Veil writes goes to a temporary file in the destination folder first and is
 //! renamed into place only when complete, so an interrupted run never leaves a half-written
@@ -132,14 +132,77 @@ pub fn write_atomic(target: &Path, bytes: &[u8], owner_only: bool) -> io::Result
     file.commit()
 }
 
-/// 64-bit FNV-1a hash: a stable fingerprint for plans and files (not a security measure).
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+/// A folder being filled; it appears under its final name, with everything in it, only after
+/// [`AtomicDir::commit`]. Created owner-only (0700): it may hold secrets.
+#[derive(Debug)]
+pub struct AtomicDir {
+    temp: PathBuf,
+    target: PathBuf,
+    committed: bool,
+}
+
+impl AtomicDir {
+    /// Starts a folder that will become `target`.
+    pub fn create(target: &Path) -> io::Result<Self> {
+        let parent = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        fs::create_dir_all(&parent)?;
+        let name = target
+            .file_name()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a folder name"))?
+            .to_string_lossy()
+            .into_owned();
+        let nonce: u64 = rand::random();
+        let temp = parent.join(format!(".{name}.{}.{nonce:016x}.tmp", std::process::id()));
+        let mut builder = fs::DirBuilder::new();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(0o700);
+        }
+        builder.create(&temp)?;
+        Ok(AtomicDir {
+            temp,
+            target: target.to_path_buf(),
+            committed: false,
+        })
     }
-    hash
+
+    /// Where to write a file of the folder before it is committed.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.temp.join(name)
+    }
+
+    /// Renames the folder into place. Fails when `target` exists and is not empty (unless
+    /// `replace`, which swaps the old folder out first): another run's files are never mixed
+    /// with ours.
+    pub fn commit(mut self, replace: bool) -> io::Result<()> {
+        let old = if replace && self.target.exists() {
+            let mut old = self.temp.clone().into_os_string();
+            old.push(".old");
+            let old = PathBuf::from(old);
+            fs::rename(&self.target, &old)?;
+            Some(old)
+        } else {
+            None
+        };
+        fs::rename(&self.temp, &self.target)?;
+        self.committed = true;
+        if let Some(old) = old {
+            fs::remove_dir_all(old)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for AtomicDir {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_dir_all(&self.temp);
+        }
+    }
 }
 
 #[cfg(test)]

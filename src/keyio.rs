@@ -5,7 +5,7 @@
 //! mode 0600; the server side loads only `eval.key` and refuses a secret key outright.
 
 use crate::error::CliError;
-use crate::files::{write_atomic, AtomicFile};
+use crate::files::{write_atomic, AtomicDir, AtomicFile};
 use std::path::{Path, PathBuf};
 use veil_runtime::bfv::{PublicKey, SerialError};
 use veil_runtime::session::{key_kind, ContainerKind, KeyKind};
@@ -56,9 +56,45 @@ fn key_error(path: &Path, err: &SerialError) -> CliError {
     }
 }
 
-/// Writes the three keys into `dir`; returns the paths and sizes written.
-pub fn write_keys(dir: &Path, keys: &KeySet) -> Result<Vec<(PathBuf, u64)>, CliError> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+/// Writes the three keys as a new folder `dir` (owner-only), all or nothing; returns the
+/// paths and sizes written. Keys already in `dir` are kept, and this fails, unless `replace`:
+/// every batch encrypted under them would become undecryptable.
+pub fn write_keys(
+    dir: &Path,
+    keys: &KeySet,
+    replace: bool,
+) -> Result<Vec<(PathBuf, u64)>, CliError> {
+    let key_files = [SECRET_KEY_FILE, PUBLIC_KEY_FILE, EVAL_KEY_FILE];
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        let others: Vec<String> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| !key_files.contains(&name.as_str()))
+            .collect();
+        if let Some(other) = others.first() {
+            return Err(format!(
+                "{} holds other files (such as {other}): keys go into a new or empty folder \
+                 of their own",
+                dir.display()
+            )
+            .into());
+        }
+    }
+    let existing: Vec<&str> = key_files
+        .into_iter()
+        .filter(|name| dir.join(name).exists())
+        .collect();
+    if !existing.is_empty() && !replace {
+        return Err(format!(
+            "{} already holds {}: generating new keys would make every batch encrypted under \
+             them undecryptable; choose another folder, or pass --force to replace them",
+            dir.display(),
+            existing.join(", ")
+        )
+        .into());
+    }
+    let folder =
+        AtomicDir::create(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let mut written = Vec::new();
     let items: [(&str, Zeroizing<Vec<u8>>, bool); 3] = [
         (SECRET_KEY_FILE, keys.client.to_bytes(), true),
@@ -70,11 +106,17 @@ pub fn write_keys(dir: &Path, keys: &KeySet) -> Result<Vec<(PathBuf, u64)>, CliE
         (EVAL_KEY_FILE, Zeroizing::new(keys.server.to_bytes()), false),
     ];
     for (name, bytes, owner_only) in items {
-        let path = dir.join(name);
+        let path = folder.path(name);
         write_atomic(&path, &bytes, owner_only)
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        written.push((path, bytes.len() as u64));
+        written.push((dir.join(name), bytes.len() as u64));
     }
+    folder.commit(replace).map_err(|e| {
+        format!(
+            "cannot move the new keys into {} ({e}); another keygen may have written there",
+            dir.display()
+        )
+    })?;
     Ok(written)
 }
 

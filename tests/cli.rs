@@ -577,3 +577,121 @@ fn infer_and_bench_warn_about_insecure_plans_and_take_a_margin() {
     let (_, stderr) = succeeds_with_stderr(&["bench", "dense.ron"], d);
     assert!(summary_budget(&stderr) < 40.0, "{stderr}");
 }
+
+#[test]
+fn keygen_keeps_existing_keys_unless_forced_and_writes_the_set_whole() {
+    let s = setup();
+    let d = s.dir.path();
+    succeeds(&["keygen", "net.plan", "-o", "keys"], d);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(d.join("keys"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700, "the key folder is owner-only");
+    }
+    let before = std::fs::read(d.join("keys/secret.key")).unwrap();
+    let err = fails(&["keygen", "net.plan", "-o", "keys"], d);
+    assert_mentions(&err, &["keys", "already holds", "--force"]);
+    assert_eq!(std::fs::read(d.join("keys/secret.key")).unwrap(), before);
+
+    succeeds(&["keygen", "net.plan", "-o", "keys", "--force"], d);
+    assert_ne!(std::fs::read(d.join("keys/secret.key")).unwrap(), before);
+    let names: Vec<String> = std::fs::read_dir(d.join("keys"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 3, "exactly the three keys: {names:?}");
+
+    // A folder with other files is never filled or replaced.
+    std::fs::create_dir(d.join("mixed")).unwrap();
+    std::fs::write(d.join("mixed/notes.txt"), "mine").unwrap();
+    let err = fails(&["keygen", "net.plan", "-o", "mixed", "--force"], d);
+    assert_mentions(&err, &["mixed", "other files"]);
+    assert!(d.join("mixed/notes.txt").exists());
+    // No temporary folder is left behind.
+    let leftovers = std::fs::read_dir(d)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".tmp")
+        })
+        .count();
+    assert_eq!(leftovers, 0);
+}
+
+#[test]
+fn labels_beyond_the_classes_nan_margins_are_refused_and_predictions_are_private() {
+    let s = setup();
+    let d = s.dir.path();
+    let labels: Vec<u8> = (0..40u8).map(|i| if i == 5 { 7 } else { i % 4 }).collect();
+    std::fs::write(d.join("bad-labels.idx"), idx_labels(&labels)).unwrap();
+    let err = fails(
+        &[
+            "report",
+            "net.plan",
+            "--images",
+            "images.csv",
+            "--labels",
+            "bad-labels.idx",
+        ],
+        d,
+    );
+    assert_mentions(&err, &["bad-labels.idx", "label 7 is not a class", "4"]);
+    let err = fails(&["compile", "net.ron", "--margin", "NaN"], d);
+    assert_mentions(&err, &["NaN", "noise margin"]);
+
+    succeeds(&["keygen", "net.plan", "-o", "keys"], d);
+    succeeds(
+        &encrypt_args("keys/secret.key", "images.csv", "batch.veil"),
+        d,
+    );
+    succeeds(&eval_args("keys/eval.key", "batch.veil", "result.veil"), d);
+    succeeds(
+        &[
+            "decrypt",
+            "net.plan",
+            "--key",
+            "keys/secret.key",
+            "result.veil",
+            "-o",
+            "predictions.csv",
+        ],
+        d,
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(d.join("predictions.csv"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "predictions are the client's alone");
+    }
+    // Accuracy through `report` on a plan: the plan's exact integers.
+    let out = succeeds(
+        &[
+            "report",
+            "net.plan",
+            "--images",
+            "images.csv",
+            "--labels",
+            "labels.idx",
+            "--json",
+        ],
+        d,
+    );
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["accuracy"]["images"], 40);
+    assert!(report["accuracy"]["float"].is_null());
+    assert!(report["accuracy"]["plan"].as_f64().unwrap() >= 0.0);
+    assert_eq!(
+        report["input"]["resolution"].as_f64(),
+        Some(1.0 / report["input"]["scale"].as_f64().unwrap())
+    );
+}

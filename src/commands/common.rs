@@ -55,13 +55,28 @@ pub fn load_images(path: &Path, limit: Option<usize>, plan: &Plan) -> Result<Ima
     Ok(images)
 }
 
-/// Loads labels, keeping at most `limit`, and checks them against the images.
-pub fn load_labels(path: &Path, limit: Option<usize>, images: &Images) -> Result<Labels, CliError> {
+/// Loads labels, keeping at most `limit`, and checks them against the images and against the
+/// plan's number of classes (a label no prediction can equal is a mismatched file).
+pub fn load_labels(
+    path: &Path,
+    limit: Option<usize>,
+    images: &Images,
+    plan: &Plan,
+) -> Result<Labels, CliError> {
     let mut labels = data::load_labels(path)?;
     if let Some(limit) = limit {
         labels.truncate(limit);
     }
     data::check_labels(images, &labels)?;
+    let classes = plan.output_len();
+    if let Some(max) = labels.max().filter(|&m| m as usize >= classes) {
+        return Err(format!(
+            "{}: label {max} is not a class of the model, which has {classes} (0..={})",
+            path.display(),
+            classes.saturating_sub(1)
+        )
+        .into());
+    }
     Ok(labels)
 }
 

@@ -22,8 +22,8 @@ pub struct CompileFlags {
     /// (largest observed value with a 1-bit margin) instead of the guaranteed worst case.
     #[arg(long, value_name = "IMAGES")]
     pub calibrate: Option<PathBuf>,
-    /// Noise budget (bits) every output must keep.
-    #[arg(long, default_value_t = veil_compiler::params::model::DEFAULT_MARGIN_BITS)]
+    /// Noise budget (bits) every output must keep (a finite number, 0 or more).
+    #[arg(long, default_value_t = veil_compiler::params::model::DEFAULT_MARGIN_BITS, value_parser = parse_margin)]
     pub margin: f64,
     /// Allow parameters below 128-bit security (the plan records security 0). For tests only.
     #[arg(long)]
@@ -78,4 +78,11 @@ fn parse_security(s: &str) -> Result<SecurityLevel, String> {
         .ok_or_else(|| {
             format!("`{s}` is not a security level: use 128, 192 or 256 (or --insecure for tests)")
         })
+}
+
+fn parse_margin(s: &str) -> Result<f64, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|m| m.is_finite() && *m >= 0.0)
+        .ok_or_else(|| format!("`{s}` is not a noise margin: give a number of bits, 0 or more"))
 }

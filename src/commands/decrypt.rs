@@ -62,7 +62,7 @@ pub fn run(args: DecryptArgs) -> Result<(), CliError> {
     }
     match &args.out {
         Some(path) => {
-            write_atomic(path, csv.as_bytes(), false)
+            write_atomic(path, csv.as_bytes(), true)
                 .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
             println!(
                 "decrypted {} predictions in {seconds:.2} s → {}",

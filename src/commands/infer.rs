@@ -107,7 +107,7 @@ pub fn run(args: InferArgs) -> Result<(), CliError> {
     let context = Context::new(plan).map_err(super::common::in_file(&args.model))?;
     let images = load_images(&args.images, args.limit, context.plan())?;
     let labels = match &args.labels {
-        Some(path) => Some(load_labels(path, args.limit, &images)?),
+        Some(path) => Some(load_labels(path, args.limit, &images, context.plan())?),
         None => None,
     };
     let quiet = args.json;

@@ -16,6 +16,10 @@ pub struct KeygenArgs {
     /// Folder to write secret.key, public.key and eval.key into.
     #[arg(short = 'o', long = "out", value_name = "DIR")]
     pub out: PathBuf,
+    /// Replace keys already in the folder (batches encrypted under them become
+    /// undecryptable).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Runs `veil keygen`.
@@ -24,7 +28,7 @@ pub fn run(args: KeygenArgs) -> Result<(), CliError> {
     let started = Instant::now();
     let keys = context.keygen(&mut veil_runtime::bfv::os_rng());
     let seconds = started.elapsed().as_secs_f64();
-    let written = write_keys(&args.out, &keys).map_err(in_file(&args.out))?;
+    let written = write_keys(&args.out, &keys, args.force).map_err(in_file(&args.out))?;
     println!("generated keys in {seconds:.2} s");
     for (path, bytes) in written {
         println!("  {:<40} {}", path.display(), human_bytes(bytes as f64));

@@ -63,7 +63,7 @@ fn accuracy_on(
         return Ok(None);
     };
     let images = load_images(images, args.limit, plan)?;
-    let labels = load_labels(labels, args.limit, &images)?;
+    let labels = load_labels(labels, args.limit, &images, plan)?;
     let all: Vec<&[f32]> = images.iter().collect();
     let by_plan: Vec<usize> = all
         .par_iter()
