@@ -44,10 +44,10 @@ fn measure(plan: &Plan, seed: u64, public: bool) -> u32 {
     let expected: Vec<Vec<i128>> = raw.iter().map(|x| exact_scores(plan, x).unwrap()).collect();
     let mut min_budget = u32::MAX;
     for (&t, params) in p.plain_primes.iter().zip(&params_per_prime) {
-        let sk = SecretKey::generate(&params, &mut rng);
+        let sk = SecretKey::generate(params, &mut rng);
         let rk = RelinKey::new(&sk, &mut rng);
         let pk = PublicKey::new(&sk, &mut rng);
-        let encoder = Encoder::new(&params);
+        let encoder = Encoder::new(params);
         let inputs = (0..plan.input.features.len())
             .map(|f| {
                 let column: Vec<i64> = (0..p.degree)

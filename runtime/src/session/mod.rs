@@ -155,7 +155,7 @@ impl Context {
     /// Splits raw images into chunks of at most `slots()` images.
     fn image_chunks<'a>(&self, raw: &'a [f32]) -> Result<Vec<RawChunk<'a>>, SessionError> {
         let len = self.input_len();
-        if len == 0 || raw.len() % len != 0 {
+        if len == 0 || !raw.len().is_multiple_of(len) {
             return Err(SessionError::RawLength {
                 found: raw.len(),
                 per_image: len,
