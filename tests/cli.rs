@@ -502,6 +502,15 @@ fn every_small_model_through_infer_matches_the_reference() {
         }
         assert!(report["upload_bytes_per_image"].as_f64().unwrap() > 0.0);
         assert!(report["download_bytes_per_image"].as_f64().unwrap() > 0.0);
+        // The compiler's replacement warnings reach infer's JSON (issue 12), as compile's.
+        let warnings = report["warnings"].as_array().unwrap();
+        if name == "maxpool-relu" {
+            let text = format!("{warnings:?}");
+            assert!(text.contains("relu") && text.contains("max"), "{text}");
+        } else {
+            assert!(warnings.is_empty(), "{name}: {warnings:?}");
+        }
+        assert_eq!(report["clamped_inputs"], 0, "{name}");
     }
 }
 

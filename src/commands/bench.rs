@@ -120,7 +120,7 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
 }
 
 fn bench(args: &BenchArgs) -> Result<(), CliError> {
-    let (plan, _) = obtain_plan(&args.model, &args.compile, !args.json)?;
+    let plan = obtain_plan(&args.model, &args.compile, !args.json)?.plan;
     let context = Context::new(plan)?;
     let n = context.slots();
     let count = n * args.batches.max(1);

@@ -93,13 +93,19 @@ pub struct InferReport {
     pub plain_primes: Vec<u64>,
     /// Worker threads.
     pub threads: usize,
+    /// Input values outside the plan's declared range, clamped before encryption.
+    pub clamped_inputs: usize,
+    /// The compiler's warnings when MODEL was a model file (layers replaced to fit the
+    /// scheme, …), the same lines `veil compile` prints.
+    pub warnings: Vec<String>,
 }
 
 /// Runs `veil infer`.
 pub fn run(args: InferArgs) -> Result<(), CliError> {
     let started = Instant::now();
-    let (plan, compiled) = obtain_plan(&args.model, &args.compile, !args.json)?;
-    let compile_seconds = if compiled {
+    let obtained = obtain_plan(&args.model, &args.compile, !args.json)?;
+    let (plan, warnings) = (obtained.plan, obtained.warnings);
+    let compile_seconds = if obtained.compiled {
         started.elapsed().as_secs_f64()
     } else {
         0.0
@@ -182,6 +188,8 @@ pub fn run(args: InferArgs) -> Result<(), CliError> {
         n: context.slots(),
         plain_primes: context.plan().params.plain_primes.clone(),
         threads: rayon::current_num_threads(),
+        clamped_inputs: clamped,
+        warnings,
     };
     if clamped > 0 {
         eprintln!(

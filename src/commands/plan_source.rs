@@ -26,32 +26,42 @@ pub fn is_plan_file(path: &Path) -> bool {
                 .contains("\"format_version\""))
 }
 
-/// Loads the plan at `path`, or compiles the model at `path`. Returns the plan and whether it
-/// was compiled. Warns on standard error when the plan's parameters are insecure.
+/// A plan loaded or compiled for a run.
+#[derive(Debug)]
+pub struct ObtainedPlan {
+    /// The plan.
+    pub plan: Plan,
+    /// Whether it was compiled from a model file in this run.
+    pub compiled: bool,
+    /// The compiler's warnings (layers replaced to fit the scheme, …); empty for a plan file.
+    pub warnings: Vec<String>,
+}
+
+/// Loads the plan at `path`, or compiles the model at `path`; with `verbose`, prints the
+/// compile summary (warnings included) to standard error. Warns on standard error when the
+/// plan's parameters are insecure.
 pub fn obtain_plan(
     path: &Path,
     options: &CompileFlags,
     verbose: bool,
-) -> Result<(Plan, bool), CliError> {
-    let (plan, compiled) = if is_plan_file(path) {
-        (Plan::read_file(path).map_err(in_file(path))?, false)
+) -> Result<ObtainedPlan, CliError> {
+    let obtained = if is_plan_file(path) {
+        ObtainedPlan {
+            plan: Plan::read_file(path).map_err(in_file(path))?,
+            compiled: false,
+            warnings: Vec::new(),
+        }
     } else {
-        (compile_for_run(path, options, verbose)?, true)
+        let compiled = veil_compiler::compile_path(path, &options.options()?)?;
+        if verbose {
+            eprint!("{}", summary(&compiled, None));
+        }
+        ObtainedPlan {
+            plan: compiled.plan,
+            compiled: true,
+            warnings: compiled.warnings,
+        }
     };
-    warn_if_insecure(path, &plan);
-    Ok((plan, compiled))
-}
-
-/// Compiles the model at `path` for `infer`, `bench` and the other commands that accept a
-/// model in place of a plan; with `verbose`, prints the compile summary to standard error.
-pub fn compile_for_run(
-    path: &Path,
-    flags: &CompileFlags,
-    verbose: bool,
-) -> Result<veil_runtime::plan::Plan, CliError> {
-    let compiled = veil_compiler::compile_path(path, &flags.options()?)?;
-    if verbose {
-        eprint!("{}", summary(&compiled, None));
-    }
-    Ok(compiled.plan)
+    warn_if_insecure(path, &obtained.plan);
+    Ok(obtained)
 }

@@ -24,6 +24,7 @@ pub use schedule::{
 use crate::analysis::{NodeRange, QCircuit};
 use std::collections::BTreeMap;
 use thiserror::Error;
+use veil_runtime::exec::MAX_PLAIN_MODULUS_BITS;
 use veil_runtime::math::ntt_primes;
 use veil_runtime::security::SecurityLevel;
 
@@ -70,7 +71,7 @@ pub struct Chosen {
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum ParamError {
     /// The values need a larger plaintext modulus than the CRT primes can give.
-    #[error("no parameter set holds this circuit: with depth {depth}, values reach 2^{value_bits:.1}, so the plaintext modulus needs {needed_bits:.0} bits, but at most {max_primes} plaintext primes of at most {max_prime_bits} bits ({allowed_bits} bits) are supported; reduce the depth or --weight-bits, or calibrate (--calibrate) to tighten the bounds")]
+    #[error("no parameter set holds this circuit: with depth {depth}, values reach 2^{value_bits:.1}, so the plaintext modulus needs {needed_bits:.0} bits, but exact decryption recombines at most {allowed_bits} bits (at most {max_primes} plaintext primes of at most {max_prime_bits} bits, their product below 2^{allowed_bits}); reduce the depth, --weight-bits or --input-bits, or calibrate (--calibrate) to tighten the bounds")]
     ValuesTooLarge {
         /// Multiplicative depth.
         depth: u32,
@@ -82,7 +83,7 @@ pub enum ParamError {
         max_primes: usize,
         /// Largest plaintext prime size.
         max_prime_bits: u32,
-        /// Bits available.
+        /// Bits the product of the plaintext primes may have.
         allowed_bits: u32,
     },
     /// The noise needs a larger ciphertext modulus than the security level allows.
@@ -136,17 +137,21 @@ pub fn select(
     let max_value = ranges.iter().map(NodeRange::effective).fold(1.0, f64::max);
     let needed = (2.0 * max_value + 1.0).log2();
     let depth = c.depth();
-    let max_plain_bits = (model::MAX_T_BITS - 1) * model::MAX_PLAIN_PRIMES as u32;
+    let max_plain_bits =
+        ((model::MAX_T_BITS - 1) * model::MAX_PLAIN_PRIMES as u32).min(MAX_PLAIN_MODULUS_BITS);
+    let values_too_large = ParamError::ValuesTooLarge {
+        depth,
+        value_bits: max_value.log2(),
+        needed_bits: needed,
+        max_primes: model::MAX_PLAIN_PRIMES,
+        max_prime_bits: model::MAX_T_BITS,
+        allowed_bits: max_plain_bits,
+    };
     if needed >= f64::from(max_plain_bits) {
-        return Err(ParamError::ValuesTooLarge {
-            depth,
-            value_bits: max_value.log2(),
-            needed_bits: needed,
-            max_primes: model::MAX_PLAIN_PRIMES,
-            max_prime_bits: model::MAX_T_BITS,
-            allowed_bits: max_plain_bits,
-        });
+        return Err(values_too_large);
     }
+    // Whether some prime set was dropped only because its product is too wide to recombine.
+    let mut too_wide = false;
     let degrees: &[usize] = if opts.security.is_some() {
         &model::DEGREES
     } else {
@@ -181,6 +186,10 @@ pub fn select(
                 }
             }
             let Some(plain) = plain else { continue };
+            if plain.iter().map(|&x| log2(x)).sum::<f64>() >= f64::from(MAX_PLAIN_MODULUS_BITS) {
+                too_wide = true;
+                continue;
+            }
             let t = plain.iter().copied().max().unwrap_or(2) as f64;
             for b in model::MIN_Q_PRIME_BITS..=model::MAX_Q_PRIME_BITS {
                 let k_max = (allowed / b).saturating_sub(1) as usize;
@@ -260,6 +269,9 @@ pub fn select(
     }
     if let Some((_, chosen)) = best {
         return Ok(chosen);
+    }
+    if too_wide && closest.is_none() {
+        return Err(values_too_large);
     }
     let security = match opts.security {
         Some(level) => format!("{level} security"),
@@ -406,10 +418,54 @@ mod tests {
         };
         assert_eq!(depth, 2);
         assert!(needed_bits >= f64::from(allowed_bits));
-        assert_eq!(
-            allowed_bits,
-            (model::MAX_T_BITS - 1) * model::MAX_PLAIN_PRIMES as u32
-        );
+        assert_eq!(allowed_bits, MAX_PLAIN_MODULUS_BITS);
+    }
+
+    /// A depth-3 network's scores can reach 2^206 (issue 12): such a plan could not be
+    /// decrypted exactly, so it is refused at compile time instead of emitted.
+    #[test]
+    fn scores_too_wide_to_recombine_are_refused() {
+        let (c, mut ranges) = circuit(&DEPTH_2);
+        ranges[c.output].max_abs = 2f64.powi(205);
+        let err = select(&c, &ranges, &ParamOptions::default()).unwrap_err();
+        assert!(matches!(err, ParamError::ValuesTooLarge { .. }), "{err}");
+        assert!(err.to_string().contains("at most 127 bits"), "{err}");
+    }
+
+    /// The circuit of issue 12 (Dense → x² three times → Dense, 8-bit weights): refused at
+    /// compile time with an error that says what to reduce, never emitted as a plan that cannot
+    /// be decrypted.
+    #[test]
+    fn a_depth_3_dense_network_is_refused_at_compile_time() {
+        let specs = [
+            "dense:16", "square", "dense:16", "square", "dense:16", "square", "dense:10",
+        ];
+        let err = crate::compile_graph(chain(&[64], &specs), &crate::CompileOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("reduce the depth"), "{err}");
+    }
+
+    /// Near the limit, every chosen prime set both holds the values and recombines in `i128`.
+    #[test]
+    fn chosen_plaintext_primes_always_recombine() {
+        for value_bits in [100, 118, 122, 124, 125, 126] {
+            let (c, mut ranges) = circuit(&DEPTH_2);
+            let max_abs = 2f64.powi(value_bits);
+            ranges[c.output].max_abs = max_abs;
+            match select(&c, &ranges, &ParamOptions::default()) {
+                Ok(chosen) => {
+                    let bits: f64 = chosen.plain_primes.iter().map(|&t| log2(t)).sum();
+                    assert!(bits < f64::from(MAX_PLAIN_MODULUS_BITS), "2^{value_bits}");
+                    assert!(bits > (2.0 * max_abs + 1.0).log2(), "2^{value_bits}");
+                    veil_runtime::exec::Crt::new(&chosen.plain_primes).unwrap();
+                }
+                Err(err) => assert!(
+                    matches!(err, ParamError::ValuesTooLarge { .. }),
+                    "2^{value_bits}: {err}"
+                ),
+            }
+        }
     }
 
     #[test]

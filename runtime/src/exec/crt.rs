@@ -1,16 +1,20 @@
 //! Chinese-remainder recombination of per-prime results into exact signed integers.
 //!
 //! Uses Garner's mixed-radix form, so every intermediate fits in 64-bit arithmetic modulo one
-//! prime and only the final sum needs 128 bits (the product of the primes must stay below
-//! 2^127, which the compiler guarantees).
+//! prime and only the final sum needs 128 bits: the product of the primes must stay below
+//! 2^[`MAX_PLAIN_MODULUS_BITS`], and the compiler refuses circuits whose values need more.
 
 use thiserror::Error;
+
+/// The product of a plan's plaintext primes stays below 2^this, so recombined scores (and the
+/// exact reference's registers) fit in `i128`. The compiler's parameter search imports it.
+pub const MAX_PLAIN_MODULUS_BITS: u32 = 127;
 
 /// Why residues could not be recombined.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum CrtError {
-    /// The product of the primes does not fit in 127 bits.
-    #[error("the product of the plaintext primes exceeds 2^127")]
+    /// The product of the primes does not fit in [`MAX_PLAIN_MODULUS_BITS`] bits.
+    #[error("the product of the plaintext primes exceeds 2^{MAX_PLAIN_MODULUS_BITS}")]
     TooLarge,
     /// Residue and prime counts differ.
     #[error("{residues} residues for {primes} primes")]
@@ -58,7 +62,7 @@ impl Crt {
         let product = primes
             .iter()
             .try_fold(1u128, |acc, &p| acc.checked_mul(u128::from(p)))
-            .filter(|&t| t < (1u128 << 127))
+            .filter(|&t| t < (1u128 << MAX_PLAIN_MODULUS_BITS))
             .ok_or(CrtError::TooLarge)?;
         let mut inverses = Vec::with_capacity(primes.len());
         for (i, &pi) in primes.iter().enumerate() {
@@ -105,7 +109,7 @@ impl Crt {
             x += u128::from(d) * radix;
             radix *= u128::from(p);
         }
-        // x < T < 2^127, so both branches fit in i128.
+        // x < T < 2^MAX_PLAIN_MODULUS_BITS, so both branches fit in i128.
         let half = self.product / 2;
         let signed = if x > half {
             -((self.product - x) as i128)
