@@ -10,7 +10,7 @@
 
 use super::{Pass, PassContext, PassError};
 use crate::ir::{Graph, Node, NodeId, Op, PoolKind, SparseMatrix};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 /// The pass.
 #[derive(Debug, Clone, Copy)]
@@ -22,7 +22,36 @@ struct Expr {
     sources: Vec<NodeId>,
     matrix: SparseMatrix,
     bias: Vec<f64>,
-    names: Vec<String>,
+    /// The linear inputs this node absorbed (their own expressions), in input order: the
+    /// layers whose names the fused node joins. Kept as links, not copied name lists, so a
+    /// run of N layers costs O(N) names instead of O(N²) (and O(N³) to deduplicate).
+    absorbed: Vec<NodeId>,
+}
+
+/// The names of the layers fused into `n`, each once, every layer after the ones it reads:
+/// a post-order walk over the absorbed links (iterative: runs may be thousands long).
+fn fused_name(g: &Graph, exprs: &BTreeMap<NodeId, Expr>, n: NodeId) -> String {
+    let mut visited = BTreeSet::new();
+    let mut seen_names = HashSet::new();
+    let mut names: Vec<&str> = Vec::new();
+    // (node, index of the next absorbed input to visit).
+    let mut stack = vec![(n, 0usize)];
+    visited.insert(n);
+    while let Some((node, next)) = stack.pop() {
+        let absorbed = exprs.get(&node).map_or(&[][..], |e| &e.absorbed[..]);
+        if let Some(&child) = absorbed.get(next) {
+            stack.push((node, next + 1));
+            if visited.insert(child) {
+                stack.push((child, 0));
+            }
+            continue;
+        }
+        let name = g.node(node).name.as_str();
+        if seen_names.insert(name) {
+            names.push(name);
+        }
+    }
+    names.join("+")
 }
 
 /// The matrix and bias of one linear op over the concatenation of its inputs.
@@ -158,7 +187,7 @@ fn identity(g: &Graph, n: NodeId) -> Expr {
         sources: vec![n],
         matrix: SparseMatrix::diagonal(&vec![1.0; len]),
         bias: vec![0.0; len],
-        names: Vec::new(),
+        absorbed: Vec::new(),
     }
 }
 
@@ -179,7 +208,11 @@ impl Pass for FuseLinear {
             let inputs = g.inputs(n);
             // Stack the input expressions over the union of their sources.
             let mut sources: Vec<NodeId> = Vec::new();
-            let mut names: Vec<String> = Vec::new();
+            let absorbed: Vec<NodeId> = inputs
+                .iter()
+                .copied()
+                .filter(|i| exprs.contains_key(i))
+                .collect();
             let input_exprs: Vec<Expr> = inputs
                 .iter()
                 .map(|&i| exprs.get(&i).cloned().unwrap_or_else(|| identity(g, i)))
@@ -188,11 +221,6 @@ impl Pass for FuseLinear {
                 for &s in &e.sources {
                     if !sources.contains(&s) {
                         sources.push(s);
-                    }
-                }
-                for name in &e.names {
-                    if !names.contains(name) {
-                        names.push(name.clone());
                     }
                 }
             }
@@ -234,32 +262,39 @@ impl Pass for FuseLinear {
                 .zip(&b)
                 .map(|(x, y)| x + y)
                 .collect();
-            names.push(node.name.clone());
             exprs.insert(
                 n,
                 Expr {
                     sources,
                     matrix,
                     bias,
-                    names,
+                    absorbed,
                 },
             );
         }
-        // Keep the linear nodes read by non-linear nodes or being the output.
+        // Keep the linear nodes read by non-linear nodes or being the output, named (before
+        // any renaming) after every layer they absorbed.
+        let mut kept = Vec::new();
         for &n in &order {
-            let Some(expr) = exprs.get(&n) else { continue };
-            let needed = n == g.output || g.consumers(n).iter().any(|c| !exprs.contains_key(c));
-            if !needed {
-                changed = true;
+            if !exprs.contains_key(&n) {
                 continue;
             }
-            let old_inputs = g.inputs(n);
-            let was_fused = matches!(g.node(n).op, Op::Affine { .. }) && old_inputs == expr.sources;
+            let needed = n == g.output || g.consumers(n).iter().any(|c| !exprs.contains_key(c));
+            if needed {
+                kept.push((n, fused_name(g, &exprs, n)));
+            } else {
+                changed = true;
+            }
+        }
+        for (n, name) in kept {
+            let Some(expr) = exprs.get(&n) else { continue };
+            let was_fused =
+                matches!(g.node(n).op, Op::Affine { .. }) && g.inputs(n) == expr.sources;
             if !was_fused {
                 changed = true;
             }
             let node = g.node_mut(n);
-            node.name = expr.names.join("+");
+            node.name = name;
             node.op = Op::Affine {
                 matrix: expr.matrix.clone(),
                 bias: expr.bias.clone(),
@@ -312,6 +347,25 @@ mod tests {
         let text = after.to_text();
         assert!(text.contains("l2+l3+l4+l5 = affine{4x72"), "{text}");
         assert_eq!(text.matches("affine").count(), 3, "{text}");
+    }
+
+    /// Issue 13 defect 6: a run of thousands of linear layers used to take cubic time (each
+    /// fused node copied and deduplicated every absorbed name). It is one affine node named
+    /// after each layer once, in order.
+    #[test]
+    fn a_long_run_of_dense_layers_fuses_into_one_named_map() {
+        const LAYERS: usize = 3000;
+        let specs = vec!["dense:2"; LAYERS];
+        let mut g = chain(&[2], &specs);
+        FuseLinear.run(&mut g, &mut PassContext::default()).unwrap();
+        g.prune();
+        let text = g.to_text();
+        let names: Vec<String> = (0..LAYERS).map(|i| format!("l{i}")).collect();
+        assert!(
+            text.contains(&format!("{} = affine{{2x2", names.join("+"))),
+            "{text:.300}"
+        );
+        assert_eq!(text.matches("affine").count(), 1, "{text:.300}");
     }
 
     #[test]
