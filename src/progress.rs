@@ -4,7 +4,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::time::Duration;
 use veil_runtime::exec::Progress;
 
-/// A progress bar over plan steps (hidden when stderr is not a terminal or when `quiet`).
+/// A progress bar over plan steps (hidden when stderr is not a terminal or when `quiet`), with
+/// the elapsed time and an estimate of the time left from the rate so far.
 #[derive(Debug)]
 pub struct StepBar {
     bar: ProgressBar,
@@ -20,7 +21,7 @@ impl StepBar {
         };
         let bar = ProgressBar::with_draw_target(Some(total), target);
         let style = ProgressStyle::with_template(
-            "{prefix:>9} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
+            "{prefix:>9} [{elapsed_precise}, ~{eta} left] {bar:30} {pos}/{len} {msg}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar());
         bar.set_style(style);
