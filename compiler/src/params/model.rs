@@ -117,10 +117,11 @@ pub fn budget(e: f64, log2_q: f64, t: f64) -> f64 {
     log2_q - t.log2() - e.max(1.0).log2() - 1.0
 }
 
-/// Cost constants, in units of about 5 ns per slot (one coefficient index of a batch, i.e.
-/// per image) on the 2-core reference machine. Calibrated with `veil bench` on the CryptoNets
-/// plan (n = 16384, six 58-bit q primes): a square took 75–80 ms per ciphertext at levels 3
-/// and 5, a relinearisation 48 ms at level 5 and 24 ms at level 3, the blocked matrix product
+/// Cost constants, per slot (one coefficient index of a batch, i.e. per image); only their
+/// ratios matter, since they rank candidates. Calibrated with `veil bench` in commit 9ae4ba9 on
+/// the CryptoNets plan of that time (n = 16384, six 54-bit q primes), when one unit was about
+/// 5 ns on the 2-core reference machine (the runtime has become faster since): a square took
+/// 75–80 ms per ciphertext at levels 3 and 5, a relinearisation 48 ms at level 5 and 24 ms at level 3, the blocked matrix product
 /// 3–6 ns per weight, q prime and ciphertext component and slot, a modulus switch 4 ms per
 /// ciphertext, a fresh encryption 15 ms per ciphertext at level 6.
 pub mod cost {
