@@ -32,6 +32,9 @@ use veil_runtime::security::SecurityLevel;
 
 /// Default bits of the largest integer weight of each row.
 pub const DEFAULT_WEIGHT_BITS: u32 = 8;
+/// Default bits of the integer input when the declared range is not already small integers
+/// (the quantiser accepts 2..=24).
+pub const DEFAULT_INPUT_BITS: u32 = 8;
 /// Default safety margin of calibrated bounds (bits; 1 bit = ×2).
 pub const DEFAULT_CALIBRATION_MARGIN_BITS: f64 = 1.0;
 /// Most calibration images evaluated.
@@ -64,7 +67,7 @@ impl Default for CompileOptions {
         CompileOptions {
             security: Some(SecurityLevel::Bits128),
             weight_bits: DEFAULT_WEIGHT_BITS,
-            input_bits: 8,
+            input_bits: DEFAULT_INPUT_BITS,
             margin_bits: params::model::DEFAULT_MARGIN_BITS,
             calibration_samples: None,
             calibration_margin_bits: DEFAULT_CALIBRATION_MARGIN_BITS,

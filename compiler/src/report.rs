@@ -124,6 +124,21 @@ pub struct Report {
     pub calibration: Option<Calibration>,
 }
 
+/// `x` to four significant digits, without trailing zeros (255 → "255", 1/255 → "0.003922"):
+/// the report's scales and resolutions are for reading, the JSON keeps every digit.
+fn four_digits(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return x.to_string();
+    }
+    let decimals = (3 - x.abs().log10().floor() as i32).clamp(0, 12) as usize;
+    let text = format!("{x:.decimals$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
+}
+
 fn bits(x: u64) -> u32 {
     64 - x.leading_zeros()
 }
@@ -266,7 +281,7 @@ impl Report {
         let _ = writeln!(
             out,
             "  input              raw [{}, {}] (clamped) → round(raw × {}) in ±{}: resolution {} raw units; {} of {} values used",
-            i.raw_min, i.raw_max, i.scale, i.max_abs, i.resolution, i.values_used, i.raw_values
+            i.raw_min, i.raw_max, four_digits(i.scale), i.max_abs, four_digits(i.resolution), i.values_used, i.raw_values
         );
         let _ = writeln!(out, "  depth              {}", self.depth);
         let _ = writeln!(
@@ -344,5 +359,20 @@ impl Report {
         let _ = writeln!(out, "parameters");
         out.push_str(&self.params_text());
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::four_digits;
+
+    #[test]
+    fn scales_and_resolutions_print_to_four_significant_digits() {
+        assert_eq!(four_digits(255.0), "255");
+        assert_eq!(four_digits(1.0), "1");
+        assert_eq!(four_digits(1.0 / 255.0), "0.003922");
+        assert_eq!(four_digits(63.75), "63.75");
+        assert_eq!(four_digits(4095.0 / 1000.0), "4.095");
+        assert_eq!(four_digits(0.0), "0");
     }
 }

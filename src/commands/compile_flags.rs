@@ -18,6 +18,10 @@ pub struct CompileFlags {
     /// Bits of the largest integer weight of each row, sign included (2..=32).
     #[arg(long, default_value_t = veil_compiler::DEFAULT_WEIGHT_BITS)]
     pub weight_bits: u32,
+    /// Bits of the integer input (2..=24) when the declared range is not already integers
+    /// spanning that many bits; raise it for finer input resolution (`veil report` shows it).
+    #[arg(long, default_value_t = veil_compiler::DEFAULT_INPUT_BITS)]
+    pub input_bits: u32,
     /// Calibration images (IDX or CSV, read as `--images` is): tighter value bounds from data
     /// (largest observed value with a 1-bit margin) instead of the guaranteed worst case.
     #[arg(long, value_name = "IMAGES")]
@@ -37,6 +41,7 @@ impl Default for CompileFlags {
         CompileFlags {
             security: SecurityLevel::Bits128,
             weight_bits: veil_compiler::DEFAULT_WEIGHT_BITS,
+            input_bits: veil_compiler::DEFAULT_INPUT_BITS,
             calibrate: None,
             margin: veil_compiler::params::model::DEFAULT_MARGIN_BITS,
             insecure: false,
@@ -54,6 +59,7 @@ impl CompileFlags {
         Ok(CompileOptions {
             security: (!self.insecure).then_some(self.security),
             weight_bits: self.weight_bits,
+            input_bits: self.input_bits,
             margin_bits: self.margin,
             calibration_samples,
             ..CompileOptions::default()

@@ -24,8 +24,8 @@ pub use schedule::{
 use crate::analysis::{NodeRange, QCircuit};
 use std::collections::BTreeMap;
 use thiserror::Error;
-use veil_runtime::exec::MAX_PLAIN_MODULUS_BITS;
 use veil_runtime::math::ntt_primes;
+use veil_runtime::plan::MAX_PLAIN_MODULUS_BITS;
 use veil_runtime::security::SecurityLevel;
 
 /// What the search needs besides the circuit.

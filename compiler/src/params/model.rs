@@ -65,8 +65,9 @@ pub const MAX_PLAIN_PRIMES: usize = 8;
 pub const DEGREES: [usize; 4] = [4096, 8192, 16384, 32768];
 /// Ring degrees searched with `--insecure`.
 pub const INSECURE_DEGREES: [usize; 6] = [1024, 2048, 4096, 8192, 16384, 32768];
-/// Upper bound on log2(q·p) with `--insecure` (no security claim at all).
-pub const INSECURE_MAX_LOG2_MODULUS: u32 = 1200;
+/// Upper bound on log2(q·p) with `--insecure` (no security claim at all): the most the runtime
+/// builds ([`veil_runtime::bfv::MAX_LOG2_MODULUS`]).
+pub const INSECURE_MAX_LOG2_MODULUS: u32 = veil_runtime::bfv::MAX_LOG2_MODULUS as u32;
 
 /// δ for ring degree n.
 pub fn expansion(n: usize) -> f64 {

@@ -2,13 +2,10 @@
 //!
 //! Uses Garner's mixed-radix form, so every intermediate fits in 64-bit arithmetic modulo one
 //! prime and only the final sum needs 128 bits: the product of the primes must stay below
-//! 2^[`MAX_PLAIN_MODULUS_BITS`], and the compiler refuses circuits whose values need more.
+//! 2^[`MAX_PLAIN_MODULUS_BITS`] (the plan's rule), and the compiler refuses circuits whose values need more.
 
+use crate::plan::{plain_modulus, MAX_PLAIN_MODULUS_BITS};
 use thiserror::Error;
-
-/// The product of a plan's plaintext primes stays below 2^this, so recombined scores (and the
-/// exact reference's registers) fit in `i128`. The compiler's parameter search imports it.
-pub const MAX_PLAIN_MODULUS_BITS: u32 = 127;
 
 /// Why residues could not be recombined.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -59,11 +56,7 @@ pub struct Crt {
 impl Crt {
     /// Prepares recombination modulo `primes`.
     pub fn new(primes: &[u64]) -> Result<Self, CrtError> {
-        let product = primes
-            .iter()
-            .try_fold(1u128, |acc, &p| acc.checked_mul(u128::from(p)))
-            .filter(|&t| t < (1u128 << MAX_PLAIN_MODULUS_BITS))
-            .ok_or(CrtError::TooLarge)?;
+        let product = plain_modulus(primes).ok_or(CrtError::TooLarge)?;
         let mut inverses = Vec::with_capacity(primes.len());
         for (i, &pi) in primes.iter().enumerate() {
             let mut row = Vec::with_capacity(i);

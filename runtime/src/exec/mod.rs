@@ -20,7 +20,7 @@ mod matmul;
 mod reference;
 
 pub use backend::{linear_by_rows, Backend};
-pub use crt::{Crt, CrtError, MAX_PLAIN_MODULUS_BITS};
+pub use crt::{Crt, CrtError};
 pub use encrypted::EncryptedBackend;
 pub use engine::{run_plan, run_plan_keeping_registers, step_label, NoProgress, Progress};
 pub use error::ExecError;

@@ -32,6 +32,19 @@ pub use codec::{PlanError, PLAN_MAGIC};
 pub use input::{argmax, EncodedInput, InputError};
 pub use validate::ValidationError;
 
+/// The product of a plan's plaintext primes stays below 2^this, so recombined scores (and the
+/// exact reference's registers) fit in `i128`. The compiler's parameter search imports it.
+pub const MAX_PLAIN_MODULUS_BITS: u32 = 127;
+
+/// The plaintext modulus Π t_i of `primes`, or `None` when it reaches
+/// 2^[`MAX_PLAIN_MODULUS_BITS`] (too wide to recombine exactly).
+pub fn plain_modulus(primes: &[u64]) -> Option<u128> {
+    primes
+        .iter()
+        .try_fold(1u128, |acc, &p| acc.checked_mul(u128::from(p)))
+        .filter(|&t| t < (1u128 << MAX_PLAIN_MODULUS_BITS))
+}
+
 /// The version of the plan format this crate reads and writes.
 pub const PLAN_FORMAT_VERSION: u32 = 1;
 

@@ -11,7 +11,7 @@ mod replay;
 
 use super::{Plan, RegisterInfo, PLAN_FORMAT_VERSION};
 use crate::bfv::{MAX_DEGREE, MIN_DEGREE};
-use crate::math::is_prime;
+use crate::math::{is_prime, MAX_PRIME_BITS};
 use replay::Replay;
 use thiserror::Error;
 
@@ -97,7 +97,10 @@ impl Plan {
         })
     }
 
-    /// The ring degree, the primes (prime, below 2^62, none listed twice) and the security level.
+    /// The ring degree, the primes (prime, of at most [`MAX_PRIME_BITS`] bits as the scheme
+    /// needs, none listed twice), a plaintext modulus narrow enough for exact recombination
+    /// ([`super::MAX_PLAIN_MODULUS_BITS`]) and the security level: a plan that validates also builds
+    /// and decrypts.
     fn validate_params(&self) -> Result<(), ValidationError> {
         let p = &self.params;
         let bad = |m: String| Err(ValidationError::Params(m));
@@ -120,14 +123,22 @@ impl Plan {
             ("plaintext", &p.plain_primes),
         ] {
             for &q in list.iter() {
-                if q >= 1 << 62 || !is_prime(q) {
-                    return bad(format!("{kind} modulus {q} is not a prime below 2^62"));
+                if q >> MAX_PRIME_BITS != 0 || !is_prime(q) {
+                    return bad(format!(
+                        "{kind} modulus {q} is not a prime of at most {MAX_PRIME_BITS} bits"
+                    ));
                 }
                 if all.contains(&q) {
                     return bad(format!("prime {q} is listed twice"));
                 }
                 all.push(q);
             }
+        }
+        if super::plain_modulus(&p.plain_primes).is_none() {
+            return bad(format!(
+                "the plaintext primes multiply to 2^{} or more, beyond exact recombination",
+                super::MAX_PLAIN_MODULUS_BITS
+            ));
         }
         if !matches!(p.security_bits, 0 | 128 | 192 | 256) {
             return bad(format!(
@@ -575,6 +586,23 @@ mod tests {
         assert_eq!(
             error_after(|p| p.registers[0].value_bits = -0.5),
             "register 0 (`input`): value_bits -0.5 is outside 0..=1024"
+        );
+    }
+
+    /// Issue 12: a plan whose plaintext primes multiply past 2^127 could not be decrypted
+    /// exactly, and a prime the scheme cannot build is refused before keys are made.
+    #[test]
+    fn plaintext_moduli_must_recombine_and_primes_must_build() {
+        let wide = crate::math::ntt_primes(60, 1024, 3, &[]).unwrap();
+        assert_eq!(
+            error_after(|p| p.params.plain_primes = wide),
+            "parameters: the plaintext primes multiply to 2^127 or more, beyond exact recombination"
+        );
+        let q62 = (1u64 << 62) - 57;
+        assert!(crate::math::is_prime(q62));
+        assert_eq!(
+            error_after(|p| p.params.q_primes[0] = q62),
+            format!("parameters: ciphertext modulus {q62} is not a prime of at most 61 bits")
         );
     }
 
