@@ -344,10 +344,17 @@ fn damaged_and_misplaced_key_and_result_files_are_clear_errors() {
     assert_mentions(&err, &["cut-eval.key", "relinearisation key", "truncated"]);
     assert!(!d.join("r.veil").exists());
 
-    // A result cut in half.
+    // A result cut in half: its checksum (the last 8 bytes) no longer matches.
     truncate_copy(d, "result.veil", "cut-result.veil");
     let err = decrypt("keys/secret.key", "cut-result.veil");
-    assert_mentions(&err, &["cut-result.veil", "truncated", "ciphertext"]);
+    assert_mentions(
+        &err,
+        &[
+            "cut-result.veil",
+            "checksum mismatch",
+            "damaged or truncated",
+        ],
+    );
 
     // A batch where a result belongs, and the reverse.
     let err = decrypt("keys/secret.key", "batch.veil");
@@ -412,19 +419,44 @@ fn damaged_and_misplaced_key_and_result_files_are_clear_errors() {
         ],
     );
 
-    // A secret key of the same ring from another keygen: the result decrypts to noise, which
-    // must be an error, not garbage predictions.
+    // Keys of the same ring from another keygen: the key-set ids differ, so eval refuses the
+    // batch before evaluating and decrypt refuses the result, instead of printing noise.
     succeeds(&["keygen", "net.plan", "-o", "keys2"], d);
     let err = decrypt("keys2/secret.key", "result.veil");
     assert_mentions(
         &err,
         &[
             "result.veil",
-            "noise budget exhausted",
-            "wrong key or a plan/parameters mismatch",
-            "keys2/secret.key",
+            "the result was made under key set",
+            "belongs to key set",
+            "veil keygen",
         ],
     );
+    let err = fails(&eval_args("keys2/eval.key", "batch.veil", "r.veil"), d);
+    assert_mentions(
+        &err,
+        &[
+            "batch.veil",
+            "the batch was made under key set",
+            "keys2/eval.key is not the eval.key of that key set",
+        ],
+    );
+    assert!(!d.join("r.veil").exists());
+    // A tampered batch: one flipped bit is a checksum error before any evaluation.
+    let mut bytes = std::fs::read(d.join("batch.veil")).unwrap();
+    let at = bytes.len() / 3;
+    bytes[at] ^= 0x10;
+    std::fs::write(d.join("flipped.veil"), &bytes).unwrap();
+    let err = fails(&eval_args("keys/eval.key", "flipped.veil", "r.veil"), d);
+    assert_mentions(
+        &err,
+        &[
+            "flipped.veil",
+            "checksum mismatch",
+            "nothing in it was used",
+        ],
+    );
+    assert!(!d.join("r.veil").exists());
     // The right key still decrypts.
     succeeds(
         &[
