@@ -4,9 +4,13 @@
 //! errors count every line of the file from 1, header and blank lines included, so they match
 //! what an editor shows.
 
+use std::io::BufRead;
 use std::path::Path;
 
-use super::{DataError, Images, Labels};
+use super::{
+    DataError, ImageRequest, Images, Input, Labels, MAX_CSV_LINE_BYTES, MAX_CSV_ROWS,
+    MAX_IMAGE_VALUES,
+};
 
 /// A finite number, or `None` (Rust's float parser also accepts "inf" and "NaN": refused).
 fn number(cell: &str) -> Option<f32> {
@@ -31,17 +35,101 @@ fn image_shape(n: usize) -> (usize, usize) {
     }
 }
 
-pub(super) fn parse_images(path: &Path, text: &str) -> Result<Images, DataError> {
+/// The next line of `reader` into `buf` (without its `\n`): `Ok(false)` at the end of the
+/// input; an error as soon as the line passes `cap` bytes.
+fn next_line(
+    input: &mut Input<'_>,
+    buf: &mut Vec<u8>,
+    line: usize,
+    cap: usize,
+) -> Result<bool, DataError> {
+    buf.clear();
+    loop {
+        let available = match input.reader.fill_buf() {
+            Ok(bytes) => bytes,
+            Err(e) => return Err(input.error(e)),
+        };
+        if available.is_empty() {
+            return Ok(!buf.is_empty());
+        }
+        let (take, done) = match available.iter().position(|&b| b == b'\n') {
+            Some(i) => (i, true),
+            None => (available.len(), false),
+        };
+        if buf.len() + take > cap {
+            return Err(DataError::LineTooLong {
+                path: input.path.to_path_buf(),
+                line,
+                limit: cap,
+            });
+        }
+        buf.extend_from_slice(&available[..take]);
+        input.reader.consume(take + usize::from(done));
+        if done {
+            return Ok(true);
+        }
+    }
+}
+
+/// Reads CSV images line by line: each line at most [`MAX_CSV_LINE_BYTES`], at most
+/// [`MAX_CSV_ROWS`] lines and [`MAX_IMAGE_VALUES`] values, stopping after the images wanted.
+pub(super) fn read_images(
+    input: &mut Input<'_>,
+    request: ImageRequest,
+) -> Result<Images, DataError> {
+    let path = input.path;
     let mut pixels = Vec::new();
     // Values per row and the line of the first data row.
     let mut width: Option<(usize, usize)> = None;
-    for (index, (line, content)) in lines(text).enumerate() {
+    let mut rows = 0usize;
+    let mut buf = Vec::new();
+    let mut offset = 0u64;
+    let mut line = 0usize;
+    let mut first_content = true;
+    while request.limit.is_none_or(|limit| rows < limit) {
+        line += 1;
+        if line > MAX_CSV_ROWS {
+            return Err(DataError::TooMany {
+                path: path.to_path_buf(),
+                what: "lines",
+                limit: MAX_CSV_ROWS as u64,
+            });
+        }
+        if !next_line(input, &mut buf, line, MAX_CSV_LINE_BYTES)? {
+            break;
+        }
+        let start = offset;
+        offset += buf.len() as u64 + 1;
+        input.check_total(offset.saturating_sub(1))?;
+        let text = std::str::from_utf8(&buf).map_err(|e| DataError::UnknownFormat {
+            path: path.to_path_buf(),
+            head: input.head.iter().copied().take(8).collect(),
+            offset: (start as usize).saturating_add(e.valid_up_to()),
+        })?;
+        let content = text.trim();
+        if content.is_empty() {
+            continue;
+        }
         let cells: Vec<&str> = content.split(',').map(str::trim).collect();
-        if index == 0 && cells.iter().all(|c| number(c).is_none()) {
+        let first = std::mem::replace(&mut first_content, false);
+        if first && cells.iter().all(|c| number(c).is_none()) {
             continue; // a header row
         }
         match width {
-            None => width = Some((cells.len(), line)),
+            None => {
+                if let Some(expected) = request.values_per_image {
+                    if cells.len() != expected {
+                        let (rows, cols) = image_shape(cells.len());
+                        return Err(DataError::WrongImageSize {
+                            path: path.to_path_buf(),
+                            rows,
+                            cols,
+                            expected,
+                        });
+                    }
+                }
+                width = Some((cells.len(), line));
+            }
             Some((expected, first_line)) if expected != cells.len() => {
                 return Err(DataError::RaggedRow {
                     path: path.to_path_buf(),
@@ -53,6 +141,13 @@ pub(super) fn parse_images(path: &Path, text: &str) -> Result<Images, DataError>
             }
             Some(_) => {}
         }
+        if (pixels.len() + cells.len()) as u64 > MAX_IMAGE_VALUES {
+            return Err(DataError::TooMany {
+                path: path.to_path_buf(),
+                what: "values",
+                limit: MAX_IMAGE_VALUES,
+            });
+        }
         for (column, cell) in cells.iter().enumerate() {
             let value = number(cell).ok_or_else(|| DataError::NotNumber {
                 path: path.to_path_buf(),
@@ -62,6 +157,7 @@ pub(super) fn parse_images(path: &Path, text: &str) -> Result<Images, DataError>
             })?;
             pixels.push(value);
         }
+        rows += 1;
     }
     let (per_image, _) = width.ok_or_else(|| DataError::NoRows {
         path: path.to_path_buf(),

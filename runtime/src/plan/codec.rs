@@ -27,9 +27,22 @@ use thiserror::Error;
 /// The first eight bytes of a binary plan file.
 pub const PLAN_MAGIC: &[u8; 8] = b"VEILPLAN";
 
+/// The most bytes a plan file may hold (binary or JSON): 1 GiB. The plans of the models in
+/// `models/` take a few megabytes; [`Plan::read_file`] stops reading here, so an endless or
+/// enormous input fails fast instead of filling memory.
+pub const MAX_PLAN_BYTES: u64 = 1 << 30;
+
 /// Why a plan could not be read or written.
 #[derive(Debug, Error)]
 pub enum PlanError {
+    /// The file is larger than [`MAX_PLAN_BYTES`].
+    #[error("the plan file {} holds more than {limit} bytes; refusing to read it", path.display())]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The limit.
+        limit: u64,
+    },
     /// Reading or writing the file failed (the cause is the `source`).
     #[error("cannot read or write the plan file {}", path.display())]
     Io {
@@ -293,11 +306,25 @@ impl Plan {
     }
 
     /// Reads and validates a plan: JSON when `path` ends in `.json`, binary otherwise.
+    /// At most [`MAX_PLAN_BYTES`] are read.
     pub fn read_file(path: &Path) -> Result<Plan, PlanError> {
-        let bytes = fs::read(path).map_err(|source| PlanError::Io {
+        use std::io::Read;
+        let io = |source| PlanError::Io {
             path: path.to_path_buf(),
             source,
-        })?;
+        };
+        let mut bytes = Vec::new();
+        fs::File::open(path)
+            .map_err(io)?
+            .take(MAX_PLAN_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
+        if bytes.len() as u64 > MAX_PLAN_BYTES {
+            return Err(PlanError::TooLarge {
+                path: path.to_path_buf(),
+                limit: MAX_PLAN_BYTES,
+            });
+        }
         if is_json_path(path) {
             let text = String::from_utf8_lossy(&bytes);
             Plan::from_json(&text)
