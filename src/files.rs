@@ -33,6 +33,14 @@ fn split_target(target: &Path) -> io::Result<(PathBuf, String)> {
     Ok((dir, name))
 }
 
+/// Removes the temporary files that runs killed while writing `target` left beside it (for
+/// writers that do not go through [`AtomicFile`], such as the plan writer).
+pub fn remove_stale_temps(target: &Path) {
+    if let Ok((dir, name)) = split_target(target) {
+        remove_stale(&dir, &name);
+    }
+}
+
 /// A fresh temporary path for `name` in `dir`, after removing the stale ones.
 fn temp_path(dir: &Path, name: &str) -> PathBuf {
     remove_stale(dir, name);

@@ -53,6 +53,29 @@ fn peek_kind(path: &Path) -> Result<Option<KeyKind>, CliError> {
     Ok(key_kind(&head))
 }
 
+/// Refuses a file whose first bytes are not one of the `wanted` kinds of key, before reading
+/// the rest of it (so `/dev/zero` or a huge file of another kind fails at once).
+fn refuse_unless(path: &Path, wanted: &[KeyKind], expected: &str) -> Result<(), CliError> {
+    let kind = peek_kind(path)?;
+    if kind.is_some_and(|k| wanted.contains(&k)) {
+        return Ok(());
+    }
+    if kind == Some(KeyKind::Secret) {
+        return Err(format!(
+            "{}: this is a SECRET key; the server is given only eval.key and never reads a \
+             secret key",
+            path.display()
+        )
+        .into());
+    }
+    Err(format!(
+        "{}: expected {expected} but this is {}",
+        path.display(),
+        describe(kind)
+    )
+    .into())
+}
+
 fn describe(kind: Option<KeyKind>) -> &'static str {
     kind.map_or("not a Veil key file", KeyKind::describe)
 }
@@ -144,6 +167,7 @@ pub fn write_keys(
 
 /// Loads the client's secret key.
 pub fn load_secret(context: &Context, path: &Path) -> Result<ClientKey, CliError> {
+    refuse_unless(path, &[KeyKind::Secret], "a secret key (secret.key)")?;
     let bytes = read_key(path)?;
     match key_kind(&bytes) {
         Some(KeyKind::Secret) => {
@@ -160,14 +184,7 @@ pub fn load_secret(context: &Context, path: &Path) -> Result<ClientKey, CliError
 
 /// Loads the server's evaluation key; a secret key is refused.
 pub fn load_eval(context: &Context, path: &Path) -> Result<ServerKey, CliError> {
-    if peek_kind(path)? == Some(KeyKind::Secret) {
-        return Err(format!(
-            "{}: this is a SECRET key; the server is given only eval.key and never reads a \
-             secret key",
-            path.display()
-        )
-        .into());
-    }
+    refuse_unless(path, &[KeyKind::Eval], "an evaluation key (eval.key)")?;
     let bytes = read(path)?;
     match key_kind(&bytes) {
         Some(KeyKind::Eval) => {
@@ -202,6 +219,11 @@ pub fn load_encryption_key(
     context: &Context,
     path: &Path,
 ) -> Result<LoadedEncryptionKey, CliError> {
+    refuse_unless(
+        path,
+        &[KeyKind::Secret, KeyKind::Public],
+        "secret.key or public.key",
+    )?;
     let bytes = read_key(path)?;
     match key_kind(&bytes) {
         Some(KeyKind::Secret) => ClientKey::from_bytes(context, &bytes)

@@ -215,6 +215,80 @@ mod tests {
     }
 
     #[test]
+    fn one_endless_row_fails_at_the_line_limit() {
+        use super::super::{load_images_with, ImageRequest, MAX_CSV_LINE_BYTES};
+        let dir = tempfile::tempdir().unwrap();
+        // 64 MiB of "0," in one row, about 64 KiB compressed.
+        let row: Vec<u8> = b"0,".repeat(32 << 20);
+        let path = write(&dir, "row.csv.gz", &gzip(&row));
+        let started = std::time::Instant::now();
+        let err = load_images(&path).unwrap_err();
+        assert!(
+            matches!(err, DataError::LineTooLong { line: 1, .. }),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().ends_with(&format!(
+                "row.csv.gz: line 1 is longer than {MAX_CSV_LINE_BYTES} bytes (the limit for \
+                 one CSV row); refusing to read it"
+            )),
+            "{err}"
+        );
+        assert!(started.elapsed().as_secs() < 5, "{:?}", started.elapsed());
+        // A first row of the wrong width is refused before the next row is read.
+        let path = write(&dir, "w.csv", b"1,2,3\n4,5,6\n");
+        let err = load_images_with(
+            &path,
+            ImageRequest {
+                values_per_image: Some(4),
+                limit: None,
+            },
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("w.csv: images have 3 values (1×3) but the model expects 4"),
+            "{err}"
+        );
+        // --limit stops reading: the ragged third row is never seen.
+        let path = write(&dir, "l.csv", b"1,2\n3,4\n5\n");
+        let images = load_images_with(
+            &path,
+            ImageRequest {
+                values_per_image: Some(2),
+                limit: Some(2),
+            },
+        )
+        .unwrap();
+        assert_eq!(images.pixels(), &[1.0, 2.0, 3.0, 4.0]);
+    }
+
+    #[test]
+    fn truncated_and_flipped_csv_gives_errors_or_images_never_panics() {
+        use rand::{Rng, SeedableRng};
+        let dir = tempfile::tempdir().unwrap();
+        let text = b"p0,p1,p2,p3\n0,1.5,2,255\n4,5,60,-7\n8,9,10,11\n".to_vec();
+        let gz = gzip(&text);
+        let path = dir.path().join("x.csv");
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(6);
+        for source in [&text, &gz] {
+            for cut in 0..=source.len() {
+                std::fs::write(&path, &source[..cut]).unwrap();
+                let _ = load_images(&path);
+                let _ = load_labels(&path);
+            }
+            for _ in 0..300 {
+                let mut bytes = source.clone();
+                let i = rng.gen_range(0..bytes.len());
+                bytes[i] ^= 1 << rng.gen_range(0..8);
+                std::fs::write(&path, &bytes).unwrap();
+                let _ = load_images(&path);
+                let _ = load_labels(&path);
+            }
+        }
+    }
+
+    #[test]
     fn non_numeric_cell_names_line_and_column() {
         let dir = tempfile::tempdir().unwrap();
         let text = "a,b,c\n1,2,3\n4,x5,6\n";

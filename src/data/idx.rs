@@ -406,6 +406,77 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_header_declaring_a_billion_images_fails_before_reading_pixels() {
+        use super::super::{load_images_with, ImageRequest, MAX_IMAGE_VALUES};
+        let dir = tempfile::tempdir().unwrap();
+        // 2^30 MNIST-sized images declared, 1 MiB of zeros present, compressed to ~1 KiB.
+        let mut bytes = idx_images(0, 28, 28);
+        bytes[4..8].copy_from_slice(&(1u32 << 30).to_be_bytes());
+        bytes.extend(std::iter::repeat_n(0u8, 1 << 20));
+        let path = write(&dir, "bomb.idx.gz", &gzip(&bytes));
+        let request = ImageRequest {
+            values_per_image: Some(784),
+            limit: None,
+        };
+        let started = std::time::Instant::now();
+        let err = load_images_with(&path, request).unwrap_err();
+        assert!(matches!(err, DataError::AbsurdDimensions { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains(&format!(
+                "IDX header declares 1073741824 images of 28×28: reading 841813590016 values \
+                 is more than the limit of {MAX_IMAGE_VALUES}"
+            )),
+            "{err}"
+        );
+        // Another image size is refused from the header alone.
+        let err = load_images_with(
+            &path,
+            ImageRequest {
+                values_per_image: Some(64),
+                limit: None,
+            },
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: images have 784 values (28×28) but the model expects 64",
+                path.display()
+            )
+        );
+        // With --limit, only the images wanted are read: the rest is never decompressed.
+        let images = load_images_with(
+            &path,
+            ImageRequest {
+                values_per_image: Some(784),
+                limit: Some(5),
+            },
+        )
+        .unwrap();
+        assert_eq!(images.count(), 5);
+        let err = load_images_with(
+            &path,
+            ImageRequest {
+                values_per_image: Some(784),
+                limit: Some(5000),
+            },
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DataError::Truncated {
+                    expected: 3_920_000,
+                    found: 1_048_576,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(started.elapsed().as_secs() < 5, "{:?}", started.elapsed());
+    }
+
     /// Every prefix and many random corruptions of valid files give a result, never a panic.
     #[test]
     fn no_input_panics() {

@@ -294,6 +294,32 @@ fn read_capped(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>, ModelErro
     Ok(bytes)
 }
 
+/// Reads a safetensors file, looking at its first 8 bytes (the header length) before the rest:
+/// a file that cannot be safetensors (such as `/dev/zero`) fails at once.
+fn read_weights(path: &Path) -> Result<Vec<u8>, ModelErrorKind> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(8);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(8).read_to_end(&mut head))
+        .map_err(|e| ModelErrorKind::Io {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+    let mut len = [0u8; 8];
+    if let Some(first) = head.get(..8) {
+        len.copy_from_slice(first);
+        let len = u64::from_le_bytes(len);
+        // The smallest header is `{}`; a header longer than the file limit cannot be.
+        if !(2..=MAX_WEIGHTS_BYTES).contains(&len) {
+            return Err(ModelErrorKind::Safetensors(format!(
+                "the first 8 bytes declare a {len}-byte header, which no safetensors file has \
+                 (the file is not safetensors)"
+            )));
+        }
+    }
+    read_capped(path, MAX_WEIGHTS_BYTES, "a weights file")
+}
+
 /// Reads a model file and the weights file it names (resolved beside the model), each
 /// bounded by its limit ([`MAX_MODEL_BYTES`], [`MAX_WEIGHTS_BYTES`]).
 pub fn load(path: &Path) -> Result<LoadedModel, ModelError> {
@@ -316,7 +342,7 @@ pub fn load(path: &Path) -> Result<LoadedModel, ModelError> {
         None => TensorSource::default(),
         Some(name) => {
             let weights_path = path.parent().unwrap_or_else(|| Path::new(".")).join(name);
-            let bytes = read_capped(&weights_path, MAX_WEIGHTS_BYTES, "a weights file")
+            let bytes = read_weights(&weights_path)
                 .map_err(|kind| ModelError::file(path, kind).with_field("weights"))?;
             TensorSource::from_safetensors(&bytes)
                 .map_err(|kind| ModelError::file(path, kind).with_field("weights"))?

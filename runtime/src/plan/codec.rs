@@ -131,7 +131,13 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), PlanErro
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "plan".to_owned());
-    let tmp = dir.join(format!(".{file_name}.tmp{}", std::process::id()));
+    // The CLI's naming of temporary files (`.veil-tmp.<name>.<pid>.<random>`), so that its
+    // clean-up of files left by killed runs finds these too.
+    let nonce: u64 = rand::random();
+    let tmp = dir.join(format!(
+        ".veil-tmp.{file_name}.{}.{nonce:016x}",
+        std::process::id()
+    ));
     let result = (|| {
         let mut file = fs::File::create(&tmp)?;
         file.write_all(bytes)?;
@@ -313,12 +319,17 @@ impl Plan {
             path: path.to_path_buf(),
             source,
         };
-        let mut bytes = Vec::new();
-        fs::File::open(path)
-            .map_err(io)?
-            .take(MAX_PLAN_BYTES + 1)
+        let mut file = fs::File::open(path).map_err(io)?.take(MAX_PLAN_BYTES + 1);
+        // A binary plan's magic is checked before the rest is read.
+        let mut bytes = Vec::with_capacity(PLAN_MAGIC.len());
+        (&mut file)
+            .take(PLAN_MAGIC.len() as u64)
             .read_to_end(&mut bytes)
             .map_err(io)?;
+        if !is_json_path(path) && bytes != PLAN_MAGIC {
+            return Err(PlanError::BadMagic);
+        }
+        file.read_to_end(&mut bytes).map_err(io)?;
         if bytes.len() as u64 > MAX_PLAN_BYTES {
             return Err(PlanError::TooLarge {
                 path: path.to_path_buf(),
@@ -342,4 +353,18 @@ fn check_version(found: u32) -> Result<(), PlanError> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn an_endless_input_is_refused_from_its_first_bytes() {
+        let started = std::time::Instant::now();
+        let err = Plan::read_file(Path::new("/dev/zero")).unwrap_err();
+        assert!(matches!(err, PlanError::BadMagic), "{err}");
+        assert!(started.elapsed().as_secs() < 5);
+    }
 }
