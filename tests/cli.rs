@@ -773,6 +773,9 @@ fn endless_and_bomb_inputs_fail_fast_with_the_limit_named() {
     assert_mentions(&err, &["/dev/zero", "not a Veil plan file"]);
     let err = fails_fast(&eval_args("keys/eval.key", "/dev/zero", "r.veil"), d, 10);
     assert_mentions(&err, &["/dev/zero", "not an encrypted batch"]);
+    // As a model: at most the model-file limit is read, then it does not parse.
+    let err = fails_fast(&["infer", "/dev/zero", "--images", "images.csv"], d, 30);
+    assert_mentions(&err, &["/dev/zero"]);
 
     // A 1 MB .idx.gz whose header declares 2^30 images of the model's 8×8 size.
     let mut idx = vec![0, 0, 8, 3];
