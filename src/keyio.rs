@@ -1,14 +1,14 @@
 //! Key files and encrypted-batch files on disk.
 //!
 //! `secret.key`, `public.key` and `eval.key` each hold one runtime-serialised key (magic,
-//! version and ring fingerprint included). The secret key is always its own file, written with
+//! version, ring fingerprint and key-set id included). The secret key is always its own file, written with
 //! mode 0600; the server side loads only `eval.key` and refuses a secret key outright.
 
 use crate::error::CliError;
 use crate::files::{write_atomic, AtomicDir, AtomicFile};
 use std::path::{Path, PathBuf};
 use veil_runtime::bfv::{PublicKey, SerialError};
-use veil_runtime::session::{key_kind, ContainerKind, KeyKind};
+use veil_runtime::session::{key_kind, ContainerKind, KeyKind, MAX_KEY_BYTES};
 use veil_runtime::session::{ClientKey, Context, EncryptedBatch, EncryptionKey, KeySet, ServerKey};
 use zeroize::Zeroizing;
 
@@ -19,8 +19,22 @@ pub const PUBLIC_KEY_FILE: &str = "public.key";
 /// File names `veil keygen` writes.
 pub const EVAL_KEY_FILE: &str = "eval.key";
 
+/// Reads a key file whole, refusing one over [`MAX_KEY_BYTES`] (`/dev/zero` included)
+/// without reading further.
 fn read(path: &Path) -> Result<Vec<u8>, CliError> {
-    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()).into())
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_KEY_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if bytes.len() as u64 > MAX_KEY_BYTES {
+        return Err(format!(
+            "{}: more than {MAX_KEY_BYTES} bytes, larger than any key; refusing to read it",
+            path.display()
+        )
+        .into());
+    }
+    Ok(bytes)
 }
 
 /// Reads a key file into a buffer that is wiped when dropped (it may hold a secret key).
@@ -39,6 +53,29 @@ fn peek_kind(path: &Path) -> Result<Option<KeyKind>, CliError> {
     Ok(key_kind(&head))
 }
 
+/// Refuses a file whose first bytes are not one of the `wanted` kinds of key, before reading
+/// the rest of it (so `/dev/zero` or a huge file of another kind fails at once).
+fn refuse_unless(path: &Path, wanted: &[KeyKind], expected: &str) -> Result<(), CliError> {
+    let kind = peek_kind(path)?;
+    if kind.is_some_and(|k| wanted.contains(&k)) {
+        return Ok(());
+    }
+    if kind == Some(KeyKind::Secret) {
+        return Err(format!(
+            "{}: this is a SECRET key; the server is given only eval.key and never reads a \
+             secret key",
+            path.display()
+        )
+        .into());
+    }
+    Err(format!(
+        "{}: expected {expected} but this is {}",
+        path.display(),
+        describe(kind)
+    )
+    .into())
+}
+
 fn describe(kind: Option<KeyKind>) -> &'static str {
     kind.map_or("not a Veil key file", KeyKind::describe)
 }
@@ -49,6 +86,14 @@ fn key_error(path: &Path, err: &SerialError) -> CliError {
         SerialError::FingerprintMismatch { .. } => format!(
             "{}: {err}: the key was made for a plan with other parameters; generate keys for \
              this plan with `veil keygen PLAN -o DIR`",
+            path.display()
+        )
+        .into(),
+        SerialError::BadVersion {
+            found, expected, ..
+        } if found < expected => format!(
+            "{}: {err}: the key was made by an older Veil and names no key set; generate new \
+             keys with `veil keygen PLAN -o DIR` (and encrypt again under them)",
             path.display()
         )
         .into(),
@@ -122,6 +167,7 @@ pub fn write_keys(
 
 /// Loads the client's secret key.
 pub fn load_secret(context: &Context, path: &Path) -> Result<ClientKey, CliError> {
+    refuse_unless(path, &[KeyKind::Secret], "a secret key (secret.key)")?;
     let bytes = read_key(path)?;
     match key_kind(&bytes) {
         Some(KeyKind::Secret) => {
@@ -138,14 +184,7 @@ pub fn load_secret(context: &Context, path: &Path) -> Result<ClientKey, CliError
 
 /// Loads the server's evaluation key; a secret key is refused.
 pub fn load_eval(context: &Context, path: &Path) -> Result<ServerKey, CliError> {
-    if peek_kind(path)? == Some(KeyKind::Secret) {
-        return Err(format!(
-            "{}: this is a SECRET key; the server is given only eval.key and never reads a \
-             secret key",
-            path.display()
-        )
-        .into());
-    }
+    refuse_unless(path, &[KeyKind::Eval], "an evaluation key (eval.key)")?;
     let bytes = read(path)?;
     match key_kind(&bytes) {
         Some(KeyKind::Eval) => {
@@ -180,6 +219,11 @@ pub fn load_encryption_key(
     context: &Context,
     path: &Path,
 ) -> Result<LoadedEncryptionKey, CliError> {
+    refuse_unless(
+        path,
+        &[KeyKind::Secret, KeyKind::Public],
+        "secret.key or public.key",
+    )?;
     let bytes = read_key(path)?;
     match key_kind(&bytes) {
         Some(KeyKind::Secret) => ClientKey::from_bytes(context, &bytes)
@@ -204,25 +248,26 @@ pub fn write_batch(
     batch: &EncryptedBatch,
     path: &Path,
 ) -> Result<u64, CliError> {
-    use std::io::Write;
-    let bytes = context.batch_to_bytes(kind, batch)?;
-    let mut file = AtomicFile::create(path, false)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    file.write_all(&bytes)
-        .and_then(|()| file.commit())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    Ok(bytes.len() as u64)
+    let cannot = |e: &dyn std::fmt::Display| format!("cannot write {}: {e}", path.display());
+    let mut file = AtomicFile::create(path, false).map_err(|e| cannot(&e))?;
+    let bytes = context
+        .write_batch(kind, batch, &mut file)
+        .map_err(|e| cannot(&e))?;
+    file.commit().map_err(|e| cannot(&e))?;
+    Ok(bytes)
 }
 
-/// Reads a batch or result file, checking it against the plan.
+/// Reads a batch or result file, checking it against the plan; the runtime bounds the read by
+/// what the header declares (see `Context::read_batch`).
 pub fn read_batch(
     context: &Context,
     kind: ContainerKind,
     path: &Path,
 ) -> Result<EncryptedBatch, CliError> {
-    let bytes = read(path)?;
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     context
-        .batch_from_bytes(kind, &bytes)
+        .read_batch(kind, std::io::BufReader::new(file))
         .map_err(|e| format!("{}: {e}", path.display()).into())
 }
 

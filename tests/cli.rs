@@ -344,10 +344,17 @@ fn damaged_and_misplaced_key_and_result_files_are_clear_errors() {
     assert_mentions(&err, &["cut-eval.key", "relinearisation key", "truncated"]);
     assert!(!d.join("r.veil").exists());
 
-    // A result cut in half.
+    // A result cut in half: its checksum (the last 8 bytes) no longer matches.
     truncate_copy(d, "result.veil", "cut-result.veil");
     let err = decrypt("keys/secret.key", "cut-result.veil");
-    assert_mentions(&err, &["cut-result.veil", "truncated", "ciphertext"]);
+    assert_mentions(
+        &err,
+        &[
+            "cut-result.veil",
+            "checksum mismatch",
+            "damaged or truncated",
+        ],
+    );
 
     // A batch where a result belongs, and the reverse.
     let err = decrypt("keys/secret.key", "batch.veil");
@@ -412,19 +419,44 @@ fn damaged_and_misplaced_key_and_result_files_are_clear_errors() {
         ],
     );
 
-    // A secret key of the same ring from another keygen: the result decrypts to noise, which
-    // must be an error, not garbage predictions.
+    // Keys of the same ring from another keygen: the key-set ids differ, so eval refuses the
+    // batch before evaluating and decrypt refuses the result, instead of printing noise.
     succeeds(&["keygen", "net.plan", "-o", "keys2"], d);
     let err = decrypt("keys2/secret.key", "result.veil");
     assert_mentions(
         &err,
         &[
             "result.veil",
-            "noise budget exhausted",
-            "wrong key or a plan/parameters mismatch",
-            "keys2/secret.key",
+            "the result was made under key set",
+            "belongs to key set",
+            "veil keygen",
         ],
     );
+    let err = fails(&eval_args("keys2/eval.key", "batch.veil", "r.veil"), d);
+    assert_mentions(
+        &err,
+        &[
+            "batch.veil",
+            "the batch was made under key set",
+            "keys2/eval.key is not the eval.key of that key set",
+        ],
+    );
+    assert!(!d.join("r.veil").exists());
+    // A tampered batch: one flipped bit is a checksum error before any evaluation.
+    let mut bytes = std::fs::read(d.join("batch.veil")).unwrap();
+    let at = bytes.len() / 3;
+    bytes[at] ^= 0x10;
+    std::fs::write(d.join("flipped.veil"), &bytes).unwrap();
+    let err = fails(&eval_args("keys/eval.key", "flipped.veil", "r.veil"), d);
+    assert_mentions(
+        &err,
+        &[
+            "flipped.veil",
+            "checksum mismatch",
+            "nothing in it was used",
+        ],
+    );
+    assert!(!d.join("r.veil").exists());
     // The right key still decrypts.
     succeeds(
         &[
@@ -702,5 +734,111 @@ fn labels_beyond_the_classes_nan_margins_are_refused_and_predictions_are_private
     assert_eq!(
         report["input"]["resolution"].as_f64(),
         Some(1.0 / report["input"]["scale"].as_f64().unwrap())
+    );
+}
+
+/// Gzip-compresses `bytes`.
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(bytes).unwrap();
+    enc.finish().unwrap()
+}
+
+/// Runs a command that must fail within `seconds`, and returns its standard error.
+fn fails_fast(args: &[&str], dir: &Path, seconds: u64) -> String {
+    let started = std::time::Instant::now();
+    let err = fails(args, dir);
+    let took = started.elapsed();
+    assert!(
+        took.as_secs() < seconds,
+        "veil {args:?} took {took:?} to fail"
+    );
+    err
+}
+
+#[cfg(unix)]
+#[test]
+fn endless_and_bomb_inputs_fail_fast_with_the_limit_named() {
+    let s = setup();
+    let d = s.dir.path();
+    succeeds(&["keygen", "net.plan", "-o", "keys"], d);
+
+    // /dev/zero as the weights file, as a key, as a plan, as a batch.
+    let mut model = models()
+        .into_iter()
+        .find(|(n, _)| *n == "dense-only")
+        .unwrap()
+        .1;
+    model.weights = Some("/dev/zero".into());
+    write_model(d, "zero", &model);
+    let err = fails_fast(&["compile", "zero.ron", "-o", "zero.plan"], d, 10);
+    assert_mentions(&err, &["zero.ron", "weights", "not safetensors"]);
+    let err = fails_fast(&encrypt_args("/dev/zero", "images.csv", "b.veil"), d, 10);
+    assert_mentions(&err, &["/dev/zero", "expected secret.key or public.key"]);
+    let err = fails_fast(&eval_args("/dev/zero", "batch.veil", "r.veil"), d, 10);
+    assert_mentions(&err, &["/dev/zero", "expected an evaluation key"]);
+    let err = fails_fast(&["keygen", "/dev/zero", "-o", "k0"], d, 10);
+    assert_mentions(&err, &["/dev/zero", "not a Veil plan file"]);
+    let err = fails_fast(&eval_args("keys/eval.key", "/dev/zero", "r.veil"), d, 10);
+    assert_mentions(&err, &["/dev/zero", "not an encrypted batch"]);
+    // As a model: at most the model-file limit is read, then it does not parse.
+    let err = fails_fast(&["infer", "/dev/zero", "--images", "images.csv"], d, 30);
+    assert_mentions(&err, &["/dev/zero"]);
+
+    // A 1 MB .idx.gz whose header declares 2^30 images of the model's 8×8 size.
+    let mut idx = vec![0, 0, 8, 3];
+    for v in [1u32 << 30, 8, 8] {
+        idx.extend_from_slice(&v.to_be_bytes());
+    }
+    idx.extend(std::iter::repeat_n(7u8, 1 << 20));
+    std::fs::write(d.join("bomb.idx.gz"), gzip(&idx)).unwrap();
+    let err = fails_fast(
+        &encrypt_args("keys/public.key", "bomb.idx.gz", "b.veil"),
+        d,
+        10,
+    );
+    assert_mentions(
+        &err,
+        &["bomb.idx.gz", "declares 1073741824 images", "--limit"],
+    );
+    // Another image size is refused from the header.
+    idx[12..16].copy_from_slice(&28u32.to_be_bytes());
+    idx[8..12].copy_from_slice(&28u32.to_be_bytes());
+    std::fs::write(d.join("mnist.idx.gz"), gzip(&idx)).unwrap();
+    let err = fails_fast(
+        &encrypt_args("keys/public.key", "mnist.idx.gz", "b.veil"),
+        d,
+        10,
+    );
+    assert_mentions(&err, &["mnist.idx.gz", "784 values", "expects 64"]);
+    // A .csv.gz of one endless row.
+    std::fs::write(d.join("row.csv.gz"), gzip(&b"1,".repeat(32 << 20))).unwrap();
+    let err = fails_fast(
+        &encrypt_args("keys/public.key", "row.csv.gz", "b.veil"),
+        d,
+        10,
+    );
+    assert_mentions(&err, &["row.csv.gz", "line 1 is longer than"]);
+    assert!(!d.join("b.veil").exists());
+}
+
+#[test]
+fn keys_of_an_older_format_are_refused_with_a_hint() {
+    let s = setup();
+    let d = s.dir.path();
+    succeeds(&["keygen", "net.plan", "-o", "keys"], d);
+    let mut bytes = std::fs::read(d.join("keys/eval.key")).unwrap();
+    bytes[4] = 1;
+    std::fs::write(d.join("old-eval.key"), &bytes).unwrap();
+    let err = fails(&eval_args("old-eval.key", "x.veil", "r.veil"), d);
+    assert_mentions(
+        &err,
+        &[
+            "old-eval.key",
+            "format version 1",
+            "older Veil",
+            "veil keygen",
+        ],
     );
 }

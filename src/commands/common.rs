@@ -30,9 +30,15 @@ pub fn warn_if_insecure(path: &Path, plan: &Plan) {
     }
 }
 
-/// Loads images, keeping at most `limit`, and checks their size against the plan.
+/// Loads images, keeping at most `limit`, and checks their size against the plan; the reader
+/// is told both first, so a file of other images or far more images than wanted is refused or
+/// cut short before its pixels are read.
 pub fn load_images(path: &Path, limit: Option<usize>, plan: &Plan) -> Result<Images, CliError> {
-    let mut images = data::load_images(path)?;
+    let request = data::ImageRequest {
+        values_per_image: Some(plan.input_len()),
+        limit,
+    };
+    let mut images = data::load_images_with(path, request)?;
     if let Some(limit) = limit {
         images.truncate(limit);
     }

@@ -52,6 +52,7 @@ pub fn run(args: CompileArgs) -> Result<(), CliError> {
         .output
         .clone()
         .unwrap_or_else(|| args.model.with_extension("plan"));
+    crate::files::remove_stale_temps(&output);
     compiled.plan.write_file(&output)?;
     print_out(&summary(&compiled, Some(&output)))
 }

@@ -8,7 +8,7 @@ use crate::progress::StepBar;
 use clap::Args;
 use std::path::PathBuf;
 use std::time::Instant;
-use veil_runtime::session::ContainerKind;
+use veil_runtime::session::{ContainerKind, SessionError};
 
 /// Arguments of `veil eval`.
 #[derive(Debug, Args)]
@@ -34,7 +34,15 @@ pub fn run(args: EvalArgs) -> Result<(), CliError> {
     let runs = (batch.chunks.len() * context.params().len()) as u64;
     let bar = StepBar::new("eval", runs * context.plan().steps.len() as u64, false);
     let started = Instant::now();
-    let result = context.eval(&relin, batch, &bar)?;
+    let result = context.eval(&relin, batch, &bar).map_err(|e| match e {
+        SessionError::KeySetMismatch { .. } => format!(
+            "{}: {e} ({} is not the eval.key of that key set)",
+            args.batch.display(),
+            args.key.display()
+        )
+        .into(),
+        other => CliError::from(other),
+    })?;
     bar.finish();
     let seconds = started.elapsed().as_secs_f64();
     let bytes = write_batch(&context, ContainerKind::Result, &result, &args.out)?;

@@ -29,7 +29,7 @@ pub fn run(args: KeygenArgs) -> Result<(), CliError> {
     let keys = context.keygen(&mut veil_runtime::bfv::os_rng());
     let seconds = started.elapsed().as_secs_f64();
     let written = write_keys(&args.out, &keys, args.force).map_err(in_file(&args.out))?;
-    println!("generated keys in {seconds:.2} s");
+    println!("generated key set {} in {seconds:.2} s", keys.id());
     for (path, bytes) in written {
         println!("  {:<40} {}", path.display(), human_bytes(bytes as f64));
     }

@@ -17,13 +17,18 @@ pub fn is_plan_file(path: &Path) -> bool {
     {
         return true;
     }
-    let Ok(bytes) = std::fs::read(path) else {
+    // The first 4 KiB tell; an endless or huge file is not read whole.
+    let mut bytes = Vec::new();
+    let read = std::fs::File::open(path).and_then(|f| {
+        use std::io::Read;
+        f.take(4096).read_to_end(&mut bytes)
+    });
+    if read.is_err() {
         return false;
-    };
+    }
     bytes.starts_with(PLAN_MAGIC)
         || (bytes.trim_ascii_start().starts_with(b"{")
-            && String::from_utf8_lossy(&bytes[..bytes.len().min(4096)])
-                .contains("\"format_version\""))
+            && String::from_utf8_lossy(&bytes).contains("\"format_version\""))
 }
 
 /// A plan loaded or compiled for a run.

@@ -2,9 +2,10 @@
 //! code `TT`, `DD` dimensions), one big-endian u32 per dimension, then the values row-major.
 //! Veil reads u8 images (`0x00000803`: count × rows × cols) and u8 labels (`0x00000801`).
 
+use std::io::Read;
 use std::path::Path;
 
-use super::{DataError, Images, Labels, MAX_DATA_BYTES};
+use super::{DataError, ImageRequest, Images, Input, Labels, MAX_IMAGE_VALUES};
 
 /// Magic number of u8 data with three dimensions (images).
 pub(super) const IMAGES_MAGIC: u32 = 0x0000_0803;
@@ -90,8 +91,20 @@ fn check_len(path: &Path, data: &[u8], expected: u64) -> Result<(), DataError> {
     }
 }
 
-pub(super) fn parse_images(path: &Path, bytes: &[u8]) -> Result<Images, DataError> {
-    let (dims, data) = header(path, bytes, IMAGES_MAGIC, 3)?;
+/// Reads IDX images from a stream: the header, checked against `request` and
+/// [`MAX_IMAGE_VALUES`] before any pixel is read, then only the images wanted. When every
+/// image is wanted, bytes after them are an error.
+pub(super) fn read_images(
+    input: &mut Input<'_>,
+    request: ImageRequest,
+) -> Result<Images, DataError> {
+    let path = input.path;
+    let mut head = Vec::with_capacity(16);
+    (&mut input.reader)
+        .take(16)
+        .read_to_end(&mut head)
+        .map_err(|e| input.error(e))?;
+    let (dims, _) = header(path, &head, IMAGES_MAGIC, 3)?;
     let (count, rows, cols) = (dims[0], dims[1], dims[2]);
     if rows == 0 || cols == 0 {
         return Err(DataError::EmptyImage {
@@ -100,21 +113,60 @@ pub(super) fn parse_images(path: &Path, bytes: &[u8]) -> Result<Images, DataErro
             cols: cols as usize,
         });
     }
-    // u128 cannot overflow for three u32 factors.
-    let declared = u128::from(count) * u128::from(rows) * u128::from(cols);
-    if declared > u128::from(MAX_DATA_BYTES) {
+    let per_image = u64::from(rows) * u64::from(cols);
+    if let Some(expected) = request.values_per_image {
+        if per_image != expected as u64 {
+            return Err(DataError::WrongImageSize {
+                path: path.to_path_buf(),
+                rows: rows as usize,
+                cols: cols as usize,
+                expected,
+            });
+        }
+    }
+    let wanted = request
+        .limit
+        .map_or(u64::from(count), |l| u64::from(count).min(l as u64));
+    // u128 cannot overflow for three u32-sized factors.
+    let declared = u128::from(wanted) * u128::from(per_image);
+    if declared > u128::from(MAX_IMAGE_VALUES) {
         return Err(DataError::AbsurdDimensions {
             path: path.to_path_buf(),
             count,
             rows,
             cols,
             declared,
-            limit: MAX_DATA_BYTES,
+            limit: MAX_IMAGE_VALUES,
         });
     }
-    // Below the limit, so it fits in u64 and (on 64-bit targets) usize.
-    check_len(path, data, declared as u64)?;
-    // Only now, with the length known to be right, are the pixels converted.
+    // At most MAX_IMAGE_VALUES: fits in u64 and usize. The buffer grows with the bytes
+    // actually present, never to the declared size up front.
+    let expected = declared as u64;
+    let mut data = Vec::with_capacity(expected.min(1 << 24) as usize);
+    (&mut input.reader)
+        .take(expected)
+        .read_to_end(&mut data)
+        .map_err(|e| input.error(e))?;
+    if (data.len() as u64) < expected {
+        return Err(DataError::Truncated {
+            path: path.to_path_buf(),
+            what: "data",
+            expected,
+            found: data.len() as u64,
+        });
+    }
+    if wanted == u64::from(count) {
+        let extra =
+            std::io::copy(&mut input.reader, &mut std::io::sink()).map_err(|e| input.error(e))?;
+        input.check_total(16 + expected + extra)?;
+        if extra > 0 {
+            return Err(DataError::TrailingBytes {
+                path: path.to_path_buf(),
+                expected,
+                extra,
+            });
+        }
+    }
     let pixels = data.iter().map(|&b| f32::from(b)).collect();
     Images::from_pixels(path, rows as usize, cols as usize, pixels)
 }
@@ -352,6 +404,77 @@ mod tests {
                 .ends_with("e.idx: images of 0×28 pixels are empty"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_header_declaring_a_billion_images_fails_before_reading_pixels() {
+        use super::super::{load_images_with, ImageRequest, MAX_IMAGE_VALUES};
+        let dir = tempfile::tempdir().unwrap();
+        // 2^30 MNIST-sized images declared, 1 MiB of zeros present, compressed to ~1 KiB.
+        let mut bytes = idx_images(0, 28, 28);
+        bytes[4..8].copy_from_slice(&(1u32 << 30).to_be_bytes());
+        bytes.extend(std::iter::repeat_n(0u8, 1 << 20));
+        let path = write(&dir, "bomb.idx.gz", &gzip(&bytes));
+        let request = ImageRequest {
+            values_per_image: Some(784),
+            limit: None,
+        };
+        let started = std::time::Instant::now();
+        let err = load_images_with(&path, request).unwrap_err();
+        assert!(matches!(err, DataError::AbsurdDimensions { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains(&format!(
+                "IDX header declares 1073741824 images of 28×28: reading 841813590016 values \
+                 is more than the limit of {MAX_IMAGE_VALUES}"
+            )),
+            "{err}"
+        );
+        // Another image size is refused from the header alone.
+        let err = load_images_with(
+            &path,
+            ImageRequest {
+                values_per_image: Some(64),
+                limit: None,
+            },
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: images have 784 values (28×28) but the model expects 64",
+                path.display()
+            )
+        );
+        // With --limit, only the images wanted are read: the rest is never decompressed.
+        let images = load_images_with(
+            &path,
+            ImageRequest {
+                values_per_image: Some(784),
+                limit: Some(5),
+            },
+        )
+        .unwrap();
+        assert_eq!(images.count(), 5);
+        let err = load_images_with(
+            &path,
+            ImageRequest {
+                values_per_image: Some(784),
+                limit: Some(5000),
+            },
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DataError::Truncated {
+                    expected: 3_920_000,
+                    found: 1_048_576,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(started.elapsed().as_secs() < 5, "{:?}", started.elapsed());
     }
 
     /// Every prefix and many random corruptions of valid files give a result, never a panic.

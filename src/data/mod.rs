@@ -26,11 +26,17 @@
 //! Every malformed input gives a [`DataError`] naming the file and what is wrong; no input
 //! makes these functions panic, and no allocation is sized from a header before the header
 //! has been checked against the data actually present.
+//!
+//! Images are read as a stream ([`load_images_with`]): an IDX header is checked against the
+//! expected image size and the number of images wanted before any pixel is read, and CSV is
+//! read line by line with a bounded line length. The limits, each stated once here:
+//! [`MAX_DATA_BYTES`] (bytes after decompression), [`MAX_IMAGE_VALUES`] (pixel values kept),
+//! [`MAX_CSV_LINE_BYTES`] and [`MAX_CSV_ROWS`].
 
 mod csv;
 mod idx;
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use flate2::read::MultiGzDecoder;
@@ -40,6 +46,27 @@ use flate2::read::MultiGzDecoder;
 /// Far above any data set Veil runs (60,000 MNIST-sized images are 47 MB) and low enough that a
 /// corrupt header or a gzip bomb cannot exhaust memory.
 pub const MAX_DATA_BYTES: u64 = 1 << 30;
+
+/// The most pixel values one image file may give (after `--limit`): 2^28, 1 GiB as `f32`,
+/// 342,000 MNIST-sized images. An IDX header declaring more is refused before any pixel is read.
+pub const MAX_IMAGE_VALUES: u64 = 1 << 28;
+
+/// The longest line of a CSV file: 8 MiB, room for a 224×224×3 image written with 50 digits
+/// per value. A longer line is refused as soon as the limit is passed.
+pub const MAX_CSV_LINE_BYTES: usize = 8 << 20;
+
+/// The most lines a CSV file may have: 2^24.
+pub const MAX_CSV_ROWS: usize = 1 << 24;
+
+/// What the reader of an image file is told before it starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImageRequest {
+    /// Values each image must have (the model's input size): a file of other images is
+    /// refused from its header or first row.
+    pub values_per_image: Option<usize>,
+    /// Read only the first this many images.
+    pub limit: Option<usize>,
+}
 
 /// A set of equally sized single-channel images, pixels in the file's units.
 #[derive(Debug, Clone, PartialEq)]
@@ -258,10 +285,10 @@ pub enum DataError {
         expected: u64,
         extra: u64,
     },
-    /// The IDX header declares more data than any real file holds.
+    /// The IDX header declares more data than may be read.
     #[error(
-        "{}: IDX header declares {count} images of {rows}×{cols} = {declared} bytes, \
-         more than the {limit}-byte limit (corrupt header?)",
+        "{}: IDX header declares {count} images of {rows}×{cols}: reading {declared} values \
+         is more than the limit of {limit} (corrupt header? --limit reads fewer images)",
         path.display()
     )]
     AbsurdDimensions {
@@ -285,6 +312,39 @@ pub enum DataError {
         path: PathBuf,
         values: usize,
         per_image: usize,
+    },
+    /// Images of another size than expected.
+    #[error(
+        "{}: images have {} values ({rows}×{cols}) but the model expects {expected}",
+        path.display(),
+        rows * cols
+    )]
+    WrongImageSize {
+        path: PathBuf,
+        rows: usize,
+        cols: usize,
+        expected: usize,
+    },
+    /// A CSV line longer than [`MAX_CSV_LINE_BYTES`].
+    #[error(
+        "{}: line {line} is longer than {limit} bytes (the limit for one CSV row); refusing to \
+         read it",
+        path.display()
+    )]
+    LineTooLong {
+        path: PathBuf,
+        line: usize,
+        limit: usize,
+    },
+    /// More values or rows than the limits allow.
+    #[error(
+        "{}: more than {limit} {what}; read fewer images with --limit",
+        path.display()
+    )]
+    TooMany {
+        path: PathBuf,
+        what: &'static str,
+        limit: u64,
     },
     /// A CSV file with no data rows.
     #[error("{}: no data rows", path.display())]
@@ -341,10 +401,75 @@ pub enum DataError {
 /// A CSV row of `n` values gives `√n × √n` images when `n` is a perfect square (784 → 28×28),
 /// and `1 × n` otherwise. A first row in which no cell is a number is a header and skipped.
 pub fn load_images(path: impl AsRef<Path>) -> Result<Images, DataError> {
+    load_images_with(path, ImageRequest::default())
+}
+
+/// Reads images as [`load_images`] does, streaming: an IDX header is checked against
+/// `request` (image size, number wanted) and [`MAX_IMAGE_VALUES`] before any pixel is read,
+/// and only the images wanted are decompressed; CSV stops after the rows wanted.
+pub fn load_images_with(
+    path: impl AsRef<Path>,
+    request: ImageRequest,
+) -> Result<Images, DataError> {
     let path = path.as_ref();
-    match read_data(path)? {
-        Data::Idx(bytes) => idx::parse_images(path, &bytes),
-        Data::Text(text) => csv::parse_images(path, &text),
+    let mut input = Input::open(path)?;
+    if input.head.starts_with(&[0, 0]) {
+        idx::read_images(&mut input, request)
+    } else {
+        csv::read_images(&mut input, request)
+    }
+}
+
+/// A data file being read: decompressed when it is gzip, capped at [`MAX_DATA_BYTES`].
+pub(crate) struct Input<'a> {
+    pub(crate) path: &'a Path,
+    gz: bool,
+    /// The first bytes of the (decompressed) data, up to 16, already read from `reader`.
+    pub(crate) head: Vec<u8>,
+    pub(crate) reader: BufReader<Box<dyn Read + 'a>>,
+}
+
+impl<'a> Input<'a> {
+    fn open(path: &'a Path) -> Result<Self, DataError> {
+        let io_err = |source| DataError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut file = BufReader::new(std::fs::File::open(path).map_err(io_err)?);
+        let gz = file.fill_buf().map_err(io_err)?.starts_with(&GZIP_MAGIC);
+        let mut stream: Box<dyn Read> = if gz {
+            Box::new(MultiGzDecoder::new(file).take(MAX_DATA_BYTES + 1))
+        } else {
+            Box::new(file.take(MAX_DATA_BYTES + 1))
+        };
+        let mut head = Vec::with_capacity(16);
+        stream
+            .by_ref()
+            .take(16)
+            .read_to_end(&mut head)
+            .map_err(|e| read_error(path, gz, e))?;
+        Ok(Input {
+            path,
+            gz,
+            head: head.clone(),
+            reader: BufReader::new(Box::new(std::io::Cursor::new(head).chain(stream))),
+        })
+    }
+
+    /// A read error, as a gzip error when the file is compressed.
+    pub(crate) fn error(&self, source: std::io::Error) -> DataError {
+        read_error(self.path, self.gz, source)
+    }
+
+    /// Refuses data beyond [`MAX_DATA_BYTES`] once `total` bytes were read.
+    pub(crate) fn check_total(&self, total: u64) -> Result<(), DataError> {
+        if total > MAX_DATA_BYTES {
+            return Err(DataError::TooLarge {
+                path: self.path.to_path_buf(),
+                limit: MAX_DATA_BYTES,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -373,7 +498,17 @@ pub fn check_labels(images: &Images, labels: &Labels) -> Result<(), DataError> {
     }
 }
 
-/// A file's contents after decompression, sorted by kind.
+/// A read error, as a gzip error when the file is compressed.
+fn read_error(path: &Path, gz: bool, source: std::io::Error) -> DataError {
+    let path = path.to_path_buf();
+    if gz {
+        DataError::Gzip { path, source }
+    } else {
+        DataError::Io { path, source }
+    }
+}
+
+/// A file's contents after decompression, sorted by kind (labels are read whole).
 enum Data {
     Idx(Vec<u8>),
     Text(String),

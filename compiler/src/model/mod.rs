@@ -268,14 +268,72 @@ pub fn parse(text: &str, json: bool, path: &Path) -> Result<Model, ModelError> {
     }
 }
 
-/// Reads a model file and the weights file it names (resolved beside the model).
+/// The most bytes a model file (RON or JSON, inline tensors included) may hold: 64 MiB.
+pub const MAX_MODEL_BYTES: u64 = 64 << 20;
+/// The most bytes a safetensors weights file may hold: 1 GiB (250 million F32 weights, far
+/// beyond any network that BFV evaluates in reasonable time). Reading stops there, so an
+/// endless input such as `/dev/zero` fails at once.
+pub const MAX_WEIGHTS_BYTES: u64 = 1 << 30;
+
+/// Reads at most `limit` bytes of `path`; a longer file is an error naming the limit.
+fn read_capped(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>, ModelErrorKind> {
+    use std::io::Read;
+    let io = |message: String| ModelErrorKind::Io {
+        path: path.to_path_buf(),
+        message,
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(limit.saturating_add(1)).read_to_end(&mut bytes))
+        .map_err(|e| io(e.to_string()))?;
+    if bytes.len() as u64 > limit {
+        return Err(io(format!(
+            "more than {limit} bytes, the limit for {what}; refusing to read further"
+        )));
+    }
+    Ok(bytes)
+}
+
+/// Reads a safetensors file, looking at its first 8 bytes (the header length) before the rest:
+/// a file that cannot be safetensors (such as `/dev/zero`) fails at once.
+fn read_weights(path: &Path) -> Result<Vec<u8>, ModelErrorKind> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(8);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(8).read_to_end(&mut head))
+        .map_err(|e| ModelErrorKind::Io {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+    let mut len = [0u8; 8];
+    if let Some(first) = head.get(..8) {
+        len.copy_from_slice(first);
+        let len = u64::from_le_bytes(len);
+        // The smallest header is `{}`; a header longer than the file limit cannot be.
+        if !(2..=MAX_WEIGHTS_BYTES).contains(&len) {
+            return Err(ModelErrorKind::Safetensors(format!(
+                "the first 8 bytes declare a {len}-byte header, which no safetensors file has \
+                 (the file is not safetensors)"
+            )));
+        }
+    }
+    read_capped(path, MAX_WEIGHTS_BYTES, "a weights file")
+}
+
+/// Reads a model file and the weights file it names (resolved beside the model), each
+/// bounded by its limit ([`MAX_MODEL_BYTES`], [`MAX_WEIGHTS_BYTES`]).
 pub fn load(path: &Path) -> Result<LoadedModel, ModelError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let bytes = read_capped(path, MAX_MODEL_BYTES, "a model file")
+        .map_err(|kind| ModelError::file(path, kind))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
         ModelError::file(
             path,
             ModelErrorKind::Io {
                 path: path.to_path_buf(),
-                message: e.to_string(),
+                message: format!(
+                    "not UTF-8 text (invalid byte at offset {})",
+                    e.utf8_error().valid_up_to()
+                ),
             },
         )
     })?;
@@ -284,16 +342,8 @@ pub fn load(path: &Path) -> Result<LoadedModel, ModelError> {
         None => TensorSource::default(),
         Some(name) => {
             let weights_path = path.parent().unwrap_or_else(|| Path::new(".")).join(name);
-            let bytes = std::fs::read(&weights_path).map_err(|e| {
-                ModelError::file(
-                    path,
-                    ModelErrorKind::Io {
-                        path: weights_path.clone(),
-                        message: e.to_string(),
-                    },
-                )
-                .with_field("weights")
-            })?;
+            let bytes = read_weights(&weights_path)
+                .map_err(|kind| ModelError::file(path, kind).with_field("weights"))?;
             TensorSource::from_safetensors(&bytes)
                 .map_err(|kind| ModelError::file(path, kind).with_field("weights"))?
         }

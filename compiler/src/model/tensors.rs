@@ -7,7 +7,7 @@
 //! fails ([`crate::ir::build`] names the file, layer, field and type).
 
 use super::ModelErrorKind;
-use safetensors::{Dtype, SafeTensors};
+use safetensors::{Dtype, SafeTensorError, SafeTensors};
 use std::collections::BTreeMap;
 
 /// A dense tensor in row-major order.
@@ -29,12 +29,54 @@ pub struct TensorSource {
     pub skipped: BTreeMap<String, String>,
 }
 
+/// Our words for the safetensors crate's errors (its `Display` prints the variant names).
+fn describe(err: &SafeTensorError, len: usize) -> String {
+    match err {
+        SafeTensorError::HeaderTooSmall => format!(
+            "the file has {len} bytes, too short for the 8-byte header length that starts a \
+             safetensors file"
+        ),
+        SafeTensorError::InvalidHeaderLength => format!(
+            "the header length in the first 8 bytes points beyond the end of the file \
+             ({len} bytes): truncated, or not a safetensors file"
+        ),
+        SafeTensorError::HeaderTooLarge => {
+            "the header length in the first 8 bytes is over 100 MB: not a safetensors file".into()
+        }
+        SafeTensorError::InvalidHeader => "the JSON header (from byte 8) is not UTF-8 text".into(),
+        SafeTensorError::InvalidHeaderStart => {
+            "the JSON header (from byte 8) does not start with `{`".into()
+        }
+        SafeTensorError::InvalidHeaderDeserialization | SafeTensorError::JsonError(_) => {
+            "the JSON header (from byte 8) is not a valid tensor table".into()
+        }
+        SafeTensorError::TensorNotFound(name) => format!("tensor `{name}` is missing"),
+        SafeTensorError::TensorInvalidInfo => {
+            "a tensor's shape and element type do not match its byte range".into()
+        }
+        SafeTensorError::InvalidOffset(name) => {
+            format!("tensor `{name}` has byte offsets outside the data or overlapping another")
+        }
+        SafeTensorError::IoError(e) => format!("cannot read: {e}"),
+        SafeTensorError::InvalidTensorView(dtype, shape, bytes) => {
+            format!("a {dtype:?} tensor of shape {shape:?} cannot be made from {bytes} bytes")
+        }
+        SafeTensorError::MetadataIncompleteBuffer => format!(
+            "the tensors' byte ranges do not cover the data exactly (file of {len} bytes): \
+             truncated or padded"
+        ),
+        SafeTensorError::ValidationOverflow => {
+            "a tensor's shape is so large that its size overflows".into()
+        }
+    }
+}
+
 impl TensorSource {
     /// Reads every F32 and F64 tensor of a safetensors file and records the names and types
     /// of the others in [`TensorSource::skipped`]. Only a malformed file is an error.
     pub fn from_safetensors(bytes: &[u8]) -> Result<Self, ModelErrorKind> {
         let st = SafeTensors::deserialize(bytes)
-            .map_err(|e| ModelErrorKind::Safetensors(e.to_string()))?;
+            .map_err(|e| ModelErrorKind::Safetensors(describe(&e, bytes.len())))?;
         let mut source = TensorSource::default();
         for (name, view) in st.tensors() {
             let raw = view.data();
@@ -109,6 +151,49 @@ mod tests {
             })
             .collect();
         safetensors::serialize(views, &None).unwrap()
+    }
+
+    #[test]
+    fn damaged_weights_files_are_our_errors_never_panics() {
+        let f32s: Vec<u8> = (0..64u32).flat_map(|v| (v as f32).to_le_bytes()).collect();
+        let bytes = file(&[("fc.weight", Dtype::F32, vec![8, 8], f32s)]);
+        assert!(TensorSource::from_safetensors(&bytes).is_ok());
+        let check = |b: &[u8], what: &str| {
+            if let Err(ModelErrorKind::Safetensors(msg)) = TensorSource::from_safetensors(b) {
+                // Our words, not the crate's variant names.
+                assert!(
+                    !msg.chars().next().is_some_and(char::is_uppercase) && !msg.contains("Error"),
+                    "{what}: {msg}"
+                );
+            }
+        };
+        for cut in 0..bytes.len() {
+            assert!(
+                TensorSource::from_safetensors(&bytes[..cut]).is_err(),
+                "cut {cut}"
+            );
+            check(&bytes[..cut], &format!("cut {cut}"));
+        }
+        for at in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[at] ^= 0x41;
+            check(&b, &format!("byte {at}"));
+        }
+        // An inflated header length.
+        let mut b = bytes.clone();
+        b[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+        let err = TensorSource::from_safetensors(&b).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "bad safetensors file: the header length in the first 8 bytes is over 100 MB: not a \
+             safetensors file"
+        );
+        let err = TensorSource::from_safetensors(&bytes[..4]).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("too short for the 8-byte header length that starts a safetensors file"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -32,7 +32,7 @@ mod serial;
 pub use ciphertext::Ciphertext;
 pub use encoding::{centre, EncodeError, Encoder, Plaintext};
 pub use evaluator::{EvalError, Evaluator};
-pub use keys::{PublicKey, RelinKey, SecretKey};
+pub use keys::{KeyId, PublicKey, RelinKey, SecretKey};
 pub use params::{
     aux_prime_count, BfvParameters, BfvParametersBuilder, ParamError, RingContext, AUX_PRIME_BITS,
     MAX_DEGREE, MAX_HPS_WIDTH, MAX_LOG2_MODULUS, MAX_Q_PRIMES, MIN_DEGREE,
@@ -41,6 +41,6 @@ pub use sampling::{
     cbd, error_poly, expand_seed, os_rng, small_to_rns, ternary, uniform_limb, CBD_ETA,
 };
 pub use serial::{
-    packed_len, SerialError, FORMAT_VERSION, MAGIC_CIPHERTEXT, MAGIC_PARAMS, MAGIC_PLAINTEXT,
-    MAGIC_PUBLIC_KEY, MAGIC_RELIN_KEY, MAGIC_SECRET_KEY,
+    packed_len, SerialError, FORMAT_VERSION, KEY_FORMAT_VERSION, MAGIC_CIPHERTEXT, MAGIC_PARAMS,
+    MAGIC_PLAINTEXT, MAGIC_PUBLIC_KEY, MAGIC_RELIN_KEY, MAGIC_SECRET_KEY,
 };

@@ -1,13 +1,13 @@
 //! Compact versioned binary serialisation.
 //!
 //! Every object starts with 4 magic bytes naming its type and a format version byte; keys
-//! then carry the ring fingerprint, plaintexts and ciphertexts the full parameter fingerprint
-//! (all integers little-endian). Residues modulo a prime q are bit-packed at bits(q) bits each,
+//! then carry the ring fingerprint and the id of their key set ([`KeyId`]), plaintexts and
+//! ciphertexts the full parameter fingerprint (all integers little-endian). Residues modulo a prime q are bit-packed at bits(q) bits each,
 //! limb by limb. See `docs/bfv.md` for the byte layout.
 
 use super::ciphertext::Ciphertext;
 use super::encoding::Plaintext;
-use super::keys::{PublicKey, RelinKey, SecretKey};
+use super::keys::{KeyId, PublicKey, RelinKey, SecretKey};
 use super::params::{BfvParameters, ParamError};
 use super::sampling::expand_seed;
 use crate::math::{Coeff, Form, Modulus, RnsPoly};
@@ -17,8 +17,11 @@ use std::sync::Arc;
 use thiserror::Error;
 use zeroize::Zeroizing;
 
-/// Current format version of every object.
+/// Current format version of parameters, plaintexts and ciphertexts.
 pub const FORMAT_VERSION: u8 = 1;
+/// Current format version of keys. Version 2 added the key-set id; version-1 keys are
+/// refused (they name no key set).
+pub const KEY_FORMAT_VERSION: u8 = 2;
 
 /// Magic bytes of a parameter set.
 pub const MAGIC_PARAMS: &[u8; 4] = b"VEPA";
@@ -204,7 +207,13 @@ impl<'a> Reader<'a> {
         Ok(b)
     }
 
-    fn header(&mut self, magic: &[u8; 4]) -> Result<(), SerialError> {
+    fn key_id(&mut self) -> Result<KeyId, SerialError> {
+        let mut b = [0u8; KeyId::LEN];
+        b.copy_from_slice(self.take(KeyId::LEN)?);
+        Ok(KeyId::from_bytes(b))
+    }
+
+    fn header(&mut self, magic: &[u8; 4], expected: u8) -> Result<(), SerialError> {
         let found = self.take(4)?;
         if found != magic {
             return Err(SerialError::BadMagic {
@@ -214,10 +223,10 @@ impl<'a> Reader<'a> {
             });
         }
         let version = self.u8()?;
-        if version != FORMAT_VERSION {
+        if version != expected {
             return Err(SerialError::BadVersion {
                 what: self.what,
-                expected: FORMAT_VERSION,
+                expected,
                 found: version,
             });
         }
@@ -268,6 +277,14 @@ fn header(out: &mut Vec<u8>, magic: &[u8; 4]) {
     out.push(FORMAT_VERSION);
 }
 
+/// Magic, key format version, ring fingerprint and key-set id.
+fn key_header(out: &mut Vec<u8>, magic: &[u8; 4], ring: u64, id: KeyId) {
+    out.extend_from_slice(magic);
+    out.push(KEY_FORMAT_VERSION);
+    out.extend_from_slice(&ring.to_le_bytes());
+    out.extend_from_slice(&id.to_bytes());
+}
+
 fn write_poly<F: Form>(p: &RnsPoly<F>, moduli: &[Modulus], out: &mut Vec<u8>) {
     for (limb, m) in p.data().chunks_exact(p.degree()).zip(moduli) {
         pack(limb, m.bits(), out);
@@ -307,7 +324,7 @@ impl BfvParameters {
     pub fn from_bytes(bytes: &[u8]) -> Result<Arc<BfvParameters>, SerialError> {
         let what = "parameters";
         let mut r = Reader::new(bytes, what);
-        r.header(MAGIC_PARAMS)?;
+        r.header(MAGIC_PARAMS, FORMAT_VERSION)?;
         let n = r.u32()? as usize;
         let count = r.u8()? as usize;
         let mut q = Vec::with_capacity(count);
@@ -354,15 +371,14 @@ impl BfvParameters {
 }
 
 impl SecretKey {
-    /// Serialises the secret alone: ring fingerprint, then 2 bits per coefficient
+    /// Serialises the secret alone: ring fingerprint, key-set id, then 2 bits per coefficient
     /// (0 → 00, 1 → 01, −1 → 10). Keep the result secret: it is wiped when dropped, and it
     /// is written into one allocation of the exact size, so no partial copy is freed on the
     /// way.
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
         let n = self.coeffs.len();
         let mut out = Zeroizing::new(Vec::with_capacity(SK_HEADER + packed_len(n, 2)));
-        header(&mut out, MAGIC_SECRET_KEY);
-        out.extend_from_slice(&self.ring.fingerprint().to_le_bytes());
+        key_header(&mut out, MAGIC_SECRET_KEY, self.ring.fingerprint(), self.id);
         let codes: Zeroizing<Vec<u64>> = Zeroizing::new(
             self.coeffs
                 .iter()
@@ -378,8 +394,9 @@ impl SecretKey {
     pub fn from_bytes(params: &BfvParameters, bytes: &[u8]) -> Result<Self, SerialError> {
         let what = "secret key";
         let mut r = Reader::new(bytes, what);
-        r.header(MAGIC_SECRET_KEY)?;
+        r.header(MAGIC_SECRET_KEY, KEY_FORMAT_VERSION)?;
         r.fingerprint(params.ring_fingerprint(), "ring")?;
+        let id = r.key_id()?;
         let n = params.degree();
         // Both the codes and the coefficients are wiped on every path, errors included.
         let mut codes = Zeroizing::new(vec![0u64; n]);
@@ -403,16 +420,17 @@ impl SecretKey {
         Ok(SecretKey::from_coeffs(
             params.ring().clone(),
             std::mem::take(&mut *coeffs),
+            id,
         ))
     }
 }
 
 impl PublicKey {
-    /// Serialises: ring fingerprint, the 32-byte seed of a, then b (NTT form) bit-packed.
+    /// Serialises: ring fingerprint, key-set id, the 32-byte seed of a, then b (NTT form)
+    /// bit-packed.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        header(&mut out, MAGIC_PUBLIC_KEY);
-        out.extend_from_slice(&self.ring.fingerprint().to_le_bytes());
+        key_header(&mut out, MAGIC_PUBLIC_KEY, self.ring.fingerprint(), self.id);
         out.extend_from_slice(&self.seed);
         write_poly(&self.b, self.ring.q(), &mut out);
         out
@@ -421,13 +439,14 @@ impl PublicKey {
     /// Reads a public key for the ring of `params`.
     pub fn from_bytes(params: &BfvParameters, bytes: &[u8]) -> Result<Self, SerialError> {
         let mut r = Reader::new(bytes, "public key");
-        r.header(MAGIC_PUBLIC_KEY)?;
+        r.header(MAGIC_PUBLIC_KEY, KEY_FORMAT_VERSION)?;
         r.fingerprint(params.ring_fingerprint(), "ring")?;
+        let id = r.key_id()?;
         let seed = r.seed()?;
         let ring = params.ring();
         let b = r.poly(ring.q(), ring.degree())?;
         r.finish()?;
-        Ok(PublicKey::from_parts(ring.clone(), seed, b))
+        Ok(PublicKey::from_parts(ring.clone(), id, seed, b))
     }
 
     /// Streams the key into `w`.
@@ -438,19 +457,18 @@ impl PublicKey {
     /// Reads one key from `r`.
     pub fn read_from(params: &BfvParameters, r: &mut impl Read) -> Result<Self, SerialError> {
         let mut buf = Vec::new();
-        let len = 4 + 1 + 8 + 32 + poly_len(params.ring().q(), params.degree());
+        let len = KEY_HEADER + 32 + poly_len(params.ring().q(), params.degree());
         read_exact_vec(r, len, &mut buf)?;
         Self::from_bytes(params, &buf)
     }
 }
 
 impl RelinKey {
-    /// Serialises: ring fingerprint, component count, the 32-byte seed of the a_j, then the
-    /// b_j (NTT form over q_0..q_{L-1}, p) bit-packed.
+    /// Serialises: ring fingerprint, key-set id, component count, the 32-byte seed of the a_j,
+    /// then the b_j (NTT form over q_0..q_{L-1}, p) bit-packed.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        header(&mut out, MAGIC_RELIN_KEY);
-        out.extend_from_slice(&self.ring.fingerprint().to_le_bytes());
+        key_header(&mut out, MAGIC_RELIN_KEY, self.ring.fingerprint(), self.id);
         out.push(self.b.len() as u8);
         out.extend_from_slice(&self.seed);
         for b in &self.b {
@@ -463,8 +481,9 @@ impl RelinKey {
     pub fn from_bytes(params: &BfvParameters, bytes: &[u8]) -> Result<Self, SerialError> {
         let what = "relinearisation key";
         let mut r = Reader::new(bytes, what);
-        r.header(MAGIC_RELIN_KEY)?;
+        r.header(MAGIC_RELIN_KEY, KEY_FORMAT_VERSION)?;
         r.fingerprint(params.ring_fingerprint(), "ring")?;
+        let id = r.key_id()?;
         let ring = params.ring();
         let count = r.u8()? as usize;
         if count != ring.max_level() {
@@ -482,6 +501,7 @@ impl RelinKey {
         let a = RelinKey::expand(ring, &seed);
         Ok(RelinKey {
             ring: ring.clone(),
+            id,
             seed,
             b,
             a,
@@ -497,7 +517,7 @@ impl RelinKey {
     pub fn read_from(params: &BfvParameters, r: &mut impl Read) -> Result<Self, SerialError> {
         let ring = params.ring();
         let len =
-            4 + 1 + 8 + 1 + 32 + ring.max_level() * poly_len(ring.key_moduli(), ring.degree());
+            KEY_HEADER + 1 + 32 + ring.max_level() * poly_len(ring.key_moduli(), ring.degree());
         let mut buf = Vec::new();
         read_exact_vec(r, len, &mut buf)?;
         Self::from_bytes(params, &buf)
@@ -517,7 +537,7 @@ impl Plaintext {
     /// Reads a plaintext for `params`.
     pub fn from_bytes(params: &Arc<BfvParameters>, bytes: &[u8]) -> Result<Self, SerialError> {
         let mut r = Reader::new(bytes, "plaintext");
-        r.header(MAGIC_PLAINTEXT)?;
+        r.header(MAGIC_PLAINTEXT, FORMAT_VERSION)?;
         r.fingerprint(params.fingerprint(), "parameters")?;
         let p = r.poly::<Coeff>(std::slice::from_ref(params.plain()), params.degree())?;
         r.finish()?;
@@ -526,8 +546,9 @@ impl Plaintext {
 }
 
 const CT_HEADER: usize = 4 + 1 + 8 + 3;
-/// Magic, version and ring fingerprint of a secret key.
-const SK_HEADER: usize = 4 + 1 + 8;
+/// Magic, version, ring fingerprint and key-set id of a key.
+const KEY_HEADER: usize = 4 + 1 + 8 + KeyId::LEN;
+const SK_HEADER: usize = KEY_HEADER;
 
 impl Ciphertext {
     /// Serialises: full fingerprint, level, size, flags (bit 0: c_1 given as a seed), then c_0,
@@ -557,11 +578,19 @@ impl Ciphertext {
         CT_HEADER + self.size() * pl - if self.seed.is_some() { pl - 32 } else { 0 }
     }
 
+    /// The most bytes [`Self::to_bytes`] can give for `params`: a size-3 ciphertext at the top
+    /// level. Readers use it to bound what they accept before parsing.
+    pub fn max_serialized_len(params: &BfvParameters) -> usize {
+        let q = params.ring().q();
+        let top = &q[..params.max_level().min(q.len())];
+        CT_HEADER + 3 * poly_len(top, params.degree())
+    }
+
     /// Reads a ciphertext for `params`.
     pub fn from_bytes(params: &Arc<BfvParameters>, bytes: &[u8]) -> Result<Self, SerialError> {
         let what = "ciphertext";
         let mut r = Reader::new(bytes, what);
-        r.header(MAGIC_CIPHERTEXT)?;
+        r.header(MAGIC_CIPHERTEXT, FORMAT_VERSION)?;
         r.fingerprint(params.fingerprint(), "parameters")?;
         let level = r.u8()? as usize;
         let size = r.u8()? as usize;
@@ -781,6 +810,43 @@ mod tests {
         let mut c = std::io::Cursor::new(buf);
         assert_eq!(RelinKey::read_from(&params, &mut c).unwrap(), rk);
         assert_eq!(PublicKey::read_from(&params, &mut c).unwrap(), pk);
+    }
+
+    #[test]
+    fn keys_carry_their_key_set_id_and_old_keys_are_refused() {
+        let (params, objects) = fixture();
+        let mut rng = ChaCha20Rng::seed_from_u64(24);
+        let sk = SecretKey::generate(params, &mut rng);
+        let pk = PublicKey::new(&sk, &mut rng);
+        let rk = RelinKey::new(&sk, &mut rng);
+        assert_eq!((pk.id(), rk.id()), (sk.id(), sk.id()));
+        let other = SecretKey::generate(params, &mut rng);
+        assert_ne!(other.id(), sk.id());
+        assert_eq!(
+            SecretKey::from_bytes(params, &sk.to_bytes()).unwrap().id(),
+            sk.id()
+        );
+        assert_eq!(
+            PublicKey::from_bytes(params, &pk.to_bytes()).unwrap().id(),
+            sk.id()
+        );
+        assert_eq!(
+            RelinKey::from_bytes(params, &rk.to_bytes()).unwrap().id(),
+            sk.id()
+        );
+        for (kind, bytes) in objects
+            .iter()
+            .filter(|(k, _)| matches!(*k, "sk" | "pk" | "rk"))
+        {
+            let mut old = bytes.clone();
+            old[4] = 1;
+            let err = parse(params, kind, &old).unwrap_err();
+            assert!(
+                err.to_string()
+                    .ends_with("unsupported format version 1; expected 2"),
+                "{kind}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ mod primes;
 mod rns;
 
 pub use bigint::{BigUint, LIMBS};
-pub use fnv::fnv1a;
+pub use fnv::{fnv1a, Fnv1a};
 pub use modulus::{Modulus, MAX_MODULUS};
 pub use ntt::NttTable;
 pub use primes::{is_prime, ntt_primes, PrimeError, MAX_PRIME_BITS, MIN_PRIME_BITS};

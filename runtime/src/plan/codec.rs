@@ -27,9 +27,22 @@ use thiserror::Error;
 /// The first eight bytes of a binary plan file.
 pub const PLAN_MAGIC: &[u8; 8] = b"VEILPLAN";
 
+/// The most bytes a plan file may hold (binary or JSON): 1 GiB. The plans of the models in
+/// `models/` take a few megabytes; [`Plan::read_file`] stops reading here, so an endless or
+/// enormous input fails fast instead of filling memory.
+pub const MAX_PLAN_BYTES: u64 = 1 << 30;
+
 /// Why a plan could not be read or written.
 #[derive(Debug, Error)]
 pub enum PlanError {
+    /// The file is larger than [`MAX_PLAN_BYTES`].
+    #[error("the plan file {} holds more than {limit} bytes; refusing to read it", path.display())]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The limit.
+        limit: u64,
+    },
     /// Reading or writing the file failed (the cause is the `source`).
     #[error("cannot read or write the plan file {}", path.display())]
     Io {
@@ -118,7 +131,13 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), PlanErro
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "plan".to_owned());
-    let tmp = dir.join(format!(".{file_name}.tmp{}", std::process::id()));
+    // The CLI's naming of temporary files (`.veil-tmp.<name>.<pid>.<random>`), so that its
+    // clean-up of files left by killed runs finds these too.
+    let nonce: u64 = rand::random();
+    let tmp = dir.join(format!(
+        ".veil-tmp.{file_name}.{}.{nonce:016x}",
+        std::process::id()
+    ));
     let result = (|| {
         let mut file = fs::File::create(&tmp)?;
         file.write_all(bytes)?;
@@ -293,11 +312,30 @@ impl Plan {
     }
 
     /// Reads and validates a plan: JSON when `path` ends in `.json`, binary otherwise.
+    /// At most [`MAX_PLAN_BYTES`] are read.
     pub fn read_file(path: &Path) -> Result<Plan, PlanError> {
-        let bytes = fs::read(path).map_err(|source| PlanError::Io {
+        use std::io::Read;
+        let io = |source| PlanError::Io {
             path: path.to_path_buf(),
             source,
-        })?;
+        };
+        let mut file = fs::File::open(path).map_err(io)?.take(MAX_PLAN_BYTES + 1);
+        // A binary plan's magic is checked before the rest is read.
+        let mut bytes = Vec::with_capacity(PLAN_MAGIC.len());
+        (&mut file)
+            .take(PLAN_MAGIC.len() as u64)
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
+        if !is_json_path(path) && bytes != PLAN_MAGIC {
+            return Err(PlanError::BadMagic);
+        }
+        file.read_to_end(&mut bytes).map_err(io)?;
+        if bytes.len() as u64 > MAX_PLAN_BYTES {
+            return Err(PlanError::TooLarge {
+                path: path.to_path_buf(),
+                limit: MAX_PLAN_BYTES,
+            });
+        }
         if is_json_path(path) {
             let text = String::from_utf8_lossy(&bytes);
             Plan::from_json(&text)
@@ -315,4 +353,18 @@ fn check_version(found: u32) -> Result<(), PlanError> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn an_endless_input_is_refused_from_its_first_bytes() {
+        let started = std::time::Instant::now();
+        let err = Plan::read_file(Path::new("/dev/zero")).unwrap_err();
+        assert!(matches!(err, PlanError::BadMagic), "{err}");
+        assert!(started.elapsed().as_secs() < 5);
+    }
 }

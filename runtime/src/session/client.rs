@@ -70,10 +70,20 @@ impl Context {
             }
             chunks.push(per_prime);
         }
-        Ok((EncryptedBatch { images, chunks }, clamped))
+        Ok((
+            EncryptedBatch {
+                images,
+                key_set: key.id(),
+                chunks,
+            },
+            clamped,
+        ))
     }
 
     /// Decrypts a result, recombines the plaintext primes and measures the noise budget.
+    ///
+    /// A result made under another key set than `client`'s is refused by its key-set id
+    /// ([`SessionError::KeySetMismatch`]) before anything is decrypted.
     ///
     /// A result decrypted under the wrong key (or after the noise outgrew the message) gives
     /// residues that look uniform, so its recombined scores fall outside the output's
@@ -85,6 +95,7 @@ impl Context {
         client: &super::ClientKey,
         result: &EncryptedBatch,
     ) -> Result<Decrypted, SessionError> {
+        self.check_key_set("result", result, client.id())?;
         self.check_shape(result, self.outputs())?;
         let crt = Crt::new(&self.plan.params.plain_primes)?;
         let slots = self.slots();

@@ -1,6 +1,6 @@
 //! What can go wrong between a plan and its results.
 
-use crate::bfv::{EncodeError, EvalError, ParamError};
+use crate::bfv::{EncodeError, EvalError, KeyId, ParamError};
 use crate::exec::CrtError;
 use crate::exec::ExecError;
 use crate::plan::{InputError, ValidationError};
@@ -50,6 +50,19 @@ pub enum SessionError {
         expected: String,
         /// What the batch has.
         found: String,
+    },
+    /// The values were encrypted under another key set than the key given.
+    #[error(
+        "the {what} was made under key set {found}, but the key given belongs to key set \
+         {expected}: use the keys from the `veil keygen` run that encrypted it"
+    )]
+    KeySetMismatch {
+        /// "batch" or "result".
+        what: &'static str,
+        /// The key set of the values.
+        found: KeyId,
+        /// The key set of the key.
+        expected: KeyId,
     },
     /// Decrypted scores fall outside the output's guaranteed bound: the result decrypts to
     /// noise (wrong key, or a plan or parameter mismatch). Correct scores never do.

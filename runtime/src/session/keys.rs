@@ -1,9 +1,15 @@
 //! The key split: the client's key decrypts, the server's key only evaluates.
 
 use super::Context;
-use crate::bfv::{BfvParameters, PublicKey, RelinKey, SecretKey, SerialError};
+use crate::bfv::{BfvParameters, KeyId, PublicKey, RelinKey, SecretKey, SerialError};
 use rand::{CryptoRng, RngCore};
 use zeroize::Zeroizing;
+
+/// The most bytes a serialised key may take: 256 MiB. The largest relinearisation key that
+/// parameters can have (n = 32768, 20 primes, a 1000-bit modulus plus the special prime) is
+/// about 90 MB; readers stop here instead of reading an endless input whole, and the key's
+/// exact length for the plan's ring is then checked when it is parsed.
+pub const MAX_KEY_BYTES: u64 = 256 << 20;
 
 /// The client's key: the secret key. It encrypts (seeded, half-size ciphertexts) and decrypts;
 /// it never leaves the client. Wiped on drop, redacted in `Debug` (as [`SecretKey`] is).
@@ -39,8 +45,24 @@ pub enum EncryptionKey<'a> {
     Public(&'a PublicKey),
 }
 
+impl EncryptionKey<'_> {
+    /// The key set this key belongs to.
+    pub fn id(&self) -> KeyId {
+        match self {
+            EncryptionKey::Client(client) => client.id(),
+            EncryptionKey::Public(public) => public.id(),
+        }
+    }
+}
+
 impl KeySet {
-    /// Generates a secret key and the public and relinearisation keys derived from it.
+    /// The id every key of the set carries.
+    pub fn id(&self) -> KeyId {
+        self.client.id()
+    }
+
+    /// Generates a secret key (with a fresh key-set id) and the public and relinearisation
+    /// keys derived from it.
     pub fn generate(params: &BfvParameters, rng: &mut (impl RngCore + CryptoRng)) -> Self {
         let secret = SecretKey::generate(params, rng);
         let public = PublicKey::new(&secret, rng);
@@ -57,6 +79,11 @@ impl ClientKey {
     /// The secret key.
     pub fn secret(&self) -> &SecretKey {
         &self.secret
+    }
+
+    /// The key set this key starts.
+    pub fn id(&self) -> KeyId {
+        self.secret.id()
     }
 
     /// The serialised secret key, in a buffer wiped on drop.
@@ -81,6 +108,11 @@ impl ServerKey {
     /// The relinearisation key.
     pub fn relin(&self) -> &RelinKey {
         &self.relin
+    }
+
+    /// The key set this key belongs to.
+    pub fn id(&self) -> KeyId {
+        self.relin.id()
     }
 
     /// The serialised relinearisation key.

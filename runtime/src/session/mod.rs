@@ -14,6 +14,10 @@
 //! all under the same keys; decryption recombines the residues by the Chinese remainder theorem
 //! into the exact integer scores of [`Context::reference`].
 //!
+//! Every key of a [`KeySet`] and every batch and result made with it carry the set's
+//! [`KeyId`]; [`Context::eval`] and [`Context::decrypt`] refuse values of another key set by
+//! name instead of computing noise.
+//!
 //! `wire` is the byte format of batches and results exchanged between the two sides.
 
 mod client;
@@ -24,15 +28,15 @@ mod wire;
 
 pub use client::Decrypted;
 pub use error::SessionError;
-pub use keys::{ClientKey, EncryptionKey, KeySet, ServerKey};
+pub use keys::{ClientKey, EncryptionKey, KeySet, ServerKey, MAX_KEY_BYTES};
 pub use wire::{
-    encoded_len, key_kind, ContainerError, ContainerKind, Header, KeyKind, HEADER_LEN,
-    ITEM_PREFIX_LEN,
+    encoded_len, key_kind, ContainerError, ContainerKind, Header, KeyKind, CHECKSUM_LEN,
+    CONTAINER_VERSION, HEADER_LEN, ITEM_PREFIX_LEN, MAX_CONTAINER_BYTES,
 };
 
 #[cfg(doc)]
 use crate::bfv::PublicKey;
-use crate::bfv::{BfvParameters, Ciphertext};
+use crate::bfv::{BfvParameters, Ciphertext, KeyId};
 use crate::exec::{run_plan, ExactBackend, NoProgress};
 use crate::plan::Plan;
 use rand::{CryptoRng, RngCore};
@@ -53,6 +57,9 @@ pub struct Context {
 pub struct EncryptedBatch {
     /// Number of images.
     pub images: usize,
+    /// The key set the values are encrypted under: evaluation and decryption refuse keys of
+    /// another set.
+    pub key_set: KeyId,
     /// The ciphertexts.
     pub chunks: Vec<Vec<Vec<Ciphertext>>>,
 }
@@ -128,6 +135,23 @@ impl Context {
             }
         }
         Ok(scores)
+    }
+
+    /// Refuses values encrypted under another key set than `key`'s.
+    fn check_key_set(
+        &self,
+        what: &'static str,
+        batch: &EncryptedBatch,
+        key: KeyId,
+    ) -> Result<(), SessionError> {
+        if batch.key_set == key {
+            return Ok(());
+        }
+        Err(SessionError::KeySetMismatch {
+            what,
+            found: batch.key_set,
+            expected: key,
+        })
     }
 
     /// Refuses a batch whose chunk, prime and value counts are not the plan's (`values`

@@ -5,13 +5,15 @@ use crate::exec::{run_plan, EncryptedBackend, Progress};
 
 impl Context {
     /// Evaluates the plan on every chunk and plaintext prime of `batch`; the result holds the
-    /// output scores, encrypted, in the same layout.
+    /// output scores, encrypted, in the same layout. A batch encrypted under another key set
+    /// than `server`'s is refused before any work ([`SessionError::KeySetMismatch`]).
     pub fn eval(
         &self,
         server: &ServerKey,
         batch: EncryptedBatch,
         progress: &dyn Progress,
     ) -> Result<EncryptedBatch, SessionError> {
+        self.check_key_set("batch", &batch, server.id())?;
         self.check_shape(&batch, self.plan.input.features.len())?;
         let mut chunks = Vec::with_capacity(batch.chunks.len());
         for per_prime in batch.chunks {
@@ -24,6 +26,7 @@ impl Context {
         }
         Ok(EncryptedBatch {
             images: batch.images,
+            key_set: batch.key_set,
             chunks,
         })
     }

@@ -144,16 +144,43 @@ fn a_batch_of_another_shape_is_refused_before_evaluation() {
 }
 
 #[test]
-fn a_result_decrypted_under_another_key_is_refused() {
+fn a_result_decrypted_under_another_key_set_is_refused_by_its_id() {
     let context = toy_context();
     let mut rng = ChaCha20Rng::seed_from_u64(4);
+    let keys = context.keygen(&mut rng);
+    let other = context.keygen(&mut rng);
+    assert_ne!(keys.id(), other.id());
+    let raw: Vec<f32> = (0..64).map(|i| (i % 11) as f32).collect();
+    let (batch, _) = context
+        .encrypt(EncryptionKey::Client(&keys.client), &raw, &mut rng, &|_| {})
+        .unwrap();
+    assert_eq!(batch.key_set, keys.id());
+    let result = context.eval(&keys.server, batch, &NoProgress).unwrap();
+    let err = context.decrypt(&other.client, &result).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "the result was made under key set {}, but the key given belongs to key set {}: \
+             use the keys from the `veil keygen` run that encrypted it",
+            keys.id(),
+            other.id()
+        )
+    );
+}
+
+#[test]
+fn a_result_whose_id_was_forged_still_fails_the_score_bound() {
+    // Ids are not authenticators: relabelled values fall back on the score-bound check.
+    let context = toy_context();
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
     let keys = context.keygen(&mut rng);
     let other = context.keygen(&mut rng);
     let raw: Vec<f32> = (0..64).map(|i| (i % 11) as f32).collect();
     let (batch, _) = context
         .encrypt(EncryptionKey::Client(&keys.client), &raw, &mut rng, &|_| {})
         .unwrap();
-    let result = context.eval(&keys.server, batch, &NoProgress).unwrap();
+    let mut result = context.eval(&keys.server, batch, &NoProgress).unwrap();
+    result.key_set = other.id();
     let err = context.decrypt(&other.client, &result).unwrap_err();
     assert!(
         matches!(err, SessionError::ScoresOutOfBound { .. }),
@@ -162,11 +189,116 @@ fn a_result_decrypted_under_another_key_is_refused() {
 }
 
 #[test]
+fn a_batch_under_another_key_set_is_refused_before_evaluation() {
+    let context = toy_context();
+    let mut rng = ChaCha20Rng::seed_from_u64(6);
+    let keys = context.keygen(&mut rng);
+    let other = context.keygen(&mut rng);
+    let (batch, _) = context
+        .encrypt(
+            EncryptionKey::Public(&keys.public),
+            &[1.0, 2.0],
+            &mut rng,
+            &|_| {},
+        )
+        .unwrap();
+    let err = context.eval(&other.server, batch, &NoProgress).unwrap_err();
+    assert!(
+        matches!(err, SessionError::KeySetMismatch { what: "batch", .. }),
+        "{err}"
+    );
+}
+
+/// A small real batch in the container format.
+fn batch_bytes(kind: ContainerKind) -> Vec<u8> {
+    static BYTES: std::sync::OnceLock<(Vec<u8>, Vec<u8>)> = std::sync::OnceLock::new();
+    let (batch, result) = BYTES.get_or_init(|| {
+        let context = toy_context();
+        let mut rng = ChaCha20Rng::seed_from_u64(7);
+        let keys = context.keygen(&mut rng);
+        let (batch, _) = context
+            .encrypt(
+                EncryptionKey::Client(&keys.client),
+                &[1.0, 2.0],
+                &mut rng,
+                &|_| {},
+            )
+            .unwrap();
+        let batch_bytes = context
+            .batch_to_bytes(ContainerKind::Batch, &batch)
+            .unwrap();
+        let result = context.eval(&keys.server, batch, &NoProgress).unwrap();
+        let result_bytes = context
+            .batch_to_bytes(ContainerKind::Result, &result)
+            .unwrap();
+        (batch_bytes, result_bytes)
+    });
+    match kind {
+        ContainerKind::Batch => batch.clone(),
+        ContainerKind::Result => result.clone(),
+    }
+}
+
+#[test]
+fn damaged_batches_and_results_are_clear_errors_never_panics() {
+    let context = toy_context();
+    for kind in [ContainerKind::Batch, ContainerKind::Result] {
+        let bytes = batch_bytes(kind);
+        let back = context.read_batch(kind, bytes.as_slice()).unwrap();
+        assert_eq!(context.batch_to_bytes(kind, &back).unwrap(), bytes);
+        // Truncated at many offsets, from the stream reader and from memory.
+        let step = (bytes.len() / 300).max(1);
+        for cut in (0..bytes.len()).step_by(step).chain([bytes.len() - 1]) {
+            let err = context.read_batch(kind, &bytes[..cut]).unwrap_err();
+            assert!(!err.to_string().is_empty());
+            assert!(context.batch_from_bytes(kind, &bytes[..cut]).is_err());
+        }
+        // A flipped bit anywhere after the magic and version is a checksum error.
+        let mut rng = ChaCha20Rng::seed_from_u64(8);
+        for _ in 0..200 {
+            let at = 12 + (rand::RngCore::next_u64(&mut rng) as usize) % (bytes.len() - 12);
+            let mut flipped = bytes.clone();
+            flipped[at] ^= 1 << (at % 8);
+            let err = context.read_batch(kind, flipped.as_slice()).unwrap_err();
+            assert!(
+                matches!(err, ContainerError::Checksum { .. }),
+                "byte {at}: {err}"
+            );
+        }
+        // Endless bytes after a valid header stop at the size the header allows.
+        let endless = bytes[..HEADER_LEN]
+            .iter()
+            .copied()
+            .chain(std::iter::repeat(0));
+        let err = context.read_batch(kind, IterReader(endless)).unwrap_err();
+        assert!(matches!(err, ContainerError::TooLarge { .. }), "{err}");
+    }
+}
+
+/// A reader over an iterator of bytes.
+struct IterReader<I>(I);
+
+impl<I: Iterator<Item = u8>> std::io::Read for IterReader<I> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut n = 0;
+        for slot in buf.iter_mut() {
+            match self.0.next() {
+                Some(b) => *slot = b,
+                None => break,
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+}
+
+#[test]
 fn a_header_declaring_billions_of_chunks_is_an_error_not_an_allocation() {
     let context = toy_context();
     let chunks = u32::MAX;
     let header = Header {
         kind: ContainerKind::Batch,
+        key_set: crate::bfv::KeyId::from_bytes([1; 16]),
         plan_fingerprint: context.fingerprint(),
         images: u64::from(chunks) * context.slots() as u64,
         slots: context.slots() as u32,
@@ -177,8 +309,21 @@ fn a_header_declaring_billions_of_chunks_is_an_error_not_an_allocation() {
     let mut bytes = Vec::new();
     header.write(&mut bytes).unwrap();
     assert_eq!(bytes.len(), HEADER_LEN);
+    let sum = crate::math::fnv1a(&bytes);
+    bytes.extend_from_slice(&sum.to_le_bytes());
     let err = context
         .batch_from_bytes(ContainerKind::Batch, &bytes)
         .unwrap_err();
-    assert!(err.to_string().contains("truncated"), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "the header declares {} images in 4294967295 chunks, 8589934590 ciphertexts, but \
+             only 0 bytes follow it",
+            header.images
+        )
+    );
+    let err = context
+        .read_batch(ContainerKind::Batch, bytes.as_slice())
+        .unwrap_err();
+    assert!(err.to_string().starts_with("the header declares"), "{err}");
 }

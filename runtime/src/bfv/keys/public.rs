@@ -2,8 +2,8 @@
 //! be able to produce ciphertexts. Its `a` half is expanded from a seed, which is what is
 //! stored and sent.
 
-use super::check_ring;
 use super::secret::SecretKey;
+use super::{check_ring, KeyId};
 use crate::bfv::ciphertext::Ciphertext;
 use crate::bfv::encoding::{add_scaled_plain, Plaintext};
 use crate::bfv::error::EvalError;
@@ -20,6 +20,7 @@ use zeroize::Zeroizing;
 #[derive(Clone, PartialEq, Eq)]
 pub struct PublicKey {
     pub(crate) ring: Arc<RingContext>,
+    pub(crate) id: KeyId,
     pub(crate) seed: [u8; 32],
     pub(crate) b: RnsPoly<Ntt>,
     pub(crate) a: RnsPoly<Ntt>,
@@ -27,7 +28,12 @@ pub struct PublicKey {
 
 impl fmt::Debug for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PublicKey(ring={:016x})", self.ring.fingerprint())
+        write!(
+            f,
+            "PublicKey(ring={:016x}, set={})",
+            self.ring.fingerprint(),
+            self.id
+        )
     }
 }
 
@@ -38,7 +44,13 @@ impl PublicKey {
         let seed: [u8; 32] = rng.gen();
         let b = Self::derive_b(sk, &seed, rng);
         let a = expand_seed(&seed, &ring.q()[..ring.max_level()], ring.degree(), 0);
-        PublicKey { ring, seed, b, a }
+        PublicKey {
+            ring,
+            id: sk.id,
+            seed,
+            b,
+            a,
+        }
     }
 
     fn derive_b(
@@ -58,9 +70,25 @@ impl PublicKey {
         b
     }
 
-    pub(crate) fn from_parts(ring: Arc<RingContext>, seed: [u8; 32], b: RnsPoly<Ntt>) -> Self {
+    pub(crate) fn from_parts(
+        ring: Arc<RingContext>,
+        id: KeyId,
+        seed: [u8; 32],
+        b: RnsPoly<Ntt>,
+    ) -> Self {
         let a = expand_seed(&seed, &ring.q()[..ring.max_level()], ring.degree(), 0);
-        PublicKey { ring, seed, b, a }
+        PublicKey {
+            ring,
+            id,
+            seed,
+            b,
+            a,
+        }
+    }
+
+    /// The id of the key set this key belongs to (its secret key's).
+    pub fn id(&self) -> KeyId {
+        self.id
     }
 
     /// Fingerprint of the ring.

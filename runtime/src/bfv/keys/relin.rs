@@ -3,6 +3,7 @@
 //! digit per q prime and the special prime p.
 
 use super::secret::SecretKey;
+use super::KeyId;
 use crate::bfv::params::RingContext;
 use crate::bfv::sampling::{error_poly, expand_seed};
 use crate::math::{Ntt, RnsPoly};
@@ -18,6 +19,7 @@ use zeroize::Zeroizing;
 #[derive(Clone, PartialEq, Eq)]
 pub struct RelinKey {
     pub(crate) ring: Arc<RingContext>,
+    pub(crate) id: KeyId,
     pub(crate) seed: [u8; 32],
     pub(crate) b: Vec<RnsPoly<Ntt>>,
     pub(crate) a: Vec<RnsPoly<Ntt>>,
@@ -27,8 +29,9 @@ impl fmt::Debug for RelinKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "RelinKey(ring={:016x}, components={})",
+            "RelinKey(ring={:016x}, set={}, components={})",
             self.ring.fingerprint(),
+            self.id,
             self.b.len()
         )
     }
@@ -60,13 +63,24 @@ impl RelinKey {
             }
             b.push(bj);
         }
-        RelinKey { ring, seed, b, a }
+        RelinKey {
+            ring,
+            id: sk.id,
+            seed,
+            b,
+            a,
+        }
     }
 
     pub(crate) fn expand(ring: &RingContext, seed: &[u8; 32]) -> Vec<RnsPoly<Ntt>> {
         (0..ring.max_level())
             .map(|j| expand_seed(seed, ring.key_moduli(), ring.degree(), j as u64))
             .collect()
+    }
+
+    /// The id of the key set this key belongs to (its secret key's).
+    pub fn id(&self) -> KeyId {
+        self.id
     }
 
     /// Fingerprint of the ring.

@@ -2,7 +2,7 @@
 //! are zeroised on drop and redacted in `Debug`, and every temporary derived from s (a·s, the
 //! phase, s²) is wiped before its buffer is dropped.
 
-use super::check_ring;
+use super::{check_ring, KeyId};
 use crate::bfv::ciphertext::Ciphertext;
 use crate::bfv::encoding::{add_scaled_plain, Plaintext};
 use crate::bfv::error::EvalError;
@@ -20,6 +20,7 @@ pub struct SecretKey {
     pub(crate) ring: Arc<RingContext>,
     pub(crate) coeffs: Vec<i8>,
     pub(crate) ntt: RnsPoly<Ntt>,
+    pub(crate) id: KeyId,
 }
 
 impl Drop for SecretKey {
@@ -33,23 +34,35 @@ impl fmt::Debug for SecretKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "SecretKey(ring={:016x}, <redacted>)",
-            self.ring.fingerprint()
+            "SecretKey(ring={:016x}, set={}, <redacted>)",
+            self.ring.fingerprint(),
+            self.id
         )
     }
 }
 
 impl SecretKey {
-    /// Samples a uniform ternary secret.
+    /// Samples a uniform ternary secret, then the id of the key set it starts.
     pub fn generate(params: &BfvParameters, rng: &mut (impl RngCore + CryptoRng)) -> Self {
         let ring = params.ring().clone();
         let coeffs = ternary(rng, ring.degree());
-        Self::from_coeffs(ring, coeffs)
+        let id = KeyId::generate(rng);
+        Self::from_coeffs(ring, coeffs, id)
     }
 
-    pub(crate) fn from_coeffs(ring: Arc<RingContext>, coeffs: Vec<i8>) -> Self {
+    pub(crate) fn from_coeffs(ring: Arc<RingContext>, coeffs: Vec<i8>, id: KeyId) -> Self {
         let ntt = small_to_rns(&coeffs, ring.key_moduli()).into_ntt(ring.key_tables());
-        SecretKey { ring, coeffs, ntt }
+        SecretKey {
+            ring,
+            coeffs,
+            ntt,
+            id,
+        }
+    }
+
+    /// The id of the key set this key starts (shared by the keys derived from it).
+    pub fn id(&self) -> KeyId {
+        self.id
     }
 
     /// The ring this key belongs to.
