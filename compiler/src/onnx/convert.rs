@@ -1611,3 +1611,72 @@ fn unsupported_hint(op: &str) -> String {
          Softmax/LogSoftmax (docs/onnx.md)"
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &str, op: &str) -> NodeProto {
+        NodeProto {
+            name: name.into(),
+            op_type: op.into(),
+            ..NodeProto::default()
+        }
+    }
+
+    #[test]
+    fn layer_names_follow_pytorch_module_paths() {
+        assert_eq!(base_name(&node("/conv1/Conv", "Conv")), "conv1");
+        assert_eq!(
+            base_name(&node("/layer1/layer1.0/conv1/Conv", "Conv")),
+            "layer1.0.conv1"
+        );
+        assert_eq!(base_name(&node("/fc/Gemm_1", "Gemm")), "fc");
+        assert_eq!(base_name(&node("/Mul_3", "Mul")), "Mul_3");
+        assert_eq!(base_name(&node("my node+1", "Relu")), "my_node_1");
+        assert_eq!(base_name(&node("", "Relu")), "");
+    }
+
+    #[test]
+    fn half_precision_values_widen_exactly() {
+        assert_eq!(f16_to_f64(0x3c00), 1.0);
+        assert_eq!(f16_to_f64(0xc000), -2.0);
+        assert_eq!(f16_to_f64(0x3555), 0.333_251_953_125);
+        assert_eq!(f16_to_f64(0x0001), 2f64.powi(-24));
+        assert!(f16_to_f64(0x7c01).is_nan());
+        let t = TensorProto {
+            dims: vec![2],
+            data_type: dtype::BFLOAT16,
+            raw_data: vec![0x80, 0x3f, 0x00, 0xc0],
+            ..TensorProto::default()
+        };
+        let mut noted = false;
+        let Ok(Val::Const(c)) = read_tensor(&t, &mut noted) else {
+            unreachable!("a bfloat16 tensor reads");
+        };
+        assert_eq!(c.data, vec![1.0, -2.0]);
+        assert!(noted);
+    }
+
+    #[test]
+    fn data_that_disagrees_with_dims_is_refused() {
+        let t = TensorProto {
+            name: "w".into(),
+            dims: vec![3],
+            data_type: dtype::FLOAT,
+            float_data: vec![1.0, 2.0],
+            ..TensorProto::default()
+        };
+        let err = read_tensor(&t, &mut false).err().unwrap_or_default();
+        assert!(
+            err.contains("holds 2 values but its dims [3] say 3"),
+            "{err}"
+        );
+        let t = TensorProto {
+            dims: vec![1 << 20, 1 << 20],
+            data_type: dtype::FLOAT,
+            ..t
+        };
+        assert!(read_tensor(&t, &mut false).is_err());
+    }
+}

@@ -14,6 +14,7 @@
 mod convert;
 pub mod proto;
 pub mod wire;
+mod write;
 
 use crate::model::{Model, TensorSource};
 use std::io::Read;
