@@ -23,8 +23,11 @@ impl Imported {
         for note in &self.notes {
             text.push_str(&format!("// Note: {note}\n"));
         }
-        text.push_str(&body);
-        text.push('\n');
+        // Layers without inline tensors (all of them here) need no `params` line.
+        for line in body.lines().filter(|l| l.trim() != "params: {},") {
+            text.push_str(line);
+            text.push('\n');
+        }
         Ok(text)
     }
 
