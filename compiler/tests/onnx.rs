@@ -289,3 +289,32 @@ fn damaged_bytes_never_panic() {
         Err(OnnxError::Wire { .. })
     ));
 }
+
+#[test]
+fn unreadable_and_oversized_files_are_refused_before_reading() {
+    let dir = temp_dir("size");
+    let opts = ImportOptions {
+        input_range: Some((0.0, 1.0)),
+        class_names: None,
+    };
+    let err = onnx::read(&dir.join("absent.onnx"), &opts).unwrap_err();
+    assert!(matches!(err, OnnxError::Io { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("absent.onnx: cannot read the file"),
+        "{err}"
+    );
+    // A sparse file one byte over the limit: refused from its size alone.
+    let big = dir.join("big.onnx");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(onnx::MAX_ONNX_BYTES + 1)
+        .unwrap();
+    let err = onnx::read(&big, &opts).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("more than the 536870912 bytes an ONNX model may have"),
+        "{err}"
+    );
+    let _ = std::fs::remove_file(&big);
+}

@@ -75,7 +75,7 @@ pub enum OnnxError {
         message: String,
     },
     /// The file is larger than [`MAX_ONNX_BYTES`].
-    #[error("{}: the file has {size} bytes, more than the {max} an ONNX model may have", file.display())]
+    #[error("{}: the file has {size} bytes, more than the {max} bytes an ONNX model may have", file.display())]
     TooLarge {
         /// The file.
         file: PathBuf,
