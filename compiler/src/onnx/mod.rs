@@ -1,4 +1,4 @@
-//! ONNX import: an ONNX file becomes a Veil [`Model`](crate::model::Model) and its tensors, so
+//! ONNX import: an ONNX file becomes a Veil [`crate::model::Model`] and its tensors, so
 //! that everything after loading (checks, IR, passes, plan) is shared with model files.
 //!
 //! The reader is ours and small: [`wire`] decodes the protobuf wire format with every length
