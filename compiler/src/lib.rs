@@ -12,6 +12,7 @@ pub mod analysis;
 pub mod emit;
 pub mod ir;
 pub mod model;
+pub mod onnx;
 pub mod params;
 pub mod passes;
 pub mod report;
@@ -20,7 +21,8 @@ pub mod testing;
 
 use analysis::{NodeRange, QCircuit, QuantError, QuantOptions};
 use ir::Graph;
-use model::ModelError;
+use model::{LoadedModel, ModelError};
+pub use onnx::ImportOptions;
 use params::{ParamError, ParamOptions};
 use passes::{PassError, PassManager};
 pub use report::Report;
@@ -60,6 +62,9 @@ pub struct CompileOptions {
     pub calibration_margin_bits: f64,
     /// Keep the IR text before and after every pass.
     pub dump_ir: bool,
+    /// What an ONNX file does not say (the input range, class names); for model files, when
+    /// given, it replaces what the file declares. Used by [`compile_path`].
+    pub import: ImportOptions,
 }
 
 impl Default for CompileOptions {
@@ -72,6 +77,7 @@ impl Default for CompileOptions {
             calibration_samples: None,
             calibration_margin_bits: DEFAULT_CALIBRATION_MARGIN_BITS,
             dump_ir: false,
+            import: ImportOptions::default(),
         }
     }
 }
@@ -82,6 +88,9 @@ pub enum CompileError {
     /// The model file is wrong.
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// The ONNX file cannot be imported.
+    #[error(transparent)]
+    Onnx(#[from] onnx::OnnxError),
     /// A pass failed.
     #[error(transparent)]
     Pass(#[from] PassError),
@@ -136,10 +145,39 @@ impl Compiled {
     }
 }
 
-/// Reads a model file and builds its IR (all validation happens here).
+/// Reads a model file and builds its IR (all validation happens here). An ONNX file is
+/// refused here for want of an input range: use [`load_model_with`].
 pub fn load_model(path: &Path) -> Result<Graph, CompileError> {
-    let loaded = model::load(path)?;
-    Ok(ir::build::build(&loaded)?)
+    Ok(load_model_with(path, &ImportOptions::default())?.0)
+}
+
+/// Reads a model file or an ONNX file (recognised by content, [`onnx::is_onnx`]) and builds
+/// its IR; also returns the importer's notes (empty for model files).
+pub fn load_model_with(
+    path: &Path,
+    opts: &ImportOptions,
+) -> Result<(Graph, Vec<String>), CompileError> {
+    let (loaded, notes) = load_source(path, opts)?;
+    Ok((ir::build::build(&loaded)?, notes))
+}
+
+/// Reads a model file, or imports an ONNX file, without building the IR; with the importer's
+/// notes.
+pub fn load_source(
+    path: &Path,
+    opts: &ImportOptions,
+) -> Result<(LoadedModel, Vec<String>), CompileError> {
+    if onnx::is_onnx(path) {
+        let imported = onnx::read(path, opts)?;
+        Ok((
+            model::from_parts(path, imported.model, imported.tensors),
+            imported.notes,
+        ))
+    } else {
+        let mut loaded = model::load(path)?;
+        opts.apply(&mut loaded.model);
+        Ok((loaded, Vec::new()))
+    }
 }
 
 /// Evaluates a model graph in floating point on one raw input (C, H, W order).
@@ -151,9 +189,14 @@ pub fn float_eval(g: &Graph, raw: &[f32]) -> Result<Vec<f32>, ir::eval::EvalErro
         .collect())
 }
 
-/// Compiles a model file.
+/// Compiles a model file or an ONNX file (with `opts.import`); the importer's notes come
+/// first among the warnings.
 pub fn compile_path(path: &Path, opts: &CompileOptions) -> Result<Compiled, CompileError> {
-    compile_graph(load_model(path)?, opts)
+    let (graph, notes) = load_model_with(path, &opts.import)?;
+    let mut compiled = compile_graph(graph, opts)?;
+    compiled.warnings.splice(0..0, notes.iter().cloned());
+    compiled.report.warnings.splice(0..0, notes);
+    Ok(compiled)
 }
 
 /// Checks calibration inputs against the model's input and keeps at most

@@ -21,7 +21,7 @@ use veil_runtime::session::{Context, EncryptionKey};
 /// Arguments of `veil infer`.
 #[derive(Debug, Args)]
 pub struct InferArgs {
-    /// A model file (compiled first) or a compiled plan.
+    /// A model file or an ONNX model (compiled first), or a compiled plan.
     pub model: PathBuf,
     /// Images: IDX (plain or .gz) or CSV, one image per row.
     #[arg(long)]
