@@ -169,6 +169,13 @@ fn calibration_samples<'a>(
             sample.len()
         )));
     }
+    for (index, sample) in samples.iter().enumerate() {
+        if let Some((position, value)) = sample.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(CompileError::Calibration(format!(
+                "input {index}, value {position} is {value}, not a finite number"
+            )));
+        }
+    }
     Ok(&samples[..samples.len().min(MAX_CALIBRATION_SAMPLES)])
 }
 
@@ -203,8 +210,6 @@ pub fn compile_graph(source: Graph, opts: &CompileOptions) -> Result<Compiled, C
     )?;
     let info = emit::EmitInfo {
         model: &source.model_name,
-        shape: &source.node(source.input).shape,
-        raw_range: source.input_range,
         classes: &source.classes,
         calibration,
     };

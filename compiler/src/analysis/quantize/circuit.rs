@@ -1,9 +1,13 @@
 //! The integer circuit the quantiser produces: nodes in topological order with their integer
 //! operation, per-value scales and depth, and a floating-point evaluator for calibration and
 //! accuracy checks.
+//!
+//! The circuit carries the runtime's [`InputEncoding`], the one the plan will hold, so raw
+//! values become integers by the same rule here (calibration, accuracy checks) as in every
+//! client of the plan.
 
 use crate::ir::NodeId;
-use veil_runtime::plan::IntMatrix;
+use veil_runtime::plan::{InputEncoding, IntMatrix};
 
 /// An operation of the integer circuit.
 #[derive(Clone, Debug, PartialEq)]
@@ -50,14 +54,9 @@ pub struct QCircuit {
     pub nodes: Vec<QNode>,
     /// Index of the output node.
     pub output: usize,
-    /// Integer input = round(raw · input_scale).
-    pub input_scale: f64,
-    /// Integer range of the input values.
-    pub input_range: (i64, i64),
-    /// For each input value, the flattened index of the raw input it carries.
-    pub features: Vec<usize>,
-    /// Raw input length.
-    pub raw_len: usize,
+    /// How raw inputs become the integers of node 0: the encoding the plan carries (scale,
+    /// declared range, and the raw positions kept as `features`).
+    pub input: InputEncoding,
     /// Scale of the output values (uniform).
     pub output_scale: f64,
 }
@@ -68,14 +67,24 @@ impl QCircuit {
         self.nodes.iter().map(|n| n.depth).max().unwrap_or(0)
     }
 
-    /// Integer input values for one raw input (C, H, W order).
+    /// The integers the declared raw range maps to: every encoded input lies between them.
+    pub fn input_range(&self) -> (i64, i64) {
+        let (lo, _) = self.input.encode_value(self.input.raw_min);
+        let (hi, _) = self.input.encode_value(self.input.raw_max);
+        (lo, hi)
+    }
+
+    /// Integer input values for one raw input (C, H, W order) by the plan's rule
+    /// ([`InputEncoding::encode_value`]: clamped to the declared range, then scaled and
+    /// rounded). Values must be finite; a position beyond `raw` reads as 0.
     pub fn encode_input(&self, raw: &[f64]) -> Vec<i64> {
-        let (lo, hi) = self.input_range;
-        self.features
+        self.input
+            .features
             .iter()
             .map(|&f| {
-                let v = raw.get(f).copied().unwrap_or(0.0) * self.input_scale;
-                (v.round() as i64).clamp(lo, hi)
+                self.input
+                    .encode_value(raw.get(f).copied().unwrap_or(0.0))
+                    .0
             })
             .collect()
     }

@@ -5,7 +5,9 @@
 //!
 //! - input: `s_in` from the declared range: 1 when the bounds are integers and already span at
 //!   least `input_bits − 1` bits (pixel bytes 0..255), otherwise `(2^input_bits − 1) / max|raw|`;
-//!   integer input `round(raw · s_in)`;
+//!   raw values become integers by the runtime's rule
+//!   ([`veil_runtime::plan::InputEncoding::encode`]: clamped to the declared range, then
+//!   `round(raw · s_in)`), which the circuit carries as [`QCircuit::input`];
 //! - square: `s²` (exact: the square of an integer needs no rounding);
 //! - affine row `r`: the real weight per integer unit of column `j` is `u = w / s_j`; the row
 //!   scale is `s_r = (2^(B−1) − 1) / max_j |u_rj|` so the largest integer weight of the row
@@ -30,6 +32,7 @@ use crate::ir::{Graph, NodeId, Op, SparseMatrix};
 use affine::Columns;
 use std::collections::BTreeMap;
 use thiserror::Error;
+use veil_runtime::plan::InputEncoding;
 
 /// Quantisation settings.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -268,13 +271,19 @@ pub fn quantize(g: &Graph, opts: &QuantOptions) -> Result<QCircuit, QuantError> 
         nodes[0].scales = vec![s_in; features.len()];
     }
     let output_scale = nodes[output].scales.first().copied().unwrap_or(1.0);
+    let max_abs = (lo * s_in).round().abs().max((hi * s_in).round().abs());
     Ok(QCircuit {
         nodes,
         output,
-        input_scale: s_in,
-        input_range: ((lo * s_in).round() as i64, (hi * s_in).round() as i64),
-        features,
-        raw_len,
+        input: InputEncoding {
+            register: 0,
+            shape: g.node(g.input).shape.clone(),
+            raw_min: lo,
+            raw_max: hi,
+            scale: s_in,
+            max_abs: max_abs as i64,
+            features,
+        },
         output_scale,
     })
 }

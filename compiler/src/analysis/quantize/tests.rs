@@ -48,8 +48,8 @@ fn the_input_scale_rule() {
     assert_eq!(input_scale(0.0, 0.0, 8), 1.0);
     // In the circuit: the chain models take raw values in [-1, 1].
     let (_, c) = circuit(&[4], &["dense:2"], &QuantOptions::default());
-    assert_eq!(c.input_scale, 255.0);
-    assert_eq!(c.input_range, (-255, 255));
+    assert_eq!(c.input.scale, 255.0);
+    assert_eq!(c.input_range(), (-255, 255));
     assert_eq!(c.nodes[0].scales, vec![255.0; 4]);
     assert_eq!(
         c.encode_input(&[1.0, -1.0, 0.5, 0.0]),
@@ -57,6 +57,33 @@ fn the_input_scale_rule() {
     );
     // Values outside the declared range are clamped to it.
     assert_eq!(c.encode_input(&[3.0, -3.0, 0.0, 0.0])[..2], [255, -255]);
+}
+
+#[test]
+fn the_circuit_encodes_inputs_by_the_plans_rule() {
+    // A range whose ends are not multiples of the resolution, and values inside, on and
+    // beyond both ends: the circuit's integers are the plan encoding's, clamping included.
+    let mut m = chain_model(&[4], &["dense:2"]);
+    (m.input.min, m.input.max) = (-0.3, 0.7);
+    let g = build(&model::from_parts(
+        Path::new("m.ron"),
+        m,
+        TensorSource::default(),
+    ))
+    .unwrap();
+    let c = quantize(&lower(g), &QuantOptions::default()).unwrap();
+    assert_eq!((c.input.raw_min, c.input.raw_max), (-0.3, 0.7));
+    assert_eq!(c.input.shape, vec![4]);
+    for raw in [
+        [-0.3, 0.7, 0.0, 0.25],
+        [-5.0, 9.0, -0.31, 0.71],
+        [0.123, -0.299, 0.699, 1e9],
+    ] {
+        let plan_rule = c.input.encode(&raw).unwrap();
+        assert_eq!(c.encode_input(&raw), plan_rule.values, "{raw:?}");
+    }
+    let (lo, hi) = c.input_range();
+    assert_eq!((lo, hi), (c.encode_input(&[-1e9; 4])[0], c.input.max_abs));
 }
 
 #[test]
@@ -205,8 +232,8 @@ fn unread_input_values_are_dropped() {
     ))
     .unwrap();
     let c = quantize(&lower(g), &QuantOptions::default()).unwrap();
-    assert_eq!(c.features, vec![0, 2, 3]);
-    assert_eq!(c.raw_len, 4);
+    assert_eq!(c.input.features, vec![0, 2, 3]);
+    assert_eq!(c.input.raw_len(), 4);
     assert_eq!(c.nodes[0].len, 3);
     let QOp::Linear { matrix, .. } = &c.nodes[c.output].op else {
         panic!("the output is linear");
