@@ -472,3 +472,49 @@ fn no_panic_on_mangled_model_files() {
         let _ = load_model(&path);
     }
 }
+
+#[test]
+fn ops_with_default_fields_can_be_written_bare() {
+    // `BatchNorm` and `Dropout` written like `Flatten`, in RON and in JSON: the same graph as
+    // with their fields spelt out.
+    let bn = r#""weight": [2.0], "bias": [0.5], "running_mean": [0.1], "running_var": [4.0]"#;
+    let ron = |bn_op: &str, drop_op: &str| {
+        model(&format!(
+            r#"Layer(name: "bn", op: {bn_op}, params: {{{bn}}}), Layer(name: "drop", op: {drop_op}), {FLAT} {}"#,
+            dense("fc", 2, 16)
+        ))
+    };
+    let json = |bn_op: &str, drop_op: &str| {
+        let w = vec!["0.5"; 32].join(", ");
+        format!(
+            r#"{{"name": "m", "input": {{"shape": [1, 4, 4], "min": 0.0, "max": 1.0}}, "layers": [
+                {{"name": "bn", "op": {bn_op}, "params": {{{bn}}}}},
+                {{"name": "drop", "op": {drop_op}}},
+                {{"name": "flat", "op": "Flatten"}},
+                {{"name": "fc", "op": {{"Dense": {{"out_features": 2}}}}, "params": {{"weight": [{w}], "bias": [0.1, 0.1]}}}}
+            ]}}"#
+        )
+    };
+    let load = |name: &str, text: &str| {
+        let dir = scratch();
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        load_model(&path).unwrap().to_text()
+    };
+    let spelt = load("m.ron", &ron("BatchNorm(eps: 1e-5)", "Dropout(p: 0.5)"));
+    assert_eq!(load("m.ron", &ron("BatchNorm", "Dropout")), spelt);
+    assert_eq!(load("m.json", &json("\"BatchNorm\"", "\"Dropout\"")), spelt);
+    assert_eq!(
+        load("m.json", &json("{\"BatchNorm\": {}}", "{\"Dropout\": {}}")),
+        spelt
+    );
+}
+
+#[test]
+fn a_bare_op_that_needs_fields_shows_how_to_write_it() {
+    let text = model(r#"Layer(name: "fc", op: Dense),"#);
+    assert_eq!(
+        error("m.ron", &text),
+        "DIR/m.ron: line 1, column 106: `Dense` cannot be written bare: missing field `out_features`; write it with its fields, e.g. `Dense(out_features: …)` in RON or `{\"Dense\": {\"out_features\": …}}` in JSON"
+    );
+}
