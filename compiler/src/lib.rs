@@ -15,6 +15,7 @@ pub mod model;
 pub mod params;
 pub mod passes;
 pub mod report;
+#[cfg(any(test, feature = "testing"))]
 #[doc(hidden)]
 pub mod testing;
 
