@@ -33,6 +33,19 @@ pub(super) fn used_features(nodes: &[QNode], raw_len: usize, output_is_input: bo
     (0..raw_len).filter(|&i| used[i]).collect()
 }
 
+/// The names of the nodes that read the input (node 0).
+pub(super) fn input_readers(nodes: &[QNode]) -> Vec<String> {
+    nodes
+        .iter()
+        .filter(|n| match &n.op {
+            QOp::Input => false,
+            QOp::Square { input } => *input == 0,
+            QOp::Linear { inputs, .. } => inputs.contains(&0),
+        })
+        .map(|n| n.name.clone())
+        .collect()
+}
+
 /// Renumbers the columns of every linear node that reads the input so that its input block
 /// holds only `features` (a strictly increasing subset of `0..raw_len`).
 pub(super) fn keep_only(nodes: &mut [QNode], raw_len: usize, features: &[usize]) {

@@ -85,6 +85,13 @@ pub enum QuantError {
         /// log2 of the integer that did not fit.
         bits: f64,
     },
+    /// No integer weight reads the input, so every output is the same for every input: the
+    /// model's weights into the input (or their fused product) are zero.
+    #[error("{}: the output does not depend on the input: every weight that reads the input is zero after quantisation, so the plan would give every input the same scores; check the weights of {}", layer_list(.layers), if .layers.len() == 1 { "that layer" } else { "those layers" })]
+    InputUnused {
+        /// The layers (fused names joined with `+`) that read the input.
+        layers: Vec<String>,
+    },
     /// Scales or integers overflow.
     #[error("layer `{node}`: {what} does not fit in {bits} bits (scale {scale:e}); use fewer weight bits")]
     Overflow {
@@ -97,6 +104,13 @@ pub enum QuantError {
         /// The scale at the time.
         scale: f64,
     },
+}
+
+/// `layer `a``, or `layers `a`, `b``.
+fn layer_list(layers: &[String]) -> String {
+    let names: Vec<String> = layers.iter().map(|l| format!("`{l}`")).collect();
+    let noun = if names.len() == 1 { "layer" } else { "layers" };
+    format!("{noun} {}", names.join(", "))
 }
 
 /// The scale of the integer input: 1 when the declared bounds are integers that already span
@@ -265,6 +279,11 @@ pub fn quantize(g: &Graph, opts: &QuantOptions) -> Result<QCircuit, QuantError> 
     let output = b.index.get(&g.output).copied().unwrap_or(0);
     let mut nodes = b.nodes;
     let features = features::used_features(&nodes, raw_len, output == 0);
+    if features.is_empty() {
+        return Err(QuantError::InputUnused {
+            layers: features::input_readers(&nodes),
+        });
+    }
     if features.len() < raw_len {
         features::keep_only(&mut nodes, raw_len, &features);
         nodes[0].len = features.len();
