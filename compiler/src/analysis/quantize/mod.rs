@@ -106,7 +106,7 @@ pub enum QuantError {
     },
 }
 
-/// `layer `a``, or `layers `a`, `b``.
+/// The layers for a message: "layer `a`", or "layers `a`, `b`".
 fn layer_list(layers: &[String]) -> String {
     let names: Vec<String> = layers.iter().map(|l| format!("`{l}`")).collect();
     let noun = if names.len() == 1 { "layer" } else { "layers" };
