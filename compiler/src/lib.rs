@@ -16,6 +16,7 @@ pub mod onnx;
 pub mod params;
 pub mod passes;
 pub mod report;
+#[cfg(any(test, feature = "testing"))]
 #[doc(hidden)]
 pub mod testing;
 
@@ -215,6 +216,13 @@ fn calibration_samples<'a>(
             sample.len()
         )));
     }
+    for (index, sample) in samples.iter().enumerate() {
+        if let Some((position, value)) = sample.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(CompileError::Calibration(format!(
+                "input {index}, value {position} is {value}, not a finite number"
+            )));
+        }
+    }
     Ok(&samples[..samples.len().min(MAX_CALIBRATION_SAMPLES)])
 }
 
@@ -249,8 +257,6 @@ pub fn compile_graph(source: Graph, opts: &CompileOptions) -> Result<Compiled, C
     )?;
     let info = emit::EmitInfo {
         model: &source.model_name,
-        shape: &source.node(source.input).shape,
-        raw_range: source.input_range,
         classes: &source.classes,
         calibration,
     };
@@ -258,35 +264,13 @@ pub fn compile_graph(source: Graph, opts: &CompileOptions) -> Result<Compiled, C
     plan.validate()?;
     let mut ir_dumps = outcome.dumps;
     if opts.dump_ir {
-        let mut facts = BTreeMap::new();
-        for (i, node) in circuit.nodes.iter().enumerate() {
-            let reg = &plan.registers[i];
-            let mut f = format!("|x| ≤ 2^{:.1}", reg.value_bits);
-            if let Some(c) = reg.calibrated_value_bits {
-                let _ = std::fmt::Write::write_fmt(&mut f, format_args!(" (calibrated 2^{c:.1})"));
-            }
-            let _ = std::fmt::Write::write_fmt(
-                &mut f,
-                format_args!(
-                    ", depth {}, level {}, budget {:.1} bits",
-                    reg.depth, reg.level, reg.noise_budget_bits
-                ),
-            );
-            facts.insert(node.id, f);
-        }
-        ir_dumps.push(("analysis".into(), g.to_text_with(&facts)));
+        ir_dumps.push(("analysis".into(), g.to_text_with(&facts(&circuit, &plan))));
     }
     let mut report = Report::from_plan(&plan);
     report.passes = outcome
         .applied
         .iter()
-        .map(|(name, changed)| {
-            if *changed {
-                (*name).to_owned()
-            } else {
-                format!("{name} (no change)")
-            }
-        })
+        .map(|&(name, changed)| pass_summary(name, changed))
         .collect();
     report.warnings = outcome.warnings.clone();
     Ok(Compiled {
@@ -300,4 +284,34 @@ pub fn compile_graph(source: Graph, opts: &CompileOptions) -> Result<Compiled, C
         circuit,
         ranges,
     })
+}
+
+/// The analysis facts of every circuit node, as the IR text prints them after the node:
+/// value bound (and calibrated bound), depth, level and predicted noise budget.
+fn facts(circuit: &QCircuit, plan: &Plan) -> BTreeMap<ir::NodeId, String> {
+    circuit
+        .nodes
+        .iter()
+        .zip(&plan.registers)
+        .map(|(node, reg)| {
+            let calibrated = reg
+                .calibrated_value_bits
+                .map(|c| format!(" (calibrated 2^{c:.1})"))
+                .unwrap_or_default();
+            let text = format!(
+                "|x| ≤ 2^{:.1}{calibrated}, depth {}, level {}, budget {:.1} bits",
+                reg.value_bits, reg.depth, reg.level, reg.noise_budget_bits
+            );
+            (node.id, text)
+        })
+        .collect()
+}
+
+/// A pass as the report lists it.
+fn pass_summary(name: &str, changed: bool) -> String {
+    if changed {
+        name.to_owned()
+    } else {
+        format!("{name} (no change)")
+    }
 }
