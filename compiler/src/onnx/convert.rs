@@ -701,208 +701,236 @@ impl Converter<'_> {
                 self.alias(n, a);
                 Ok(())
             }
-            "Dropout" => {
-                if n.output.get(1).is_some_and(|m| self.uses.contains_key(m)) {
-                    return Err(
-                        self.node_err(n, "the dropout mask is used; at inference there is none")
-                    );
-                }
-                let a = self.act(n, 0, false)?;
-                self.alias(n, a);
-                Ok(())
-            }
+            "Dropout" => self.dropout(n),
             "Conv" => self.conv(n),
             "Gemm" => self.gemm(n),
             "MatMul" => self.matmul(n),
             "Add" | "Sub" => self.add(n),
             "Mul" => self.mul(n),
-            "Div" => {
-                let a = self.act(n, 0, false)?;
-                let c = self.constant(n, 1, "the divisor")?;
-                if c.data.contains(&0.0) {
-                    return Err(self.node_err(n, "divides by zero"));
-                }
-                let inv = Const {
-                    data: c.data.iter().map(|v| 1.0 / v).collect(),
-                    ..c
-                };
-                self.channel_affine(n, &a, Some(&inv), None)
-            }
-            "Pow" => {
-                let a = self.act(n, 0, false)?;
-                let e = self.constant(n, 1, "the exponent")?;
-                match e.scalar() {
-                    Some(2.0) => {
-                        let shape = a.shape.clone();
-                        self.push(n, Op::Activation(Activation::Square), &[&a], shape, vec![]);
-                        Ok(())
-                    }
-                    Some(1.0) => {
-                        self.alias(n, a);
-                        Ok(())
-                    }
-                    _ => Err(self.node_err(
-                        n,
-                        "only Pow(x, 2) (a square) is supported; an encrypted circuit computes \
-                         additions and multiplications only",
-                    )),
-                }
-            }
-            "Relu" | "LeakyRelu" | "Sigmoid" | "Tanh" => {
-                let a = self.act(n, 0, false)?;
-                let act = match n.op_type.as_str() {
-                    "Sigmoid" => Activation::Sigmoid,
-                    "Tanh" => Activation::Tanh,
-                    "LeakyRelu" => {
-                        self.notes.push(format!(
-                            "LeakyRelu `{}` is imported as Relu (alpha {} ignored); both are \
-                             replaced by x² when compiled",
-                            n.name,
-                            attr_float(n, "alpha", 0.01)
-                        ));
-                        Activation::Relu
-                    }
-                    _ => Activation::Relu,
-                };
-                let shape = a.shape.clone();
-                self.push(n, Op::Activation(act), &[&a], shape, vec![]);
-                Ok(())
-            }
+            "Div" => self.div(n),
+            "Pow" => self.pow(n),
+            "Relu" | "LeakyRelu" | "Sigmoid" | "Tanh" => self.activation(n),
             "BatchNormalization" => self.batch_norm(n),
-            "Flatten" => {
-                let a = self.act(n, 0, false)?;
-                let rank = a.shape.len() as i64 + 1;
-                let mut axis = attr_int(n, "axis", 1);
-                if axis < 0 {
-                    axis += rank;
-                }
-                if axis != 1 {
-                    return Err(self.node_err(
-                        n,
-                        format!("Flatten with axis {axis} is not supported; use axis 1 (torch.flatten(x, 1))"),
-                    ));
-                }
-                self.reshape_to(n, a, &[1, usize::MAX])
-            }
-            "Reshape" => {
-                let a = self.act(n, 0, false)?;
-                let c = self.constant(n, 1, "the target shape")?;
-                let target = self.ints_of(n, &c, "the target shape")?;
-                let from: Vec<usize> = std::iter::once(1).chain(a.shape.iter().copied()).collect();
-                let mut dims = Vec::with_capacity(target.len());
-                let mut infer = None;
-                for (k, &t) in target.iter().enumerate() {
-                    match t {
-                        0 if attr_int(n, "allowzero", 0) == 0 => match from.get(k) {
-                            Some(&d) => dims.push(d),
-                            None => {
-                                return Err(self.node_err(
-                                    n,
-                                    "a 0 in the target shape has no input dimension to copy",
-                                ))
-                            }
-                        },
-                        -1 if infer.is_none() => {
-                            infer = Some(k);
-                            dims.push(usize::MAX);
-                        }
-                        t if t > 0 => dims.push(t as usize),
-                        _ => {
-                            return Err(self
-                                .node_err(n, format!("target shape {target:?} is not supported")))
-                        }
-                    }
-                }
-                self.reshape_to(n, a, &dims)
-            }
-            "Squeeze" | "Unsqueeze" => {
-                let a = self.act(n, 0, false)?;
-                let axes = match self.optional_constant(n, 1, "the axes")? {
-                    Some(c) => Some(self.ints_of(n, &c, "the axes")?),
-                    None => attr_ints(n, "axes"),
-                };
-                let mut dims: Vec<usize> =
-                    std::iter::once(1).chain(a.shape.iter().copied()).collect();
-                if n.op_type == "Squeeze" {
-                    let rank = dims.len() as i64;
-                    let axes: Vec<i64> = match axes {
-                        Some(ax) => ax
-                            .iter()
-                            .map(|&x| if x < 0 { x + rank } else { x })
-                            .collect(),
-                        None => (1..rank).filter(|&k| dims[k as usize] == 1).collect(),
-                    };
-                    if axes
-                        .iter()
-                        .any(|&x| x <= 0 || x >= rank || dims[x as usize] != 1)
-                    {
-                        return Err(self.node_err(n, format!("cannot squeeze axes {axes:?} of shape {dims:?} (the batch axis stays)")));
-                    }
-                    let keep: Vec<usize> = (0..dims.len())
-                        .filter(|k| !axes.contains(&(*k as i64)))
-                        .map(|k| dims[k])
-                        .collect();
-                    dims = keep;
-                } else {
-                    let Some(axes) = axes else {
-                        return Err(self.node_err(n, "Unsqueeze without axes"));
-                    };
-                    let rank = (dims.len() + axes.len()) as i64;
-                    let mut axes: Vec<i64> = axes
-                        .iter()
-                        .map(|&x| if x < 0 { x + rank } else { x })
-                        .collect();
-                    axes.sort_unstable();
-                    for &x in &axes {
-                        if x <= 0 || x > dims.len() as i64 {
-                            return Err(self.node_err(n, format!("cannot unsqueeze axis {x} of shape {dims:?} (the batch axis stays first)")));
-                        }
-                        dims.insert(x as usize, 1);
-                    }
-                }
-                self.reshape_to(n, a, &dims)
-            }
+            "Flatten" => self.flatten(n),
+            "Reshape" => self.reshape(n),
+            "Squeeze" | "Unsqueeze" => self.squeeze_or_unsqueeze(n),
             "AveragePool" | "MaxPool" => self.pool(n),
-            "GlobalAveragePool" => {
-                let a = self.act(n, 0, false)?;
-                let [c, h, w] = a.shape[..] else {
-                    return Err(
-                        self.node_err(n, format!("expects a C×H×W input, found {:?}", a.shape))
-                    );
-                };
-                self.push(
-                    n,
-                    Op::AvgPool2d {
-                        kernel: (h, w),
-                        stride: (1, 1),
-                        padding: Padding::default(),
-                    },
-                    &[&a],
-                    vec![c, 1, 1],
-                    vec![],
-                );
-                Ok(())
-            }
-            "Softmax" | "LogSoftmax" => {
-                let a = self.act(n, 0, false)?;
-                if n.output.first() != Some(&self.output) {
-                    return Err(self.node_err(
-                        n,
-                        "softmax is supported only as the last operation (where it is dropped: \
-                         the class with the highest score is unchanged)",
-                    ));
-                }
-                self.notes.push(format!(
-                    "the final {} `{}` was dropped: the plan outputs scores whose argmax (the \
-                     predicted class) is the same",
-                    n.op_type, n.name
-                ));
-                self.alias(n, a);
-                Ok(())
-            }
+            "GlobalAveragePool" => self.global_average_pool(n),
+            "Softmax" | "LogSoftmax" => self.final_softmax(n),
             "Pad" => self.pad(n),
             other => Err(self.node_err(n, unsupported_hint(other))),
         }
+    }
+
+    /// `Dropout`: dropped at inference (an error when its mask is read).
+    fn dropout(&mut self, n: &NodeProto) -> Result<(), OnnxError> {
+        if n.output.get(1).is_some_and(|m| self.uses.contains_key(m)) {
+            return Err(self.node_err(n, "the dropout mask is used; at inference there is none"));
+        }
+        let a = self.act(n, 0, false)?;
+        self.alias(n, a);
+        Ok(())
+    }
+
+    /// `Div` by a constant: a per-channel scale by the inverse.
+    fn div(&mut self, n: &NodeProto) -> Result<(), OnnxError> {
+        let a = self.act(n, 0, false)?;
+        let c = self.constant(n, 1, "the divisor")?;
+        if c.data.contains(&0.0) {
+            return Err(self.node_err(n, "divides by zero"));
+        }
+        let inv = Const {
+            data: c.data.iter().map(|v| 1.0 / v).collect(),
+            ..c
+        };
+        self.channel_affine(n, &a, Some(&inv), None)
+    }
+
+    /// `Pow(x, 2)` is a square, `Pow(x, 1)` the identity; other exponents are refused.
+    fn pow(&mut self, n: &NodeProto) -> Result<(), OnnxError> {
+        let a = self.act(n, 0, false)?;
+        let e = self.constant(n, 1, "the exponent")?;
+        match e.scalar() {
+            Some(2.0) => {
+                let shape = a.shape.clone();
+                self.push(n, Op::Activation(Activation::Square), &[&a], shape, vec![]);
+                Ok(())
+            }
+            Some(1.0) => {
+                self.alias(n, a);
+                Ok(())
+            }
+            _ => Err(self.node_err(
+                n,
+                "only Pow(x, 2) (a square) is supported; an encrypted circuit computes \
+                 additions and multiplications only",
+            )),
+        }
+    }
+
+    /// `Relu`, `LeakyRelu` (imported as Relu, with a note), `Sigmoid`, `Tanh`: the activation layers the model format has, replaced when compiled as the RON path does.
+    fn activation(&mut self, n: &NodeProto) -> Result<(), OnnxError> {
+        let a = self.act(n, 0, false)?;
+        let act = match n.op_type.as_str() {
+            "Sigmoid" => Activation::Sigmoid,
+            "Tanh" => Activation::Tanh,
+            "LeakyRelu" => {
+                self.notes.push(format!(
+                    "LeakyRelu `{}` is imported as Relu (alpha {} ignored); both are \
+                     replaced by x² when compiled",
+                    n.name,
+                    attr_float(n, "alpha", 0.01)
+                ));
+                Activation::Relu
+            }
+            _ => Activation::Relu,
+        };
+        let shape = a.shape.clone();
+        self.push(n, Op::Activation(act), &[&a], shape, vec![]);
+        Ok(())
+    }
+
+    /// `Flatten` with axis 1 (the batch axis stays first).
+    fn flatten(&mut self, n: &NodeProto) -> Result<(), OnnxError> {
+        let a = self.act(n, 0, false)?;
+        let rank = a.shape.len() as i64 + 1;
+        let mut axis = attr_int(n, "axis", 1);
+        if axis < 0 {
+            axis += rank;
+        }
+        if axis != 1 {
+            return Err(self.node_err(
+                n,
+                format!(
+                    "Flatten with axis {axis} is not supported; use axis 1 (torch.flatten(x, 1))"
+                ),
+            ));
+        }
+        self.reshape_to(n, a, &[1, usize::MAX])
+    }
+
+    /// `Reshape` to a constant target shape (0 copies a dimension, −1 is inferred).
+    fn reshape(&mut self, n: &NodeProto) -> Result<(), OnnxError> {
+        let a = self.act(n, 0, false)?;
+        let c = self.constant(n, 1, "the target shape")?;
+        let target = self.ints_of(n, &c, "the target shape")?;
+        let from: Vec<usize> = std::iter::once(1).chain(a.shape.iter().copied()).collect();
+        let mut dims = Vec::with_capacity(target.len());
+        let mut infer = None;
+        for (k, &t) in target.iter().enumerate() {
+            match t {
+                0 if attr_int(n, "allowzero", 0) == 0 => match from.get(k) {
+                    Some(&d) => dims.push(d),
+                    None => {
+                        return Err(self
+                            .node_err(n, "a 0 in the target shape has no input dimension to copy"))
+                    }
+                },
+                -1 if infer.is_none() => {
+                    infer = Some(k);
+                    dims.push(usize::MAX);
+                }
+                t if t > 0 => dims.push(t as usize),
+                _ => {
+                    return Err(
+                        self.node_err(n, format!("target shape {target:?} is not supported"))
+                    )
+                }
+            }
+        }
+        self.reshape_to(n, a, &dims)
+    }
+
+    /// `Squeeze` / `Unsqueeze` of unit axes other than the batch axis.
+    fn squeeze_or_unsqueeze(&mut self, n: &NodeProto) -> Result<(), OnnxError> {
+        let a = self.act(n, 0, false)?;
+        let axes = match self.optional_constant(n, 1, "the axes")? {
+            Some(c) => Some(self.ints_of(n, &c, "the axes")?),
+            None => attr_ints(n, "axes"),
+        };
+        let mut dims: Vec<usize> = std::iter::once(1).chain(a.shape.iter().copied()).collect();
+        if n.op_type == "Squeeze" {
+            let rank = dims.len() as i64;
+            let axes: Vec<i64> = match axes {
+                Some(ax) => ax
+                    .iter()
+                    .map(|&x| if x < 0 { x + rank } else { x })
+                    .collect(),
+                None => (1..rank).filter(|&k| dims[k as usize] == 1).collect(),
+            };
+            if axes
+                .iter()
+                .any(|&x| x <= 0 || x >= rank || dims[x as usize] != 1)
+            {
+                return Err(self.node_err(
+                    n,
+                    format!(
+                        "cannot squeeze axes {axes:?} of shape {dims:?} (the batch axis stays)"
+                    ),
+                ));
+            }
+            let keep: Vec<usize> = (0..dims.len())
+                .filter(|k| !axes.contains(&(*k as i64)))
+                .map(|k| dims[k])
+                .collect();
+            dims = keep;
+        } else {
+            let Some(axes) = axes else {
+                return Err(self.node_err(n, "Unsqueeze without axes"));
+            };
+            let rank = (dims.len() + axes.len()) as i64;
+            let mut axes: Vec<i64> = axes
+                .iter()
+                .map(|&x| if x < 0 { x + rank } else { x })
+                .collect();
+            axes.sort_unstable();
+            for &x in &axes {
+                if x <= 0 || x > dims.len() as i64 {
+                    return Err(self.node_err(n, format!("cannot unsqueeze axis {x} of shape {dims:?} (the batch axis stays first)")));
+                }
+                dims.insert(x as usize, 1);
+            }
+        }
+        self.reshape_to(n, a, &dims)
+    }
+
+    /// `GlobalAveragePool`: an average pool over the whole H×W plane.
+    fn global_average_pool(&mut self, n: &NodeProto) -> Result<(), OnnxError> {
+        let a = self.act(n, 0, false)?;
+        let [c, h, w] = a.shape[..] else {
+            return Err(self.node_err(n, format!("expects a C×H×W input, found {:?}", a.shape)));
+        };
+        self.push(
+            n,
+            Op::AvgPool2d {
+                kernel: (h, w),
+                stride: (1, 1),
+                padding: Padding::default(),
+            },
+            &[&a],
+            vec![c, 1, 1],
+            vec![],
+        );
+        Ok(())
+    }
+
+    /// A final `Softmax` / `LogSoftmax`: dropped (the argmax is unchanged); anywhere else refused.
+    fn final_softmax(&mut self, n: &NodeProto) -> Result<(), OnnxError> {
+        let a = self.act(n, 0, false)?;
+        if n.output.first() != Some(&self.output) {
+            return Err(self.node_err(
+                n,
+                "softmax is supported only as the last operation (where it is dropped: \
+                 the class with the highest score is unchanged)",
+            ));
+        }
+        self.notes.push(format!(
+            "the final {} `{}` was dropped: the plan outputs scores whose argmax (the \
+             predicted class) is the same",
+            n.op_type, n.name
+        ));
+        self.alias(n, a);
+        Ok(())
     }
 
     fn constant_node(&mut self, n: &NodeProto) -> Result<(), OnnxError> {
