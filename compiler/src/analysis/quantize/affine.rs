@@ -8,7 +8,7 @@ use veil_runtime::plan::IntMatrix;
 /// Largest |integer weight| a plan holds (i64, with headroom).
 const WEIGHT_LIMIT_BITS: i32 = 62;
 /// Largest |integer bias| a plan holds (i128, with headroom).
-const BIAS_LIMIT_BITS: i32 = 126;
+pub(super) const BIAS_LIMIT_BITS: i32 = 126;
 
 /// What an affine row reads: the scale of every column and the input block it belongs to.
 pub(super) struct Columns {

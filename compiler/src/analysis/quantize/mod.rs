@@ -46,8 +46,8 @@ pub struct QuantOptions {
 impl Default for QuantOptions {
     fn default() -> Self {
         QuantOptions {
-            weight_bits: 8,
-            input_bits: 8,
+            weight_bits: crate::DEFAULT_WEIGHT_BITS,
+            input_bits: crate::DEFAULT_INPUT_BITS,
         }
     }
 }
@@ -76,7 +76,7 @@ pub enum QuantError {
         op: &'static str,
     },
     /// Integers outgrow what a plan holds (i128 biases, i64 weights).
-    #[error("no parameter set holds this circuit: with depth {depth}, layer `{node}` needs integers of about {bits:.0} bits, but plan biases hold at most 126 bits (and at most 8 plaintext primes of at most 60 bits could hold the values); reduce the depth or --weight-bits")]
+    #[error("no parameter set holds this circuit: with depth {depth}, layer `{node}` needs integers of about {bits:.0} bits, but plan biases hold at most {} bits (and exact decryption recombines at most {} bits); reduce the depth or --weight-bits", affine::BIAS_LIMIT_BITS, veil_runtime::plan::MAX_PLAIN_MODULUS_BITS)]
     TooDeep {
         /// Node name.
         node: String,
