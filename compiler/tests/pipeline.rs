@@ -317,7 +317,7 @@ fn depth_twelve_at_128_bits_fails_clearly() {
         "{msg}"
     );
     assert!(
-        msg.contains("at most 8 plaintext primes of at most 60 bits"),
+        msg.contains("exact decryption recombines at most 127 bits"),
         "{msg}"
     );
 }
