@@ -21,7 +21,6 @@ use crate::bfv::galois::{
     automorphism_coeff, check_galois_element, column_swap_element, row_rotation_element,
 };
 use crate::bfv::keys::{GaloisKey, GaloisKeys};
-use rayon::prelude::*;
 
 impl Evaluator {
     /// Rotates both rows of slots left by `steps` (slot c receives slot c + steps, cyclically
@@ -102,7 +101,9 @@ impl Evaluator {
     }
 
     /// The shared path: checks, finds every key (element 1 is the identity and needs none),
-    /// decomposes c_1 once, then switches and permutes per element, in parallel.
+    /// decomposes c_1 once, then switches and permutes per element. The elements go one after
+    /// the other: each step is parallel over the primes already, and one rotation's
+    /// temporaries at a time keep the memory flat.
     fn galois_hoisted(
         &self,
         ct: &Ciphertext,
@@ -145,7 +146,7 @@ impl Evaluator {
         let qs = self.moduli(level);
         let digits = Decomposed::new(ring, &ct.polys[1], level);
         Ok(found
-            .par_iter()
+            .iter()
             .map(|&(k, key)| match key {
                 None => ct.clone(),
                 Some(key) => {
