@@ -147,3 +147,45 @@ impl GaloisKeys {
         self.keys.get(&element)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bfv::params::tests::toy;
+    use crate::math::pool;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha20Rng;
+
+    /// Key generation drops σ_k^{-1}(s) and every a_j·σ_k^{-1}(s) only after wiping them.
+    #[test]
+    fn no_secret_derived_value_is_dropped_unwiped() {
+        let params = toy(2048);
+        let ring = params.ring().clone();
+        let n = ring.degree();
+        let moduli = ring.key_moduli();
+        let mut rng = ChaCha20Rng::seed_from_u64(61);
+        let sk = SecretKey::generate(&params, &mut rng);
+        let elements = [3u64, 2 * n as u64 - 1];
+        let (gk, dropped) = pool::recording(n, || GaloisKeys::new(&sk, &elements, &mut rng));
+        let gk = gk.unwrap();
+        let mut secret = Vec::new();
+        for (&k, key) in &gk.keys {
+            let target = automorphism_ntt(&sk.ntt, inverse_element(n, k));
+            for aj in &key.a {
+                let mut at = aj.clone();
+                at.mul_assign(&target, moduli);
+                secret.push(at);
+            }
+            secret.push(target);
+        }
+        let leaked = secret
+            .iter()
+            .flat_map(|p| p.data().chunks_exact(n))
+            .filter(|limb| dropped.contains(&pool::fingerprint(limb)))
+            .count();
+        assert_eq!(
+            leaked, 0,
+            "limbs of secret-derived values were dropped unwiped"
+        );
+    }
+}
