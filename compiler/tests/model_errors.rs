@@ -570,3 +570,16 @@ fn an_output_that_ignores_the_input_names_the_layer() {
         compile_error(&cancelling)
     );
 }
+
+/// Issue 13 defect 5: a 3×3 convolution padded by 1,024 (a few hundred bytes of model) used to
+/// compile for a minute into a plan of hundreds of megabytes; padding must stay below the kernel.
+#[test]
+fn padding_of_a_kernels_size_or_more_is_refused() {
+    let text = model(
+        r#"Layer(name: "c", op: Conv2d(out_channels: 1, kernel: (3, 3), padding: (top: 1024, left: 1024, bottom: 1024, right: 1024)), params: {"weight": [1, 1, 1, 1, 1, 1, 1, 1, 1]}),"#,
+    );
+    assert_eq!(
+        error("m.ron", &text),
+        "DIR/m.ron: layer `c`, field `padding`: padding top (below the kernel height) = 1024 is outside the supported range 0..=2"
+    );
+}

@@ -73,7 +73,8 @@ impl Checker<'_> {
         }
     }
 
-    /// Checks a window's kernel, stride and padding against [`MAX_WINDOW`].
+    /// Checks a window's kernel and stride against [`MAX_WINDOW`], and its padding against
+    /// the kernel.
     pub(super) fn window(
         &self,
         layer: &str,
@@ -85,13 +86,15 @@ impl Checker<'_> {
         self.size(layer, "kernel", "kernel width", kernel.1, 1, MAX_WINDOW)?;
         self.size(layer, "stride", "stride height", stride.0, 1, MAX_WINDOW)?;
         self.size(layer, "stride", "stride width", stride.1, 1, MAX_WINDOW)?;
-        for (v, what) in [
-            (padding.top, "padding top"),
-            (padding.left, "padding left"),
-            (padding.bottom, "padding bottom"),
-            (padding.right, "padding right"),
+        // Padding of a kernel's size or more only adds output positions that read nothing but
+        // zeros (a few bytes of model could otherwise ask for millions of values).
+        for (v, k, what) in [
+            (padding.top, kernel.0, "padding top (below the kernel height)"),
+            (padding.left, kernel.1, "padding left (below the kernel width)"),
+            (padding.bottom, kernel.0, "padding bottom (below the kernel height)"),
+            (padding.right, kernel.1, "padding right (below the kernel width)"),
         ] {
-            self.size(layer, "padding", what, v, 0, MAX_WINDOW)?;
+            self.size(layer, "padding", what, v, 0, k - 1)?;
         }
         Ok(())
     }
