@@ -842,3 +842,49 @@ fn keys_of_an_older_format_are_refused_with_a_hint() {
         ],
     );
 }
+
+#[test]
+fn report_measures_accuracy_stage_by_stage_and_fits_activations_on_calibration_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (name, model) = models()
+        .into_iter()
+        .find(|(n, _)| *n == "maxpool-relu")
+        .unwrap();
+    write_model(d, name, &model);
+    write_inputs(d, name, &model, 24);
+    let file = format!("{name}.ron");
+    let err = fails(&["report", &file, "--activation", "fit"], d);
+    assert_mentions(&err, &["--activation fit", "--calibrate"]);
+    let err = fails(&["report", &file, "--activation", "cubic"], d);
+    assert_mentions(&err, &["cubic", "square", "fit"]);
+    let csv = format!("{name}.csv");
+    let idx = format!("{name}.idx");
+    let images = ["--images", csv.as_str(), "--labels", idx.as_str()];
+    let mut square = vec!["report", file.as_str(), "--json"];
+    square.extend(images);
+    let json: serde_json::Value = serde_json::from_str(&succeeds(&square, d)).unwrap();
+    let stages: Vec<&str> = json["accuracy"]["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        stages,
+        ["float", "lower_pooling", "replace_activations", "plan"]
+    );
+    let mut fit = vec!["report", file.as_str(), "--activation", "fit"];
+    fit.extend(["--calibrate", csv.as_str()]);
+    fit.extend(images);
+    let text = succeeds(&fit, d);
+    assert_mentions(
+        &text,
+        &[
+            "relu replaced by",
+            "fitted over the values it sees on 24 calibration inputs",
+            "float, after activations → fitted",
+            "float, after max pooling → sum pooling",
+        ],
+    );
+}

@@ -8,6 +8,7 @@
 //! and [`Compiled::quantized_scores`] evaluate the float model and its integer circuit for
 //! accuracy checks; the runtime's `exec::exact_scores` runs a plan on integers exactly.
 
+pub mod accuracy;
 pub mod analysis;
 pub mod emit;
 pub mod ir;
@@ -20,12 +21,13 @@ pub mod report;
 #[doc(hidden)]
 pub mod testing;
 
-use analysis::{NodeRange, QCircuit, QuantError, QuantOptions};
+use analysis::{LayerError, NodeRange, QCircuit, QuantError, QuantOptions};
 use ir::Graph;
 use model::{LoadedModel, ModelError};
 pub use onnx::ImportOptions;
 use params::{ParamError, ParamOptions};
-use passes::{PassError, PassManager};
+pub use passes::ActivationChoice;
+use passes::{PassError, PassManager, ReplaceActivations};
 pub use report::Report;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -61,6 +63,9 @@ pub struct CompileOptions {
     pub calibration_samples: Option<Vec<Vec<f64>>>,
     /// Safety margin of calibrated bounds (bits).
     pub calibration_margin_bits: f64,
+    /// What replaces ReLU, sigmoid and tanh: x² (default) or a degree-2 polynomial fitted on
+    /// the calibration inputs, which [`ActivationChoice::Fit`] requires.
+    pub activation: ActivationChoice,
     /// Keep the IR text before and after every pass.
     pub dump_ir: bool,
     /// What an ONNX file does not say (the input range, class names); for model files, when
@@ -77,6 +82,7 @@ impl Default for CompileOptions {
             margin_bits: params::model::DEFAULT_MARGIN_BITS,
             calibration_samples: None,
             calibration_margin_bits: DEFAULT_CALIBRATION_MARGIN_BITS,
+            activation: ActivationChoice::Square,
             dump_ir: false,
             import: ImportOptions::default(),
         }
@@ -116,8 +122,17 @@ pub struct Compiled {
     pub plan: Plan,
     /// The report (with passes and warnings).
     pub report: Report,
-    /// Warnings (approximations made by passes).
+    /// Warnings: approximations made by passes, then layers whose quantisation error is large.
     pub warnings: Vec<String>,
+    /// The quantisation error of every affine layer (output errors when calibration inputs
+    /// were given).
+    pub quant_errors: Vec<LayerError>,
+    /// The float graph after each pass that changed the function (max pool → sum pool,
+    /// activation replacement), in order, named by the pass: with [`Compiled::source`] before
+    /// and the plan after, the stages whose accuracy a report compares.
+    pub stages: Vec<(&'static str, Graph)>,
+    /// What replaced the activations.
+    pub activation: ActivationChoice,
     /// Passes run, with whether each changed the graph.
     pub passes: Vec<(&'static str, bool)>,
     /// `(stage, IR text)` before and after every pass and, last, with analysis facts; empty
@@ -228,8 +243,23 @@ fn calibration_samples<'a>(
 
 /// Compiles a model graph.
 pub fn compile_graph(source: Graph, opts: &CompileOptions) -> Result<Compiled, CompileError> {
+    let samples = match &opts.calibration_samples {
+        Some(samples) => Some(calibration_samples(samples, &source)?),
+        None => None,
+    };
+    let replace = match (opts.activation, samples) {
+        (ActivationChoice::Square, _) => ReplaceActivations::square(),
+        (ActivationChoice::Fit, Some(samples)) => ReplaceActivations::fitted(samples),
+        (ActivationChoice::Fit, None) => {
+            return Err(CompileError::Calibration(
+                "a fitted activation (--activation fit) is fitted to the values each layer sees on calibration inputs: give them with --calibrate IMAGES".into(),
+            ))
+        }
+    };
     let mut g = source.clone();
-    let outcome = PassManager::standard().dump(opts.dump_ir).run(&mut g)?;
+    let outcome = PassManager::standard_with(replace)
+        .dump(opts.dump_ir)
+        .run(&mut g)?;
     let circuit = analysis::quantize(
         &g,
         &QuantOptions {
@@ -237,11 +267,12 @@ pub fn compile_graph(source: Graph, opts: &CompileOptions) -> Result<Compiled, C
             input_bits: opts.input_bits,
         },
     )?;
+    let mut quant_errors = analysis::weight_errors(&g, &circuit, opts.weight_bits);
     let mut ranges = analysis::analyze(&circuit);
     let mut calibration = None;
-    if let Some(samples) = &opts.calibration_samples {
-        let samples = calibration_samples(samples, &source)?;
+    if let Some(samples) = samples {
         analysis::calibrate(&circuit, &mut ranges, samples, opts.calibration_margin_bits);
+        analysis::measure_output_errors(&g, &circuit, samples, &mut quant_errors);
         calibration = Some(Calibration {
             samples: samples.len(),
             margin_bits: opts.calibration_margin_bits,
@@ -266,17 +297,27 @@ pub fn compile_graph(source: Graph, opts: &CompileOptions) -> Result<Compiled, C
     if opts.dump_ir {
         ir_dumps.push(("analysis".into(), g.to_text_with(&facts(&circuit, &plan))));
     }
+    let mut warnings = outcome.warnings;
+    warnings.extend(
+        quant_errors
+            .iter()
+            .filter(|e| e.is_large())
+            .map(LayerError::warning),
+    );
     let mut report = Report::from_plan(&plan);
     report.passes = outcome
         .applied
         .iter()
         .map(|&(name, changed)| pass_summary(name, changed))
         .collect();
-    report.warnings = outcome.warnings.clone();
+    report.warnings = warnings.clone();
     Ok(Compiled {
         plan,
         report,
-        warnings: outcome.warnings,
+        warnings,
+        quant_errors,
+        stages: outcome.stages,
+        activation: opts.activation,
         passes: outcome.applied,
         ir_dumps,
         source,

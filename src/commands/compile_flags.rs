@@ -6,7 +6,7 @@ use crate::data;
 use crate::error::CliError;
 use clap::Args;
 use std::path::{Path, PathBuf};
-use veil_compiler::CompileOptions;
+use veil_compiler::{ActivationChoice, CompileOptions};
 use veil_runtime::security::SecurityLevel;
 
 /// Compiler settings: `veil compile`, and every command that may be given a model file in
@@ -27,6 +27,11 @@ pub struct CompileFlags {
     /// (largest observed value with a 1-bit margin) instead of the guaranteed worst case.
     #[arg(long, value_name = "IMAGES")]
     pub calibrate: Option<PathBuf>,
+    /// What replaces ReLU, sigmoid and tanh: `square` (x², what networks trained for Veil use)
+    /// or `fit` (a·x² + b·x + c fitted by least squares to the activation over the values each
+    /// layer sees on the --calibrate images; same depth as x²).
+    #[arg(long, default_value = "square", value_parser = parse_activation)]
+    pub activation: ActivationChoice,
     /// Noise budget (bits) every output must keep (a finite number, 0 or more).
     #[arg(long, default_value_t = veil_compiler::params::model::DEFAULT_MARGIN_BITS, value_parser = parse_margin)]
     pub margin: f64,
@@ -47,6 +52,7 @@ impl Default for CompileFlags {
             weight_bits: veil_compiler::DEFAULT_WEIGHT_BITS,
             input_bits: veil_compiler::DEFAULT_INPUT_BITS,
             calibrate: None,
+            activation: ActivationChoice::Square,
             margin: veil_compiler::params::model::DEFAULT_MARGIN_BITS,
             insecure: false,
             model: ModelFlags::default(),
@@ -67,6 +73,7 @@ impl CompileFlags {
             input_bits: self.input_bits,
             margin_bits: self.margin,
             calibration_samples,
+            activation: self.activation,
             import: self.model.import_options(),
             ..CompileOptions::default()
         })
@@ -90,6 +97,16 @@ fn parse_security(s: &str) -> Result<SecurityLevel, String> {
         .ok_or_else(|| {
             format!("`{s}` is not a security level: use 128, 192 or 256 (or --insecure for tests)")
         })
+}
+
+fn parse_activation(s: &str) -> Result<ActivationChoice, String> {
+    match s {
+        "square" => Ok(ActivationChoice::Square),
+        "fit" => Ok(ActivationChoice::Fit),
+        _ => Err(format!(
+            "`{s}` is not an activation replacement: use `square` (x²) or `fit` (a fitted a·x² + b·x + c, with --calibrate)"
+        )),
+    }
 }
 
 fn parse_margin(s: &str) -> Result<f64, String> {

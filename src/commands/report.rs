@@ -10,6 +10,7 @@ use clap::Args;
 use rayon::prelude::*;
 use serde::Serialize;
 use std::path::PathBuf;
+use veil_compiler::accuracy::{self, StageAccuracy};
 use veil_compiler::{CompileOptions, Compiled, Report};
 use veil_runtime::exec::exact_scores;
 use veil_runtime::plan::{argmax, Plan};
@@ -52,6 +53,11 @@ pub struct Accuracy {
     /// Percentage the plan's exact integer evaluation gets right: what encrypted inference
     /// gives.
     pub plan: f64,
+    /// Every stage in order (models only): the float network as loaded, after each pass that
+    /// changed the function, and the plan.
+    pub stages: Vec<StageAccuracy>,
+    /// What to do about a stage that lost more than a few points.
+    pub advice: Vec<String>,
 }
 
 /// Classifies labelled images with the plan (and the float model when there is one).
@@ -70,20 +76,34 @@ fn accuracy_on(
         .par_iter()
         .map(|raw| exact_scores(plan, raw).map(|s| argmax(&s)))
         .collect::<Result<_, _>>()?;
-    let float = match compiled {
-        Some(compiled) => {
-            let by_float: Vec<usize> = all
+    let plan_percent = accuracy(&by_plan, &labels);
+    let mut stages = Vec::new();
+    let mut advice = Vec::new();
+    if let Some(compiled) = compiled {
+        for (stage, description, graph) in compiled.float_stages() {
+            let predicted: Vec<usize> = all
                 .par_iter()
-                .map(|raw| compiled.float_scores(raw).map(|s| argmax(&s)))
+                .map(|raw| veil_compiler::float_eval(graph, raw).map(|s| argmax(&s)))
                 .collect::<Result<_, _>>()?;
-            Some(accuracy(&by_float, &labels))
+            stages.push(StageAccuracy {
+                stage: stage.into(),
+                description,
+                percent: accuracy(&predicted, &labels),
+            });
         }
-        None => None,
-    };
+        stages.push(StageAccuracy {
+            stage: "plan".into(),
+            description: accuracy::PLAN_STAGE.into(),
+            percent: plan_percent,
+        });
+        advice = accuracy::advice(&stages, compiled.activation);
+    }
     Ok(Some(Accuracy {
         images: images.count(),
-        float,
-        plan: accuracy(&by_plan, &labels),
+        float: stages.first().map(|s| s.percent),
+        plan: plan_percent,
+        stages,
+        advice,
     }))
 }
 
@@ -91,10 +111,27 @@ fn accuracy_text(a: &Accuracy) -> String {
     let float = a
         .float
         .map_or_else(String::new, |f| format!("float model {f:.2}%, "));
-    format!(
+    let mut text = format!(
         "accuracy on {} images: {float}plan {:.2}% (exact integers, as encrypted inference)\n",
         a.images, a.plan
-    )
+    );
+    // Stage by stage when more than the two ends were measured.
+    if a.stages.len() > 2 {
+        let mut previous: Option<f64> = None;
+        for s in &a.stages {
+            let change =
+                previous.map_or_else(String::new, |p| format!("  ({:+.2} points)", s.percent - p));
+            text.push_str(&format!(
+                "  {:<55} {:>6.2}%{change}\n",
+                s.description, s.percent
+            ));
+            previous = Some(s.percent);
+        }
+    }
+    for note in &a.advice {
+        text.push_str(&format!("note: {note}\n"));
+    }
+    text
 }
 
 /// Runs `veil report`.

@@ -6,5 +6,8 @@ pub mod depth;
 pub mod quantize;
 pub mod range;
 
-pub use quantize::{quantize, QCircuit, QNode, QOp, QuantError, QuantOptions};
+pub use quantize::{
+    measure_output_errors, quantize, weight_errors, LayerError, QCircuit, QNode, QOp, QuantError,
+    QuantOptions, MAX_WEIGHT_ERROR,
+};
 pub use range::{analyze, calibrate, NodeRange};

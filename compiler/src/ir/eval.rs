@@ -177,6 +177,13 @@ pub fn eval_op(
 
 /// Evaluates the graph on one flattened input (C, H, W order); returns the output values.
 pub fn evaluate(g: &Graph, input: &[f64]) -> Result<Vec<f64>, EvalError> {
+    let mut values = evaluate_all(g, input)?;
+    Ok(std::mem::take(&mut values[g.output.index()]))
+}
+
+/// Evaluates the graph on one flattened input; returns the values of every node, indexed by
+/// node id (empty for an id no node holds).
+pub fn evaluate_all(g: &Graph, input: &[f64]) -> Result<Vec<Vec<f64>>, EvalError> {
     let expected = g.node(g.input).len();
     if input.len() != expected {
         return Err(EvalError {
@@ -197,5 +204,5 @@ pub fn evaluate(g: &Graph, input: &[f64]) -> Result<Vec<f64>, EvalError> {
         };
         values[n.index()] = v;
     }
-    Ok(std::mem::take(&mut values[g.output.index()]))
+    Ok(values)
 }

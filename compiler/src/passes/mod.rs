@@ -14,7 +14,7 @@ pub use expand_polynomials::ExpandPolynomials;
 pub use fold_batch_norm::FoldBatchNorm;
 pub use fuse_linear::FuseLinear;
 pub use lower_pooling::LowerPooling;
-pub use replace_activations::ReplaceActivations;
+pub use replace_activations::{ActivationChoice, ReplaceActivations, MAX_FIT_SAMPLES};
 
 use crate::ir::{Graph, IrError};
 use thiserror::Error;
@@ -66,6 +66,9 @@ pub struct PassOutcome {
     pub warnings: Vec<String>,
     /// `(stage, IR text)`: `input` then one per pass, when dumping was asked for.
     pub dumps: Vec<(String, String)>,
+    /// The graph after each pass that changed its meaning (one that warned), in order: the
+    /// float stages whose accuracy a report compares.
+    pub stages: Vec<(&'static str, Graph)>,
 }
 
 /// Runs passes in order.
@@ -89,12 +92,17 @@ impl PassManager {
     /// The standard pipeline: drop no-ops, fold batch norm, lower pooling, replace activations,
     /// expand polynomials, fuse linear runs.
     pub fn standard() -> Self {
+        Self::standard_with(ReplaceActivations::square())
+    }
+
+    /// The standard pipeline with the given activation replacement.
+    pub fn standard_with(replace: ReplaceActivations) -> Self {
         PassManager {
             passes: vec![
                 Box::new(DropNoops),
                 Box::new(FoldBatchNorm),
                 Box::new(LowerPooling),
-                Box::new(ReplaceActivations),
+                Box::new(replace),
                 Box::new(ExpandPolynomials),
                 Box::new(FuseLinear),
             ],
@@ -141,6 +149,9 @@ impl PassManager {
                 })?;
             }
             outcome.applied.push((pass.name(), changed));
+            if !ctx.warnings.is_empty() {
+                outcome.stages.push((pass.name(), g.clone()));
+            }
             outcome.warnings.extend(ctx.warnings);
             if self.dump {
                 outcome.dumps.push((pass.name().into(), g.to_text()));

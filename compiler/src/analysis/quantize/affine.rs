@@ -10,6 +10,17 @@ const WEIGHT_LIMIT_BITS: i32 = 62;
 /// Largest |integer bias| a plan holds (i128, with headroom).
 pub(super) const BIAS_LIMIT_BITS: i32 = 126;
 
+/// Largest integer weight of a row at `bits` (sign included): `2^(bits−1) − 1`, at least 1.
+pub(super) fn qmax(bits: u32) -> f64 {
+    f64::from((1u32 << (bits.clamp(2, 32) - 1)) - 1).max(1.0)
+}
+
+/// The integer weight of real weight `w` in a column of scale `col_scale` and a row of scale
+/// `row_scale`: `round(w / col_scale · row_scale)`.
+pub(super) fn integer_weight(w: f64, col_scale: f64, row_scale: f64) -> f64 {
+    (w / col_scale * row_scale).round()
+}
+
 /// What an affine row reads: the scale of every column and the input block it belongs to.
 pub(super) struct Columns {
     /// Scale of each column's integer value.
@@ -91,7 +102,7 @@ pub(super) fn integer_rows(
     let mut ibias = Vec::with_capacity(matrix.rows);
     for r in 0..matrix.rows {
         for (c, w) in matrix.row(r) {
-            let q = (w / col_scales[c] * scales[r]).round();
+            let q = integer_weight(w, col_scales[c], scales[r]);
             if !q.is_finite() || q.abs() >= 2f64.powi(WEIGHT_LIMIT_BITS) {
                 return Err(QuantError::Overflow {
                     node: node.to_owned(),

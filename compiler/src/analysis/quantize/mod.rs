@@ -23,9 +23,11 @@
 
 mod affine;
 mod circuit;
+mod error;
 mod features;
 
 pub use circuit::{QCircuit, QNode, QOp};
+pub use error::{measure_output_errors, weight_errors, LayerError, MAX_WEIGHT_ERROR};
 
 use super::depth;
 use crate::ir::{Graph, NodeId, Op, SparseMatrix};
@@ -259,7 +261,7 @@ pub fn quantize(g: &Graph, opts: &QuantOptions) -> Result<QCircuit, QuantError> 
     let depth_of = depth::depths(g);
     let mut b = Builder {
         graph: g,
-        qmax: f64::from((1u32 << (opts.weight_bits - 1)) - 1).max(1.0),
+        qmax: affine::qmax(opts.weight_bits),
         total_depth: depth::max_depth(&depth_of),
         depth_of,
         nodes: Vec::new(),
