@@ -18,6 +18,8 @@ pub struct Cli {
 pub enum Command {
     /// Compile a model file into a circuit plan.
     Compile(commands::compile::CompileArgs),
+    /// Convert an ONNX model into a model file plus a safetensors weights file.
+    Import(commands::import::ImportArgs),
     /// Print a per-layer report of a model or plan.
     Report(commands::report::ReportArgs),
     /// Generate secret, public and evaluation keys for a plan.
@@ -38,6 +40,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Compile(args) => commands::compile::run(args),
+        Command::Import(args) => commands::import::run(args),
         Command::Report(args) => commands::report::run(args),
         Command::Keygen(args) => commands::keygen::run(args),
         Command::Encrypt(args) => commands::encrypt::run(args),

@@ -12,15 +12,18 @@ pub mod analysis;
 pub mod emit;
 pub mod ir;
 pub mod model;
+pub mod onnx;
 pub mod params;
 pub mod passes;
 pub mod report;
+#[cfg(any(test, feature = "testing"))]
 #[doc(hidden)]
 pub mod testing;
 
 use analysis::{NodeRange, QCircuit, QuantError, QuantOptions};
 use ir::Graph;
-use model::ModelError;
+use model::{LoadedModel, ModelError};
+pub use onnx::ImportOptions;
 use params::{ParamError, ParamOptions};
 use passes::{PassError, PassManager};
 pub use report::Report;
@@ -60,6 +63,9 @@ pub struct CompileOptions {
     pub calibration_margin_bits: f64,
     /// Keep the IR text before and after every pass.
     pub dump_ir: bool,
+    /// What an ONNX file does not say (the input range, class names); for model files, when
+    /// given, it replaces what the file declares. Used by [`compile_path`].
+    pub import: ImportOptions,
 }
 
 impl Default for CompileOptions {
@@ -72,6 +78,7 @@ impl Default for CompileOptions {
             calibration_samples: None,
             calibration_margin_bits: DEFAULT_CALIBRATION_MARGIN_BITS,
             dump_ir: false,
+            import: ImportOptions::default(),
         }
     }
 }
@@ -82,6 +89,9 @@ pub enum CompileError {
     /// The model file is wrong.
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// The ONNX file cannot be imported.
+    #[error(transparent)]
+    Onnx(#[from] onnx::OnnxError),
     /// A pass failed.
     #[error(transparent)]
     Pass(#[from] PassError),
@@ -136,10 +146,39 @@ impl Compiled {
     }
 }
 
-/// Reads a model file and builds its IR (all validation happens here).
+/// Reads a model file and builds its IR (all validation happens here). An ONNX file is
+/// refused here for want of an input range: use [`load_model_with`].
 pub fn load_model(path: &Path) -> Result<Graph, CompileError> {
-    let loaded = model::load(path)?;
-    Ok(ir::build::build(&loaded)?)
+    Ok(load_model_with(path, &ImportOptions::default())?.0)
+}
+
+/// Reads a model file or an ONNX file (recognised by content, [`onnx::is_onnx`]) and builds
+/// its IR; also returns the importer's notes (empty for model files).
+pub fn load_model_with(
+    path: &Path,
+    opts: &ImportOptions,
+) -> Result<(Graph, Vec<String>), CompileError> {
+    let (loaded, notes) = load_source(path, opts)?;
+    Ok((ir::build::build(&loaded)?, notes))
+}
+
+/// Reads a model file, or imports an ONNX file, without building the IR; with the importer's
+/// notes.
+pub fn load_source(
+    path: &Path,
+    opts: &ImportOptions,
+) -> Result<(LoadedModel, Vec<String>), CompileError> {
+    if onnx::is_onnx(path) {
+        let imported = onnx::read(path, opts)?;
+        Ok((
+            model::from_parts(path, imported.model, imported.tensors),
+            imported.notes,
+        ))
+    } else {
+        let mut loaded = model::load(path)?;
+        opts.apply(&mut loaded.model);
+        Ok((loaded, Vec::new()))
+    }
 }
 
 /// Evaluates a model graph in floating point on one raw input (C, H, W order).
@@ -151,9 +190,14 @@ pub fn float_eval(g: &Graph, raw: &[f32]) -> Result<Vec<f32>, ir::eval::EvalErro
         .collect())
 }
 
-/// Compiles a model file.
+/// Compiles a model file or an ONNX file (with `opts.import`); the importer's notes come
+/// first among the warnings.
 pub fn compile_path(path: &Path, opts: &CompileOptions) -> Result<Compiled, CompileError> {
-    compile_graph(load_model(path)?, opts)
+    let (graph, notes) = load_model_with(path, &opts.import)?;
+    let mut compiled = compile_graph(graph, opts)?;
+    compiled.warnings.splice(0..0, notes.iter().cloned());
+    compiled.report.warnings.splice(0..0, notes);
+    Ok(compiled)
 }
 
 /// Checks calibration inputs against the model's input and keeps at most
@@ -171,6 +215,13 @@ fn calibration_samples<'a>(
             "input {index} has {} values but the model input has {len}",
             sample.len()
         )));
+    }
+    for (index, sample) in samples.iter().enumerate() {
+        if let Some((position, value)) = sample.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(CompileError::Calibration(format!(
+                "input {index}, value {position} is {value}, not a finite number"
+            )));
+        }
     }
     Ok(&samples[..samples.len().min(MAX_CALIBRATION_SAMPLES)])
 }
@@ -206,8 +257,6 @@ pub fn compile_graph(source: Graph, opts: &CompileOptions) -> Result<Compiled, C
     )?;
     let info = emit::EmitInfo {
         model: &source.model_name,
-        shape: &source.node(source.input).shape,
-        raw_range: source.input_range,
         classes: &source.classes,
         calibration,
     };
@@ -215,35 +264,13 @@ pub fn compile_graph(source: Graph, opts: &CompileOptions) -> Result<Compiled, C
     plan.validate()?;
     let mut ir_dumps = outcome.dumps;
     if opts.dump_ir {
-        let mut facts = BTreeMap::new();
-        for (i, node) in circuit.nodes.iter().enumerate() {
-            let reg = &plan.registers[i];
-            let mut f = format!("|x| ≤ 2^{:.1}", reg.value_bits);
-            if let Some(c) = reg.calibrated_value_bits {
-                let _ = std::fmt::Write::write_fmt(&mut f, format_args!(" (calibrated 2^{c:.1})"));
-            }
-            let _ = std::fmt::Write::write_fmt(
-                &mut f,
-                format_args!(
-                    ", depth {}, level {}, budget {:.1} bits",
-                    reg.depth, reg.level, reg.noise_budget_bits
-                ),
-            );
-            facts.insert(node.id, f);
-        }
-        ir_dumps.push(("analysis".into(), g.to_text_with(&facts)));
+        ir_dumps.push(("analysis".into(), g.to_text_with(&facts(&circuit, &plan))));
     }
     let mut report = Report::from_plan(&plan);
     report.passes = outcome
         .applied
         .iter()
-        .map(|(name, changed)| {
-            if *changed {
-                (*name).to_owned()
-            } else {
-                format!("{name} (no change)")
-            }
-        })
+        .map(|&(name, changed)| pass_summary(name, changed))
         .collect();
     report.warnings = outcome.warnings.clone();
     Ok(Compiled {
@@ -257,4 +284,34 @@ pub fn compile_graph(source: Graph, opts: &CompileOptions) -> Result<Compiled, C
         circuit,
         ranges,
     })
+}
+
+/// The analysis facts of every circuit node, as the IR text prints them after the node:
+/// value bound (and calibrated bound), depth, level and predicted noise budget.
+fn facts(circuit: &QCircuit, plan: &Plan) -> BTreeMap<ir::NodeId, String> {
+    circuit
+        .nodes
+        .iter()
+        .zip(&plan.registers)
+        .map(|(node, reg)| {
+            let calibrated = reg
+                .calibrated_value_bits
+                .map(|c| format!(" (calibrated 2^{c:.1})"))
+                .unwrap_or_default();
+            let text = format!(
+                "|x| ≤ 2^{:.1}{calibrated}, depth {}, level {}, budget {:.1} bits",
+                reg.value_bits, reg.depth, reg.level, reg.noise_budget_bits
+            );
+            (node.id, text)
+        })
+        .collect()
+}
+
+/// A pass as the report lists it.
+fn pass_summary(name: &str, changed: bool) -> String {
+    if changed {
+        name.to_owned()
+    } else {
+        format!("{name} (no change)")
+    }
 }

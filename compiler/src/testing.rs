@@ -1,5 +1,9 @@
 //! Helpers for tests (this crate's and its users'): small seeded models, the random-weight
 //! CryptoNets model, and a checker that a pass keeps the function.
+//!
+//! Compiled only for this crate's unit tests and under the `testing` feature, which test
+//! code enables through its dev-dependencies; a product build carries none of it (nor the
+//! random-number crates it needs).
 
 use crate::ir::{build::build, eval::evaluate, Graph};
 use crate::model::{self, Activation, Input, Layer, Model, Padding, Tensor, TensorSource};

@@ -472,3 +472,101 @@ fn no_panic_on_mangled_model_files() {
         let _ = load_model(&path);
     }
 }
+
+#[test]
+fn ops_with_default_fields_can_be_written_bare() {
+    // `BatchNorm` and `Dropout` written like `Flatten`, in RON and in JSON: the same graph as
+    // with their fields spelt out.
+    let bn = r#""weight": [2.0], "bias": [0.5], "running_mean": [0.1], "running_var": [4.0]"#;
+    let ron = |bn_op: &str, drop_op: &str| {
+        model(&format!(
+            r#"Layer(name: "bn", op: {bn_op}, params: {{{bn}}}), Layer(name: "drop", op: {drop_op}), {FLAT} {}"#,
+            dense("fc", 2, 16)
+        ))
+    };
+    let json = |bn_op: &str, drop_op: &str| {
+        let w = vec!["0.5"; 32].join(", ");
+        format!(
+            r#"{{"name": "m", "input": {{"shape": [1, 4, 4], "min": 0.0, "max": 1.0}}, "layers": [
+                {{"name": "bn", "op": {bn_op}, "params": {{{bn}}}}},
+                {{"name": "drop", "op": {drop_op}}},
+                {{"name": "flat", "op": "Flatten"}},
+                {{"name": "fc", "op": {{"Dense": {{"out_features": 2}}}}, "params": {{"weight": [{w}], "bias": [0.1, 0.1]}}}}
+            ]}}"#
+        )
+    };
+    let load = |name: &str, text: &str| {
+        let dir = scratch();
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        load_model(&path).unwrap().to_text()
+    };
+    let spelt = load("m.ron", &ron("BatchNorm(eps: 1e-5)", "Dropout(p: 0.5)"));
+    assert_eq!(load("m.ron", &ron("BatchNorm", "Dropout")), spelt);
+    assert_eq!(load("m.json", &json("\"BatchNorm\"", "\"Dropout\"")), spelt);
+    assert_eq!(
+        load("m.json", &json("{\"BatchNorm\": {}}", "{\"Dropout\": {}}")),
+        spelt
+    );
+}
+
+#[test]
+fn a_bare_op_that_needs_fields_shows_how_to_write_it() {
+    let text = model(r#"Layer(name: "fc", op: Dense),"#);
+    assert_eq!(
+        error("m.ron", &text),
+        "DIR/m.ron: line 1, column 106: `Dense` cannot be written bare: missing field `out_features`; write it with its fields, e.g. `Dense(out_features: …)` in RON or `{\"Dense\": {\"out_features\": …}}` in JSON"
+    );
+}
+
+/// Compiles `text` as `m.ron` and returns the error message with the directory replaced.
+fn compile_error(text: &str) -> String {
+    let dir = scratch();
+    let path = dir.join("m.ron");
+    std::fs::write(&path, text).unwrap();
+    let msg = compile_path(&path, &CompileOptions::default())
+        .unwrap_err()
+        .to_string();
+    msg.replace(&dir.display().to_string(), "DIR")
+}
+
+#[test]
+fn an_output_that_ignores_the_input_names_the_layer() {
+    // Used to fail as "internal error: the emitted plan is invalid" (an input register of
+    // length 0).
+    let input = r#"input: Input(shape: [2], min: 0.0, max: 1.0)"#;
+    let zero = format!(
+        r#"Model(name: "m", {input}, layers: [
+            Layer(name: "fc", op: Dense(out_features: 2), params: {{"weight": [0, 0, 0, 0], "bias": [0.5, 0.25]}}),
+        ])"#
+    );
+    assert_eq!(
+        compile_error(&zero),
+        "layer `fc`: the output does not depend on the input: every weight that reads the input is zero after quantisation, so the plan would give every input the same scores; check the weights of that layer"
+    );
+    // Zero weights before a square: the later layer reads only a constant.
+    let zero_first = format!(
+        r#"Model(name: "m", {input}, layers: [
+            Layer(name: "fc1", op: Dense(out_features: 2), params: {{"weight": [0, 0, 0, 0], "bias": [0.5, 0.25]}}),
+            Layer(name: "sq", op: Activation(Square)),
+            Layer(name: "fc2", op: Dense(out_features: 2), params: {{"weight": [1, 2, 3, 4], "bias": [0, 0]}}),
+        ])"#
+    );
+    assert!(
+        compile_error(&zero_first).starts_with("layer `fc1`: the output does not depend"),
+        "{}",
+        compile_error(&zero_first)
+    );
+    // Two layers whose weights cancel once fused: the fused layer is named.
+    let cancelling = format!(
+        r#"Model(name: "m", {input}, layers: [
+            Layer(name: "fc1", op: Dense(out_features: 2), params: {{"weight": [1, 1, 1, 1], "bias": [0, 0]}}),
+            Layer(name: "fc2", op: Dense(out_features: 2), params: {{"weight": [1, -1, 2, -2], "bias": [0.5, 0]}}),
+        ])"#
+    );
+    assert!(
+        compile_error(&cancelling).starts_with("layer `fc1+fc2`: the output does not depend"),
+        "{}",
+        compile_error(&cancelling)
+    );
+}

@@ -317,7 +317,7 @@ fn depth_twelve_at_128_bits_fails_clearly() {
         "{msg}"
     );
     assert!(
-        msg.contains("at most 8 plaintext primes of at most 60 bits"),
+        msg.contains("exact decryption recombines at most 127 bits"),
         "{msg}"
     );
 }
@@ -447,7 +447,7 @@ fn calibration_tightens_bounds_and_is_reported() {
     let err = compile_graph(
         chain(&[1, 8, 8], &["flatten", "dense:2"]),
         &CompileOptions {
-            calibration_samples: Some(bad),
+            calibration_samples: Some(bad.clone()),
             ..CompileOptions::default()
         },
     )
@@ -456,6 +456,21 @@ fn calibration_tightens_bounds_and_is_reported() {
         err.to_string()
             .contains("input 3 has 56 values but the model input has 64"),
         "{err}"
+    );
+    // A value that is not a number: the plan's input rule refuses it, so calibration does too.
+    bad[3] = vec![0.5; 64];
+    bad[3][10] = f64::NAN;
+    let err = compile_graph(
+        chain(&[1, 8, 8], &["flatten", "dense:2"]),
+        &CompileOptions {
+            calibration_samples: Some(bad),
+            ..CompileOptions::default()
+        },
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "calibration: input 3, value 10 is NaN, not a finite number"
     );
 }
 

@@ -20,7 +20,7 @@ use veil_runtime::session::{chunk_encoded_len, Context, EncryptionKey, HEADER_LE
 /// Arguments of `veil bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// A model file (compiled first) or a compiled plan.
+    /// A model file or an ONNX model (compiled first), or a compiled plan.
     pub model: PathBuf,
     /// Number of full batches (n images each) to run.
     #[arg(long, default_value_t = 1)]

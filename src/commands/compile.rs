@@ -10,7 +10,7 @@ use veil_compiler::Compiled;
 /// Arguments of `veil compile`.
 #[derive(Debug, Args)]
 pub struct CompileArgs {
-    /// Model file (.ron, or .json).
+    /// Model file (.ron or .json) or ONNX model (with --input-range).
     pub model: PathBuf,
     /// Where to write the plan (default: the model path with extension .plan; a .json path
     /// writes JSON for inspection).

@@ -1,6 +1,7 @@
 //! The compiler's settings as flags, shared by `veil compile` and every command that may be
 //! given a model file in place of a plan.
 
+use super::model_flags::ModelFlags;
 use crate::data;
 use crate::error::CliError;
 use clap::Args;
@@ -32,6 +33,9 @@ pub struct CompileFlags {
     /// Allow parameters below 128-bit security (the plan records security 0). For tests only.
     #[arg(long)]
     pub insecure: bool,
+    /// Input range and class names (required input range for ONNX models).
+    #[command(flatten)]
+    pub model: ModelFlags,
 }
 
 impl Default for CompileFlags {
@@ -45,6 +49,7 @@ impl Default for CompileFlags {
             calibrate: None,
             margin: veil_compiler::params::model::DEFAULT_MARGIN_BITS,
             insecure: false,
+            model: ModelFlags::default(),
         }
     }
 }
@@ -62,6 +67,7 @@ impl CompileFlags {
             input_bits: self.input_bits,
             margin_bits: self.margin,
             calibration_samples,
+            import: self.model.import_options(),
             ..CompileOptions::default()
         })
     }

@@ -20,7 +20,7 @@ use veil_runtime::session::{chunk_encoded_len, Context, EncryptionKey, HEADER_LE
 /// Arguments of `veil infer`.
 #[derive(Debug, Args)]
 pub struct InferArgs {
-    /// A model file (compiled first) or a compiled plan.
+    /// A model file or an ONNX model (compiled first), or a compiled plan.
     pub model: PathBuf,
     /// Images: IDX (plain or .gz) or CSV, one image per row.
     #[arg(long)]

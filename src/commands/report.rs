@@ -17,7 +17,8 @@ use veil_runtime::plan::{argmax, Plan};
 /// Arguments of `veil report`.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// A model file (.ron, or .json) or a plan file (.plan, or a JSON plan).
+    /// A model file (.ron, or .json), an ONNX model (with --input-range) or a plan file (.plan,
+    /// or a JSON plan).
     pub input: PathBuf,
     /// Print one JSON object instead of the table.
     #[arg(long)]

@@ -49,7 +49,10 @@ pub fn analyze(c: &QCircuit) -> Vec<NodeRange> {
     let mut out: Vec<NodeRange> = Vec::with_capacity(c.nodes.len());
     for node in &c.nodes {
         let intervals: Vec<(f64, f64)> = match &node.op {
-            QOp::Input => vec![(c.input_range.0 as f64, c.input_range.1 as f64); node.len],
+            QOp::Input => {
+                let (lo, hi) = c.input_range();
+                vec![(lo as f64, hi as f64); node.len]
+            }
             QOp::Square { input } => out[*input]
                 .intervals
                 .iter()
@@ -130,7 +133,7 @@ mod tests {
     use crate::analysis::quantize::QNode;
     use crate::ir::NodeId;
     use proptest::prelude::*;
-    use veil_runtime::plan::IntMatrix;
+    use veil_runtime::plan::{InputEncoding, IntMatrix};
 
     /// How one random node is built: `(kind, sources, rows, seed)`; kind 0 = square, else a
     /// linear map reading one or two earlier nodes.
@@ -207,10 +210,15 @@ mod tests {
         QCircuit {
             output: nodes.len() - 1,
             nodes,
-            input_scale: 1.0,
-            input_range: range,
-            features: (0..width).collect(),
-            raw_len: width,
+            input: InputEncoding {
+                register: 0,
+                shape: vec![width],
+                raw_min: range.0 as f64,
+                raw_max: range.1 as f64,
+                scale: 1.0,
+                max_abs: range.0.abs().max(range.1.abs()),
+                features: (0..width).collect(),
+            },
             output_scale: 1.0,
         }
     }

@@ -4,8 +4,7 @@
 use crate::analysis::{NodeRange, QCircuit, QOp};
 use crate::params::{Chosen, SStep};
 use veil_runtime::plan::{
-    Calibration, InputEncoding, OutputDecoding, Plan, PlanParams, RegisterInfo, Step,
-    PLAN_FORMAT_VERSION,
+    Calibration, OutputDecoding, Plan, PlanParams, RegisterInfo, Step, PLAN_FORMAT_VERSION,
 };
 
 /// What the emitter needs besides the circuit.
@@ -13,10 +12,6 @@ use veil_runtime::plan::{
 pub struct EmitInfo<'a> {
     /// Model name.
     pub model: &'a str,
-    /// Input shape.
-    pub shape: &'a [usize],
-    /// Declared raw range.
-    pub raw_range: (f64, f64),
     /// Class names.
     pub classes: &'a [String],
     /// Calibration facts, when calibrated.
@@ -81,11 +76,6 @@ pub fn emit(c: &QCircuit, ranges: &[NodeRange], chosen: &Chosen, info: &EmitInfo
             })
         })
         .collect();
-    let max_abs = c
-        .input_range
-        .0
-        .unsigned_abs()
-        .max(c.input_range.1.unsigned_abs());
     Plan {
         format_version: PLAN_FORMAT_VERSION,
         model: info.model.to_owned(),
@@ -96,15 +86,7 @@ pub fn emit(c: &QCircuit, ranges: &[NodeRange], chosen: &Chosen, info: &EmitInfo
             plain_primes: chosen.plain_primes.clone(),
             security_bits: chosen.security_bits,
         },
-        input: InputEncoding {
-            register: 0,
-            shape: info.shape.to_vec(),
-            raw_min: info.raw_range.0,
-            raw_max: info.raw_range.1,
-            scale: c.input_scale,
-            max_abs: i64::try_from(max_abs).unwrap_or(i64::MAX),
-            features: c.features.clone(),
-        },
+        input: c.input.clone(),
         registers,
         steps,
         output: OutputDecoding {
@@ -164,8 +146,6 @@ mod tests {
     fn plan(c: &Compiled, calibration: Option<Calibration>) -> Plan {
         let info = EmitInfo {
             model: "m",
-            shape: &[c.circuit.raw_len],
-            raw_range: (-1.0, 1.0),
             classes: &c.classes,
             calibration,
         };
@@ -200,7 +180,8 @@ mod tests {
         assert_eq!(p.output.class_names, vec!["0", "1", "2"]);
         assert_eq!(p.input.register, 0);
         assert_eq!((p.input.scale, p.input.max_abs), (255.0, 255));
-        assert_eq!(p.input.features, c.circuit.features);
+        assert_eq!(p.input, c.circuit.input);
+        assert_eq!((p.input.raw_min, p.input.raw_max), (-1.0, 1.0));
         assert_eq!(p.params.degree, c.chosen.n);
         assert_eq!(p.params.q_primes, c.chosen.q_primes);
         assert_eq!(p.params.special_primes, vec![c.chosen.special_prime]);

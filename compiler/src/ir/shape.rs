@@ -1,6 +1,6 @@
 //! Shape rules of the IR ops, shared by the model loader and the verifier.
 
-use super::{Op, PoolKind};
+use super::Op;
 use crate::model::Padding;
 use thiserror::Error;
 
@@ -57,6 +57,47 @@ fn window_out(
     Ok(((h - kernel.0) / stride.0 + 1, (w - kernel.1) / stride.1 + 1))
 }
 
+/// The shapes an op is applied to, with the checks every rule shares.
+struct Operands<'s> {
+    /// The op's name, for messages.
+    op: &'static str,
+    /// Shapes of the inputs, in order.
+    shapes: &'s [Vec<usize>],
+}
+
+impl<'s> Operands<'s> {
+    /// Checks the number of inputs.
+    fn count(&self, expected: usize) -> Result<(), ShapeError> {
+        if self.shapes.len() == expected {
+            Ok(())
+        } else {
+            Err(ShapeError::Count {
+                op: self.op,
+                expected,
+                found: self.shapes.len(),
+            })
+        }
+    }
+
+    /// The only input's shape, after checking there is exactly one.
+    fn single(&self) -> Result<&'s [usize], ShapeError> {
+        self.count(1)?;
+        Ok(&self.shapes[0])
+    }
+
+    fn mismatch(&self, expected: String, found: &[usize]) -> ShapeError {
+        ShapeError::Mismatch {
+            op: self.op,
+            expected,
+            found: found.to_vec(),
+        }
+    }
+}
+
+fn len(shape: &[usize]) -> usize {
+    shape.iter().product()
+}
+
 /// The output shape of `op` on inputs of `shapes`; `own` is the node's declared shape, which
 /// `Input`, `Reshape` and `Affine` take as given (after checking its size).
 pub fn infer_shape(
@@ -64,27 +105,13 @@ pub fn infer_shape(
     shapes: &[Vec<usize>],
     own: &[usize],
 ) -> Result<Vec<usize>, ShapeError> {
-    let name = op.name();
-    let count = |expected: usize| -> Result<(), ShapeError> {
-        if shapes.len() == expected {
-            Ok(())
-        } else {
-            Err(ShapeError::Count {
-                op: name,
-                expected,
-                found: shapes.len(),
-            })
-        }
-    };
-    let len = |s: &[usize]| s.iter().product::<usize>();
-    let mismatch = |expected: String, found: &[usize]| ShapeError::Mismatch {
-        op: name,
-        expected,
-        found: found.to_vec(),
+    let x = Operands {
+        op: op.name(),
+        shapes,
     };
     match op {
         Op::Input => {
-            count(0)?;
+            x.count(0)?;
             Ok(own.to_vec())
         }
         Op::Conv2d {
@@ -92,128 +119,136 @@ pub fn infer_shape(
             stride,
             padding,
             ..
-        } => {
-            count(1)?;
-            let x = &shapes[0];
-            if x.len() != 3 || weight.shape.len() != 4 || weight.shape[1] != x[0] {
-                return Err(mismatch(
-                    format!(
-                        "with weight {:?} needs a [{}, H, W] input",
-                        weight.shape,
-                        weight.shape.get(1).copied().unwrap_or(0)
-                    ),
-                    x,
-                ));
-            }
-            let (ho, wo) = window_out(
-                name,
-                x,
-                (weight.shape[2], weight.shape[3]),
-                *stride,
-                padding,
-            )?;
-            Ok(vec![weight.shape[0], ho, wo])
-        }
-        Op::Dense { weight, .. } => {
-            count(1)?;
-            let x = &shapes[0];
-            if weight.shape.len() != 2 || weight.shape[1] != len(x) {
-                return Err(mismatch(
-                    format!(
-                        "with weight {:?} needs {} input values",
-                        weight.shape,
-                        weight.shape.get(1).copied().unwrap_or(0)
-                    ),
-                    x,
-                ));
-            }
-            Ok(vec![weight.shape[0]])
-        }
-        Op::Reshape => {
-            count(1)?;
-            if len(&shapes[0]) != len(own) {
-                return Err(mismatch(
-                    format!("to {own:?} needs {} values", len(own)),
-                    &shapes[0],
-                ));
-            }
-            Ok(own.to_vec())
-        }
+        } => conv2d(&x, &weight.shape, *stride, padding),
+        Op::Dense { weight, .. } => dense(&x, &weight.shape),
+        Op::Reshape => reshape(&x, own),
         Op::Pool {
-            kind,
             kernel,
             stride,
             padding,
-        } => {
-            count(1)?;
-            let x = &shapes[0];
-            if x.len() != 3 {
-                return Err(mismatch("needs a [C, H, W] input".into(), x));
-            }
-            let _ = kind == &PoolKind::Max;
-            let (ho, wo) = window_out(name, x, *kernel, *stride, padding)?;
-            Ok(vec![x[0], ho, wo])
-        }
-        Op::BatchNorm { scale, shift } => {
-            count(1)?;
-            let x = &shapes[0];
-            if x.is_empty() || x[0] != scale.len() || scale.len() != shift.len() {
-                return Err(mismatch(
-                    format!(
-                        "with {} channels needs a [{}, ...] input",
-                        scale.len(),
-                        scale.len()
-                    ),
-                    x,
-                ));
-            }
-            Ok(x.clone())
-        }
+            ..
+        } => pool(&x, *kernel, *stride, padding),
+        Op::BatchNorm { scale, shift } => batch_norm(&x, scale.len(), shift.len()),
         Op::Scale(_)
         | Op::Dropout
         | Op::Activation(_)
         | Op::Polynomial(_)
         | Op::Square
-        | Op::Softmax => {
-            count(1)?;
-            Ok(shapes[0].clone())
-        }
-        Op::Add => {
-            count(2)?;
-            if shapes[0] != shapes[1] {
-                return Err(mismatch(
-                    format!(
-                        "needs two inputs of the same shape; the first is {:?}",
-                        shapes[0]
-                    ),
-                    &shapes[1],
-                ));
-            }
-            Ok(shapes[0].clone())
-        }
-        Op::Affine { matrix, bias } => {
-            if shapes.is_empty() {
-                return Err(ShapeError::Count {
-                    op: name,
-                    expected: 1,
-                    found: 0,
-                });
-            }
-            let cols: usize = shapes.iter().map(|s| len(s)).sum();
-            if cols != matrix.cols || matrix.rows != len(own) || bias.len() != matrix.rows {
-                let all: Vec<usize> = shapes.iter().map(|s| len(s)).collect();
-                return Err(mismatch(
-                    format!(
-                        "with a {}x{} matrix, {} biases and output {own:?} needs {} input values",
-                        matrix.rows,
-                        matrix.cols,
-                        bias.len(),
-                        matrix.cols
-                    ),
-                    &all,
-                ));
-            }
-            Ok(own.to_vec())
-        }
+        | Op::Softmax => Ok(x.single()?.to_vec()),
+        Op::Add => add(&x),
+        Op::Affine { matrix, bias } => affine(&x, matrix.rows, matrix.cols, bias.len(), own),
     }
+}
+
+/// `[C, H, W]` with weight `[O, C, kh, kw]` → `[O, Ho, Wo]`.
+fn conv2d(
+    x: &Operands<'_>,
+    weight: &[usize],
+    stride: (usize, usize),
+    padding: &Padding,
+) -> Result<Vec<usize>, ShapeError> {
+    let input = x.single()?;
+    if input.len() != 3 || weight.len() != 4 || weight[1] != input[0] {
+        return Err(x.mismatch(
+            format!(
+                "with weight {weight:?} needs a [{}, H, W] input",
+                weight.get(1).copied().unwrap_or(0)
+            ),
+            input,
+        ));
+    }
+    let (ho, wo) = window_out(x.op, input, (weight[2], weight[3]), stride, padding)?;
+    Ok(vec![weight[0], ho, wo])
+}
+
+/// Any shape with `in` values, weight `[out, in]` → `[out]`.
+fn dense(x: &Operands<'_>, weight: &[usize]) -> Result<Vec<usize>, ShapeError> {
+    let input = x.single()?;
+    if weight.len() != 2 || weight[1] != len(input) {
+        return Err(x.mismatch(
+            format!(
+                "with weight {weight:?} needs {} input values",
+                weight.get(1).copied().unwrap_or(0)
+            ),
+            input,
+        ));
+    }
+    Ok(vec![weight[0]])
+}
+
+/// Same number of values, the declared shape.
+fn reshape(x: &Operands<'_>, own: &[usize]) -> Result<Vec<usize>, ShapeError> {
+    let input = x.single()?;
+    if len(input) != len(own) {
+        return Err(x.mismatch(format!("to {own:?} needs {} values", len(own)), input));
+    }
+    Ok(own.to_vec())
+}
+
+/// `[C, H, W]` → `[C, Ho, Wo]`.
+fn pool(
+    x: &Operands<'_>,
+    kernel: (usize, usize),
+    stride: (usize, usize),
+    padding: &Padding,
+) -> Result<Vec<usize>, ShapeError> {
+    let input = x.single()?;
+    if input.len() != 3 {
+        return Err(x.mismatch("needs a [C, H, W] input".into(), input));
+    }
+    let (ho, wo) = window_out(x.op, input, kernel, stride, padding)?;
+    Ok(vec![input[0], ho, wo])
+}
+
+/// `[C, …]` with one scale and one shift per channel → the same shape.
+fn batch_norm(x: &Operands<'_>, scales: usize, shifts: usize) -> Result<Vec<usize>, ShapeError> {
+    let input = x.single()?;
+    if input.is_empty() || input[0] != scales || scales != shifts {
+        return Err(x.mismatch(
+            format!("with {scales} channels needs a [{scales}, ...] input"),
+            input,
+        ));
+    }
+    Ok(input.to_vec())
+}
+
+/// Two inputs of one shape → that shape.
+fn add(x: &Operands<'_>) -> Result<Vec<usize>, ShapeError> {
+    x.count(2)?;
+    let (a, b) = (&x.shapes[0], &x.shapes[1]);
+    if a != b {
+        return Err(x.mismatch(
+            format!("needs two inputs of the same shape; the first is {a:?}"),
+            b,
+        ));
+    }
+    Ok(a.clone())
+}
+
+/// One or more inputs whose values together are the matrix's columns → the declared shape,
+/// which has one value per row.
+fn affine(
+    x: &Operands<'_>,
+    rows: usize,
+    cols: usize,
+    biases: usize,
+    own: &[usize],
+) -> Result<Vec<usize>, ShapeError> {
+    if x.shapes.is_empty() {
+        return Err(ShapeError::Count {
+            op: x.op,
+            expected: 1,
+            found: 0,
+        });
+    }
+    let lens: Vec<usize> = x.shapes.iter().map(|s| len(s)).collect();
+    if lens.iter().sum::<usize>() != cols || rows != len(own) || biases != rows {
+        return Err(x.mismatch(
+            format!(
+                "with a {rows}x{cols} matrix, {biases} biases and output {own:?} needs {cols} input values"
+            ),
+            &lens,
+        ));
+    }
+    Ok(own.to_vec())
 }

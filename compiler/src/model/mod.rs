@@ -4,6 +4,7 @@
 //!
 //! The format is documented in `docs/model-format.md`.
 
+mod bare;
 mod error;
 mod tensors;
 
@@ -50,7 +51,8 @@ pub struct Input {
 pub struct Layer {
     /// Unique name; tensors are looked up as `<name>.<tensor>`.
     pub name: String,
-    /// The operation.
+    /// The operation; one whose fields all have defaults may be written bare (`BatchNorm`).
+    #[serde(deserialize_with = "bare::op")]
     pub op: Op,
     /// Layers (or `"input"`) read; empty (the default): the previous layer.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -127,6 +127,39 @@ fn traffic_bits(shape: &CircuitShape, sp: &SimParams, sim: &Simulation) -> f64 {
     (up + down) * sp.plain_count as f64
 }
 
+/// The outcome of looking for `count` plaintext primes at ring degree `n`.
+enum PlainChoice {
+    /// Primes whose product exceeds the values' range and recombines exactly.
+    Found(Vec<u64>),
+    /// Primes that hold the values but multiply past 2^[`MAX_PLAIN_MODULUS_BITS`].
+    TooWide,
+    /// No such primes of at most [`model::MAX_T_BITS`] bits.
+    None,
+}
+
+/// `count` NTT-friendly plaintext primes of equal size (the smallest size, trying up to two
+/// bits more, whose product exceeds 2^`needed`), at least `t_min` bits each.
+fn plain_primes(n: usize, count: usize, needed: f64, t_min: u32) -> PlainChoice {
+    let t_bits = ((needed / count as f64).ceil() as u32 + 1).max(t_min);
+    if t_bits > model::MAX_T_BITS {
+        return PlainChoice::None;
+    }
+    for tb in t_bits..=(t_bits + 2).min(model::MAX_T_BITS) {
+        let Ok(p) = ntt_primes(tb, n, count, &[]) else {
+            continue;
+        };
+        let bits: f64 = p.iter().map(|&x| log2(x)).sum();
+        if bits > needed {
+            return if bits >= f64::from(MAX_PLAIN_MODULUS_BITS) {
+                PlainChoice::TooWide
+            } else {
+                PlainChoice::Found(p)
+            };
+        }
+    }
+    PlainChoice::None
+}
+
 /// Chooses parameters for a quantised circuit with value bounds `ranges`.
 pub fn select(
     c: &QCircuit,
@@ -172,24 +205,14 @@ pub fn select(
         };
         let t_min = bits_of(2 * n as u64) + 2;
         for count in 1..=model::MAX_PLAIN_PRIMES {
-            let t_bits = ((needed / count as f64).ceil() as u32 + 1).max(t_min);
-            if t_bits > model::MAX_T_BITS {
-                continue;
-            }
-            let mut plain = None;
-            for tb in t_bits..=(t_bits + 2).min(model::MAX_T_BITS) {
-                if let Ok(p) = ntt_primes(tb, n, count, &[]) {
-                    if p.iter().map(|&x| log2(x)).sum::<f64>() > needed {
-                        plain = Some(p);
-                        break;
-                    }
+            let plain = match plain_primes(n, count, needed, t_min) {
+                PlainChoice::Found(plain) => plain,
+                PlainChoice::TooWide => {
+                    too_wide = true;
+                    continue;
                 }
-            }
-            let Some(plain) = plain else { continue };
-            if plain.iter().map(|&x| log2(x)).sum::<f64>() >= f64::from(MAX_PLAIN_MODULUS_BITS) {
-                too_wide = true;
-                continue;
-            }
+                PlainChoice::None => continue,
+            };
             let t = plain.iter().copied().max().unwrap_or(2) as f64;
             for b in model::MIN_Q_PRIME_BITS..=model::MAX_Q_PRIME_BITS {
                 let k_max = (allowed / b).saturating_sub(1) as usize;

@@ -1,5 +1,7 @@
 //! Plaintexts and SIMD batching: a vector of up to n integers modulo t becomes the polynomial
-//! whose negacyclic NTT modulo t is that vector (t ≡ 1 mod 2n makes X^n + 1 split mod t).
+//! whose values at the n primitive 2n-th roots of unity modulo t are that vector (t ≡ 1 mod 2n
+//! makes X^n + 1 split mod t). The slots are ordered so that Galois automorphisms rotate them:
+//! see [`SLOT_GENERATOR`].
 //! The scaling of a plaintext by Δ = Q/t into a ciphertext is an encoding rule too, so it lives
 //! here, where encryption (keys) and the evaluator both import it.
 
@@ -79,10 +81,36 @@ impl Plaintext {
     }
 }
 
+/// The generator of the slot order. The n slots form two rows of n/2: slot r·n/2 + c holds the
+/// plaintext's value at ζ^e with e = (−1)^r·g^c mod 2n, g = 3 (ζ a primitive 2n-th root of
+/// unity modulo t; g has order n/2 and −1 is not among its powers). The automorphism
+/// X ↦ X^{g^s} then rotates both rows left by s steps and X ↦ X^{−1} swaps them (see
+/// [`crate::bfv::row_rotation_element`]).
+pub const SLOT_GENERATOR: u64 = 3;
+
+/// For each slot, the index of its evaluation point in the output of the NTT modulo t (which
+/// holds the value at ζ^{2·bitrev(j)+1} at index j).
+fn slot_to_ntt_index(n: usize) -> Vec<usize> {
+    let two_n = 2 * n as u64;
+    let bits = n.trailing_zeros();
+    let rev = |x: u64| (x.reverse_bits() >> (64 - bits)) as usize;
+    let half = n / 2;
+    let mut index = vec![0usize; n];
+    let mut e = 1u64;
+    for c in 0..half {
+        index[c] = rev((e - 1) / 2);
+        index[half + c] = rev((two_n - e - 1) / 2);
+        e = e * SLOT_GENERATOR % two_n;
+    }
+    index
+}
+
 /// SIMD batching encoder for one parameter set.
 #[derive(Clone, Debug)]
 pub struct Encoder {
     params: Arc<BfvParameters>,
+    /// [`slot_to_ntt_index`] for the degree.
+    slot_index: Arc<Vec<usize>>,
 }
 
 impl Encoder {
@@ -90,7 +118,18 @@ impl Encoder {
     pub fn new(params: &Arc<BfvParameters>) -> Self {
         Encoder {
             params: params.clone(),
+            slot_index: Arc::new(slot_to_ntt_index(params.degree())),
         }
+    }
+
+    /// Values in slot order → polynomial coefficients.
+    fn slots_to_coeffs(&self, values: &[u64]) -> Vec<u64> {
+        let mut ntt = vec![0u64; values.len()];
+        for (&v, &j) in values.iter().zip(self.slot_index.iter()) {
+            ntt[j] = v;
+        }
+        self.params.plain_table().inverse(&mut ntt);
+        ntt
     }
 
     /// The parameters.
@@ -112,8 +151,10 @@ impl Encoder {
         for (s, &v) in slots.iter_mut().zip(values) {
             *s = t.reduce_i64(v);
         }
-        self.params.plain_table().inverse(&mut slots);
-        Ok(Plaintext::from_coeffs(self.params.clone(), slots))
+        Ok(Plaintext::from_coeffs(
+            self.params.clone(),
+            self.slots_to_coeffs(&slots),
+        ))
     }
 
     /// Encodes unsigned values (reduced mod t).
@@ -130,8 +171,10 @@ impl Encoder {
         for (s, &v) in slots.iter_mut().zip(values) {
             *s = t.reduce(v);
         }
-        self.params.plain_table().inverse(&mut slots);
-        Ok(Plaintext::from_coeffs(self.params.clone(), slots))
+        Ok(Plaintext::from_coeffs(
+            self.params.clone(),
+            self.slots_to_coeffs(&slots),
+        ))
     }
 
     /// The plaintext with `value` (mod t) in every slot: the constant polynomial.
@@ -154,9 +197,9 @@ impl Encoder {
     /// Slot values in [0, t).
     pub fn decode_unsigned(&self, pt: &Plaintext) -> Result<Vec<u64>, EncodeError> {
         self.check(pt)?;
-        let mut slots = pt.coeffs.clone();
-        self.params.plain_table().forward(&mut slots);
-        Ok(slots)
+        let mut ntt = pt.coeffs.clone();
+        self.params.plain_table().forward(&mut ntt);
+        Ok(self.slot_index.iter().map(|&j| ntt[j]).collect())
     }
 
     /// Slot values centred in (−t/2, t/2].

@@ -68,4 +68,25 @@ pub enum EvalError {
     /// `dot` of nothing.
     #[error("dot product of zero ciphertexts")]
     Empty,
+    /// Not the Galois element of an automorphism other than the identity.
+    #[error("Galois element {element} is not an odd number in 3..{two_n}")]
+    BadGaloisElement {
+        /// The element given.
+        element: u64,
+        /// 2n: elements are odd residues modulo 2n.
+        two_n: u64,
+    },
+    /// A rotation asked for a Galois key the key set does not hold.
+    #[error(
+        "no Galois key for {operation} (element {element}); the keys hold elements {present:?}: \
+         generate keys for this element, or rotate in steps whose keys are present"
+    )]
+    MissingGaloisKey {
+        /// The rotation asked for, in words ("row rotation by 3 steps").
+        operation: String,
+        /// Its Galois element.
+        element: u64,
+        /// The elements the keys hold, in increasing order.
+        present: Vec<u64>,
+    },
 }

@@ -23,6 +23,7 @@ mod ciphertext;
 mod encoding;
 mod error;
 mod evaluator;
+mod galois;
 mod keys;
 mod params;
 mod sampling;
@@ -30,9 +31,10 @@ mod serial;
 
 // The flat surface: every public item of the submodules has one path, `bfv::X`.
 pub use ciphertext::Ciphertext;
-pub use encoding::{centre, EncodeError, Encoder, Plaintext};
+pub use encoding::{centre, EncodeError, Encoder, Plaintext, SLOT_GENERATOR};
 pub use evaluator::{EvalError, Evaluator};
-pub use keys::{KeyId, PublicKey, RelinKey, SecretKey};
+pub use galois::{check_galois_element, column_swap_element, row_rotation_element};
+pub use keys::{GaloisKeys, KeyId, PublicKey, RelinKey, SecretKey};
 pub use params::{
     aux_prime_count, BfvParameters, BfvParametersBuilder, ParamError, RingContext, AUX_PRIME_BITS,
     MAX_DEGREE, MAX_HPS_WIDTH, MAX_LOG2_MODULUS, MAX_Q_PRIMES, MIN_DEGREE,
@@ -41,6 +43,7 @@ pub use sampling::{
     cbd, error_poly, expand_seed, os_rng, small_to_rns, ternary, uniform_limb, CBD_ETA,
 };
 pub use serial::{
-    packed_len, SerialError, FORMAT_VERSION, KEY_FORMAT_VERSION, MAGIC_CIPHERTEXT, MAGIC_PARAMS,
-    MAGIC_PLAINTEXT, MAGIC_PUBLIC_KEY, MAGIC_RELIN_KEY, MAGIC_SECRET_KEY,
+    packed_len, SerialError, FORMAT_VERSION, KEY_FORMAT_VERSION, MAGIC_CIPHERTEXT,
+    MAGIC_GALOIS_KEYS, MAGIC_PARAMS, MAGIC_PLAINTEXT, MAGIC_PUBLIC_KEY, MAGIC_RELIN_KEY,
+    MAGIC_SECRET_KEY,
 };

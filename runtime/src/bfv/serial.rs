@@ -17,6 +17,8 @@ use std::sync::Arc;
 use thiserror::Error;
 use zeroize::Zeroizing;
 
+mod galois;
+
 /// Current format version of parameters, plaintexts and ciphertexts.
 pub const FORMAT_VERSION: u8 = 1;
 /// Current format version of keys. Version 2 added the key-set id; version-1 keys are
@@ -31,6 +33,8 @@ pub const MAGIC_SECRET_KEY: &[u8; 4] = b"VESK";
 pub const MAGIC_PUBLIC_KEY: &[u8; 4] = b"VEPK";
 /// Magic bytes of a relinearisation key.
 pub const MAGIC_RELIN_KEY: &[u8; 4] = b"VERK";
+/// Magic bytes of a set of Galois keys.
+pub const MAGIC_GALOIS_KEYS: &[u8; 4] = b"VEGK";
 /// Magic bytes of a plaintext.
 pub const MAGIC_PLAINTEXT: &[u8; 4] = b"VEPT";
 /// Magic bytes of a ciphertext.

@@ -230,13 +230,19 @@ impl Context {
         Ok(all)
     }
 
-    /// Refuses scores beyond the output register's guaranteed bound.
+    /// Refuses scores beyond the bound the plaintext primes were chosen for: the guaranteed
+    /// one, or the calibrated one of a calibrated plan (its primes cover only that, so a score
+    /// beyond it may have wrapped and cannot be trusted; and a bound past half the plaintext
+    /// modulus would let any decryption pass).
     fn check_scores_in_bound(&self, decrypted: &Decrypted) -> Result<(), SessionError> {
-        let bound_bits = self
-            .plan
-            .registers
-            .get(self.plan.output.register)
-            .map_or(f64::INFINITY, |r| r.value_bits);
+        let bound_bits =
+            self.plan
+                .registers
+                .get(self.plan.output.register)
+                .map_or(f64::INFINITY, |r| {
+                    r.calibrated_value_bits
+                        .map_or(r.value_bits, |c| c.min(r.value_bits))
+                });
         let bound = bound_bits.exp2() * (1.0 + 1e-12);
         let total: usize = decrypted.scores.iter().map(Vec::len).sum();
         let outside = decrypted

@@ -82,8 +82,10 @@ pub enum SessionError {
         /// The key set of the key.
         expected: KeyId,
     },
-    /// Decrypted scores fall outside the output's guaranteed bound: the result decrypts to
-    /// noise (wrong key, or a plan or parameter mismatch). Correct scores never do.
+    /// Decrypted scores fall outside the output's bound (the guaranteed one, or the calibrated
+    /// one of a calibrated plan): the result decrypts to noise (wrong key, or a plan or
+    /// parameter mismatch), or an input drove a calibrated plan beyond the values it was
+    /// calibrated for. Correct scores of a guaranteed plan never do.
     #[error(
         "{outside} of {total} decrypted scores lie outside the plan's bound of \
          2^{bound_bits:.1} ({budget_bits} bits of noise budget left)"

@@ -207,6 +207,31 @@ fn a_result_whose_id_was_forged_still_fails_the_score_bound() {
     );
 }
 
+/// A calibrated plan's primes cover only the calibrated bound: scores beyond it are refused
+/// (they may have wrapped), where the guaranteed bound alone would let them through.
+#[test]
+fn a_calibrated_plan_checks_scores_against_its_calibrated_bound() {
+    let mut plan = toy_context().plan().clone();
+    // x0 = 10, x1 = 0 scores 31: within the guaranteed 2^5, beyond a calibrated 2^4.
+    plan.registers[1].calibrated_value_bits = Some(4.0);
+    let context = Context::new(plan).unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(9);
+    let keys = context.keygen(&mut rng);
+    let run = |raw: &[f32], rng: &mut ChaCha20Rng| {
+        let (batch, _) = context
+            .encrypt(EncryptionKey::Client(&keys.client), raw, rng, &|_| {})
+            .unwrap();
+        let result = context.eval(&keys.server, batch, &NoProgress).unwrap();
+        context.decrypt(&keys.client, &result)
+    };
+    assert_eq!(run(&[3.0, 2.0], &mut rng).unwrap().scores, vec![vec![8]]);
+    let err = run(&[10.0, 0.0], &mut rng).unwrap_err();
+    assert!(
+        matches!(err, SessionError::ScoresOutOfBound { outside: 1, .. }),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_batch_under_another_key_set_is_refused_before_evaluation() {
     let context = toy_context();

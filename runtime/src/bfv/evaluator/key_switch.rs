@@ -1,6 +1,8 @@
-//! Relinearisation by hybrid key switching: c_2 is decomposed into one RNS digit per q prime,
-//! each digit multiplied by its relinearisation-key component over Q_ℓ ∪ {p}, and the special
-//! prime divided out again. The steps are separate functions so each can be read alone.
+//! Hybrid key switching, and relinearisation with it: a polynomial is decomposed into one RNS
+//! digit per q prime, each digit multiplied by its key component over Q_ℓ ∪ {p}, and the
+//! special prime divided out again. The steps are separate functions so each can be read
+//! alone; [`Decomposed`] keeps the digits so that one decomposition serves several keys
+//! (hoisted rotations, in `rotate.rs`).
 
 use super::mod_switch::mod_down_last_plus;
 use super::{EvalError, Evaluator};
@@ -26,22 +28,59 @@ impl Evaluator {
             return Ok(ct.clone());
         }
         let level = ct.level;
+        let digits = Decomposed::new(ring, &ct.polys[2], level);
+        let (c0, c1) = digits.switch(&rk.b, &rk.a, Some(&ct.polys[0]), Some(&ct.polys[1]));
+        Ok(Ciphertext::new(self.params.clone(), vec![c0, c1], level))
+    }
+}
+
+/// A polynomial over Q_ℓ decomposed for key switching: its RNS digits, lifted to Q_ℓ ∪ {p} and
+/// in NTT form. The costly part of a key switch (ℓ·(ℓ+1) NTTs); [`Self::switch`] can then be
+/// run with as many keys as wanted.
+pub(super) struct Decomposed<'a> {
+    ring: &'a RingContext,
+    basis: KeyBasis<'a>,
+    digits: Vec<RnsPoly<Ntt>>,
+}
+
+impl<'a> Decomposed<'a> {
+    /// Decomposes `c` (coefficient form over q_0..q_{level-1}).
+    pub(super) fn new(ring: &'a RingContext, c: &RnsPoly<Coeff>, level: usize) -> Self {
         let basis = KeyBasis::at_level(ring, level);
-        let digits = decompose(&ct.polys[2], &basis);
-        let (acc0, acc1) = key_inner_product(&digits, rk, &basis);
+        let digits = decompose(c, &basis);
+        Decomposed {
+            ring,
+            basis,
+            digits,
+        }
+    }
+
+    /// The key switch with the key (b_j, a_j) (NTT form over q_0..q_{L-1}, p; the first ℓ
+    /// components are used): round(Σ_j digit_j·(b_j, a_j) / p) in coefficient form over Q_ℓ,
+    /// plus `base0` and `base1` when given.
+    pub(super) fn switch(
+        &self,
+        b: &[RnsPoly<Ntt>],
+        a: &[RnsPoly<Ntt>],
+        base0: Option<&RnsPoly<Coeff>>,
+        base1: Option<&RnsPoly<Coeff>>,
+    ) -> (RnsPoly<Coeff>, RnsPoly<Coeff>) {
+        let basis = &self.basis;
+        let level = basis.level;
+        let (acc0, acc1) = key_inner_product(&self.digits, b, a, basis);
         let (k0, k1) = rayon::join(
             || acc0.into_coeff(&basis.tables),
             || acc1.into_coeff(&basis.tables),
         );
-        let qs = self.moduli(level);
+        let ring = self.ring;
+        let qs = &ring.q()[..level];
         let p = ring.special().value();
         let inv = &ring.special_inv_mod_q()[..level];
-        // Divide by p, rounding, and add c_0, c_1 on the way.
-        let (c0, c1) = rayon::join(
-            || mod_down_last_plus(&k0, Some(&ct.polys[0]), qs, p, inv),
-            || mod_down_last_plus(&k1, Some(&ct.polys[1]), qs, p, inv),
-        );
-        Ok(Ciphertext::new(self.params.clone(), vec![c0, c1], level))
+        // Divide by p, rounding, and add the bases on the way.
+        rayon::join(
+            || mod_down_last_plus(&k0, base0, qs, p, inv),
+            || mod_down_last_plus(&k1, base1, qs, p, inv),
+        )
     }
 }
 
@@ -110,7 +149,8 @@ fn decompose(c2: &RnsPoly<Coeff>, basis: &KeyBasis<'_>) -> Vec<RnsPoly<Ntt>> {
 /// 61 bits and there are at most 20 digits, so the sum stays below 2^127.
 fn key_inner_product(
     digits: &[RnsPoly<Ntt>],
-    rk: &RelinKey,
+    b: &[RnsPoly<Ntt>],
+    a: &[RnsPoly<Ntt>],
     basis: &KeyBasis<'_>,
 ) -> (RnsPoly<Ntt>, RnsPoly<Ntt>) {
     let (level, n) = (basis.level, basis.n);
@@ -120,7 +160,7 @@ fn key_inner_product(
         .par_chunks_mut(n)
         .zip(acc1.data_mut().par_chunks_mut(n))
         .enumerate()
-        .for_each(|(mi, (o0, o1))| accumulate_limb(o0, o1, mi, digits, rk, basis));
+        .for_each(|(mi, (o0, o1))| accumulate_limb(o0, o1, mi, digits, (b, a), basis));
     (acc0, acc1)
 }
 
@@ -130,7 +170,7 @@ fn accumulate_limb(
     o1: &mut [u64],
     mi: usize,
     digits: &[RnsPoly<Ntt>],
-    rk: &RelinKey,
+    (kb, ka): (&[RnsPoly<Ntt>], &[RnsPoly<Ntt>]),
     basis: &KeyBasis<'_>,
 ) {
     let level = basis.level;
@@ -142,8 +182,8 @@ fn accumulate_limb(
         let mut s1 = [0u128; BLOCK];
         let part = |j: usize| {
             let d = &digits[j].limb(mi)[range.clone()];
-            let b = &rk.b[j].limb(kl)[range.clone()];
-            let a = &rk.a[j].limb(kl)[range.clone()];
+            let b = &kb[j].limb(kl)[range.clone()];
+            let a = &ka[j].limb(kl)[range.clone()];
             d.iter().zip(b.iter().zip(a))
         };
         let mul = |x: u64, y: u64| u128::from(x) * u128::from(y);

@@ -1,5 +1,5 @@
 //! Homomorphic operations: linear algebra on ciphertexts (any size), HPS multiplication,
-//! hybrid relinearisation and modulus switching. Everything is `Send + Sync` and free of
+//! hybrid relinearisation, rotations (Galois automorphisms) and modulus switching. Everything is `Send + Sync` and free of
 //! global state, so many operations can run in parallel. One file per operation family; this
 //! one holds the evaluator itself and the operand checks every family shares.
 
@@ -7,6 +7,7 @@ mod arithmetic;
 mod key_switch;
 mod mod_switch;
 mod multiply;
+mod rotate;
 
 use super::ciphertext::Ciphertext;
 use super::encoding::Plaintext;
@@ -170,6 +171,7 @@ mod tests {
         check::<SecretKey>();
         check::<PublicKey>();
         check::<RelinKey>();
+        check::<crate::bfv::keys::GaloisKeys>();
     }
 
     proptest! {

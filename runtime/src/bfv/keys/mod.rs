@@ -1,12 +1,16 @@
-//! Keys: the ternary secret key (zeroised on drop, redacted in `Debug`), the public key and
-//! the relinearisation key for hybrid key switching. Keys depend only on the ring, so one key
+//! Keys: the ternary secret key (zeroised on drop, redacted in `Debug`), the public key, and
+//! the relinearisation and Galois keys for hybrid key switching. Keys depend only on the ring, so one key
 //! set serves every plaintext modulus of that ring. One file per key kind, so the secret and
 //! the keys a server holds never share a file.
 
+mod galois;
 mod public;
 mod relin;
 mod secret;
+mod switching;
 
+pub(crate) use galois::GaloisKey;
+pub use galois::GaloisKeys;
 pub use public::PublicKey;
 pub use relin::RelinKey;
 pub use secret::SecretKey;

@@ -3,9 +3,9 @@
 //! digit per q prime and the special prime p.
 
 use super::secret::SecretKey;
+use super::switching::{expand_a, switching_b};
 use super::KeyId;
 use crate::bfv::params::RingContext;
-use crate::bfv::sampling::{error_poly, expand_seed};
 use crate::math::{Ntt, RnsPoly};
 use rand::{CryptoRng, Rng, RngCore};
 use std::fmt;
@@ -42,27 +42,10 @@ impl RelinKey {
     pub fn new(sk: &SecretKey, rng: &mut (impl RngCore + CryptoRng)) -> Self {
         let ring = sk.ring.clone();
         let seed: [u8; 32] = rng.gen();
-        let moduli = ring.key_moduli();
-        let n = ring.degree();
         let mut s2 = Zeroizing::new(sk.ntt.clone());
-        s2.mul_assign(&sk.ntt, moduli);
+        s2.mul_assign(&sk.ntt, ring.key_moduli());
         let a = Self::expand(&ring, &seed);
-        let mut b = Vec::with_capacity(ring.max_level());
-        for (j, aj) in a.iter().enumerate() {
-            // The error's buffer becomes b_j itself.
-            let mut bj = error_poly(rng, n, moduli).into_ntt(ring.key_tables());
-            let mut as_ = Zeroizing::new(aj.clone());
-            as_.mul_assign(&sk.ntt, moduli);
-            bj.sub_assign(&as_, moduli);
-            let m = &moduli[j];
-            let pm = ring.special_mod_q()[j];
-            let pms = m.shoup(pm);
-            // Read s² in place: no unwiped copy of a limb.
-            for (x, &s) in bj.limb_mut(j).iter_mut().zip(s2.limb(j)) {
-                *x = m.add(*x, m.mul_shoup(s, pm, pms));
-            }
-            b.push(bj);
-        }
+        let b = switching_b(&ring, &s2, &sk.ntt, &a, rng);
         RelinKey {
             ring,
             id: sk.id,
@@ -73,9 +56,7 @@ impl RelinKey {
     }
 
     pub(crate) fn expand(ring: &RingContext, seed: &[u8; 32]) -> Vec<RnsPoly<Ntt>> {
-        (0..ring.max_level())
-            .map(|j| expand_seed(seed, ring.key_moduli(), ring.degree(), j as u64))
-            .collect()
+        expand_a(ring, seed)
     }
 
     /// The id of the key set this key belongs to (its secret key's).

@@ -1,0 +1,320 @@
+//! ONNX import: the committed files of tests/data/onnx (written by scripts/export_onnx.py)
+//! import, evaluate like ONNX's reference evaluator, compile, and compile to the same plan as
+//! the model file `veil import` writes; the shipped CryptoNets export compiles to the same plan
+//! as models/cryptonets-mnist.ron; broken and unsupported files are refused with messages that
+//! say what to do.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests stop on failure"
+)]
+
+use std::path::{Path, PathBuf};
+use veil_compiler::onnx::{self, ImportOptions, OnnxError};
+use veil_compiler::{compile_path, float_eval, load_model_with, CompileError, CompileOptions};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn data() -> PathBuf {
+    root().join("tests").join("data").join("onnx")
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("veil-onnx-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A committed model with its reference.
+struct Case {
+    path: PathBuf,
+    range: (f64, f64),
+    inputs: Vec<Vec<f32>>,
+    outputs: Vec<Vec<f64>>,
+}
+
+fn cases() -> Vec<Case> {
+    let mut cases = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(data())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    entries.sort();
+    for json in entries {
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let nums = |v: &serde_json::Value| -> Vec<f64> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect()
+        };
+        let range = nums(&v["input_range"]);
+        cases.push(Case {
+            path: data().join(v["model"].as_str().unwrap()),
+            range: (range[0], range[1]),
+            inputs: v["inputs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| nums(x).into_iter().map(|f| f as f32).collect())
+                .collect(),
+            outputs: v["outputs"].as_array().unwrap().iter().map(nums).collect(),
+        });
+    }
+    assert!(cases.len() >= 6, "the committed ONNX models are missing");
+    cases
+}
+
+fn options(range: (f64, f64)) -> CompileOptions {
+    CompileOptions {
+        import: ImportOptions {
+            input_range: Some(range),
+            class_names: None,
+        },
+        ..CompileOptions::default()
+    }
+}
+
+#[test]
+fn float_evaluation_matches_the_onnx_reference() {
+    for case in cases() {
+        let (graph, _) = load_model_with(
+            &case.path,
+            &ImportOptions {
+                input_range: Some(case.range),
+                class_names: None,
+            },
+        )
+        .unwrap_or_else(|e| panic!("{}: {e}", case.path.display()));
+        for (x, want) in case.inputs.iter().zip(&case.outputs) {
+            let got = float_eval(&graph, x).unwrap();
+            assert_eq!(got.len(), want.len(), "{}", case.path.display());
+            let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            for (g, w) in got.iter().zip(want) {
+                assert!(
+                    (f64::from(*g) - w).abs() <= 1e-4 * scale,
+                    "{}: got {got:?}, ONNX reference {want:?}",
+                    case.path.display()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn every_model_compiles_and_imports_to_the_same_plan() {
+    let dir = temp_dir("same-plan");
+    for case in cases() {
+        let opts = options(case.range);
+        let direct = compile_path(&case.path, &opts)
+            .unwrap_or_else(|e| panic!("{}: {e}", case.path.display()));
+        let imported = onnx::read(&case.path, &opts.import).unwrap();
+        let stem = case
+            .path
+            .file_stem()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let ron = dir.join(format!("{stem}-imported.ron"));
+        let written = imported.write_files(&case.path, &ron, false).unwrap();
+        assert!(written.iter().all(|p| p.exists()));
+        // The model file carries the input range: no import options needed.
+        let again = compile_path(&ron, &CompileOptions::default())
+            .unwrap_or_else(|e| panic!("{}: {e}", ron.display()));
+        assert_eq!(
+            direct.plan.fingerprint(),
+            again.plan.fingerprint(),
+            "{stem}: the ONNX file and the imported model file compile to different plans"
+        );
+        // Writing again without permission to overwrite is refused.
+        let err = imported.write_files(&case.path, &ron, false).unwrap_err();
+        assert!(err.to_string().contains("--force"), "{err}");
+        imported.write_files(&case.path, &ron, true).unwrap();
+    }
+}
+
+#[test]
+fn notes_reach_the_warnings() {
+    let c = compile_path(&data().join("conv_relu_maxpool.onnx"), &options((0.0, 1.0))).unwrap();
+    let text = c.warnings.join("\n");
+    assert!(text.contains("LogSoftmax"), "{text}");
+    assert!(text.contains("argmax"), "{text}");
+    let c = compile_path(&data().join("leaky_relu.onnx"), &options((-2.0, 2.0))).unwrap();
+    assert!(
+        c.warnings.iter().any(|w| w.contains("LeakyRelu")),
+        "{:?}",
+        c.warnings
+    );
+}
+
+#[test]
+fn shipped_cryptonets_export_compiles_to_the_plan_of_the_model_file() {
+    let models = root().join("models");
+    let onnx_plan = compile_path(
+        &models.join("cryptonets-mnist.onnx"),
+        &options((0.0, 255.0)),
+    )
+    .unwrap();
+    let ron_plan = compile_path(
+        &models.join("cryptonets-mnist.ron"),
+        &CompileOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(onnx_plan.plan, ron_plan.plan);
+    assert_eq!(onnx_plan.plan.fingerprint(), ron_plan.plan.fingerprint());
+}
+
+#[test]
+fn recognised_by_content_not_extension() {
+    let dir = temp_dir("content");
+    let renamed = dir.join("net.model");
+    std::fs::copy(data().join("square_mlp.onnx"), &renamed).unwrap();
+    assert!(onnx::is_onnx(&renamed));
+    compile_path(&renamed, &options((0.0, 15.0))).unwrap();
+    assert!(!onnx::is_onnx(
+        &root().join("models").join("cryptonets-mnist.ron")
+    ));
+}
+
+fn import_error(path: &Path, range: Option<(f64, f64)>) -> String {
+    let err = load_model_with(
+        path,
+        &ImportOptions {
+            input_range: range,
+            class_names: None,
+        },
+    )
+    .unwrap_err();
+    assert!(matches!(err, CompileError::Onnx(_)), "{err:?}");
+    err.to_string()
+}
+
+#[test]
+fn a_missing_input_range_says_how_to_give_it() {
+    let msg = import_error(&data().join("square_mlp.onnx"), None);
+    assert!(msg.contains("square_mlp.onnx"), "{msg}");
+    assert!(msg.contains("--input-range MIN,MAX"), "{msg}");
+    // load_model (no options) refuses ONNX files the same way.
+    let err = veil_compiler::load_model(&data().join("square_mlp.onnx")).unwrap_err();
+    assert!(err.to_string().contains("--input-range"), "{err}");
+}
+
+#[test]
+fn an_unsupported_operator_is_named_with_its_opset_and_alternatives() {
+    let msg = import_error(
+        &data().join("invalid/unsupported_op.onnx"),
+        Some((0.0, 1.0)),
+    );
+    assert!(msg.contains("node `/abs/Abs` (Abs, opset 17)"), "{msg}");
+    assert!(msg.contains("additions and multiplications"), "{msg}");
+    assert!(msg.contains("Supported: Conv"), "{msg}");
+}
+
+#[test]
+fn a_dynamic_shape_is_refused() {
+    let msg = import_error(&data().join("invalid/dynamic_shape.onnx"), Some((0.0, 1.0)));
+    assert!(msg.contains("dynamic size `height` on axis 2"), "{msg}");
+    assert!(msg.contains("static shapes"), "{msg}");
+}
+
+#[test]
+fn a_missing_initialiser_is_named() {
+    let msg = import_error(
+        &data().join("invalid/missing_initializer.onnx"),
+        Some((0.0, 1.0)),
+    );
+    assert!(msg.contains("node `/fc1/Gemm` (Gemm, opset 17)"), "{msg}");
+    assert!(
+        msg.contains("input `fc1.weight` is neither an initialiser"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn truncated_files_are_errors_with_an_offset() {
+    let bytes = std::fs::read(data().join("square_mlp.onnx")).unwrap();
+    let dir = temp_dir("truncated");
+    let path = dir.join("cut.onnx");
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let msg = import_error(&path, Some((0.0, 15.0)));
+    assert!(msg.contains("truncated"), "{msg}");
+    assert!(msg.contains("byte "), "{msg}");
+    // Every prefix is refused and none panics.
+    let opts = ImportOptions {
+        input_range: Some((0.0, 15.0)),
+        class_names: None,
+    };
+    for len in 0..bytes.len() {
+        let r = onnx::import(&path, &bytes[..len], &opts);
+        assert!(r.is_err(), "a {len}-byte prefix imported");
+    }
+}
+
+#[test]
+fn damaged_bytes_never_panic() {
+    let bytes = std::fs::read(data().join("cnn_batchnorm_avgpool.onnx")).unwrap();
+    let opts = ImportOptions {
+        input_range: Some((0.0, 255.0)),
+        class_names: None,
+    };
+    let path = Path::new("damaged.onnx");
+    for i in 0..bytes.len() {
+        for flip in [0x01u8, 0x80, 0xff] {
+            let mut b = bytes.clone();
+            b[i] ^= flip;
+            if let Ok(imported) = onnx::import(path, &b, &opts) {
+                // Whatever imports must still be checked by the model builder without panics.
+                let loaded =
+                    veil_compiler::model::from_parts(path, imported.model, imported.tensors);
+                let _ = veil_compiler::ir::build::build(&loaded);
+            }
+        }
+    }
+    // An inflated length is refused, not allocated.
+    let mut b = bytes.clone();
+    b.extend([0x3a, 0xff, 0xff, 0xff, 0xff, 0x0f]);
+    assert!(matches!(
+        onnx::import(path, &b, &opts),
+        Err(OnnxError::Wire { .. })
+    ));
+}
+
+#[test]
+fn unreadable_and_oversized_files_are_refused_before_reading() {
+    let dir = temp_dir("size");
+    let opts = ImportOptions {
+        input_range: Some((0.0, 1.0)),
+        class_names: None,
+    };
+    let err = onnx::read(&dir.join("absent.onnx"), &opts).unwrap_err();
+    assert!(matches!(err, OnnxError::Io { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("absent.onnx: cannot read the file"),
+        "{err}"
+    );
+    // A sparse file one byte over the limit: refused from its size alone.
+    let big = dir.join("big.onnx");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(onnx::MAX_ONNX_BYTES + 1)
+        .unwrap();
+    let err = onnx::read(&big, &opts).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("more than the 536870912 bytes an ONNX model may have"),
+        "{err}"
+    );
+    let _ = std::fs::remove_file(&big);
+}

@@ -1,0 +1,48 @@
+//! What every key-switching key shares: for a source secret `from` and a target secret `to`,
+//! one RLWE encryption under `to` of p·from per q prime (hybrid key switching with RNS digits:
+//! component j carries p·from only in limb j). The relinearisation key (from = s², to = s)
+//! and the Galois keys (from = s, to = σ_k^{-1}(s)) are both built here.
+
+use crate::bfv::params::RingContext;
+use crate::bfv::sampling::{error_poly, expand_seed};
+use crate::math::{Ntt, RnsPoly};
+use rand::{CryptoRng, RngCore};
+use zeroize::Zeroizing;
+
+/// The uniform halves a_j of a key-switching key, expanded from its seed (stream j), NTT form
+/// over q_0..q_{L-1}, p.
+pub(super) fn expand_a(ring: &RingContext, seed: &[u8; 32]) -> Vec<RnsPoly<Ntt>> {
+    (0..ring.max_level())
+        .map(|j| expand_seed(seed, ring.key_moduli(), ring.degree(), j as u64))
+        .collect()
+}
+
+/// The b_j = −a_j·to + e_j + [p·from in limb j] (NTT form over the key moduli) of the
+/// key-switching key from `from` to `to` with uniform halves `a`.
+pub(super) fn switching_b(
+    ring: &RingContext,
+    from: &RnsPoly<Ntt>,
+    to: &RnsPoly<Ntt>,
+    a: &[RnsPoly<Ntt>],
+    rng: &mut (impl RngCore + CryptoRng),
+) -> Vec<RnsPoly<Ntt>> {
+    let moduli = ring.key_moduli();
+    let n = ring.degree();
+    let mut b = Vec::with_capacity(a.len());
+    for (j, aj) in a.iter().enumerate() {
+        // The error's buffer becomes b_j itself.
+        let mut bj = error_poly(rng, n, moduli).into_ntt(ring.key_tables());
+        let mut as_ = Zeroizing::new(aj.clone());
+        as_.mul_assign(to, moduli);
+        bj.sub_assign(&as_, moduli);
+        let m = &moduli[j];
+        let pm = ring.special_mod_q()[j];
+        let pms = m.shoup(pm);
+        // Read the source secret in place: no unwiped copy of a limb.
+        for (x, &s) in bj.limb_mut(j).iter_mut().zip(from.limb(j)) {
+            *x = m.add(*x, m.mul_shoup(s, pm, pms));
+        }
+        b.push(bj);
+    }
+    b
+}
