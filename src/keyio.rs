@@ -6,10 +6,14 @@
 
 use crate::error::CliError;
 use crate::files::{write_atomic, AtomicDir, AtomicFile};
+use std::fs::File;
+use std::io::BufReader;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use veil_runtime::bfv::{PublicKey, SerialError};
 use veil_runtime::session::{key_kind, ContainerKind, KeyKind, MAX_KEY_BYTES};
-use veil_runtime::session::{ClientKey, Context, EncryptedBatch, EncryptionKey, KeySet, ServerKey};
+use veil_runtime::session::{BatchInfo, ChunkReader, ChunkWriter};
+use veil_runtime::session::{ClientKey, Context, EncryptionKey, KeySet, ServerKey};
 use zeroize::Zeroizing;
 
 /// File names `veil keygen` writes.
@@ -241,34 +245,48 @@ pub fn load_encryption_key(
     }
 }
 
-/// Writes a batch or result file atomically; returns the number of bytes written.
-pub fn write_batch(
-    context: &Context,
+/// A batch or result file being read one chunk at a time.
+pub type FileChunks<'c> = ChunkReader<'c, BufReader<File>>;
+
+/// A batch or result file being written one chunk at a time; it appears under its name only
+/// once [`finish_container`] has written every chunk.
+pub type FileChunkWriter = ChunkWriter<AtomicFile>;
+
+/// Opens a batch or result file and checks its header against the plan; its chunks are then
+/// read one at a time (see `ChunkReader`).
+pub fn open_container<'c>(
+    context: &'c Context,
     kind: ContainerKind,
-    batch: &EncryptedBatch,
     path: &Path,
-) -> Result<u64, CliError> {
-    let cannot = |e: &dyn std::fmt::Display| format!("cannot write {}: {e}", path.display());
-    let mut file = AtomicFile::create(path, false).map_err(|e| cannot(&e))?;
-    let bytes = context
-        .write_batch(kind, batch, &mut file)
-        .map_err(|e| cannot(&e))?;
-    file.commit().map_err(|e| cannot(&e))?;
-    Ok(bytes)
+) -> Result<FileChunks<'c>, CliError> {
+    let file = File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    context
+        .chunk_reader(kind, BufReader::with_capacity(1 << 20, file))
+        .map_err(|e| format!("{}: {e}", path.display()).into())
 }
 
-/// Reads a batch or result file, checking it against the plan; the runtime bounds the read by
-/// what the header declares (see `Context::read_batch`).
-pub fn read_batch(
+/// Starts writing a batch or result file holding chunks `chunks` of `batch`.
+pub fn create_container(
     context: &Context,
     kind: ContainerKind,
+    batch: &BatchInfo,
+    chunks: Range<usize>,
     path: &Path,
-) -> Result<EncryptedBatch, CliError> {
-    let file =
-        std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+) -> Result<FileChunkWriter, CliError> {
+    let cannot = |e: &dyn std::fmt::Display| format!("cannot write {}: {e}", path.display());
+    let file = AtomicFile::create(path, false).map_err(|e| cannot(&e))?;
     context
-        .read_batch(kind, std::io::BufReader::new(file))
-        .map_err(|e| format!("{}: {e}", path.display()).into())
+        .chunk_writer(kind, batch, chunks, file)
+        .map_err(|e| cannot(&e).into())
+}
+
+/// Writes every chunk's record, then syncs and renames the file into place; returns the
+/// number of bytes written.
+pub fn finish_container(writer: FileChunkWriter, path: &Path) -> Result<u64, CliError> {
+    let cannot = |e: &dyn std::fmt::Display| format!("cannot write {}: {e}", path.display());
+    let (file, bytes) = writer.finish().map_err(|e| cannot(&e))?;
+    file.commit().map_err(|e| cannot(&e))?;
+    Ok(bytes)
 }
 
 impl LoadedEncryptionKey {

@@ -344,17 +344,10 @@ fn damaged_and_misplaced_key_and_result_files_are_clear_errors() {
     assert_mentions(&err, &["cut-eval.key", "relinearisation key", "truncated"]);
     assert!(!d.join("r.veil").exists());
 
-    // A result cut in half: its checksum (the last 8 bytes) no longer matches.
+    // A result cut in half ends inside its chunk's record.
     truncate_copy(d, "result.veil", "cut-result.veil");
     let err = decrypt("keys/secret.key", "cut-result.veil");
-    assert_mentions(
-        &err,
-        &[
-            "cut-result.veil",
-            "checksum mismatch",
-            "damaged or truncated",
-        ],
-    );
+    assert_mentions(&err, &["cut-result.veil", "truncated", "chunk 0"]);
 
     // A batch where a result belongs, and the reverse.
     let err = decrypt("keys/secret.key", "batch.veil");
@@ -887,4 +880,234 @@ fn report_measures_accuracy_stage_by_stage_and_fits_activations_on_calibration_i
             "float, after max pooling → sum pooling",
         ],
     );
+}
+
+/// A plan on toy, insecure parameters (n = 1024, so a chunk is 1024 images): `inputs` raw
+/// values in [0, 10] per image, two scores `Σ x_i + 1` and `Σ (i mod 3 − 1)·x_i`.
+fn toy_plan(inputs: usize) -> Plan {
+    use veil_runtime::plan::*;
+    let n = 1024;
+    let q = veil_runtime::math::ntt_primes(50, n, 3, &[]).unwrap();
+    let register = |name: &str, len: usize, value_bits: f64| RegisterInfo {
+        name: name.into(),
+        len,
+        value_bits,
+        depth: 0,
+        level: 2,
+        ct_size: 2,
+        noise_budget_bits: 20.0,
+        calibrated_value_bits: None,
+    };
+    let second: Vec<i64> = (0..inputs as i64).map(|i| i % 3 - 1).collect();
+    let mut values = vec![1; inputs];
+    values.extend(&second);
+    let cols: Vec<u32> = (0..inputs as u32).collect();
+    Plan {
+        format_version: PLAN_FORMAT_VERSION,
+        model: "toy".into(),
+        params: PlanParams {
+            degree: n,
+            q_primes: q[..2].to_vec(),
+            special_primes: vec![q[2]],
+            plain_primes: vec![65537],
+            security_bits: 0,
+        },
+        input: InputEncoding {
+            register: 0,
+            shape: vec![inputs],
+            raw_min: 0.0,
+            raw_max: 10.0,
+            scale: 1.0,
+            max_abs: 10,
+            features: (0..inputs).collect(),
+        },
+        registers: vec![
+            register("input", inputs, 3.4),
+            register("fc", 2, (10.0 * inputs as f64 + 1.0).log2()),
+        ],
+        steps: vec![Step::Linear {
+            name: "fc".into(),
+            inputs: vec![0],
+            output: 1,
+            matrix: IntMatrix {
+                rows: 2,
+                cols: inputs,
+                row_ptr: vec![0, inputs, 2 * inputs],
+                col_idx: cols.iter().chain(&cols).copied().collect(),
+                values,
+            },
+            bias: vec![1, 0],
+        }],
+        output: OutputDecoding {
+            register: 1,
+            scale: 1.0,
+            class_names: vec![],
+        },
+        depth: 0,
+        predicted_noise_budget_bits: 20.0,
+        calibration: None,
+    }
+}
+
+/// The peak memory `veil eval` prints, in MiB.
+fn printed_peak_mib(stdout: &str) -> f64 {
+    let rest = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("peak memory "))
+        .expect("veil eval prints its peak memory");
+    let (value, unit) = rest.split_once(' ').unwrap();
+    let value: f64 = value.parse().unwrap();
+    let scale = match unit {
+        "KiB" => 1.0 / 1024.0,
+        "MiB" => 1.0,
+        "GiB" => 1024.0,
+        _ => f64::NAN,
+    };
+    assert!(scale.is_finite(), "unit {unit}");
+    value * scale
+}
+
+#[test]
+fn a_sharded_job_in_several_processes_gives_the_single_process_predictions() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // 128 inputs: a chunk of the batch holds 128 ciphertexts of 32 KiB (4 MiB) in memory.
+    let inputs = 128;
+    toy_plan(inputs).write_file(&d.join("net.plan")).unwrap();
+    let count = 3 * 1024 + 10; // 4 chunks, the last one partly filled
+    let pixels: Vec<f32> = (0..count * inputs)
+        .map(|i| ((i * 7 + i / inputs) % 11) as f32)
+        .collect();
+    write_csv(&d.join("images.csv"), &pixels, inputs);
+    succeeds(&["keygen", "net.plan", "-o", "keys"], d);
+    succeeds(
+        &encrypt_args("keys/secret.key", "images.csv", "batch.veil"),
+        d,
+    );
+
+    // One process.
+    let whole = succeeds(&eval_args("keys/eval.key", "batch.veil", "whole.veil"), d);
+    fn decrypt<'a>(results: &[&'a str], out: &'a str) -> Vec<&'a str> {
+        let mut args = vec!["decrypt", "net.plan", "--key", "keys/secret.key"];
+        args.extend(results);
+        args.extend(["-o", out]);
+        args
+    }
+    succeeds(&decrypt(&["whole.veil"], "whole.csv"), d);
+
+    // Three processes at once, one per shard.
+    let shards: [(&[&str], &str); 3] = [
+        (&["--chunk", "0"], "part0.veil"),
+        (&["--chunks", "1..3"], "part12.veil"),
+        (&["--chunks", "3..=3"], "part3.veil"),
+    ];
+    let children: Vec<_> = shards
+        .iter()
+        .map(|(range, out)| {
+            let mut args = eval_args("keys/eval.key", "batch.veil", out).to_vec();
+            args.extend(*range);
+            Command::new(env!("CARGO_BIN_EXE_veil"))
+                .args(&args)
+                .current_dir(d)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut part0 = String::new();
+    for (child, (_, out)) in children.into_iter().zip(&shards) {
+        let child = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&child.stdout).into_owned();
+        assert!(
+            child.status.success(),
+            "{out}: {}",
+            String::from_utf8_lossy(&child.stderr)
+        );
+        assert!(stdout.contains("a partial result"), "{stdout}");
+        if *out == "part0.veil" {
+            part0 = stdout;
+        }
+    }
+    // Parts in any order give exactly the single process's predictions.
+    succeeds(
+        &decrypt(&["part3.veil", "part0.veil", "part12.veil"], "sharded.csv"),
+        d,
+    );
+    let single = std::fs::read_to_string(d.join("whole.csv")).unwrap();
+    assert_eq!(single.lines().count(), count + 1);
+    assert_eq!(
+        single,
+        std::fs::read_to_string(d.join("sharded.csv")).unwrap()
+    );
+    // And those are the plan's: image 0's first score is Σ x_i + 1.
+    let plan = Plan::read_file(&d.join("net.plan")).unwrap();
+    let context = Context::new(plan).unwrap();
+    let reference = context.reference(&pixels).unwrap();
+    let first: f64 = single
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .nth(2)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(first, reference[0][0] as f64);
+
+    // Memory holds one chunk: evaluating 4 chunks peaks within one chunk (4 MiB) of
+    // evaluating one.
+    let (peak4, peak1) = (printed_peak_mib(&whole), printed_peak_mib(&part0));
+    eprintln!("veil eval peak memory: 4 chunks {peak4:.1} MiB, 1 chunk {peak1:.1} MiB");
+    assert!(
+        peak4 < peak1 + 4.0,
+        "4 chunks {peak4} MiB, 1 chunk {peak1} MiB"
+    );
+
+    // Gaps, duplicates, chunks out of range, other batches and other keys are refused.
+    let err = fails(&decrypt(&["part0.veil", "part3.veil"], "x.csv"), d);
+    assert_mentions(&err, &["chunks 1..3", "missing", "--chunks 1..3"]);
+    let err = fails(
+        &decrypt(
+            &["part0.veil", "part12.veil", "part12.veil", "part3.veil"],
+            "x.csv",
+        ),
+        d,
+    );
+    assert_mentions(&err, &["chunk 1 is in both", "part12.veil"]);
+    let err = fails(&decrypt(&["whole.veil", "part3.veil"], "x.csv"), d);
+    assert_mentions(&err, &["chunk 3 is in both", "whole.veil", "part3.veil"]);
+    let mut args = eval_args("keys/eval.key", "batch.veil", "x.veil").to_vec();
+    args.extend(["--chunks", "3..5"]);
+    let err = fails(&args, d);
+    assert_mentions(&err, &["batch.veil", "chunks 3..5", "holds chunks 0..4"]);
+    succeeds(
+        &encrypt_args("keys/secret.key", "images.csv", "again.veil"),
+        d,
+    );
+    let mut args = eval_args("keys/eval.key", "again.veil", "again3.veil").to_vec();
+    args.extend(["--chunk", "3"]);
+    succeeds(&args, d);
+    let err = fails(
+        &decrypt(&["part0.veil", "part12.veil", "again3.veil"], "x.csv"),
+        d,
+    );
+    assert_mentions(&err, &["again3.veil belongs to batch", "different batches"]);
+    succeeds(&["keygen", "net.plan", "-o", "keys2"], d);
+    succeeds(
+        &encrypt_args("keys2/secret.key", "images.csv", "other.veil"),
+        d,
+    );
+    let mut args = eval_args("keys2/eval.key", "other.veil", "other3.veil").to_vec();
+    args.extend(["--chunk", "3"]);
+    succeeds(&args, d);
+    let err = fails(
+        &decrypt(&["part0.veil", "part12.veil", "other3.veil"], "x.csv"),
+        d,
+    );
+    assert_mentions(
+        &err,
+        &["other3.veil was made under key set", "share its keys"],
+    );
+    assert!(!d.join("x.csv").exists(), "nothing written on refusal");
 }

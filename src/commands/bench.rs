@@ -15,8 +15,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use veil_runtime::exec::Progress;
-use veil_runtime::session::encoded_len;
-use veil_runtime::session::{Context, EncryptionKey};
+use veil_runtime::session::{chunk_encoded_len, Context, EncryptionKey, HEADER_LEN};
 
 /// Arguments of `veil bench`.
 #[derive(Debug, Args)]
@@ -123,61 +122,70 @@ fn bench(args: &BenchArgs) -> Result<(), CliError> {
     let plan = obtain_plan(&args.model, &args.compile, !args.json)?.plan;
     let context = Context::new(plan)?;
     let n = context.slots();
-    let count = n * args.batches.max(1);
+    let batches = args.batches.max(1);
+    let count = n * batches;
     let input = &context.plan().input;
     let per_image = context.input_len();
     let mut rng = veil_runtime::bfv::os_rng();
-    let pixels: Vec<f32> = (0..count * per_image)
-        .map(|_| {
-            let raw = if input.raw_max > input.raw_min {
-                rng.gen_range(input.raw_min..=input.raw_max)
-            } else {
-                input.raw_min
-            };
-            raw.round() as f32
-        })
-        .collect();
     let quiet = args.json;
 
     let t = Instant::now();
     let keys = context.keygen(&mut rng);
     let keygen_seconds = t.elapsed().as_secs_f64();
 
-    let total = (args.batches.max(1) * context.params().len() * input.features.len()) as u64;
-    let bar = StepBar::new("encrypt", total, quiet);
-    let t = Instant::now();
-    let (batch, _) = context.encrypt(
-        EncryptionKey::Client(&keys.client),
-        &pixels,
-        &mut rng,
-        &|k| bar.inc(k),
-    )?;
-    let encrypt_seconds = t.elapsed().as_secs_f64();
-    bar.finish();
-    let upload = encoded_len(&batch);
-
-    let runs = (args.batches.max(1) * context.params().len()) as u64;
-    let bar = StepBar::new("eval", runs * context.plan().steps.len() as u64, quiet);
+    // One batch of n images at a time: random inputs, encrypt, evaluate, decrypt, compare,
+    // drop; memory holds one chunk whatever the number of batches.
+    let client = EncryptionKey::Client(&keys.client);
+    let batch = context.new_batch(client, count, &mut rng)?;
+    let primes = context.params().len();
+    let bar = StepBar::new(
+        "bench",
+        (batches * primes * context.plan().steps.len()) as u64,
+        quiet,
+    );
     let timer = StepTimer {
         bar: &bar,
         times: Mutex::new(Vec::new()),
     };
-    let t = Instant::now();
-    let result = context.eval(&keys.server, batch, &timer)?;
-    let eval_seconds = t.elapsed().as_secs_f64();
-    bar.finish();
-    let download = encoded_len(&result);
+    let (mut encrypt_seconds, mut eval_seconds, mut decrypt_seconds) = (0.0, 0.0, 0.0);
+    let (mut upload, mut download) = (HEADER_LEN, HEADER_LEN);
+    let mut mismatches = 0;
+    for index in 0..batches {
+        let pixels: Vec<f32> = (0..context.chunk_images(&batch, index).len() * per_image)
+            .map(|_| {
+                let raw = if input.raw_max > input.raw_min {
+                    rng.gen_range(input.raw_min..=input.raw_max)
+                } else {
+                    input.raw_min
+                };
+                raw.round() as f32
+            })
+            .collect();
+        bar.message(format!("batch {}/{batches}: encrypting", index + 1));
+        let t = Instant::now();
+        let (chunk, _) =
+            context.encrypt_chunk(client, &batch, index, &pixels, &mut rng, &|_| {})?;
+        encrypt_seconds += t.elapsed().as_secs_f64();
+        upload += chunk_encoded_len(&chunk);
 
-    let t = Instant::now();
-    let decrypted = context.decrypt(&keys.client, &result)?;
-    let decrypt_seconds = t.elapsed().as_secs_f64();
-    let reference = context.reference(&pixels)?;
-    let mismatches = decrypted
-        .scores
-        .iter()
-        .zip(&reference)
-        .filter(|(a, b)| a != b)
-        .count();
+        let t = Instant::now();
+        let result = context.eval_chunk(&keys.server, chunk, &timer)?;
+        eval_seconds += t.elapsed().as_secs_f64();
+        download += chunk_encoded_len(&result);
+
+        bar.message(format!("batch {}/{batches}: decrypting", index + 1));
+        let t = Instant::now();
+        let decrypted = context.decrypt_chunk(&keys.client, &result)?;
+        decrypt_seconds += t.elapsed().as_secs_f64();
+        let reference = context.reference(&pixels)?;
+        mismatches += decrypted
+            .scores
+            .iter()
+            .zip(&reference)
+            .filter(|(a, b)| a != b)
+            .count();
+    }
+    bar.finish();
 
     let report = BenchReport {
         images: count,

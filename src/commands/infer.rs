@@ -15,8 +15,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
 use veil_runtime::plan::argmax;
-use veil_runtime::session::encoded_len;
-use veil_runtime::session::{Context, EncryptionKey};
+use veil_runtime::session::{chunk_encoded_len, Context, EncryptionKey, HEADER_LEN};
 
 /// Arguments of `veil infer`.
 #[derive(Debug, Args)]
@@ -123,44 +122,58 @@ pub fn run(args: InferArgs) -> Result<(), CliError> {
     let keys = context.keygen(&mut rng);
     let keygen = t.elapsed().as_secs_f64();
 
-    let chunks = context.chunks_for(images.count());
-    let primes = context.params().len();
-    let total = (chunks * primes * context.plan().input.features.len()) as u64;
-    let bar = StepBar::new("encrypt", total, quiet);
-    let t = Instant::now();
-    let (batch, clamped) = context.encrypt(
-        EncryptionKey::Client(&keys.client),
-        images.pixels(),
-        &mut rng,
-        &|n| bar.inc(n),
-    )?;
-    let encrypt = t.elapsed().as_secs_f64();
-    bar.finish();
-    let upload = encoded_len(&batch);
-
-    let runs = (chunks * primes) as u64;
-    let bar = StepBar::new("eval", runs * context.plan().steps.len() as u64, quiet);
-    let t = Instant::now();
-    let result = context.eval(&keys.server, batch, &bar)?;
-    let eval = t.elapsed().as_secs_f64();
-    bar.finish();
-    let download = encoded_len(&result);
-
-    let t = Instant::now();
-    let decrypted = context.decrypt(&keys.client, &result)?;
-    let decrypt = t.elapsed().as_secs_f64();
-    drop(result);
-
-    let reference = context.reference(images.pixels())?;
-    let mismatches = decrypted
-        .scores
-        .iter()
-        .zip(&reference)
-        .filter(|(a, b)| a != b)
-        .count();
-    let predicted: Vec<usize> = decrypted.scores.iter().map(|s| argmax(s)).collect();
-    let predicted_plain: Vec<usize> = reference.iter().map(|s| argmax(s)).collect();
+    // One chunk at a time: encrypt, evaluate, decrypt, compare, drop; memory holds the
+    // images and one chunk whatever their number. The bar counts plan steps; the time spent
+    // encrypting and decrypting each chunk is part of the rate its estimate uses.
     let count = images.count();
+    let client = EncryptionKey::Client(&keys.client);
+    let batch = context.new_batch(client, count, &mut rng)?;
+    let chunks = context.chunks_for(count);
+    let primes = context.params().len();
+    let per_image = context.input_len();
+    let bar = StepBar::new(
+        "infer",
+        (chunks * primes * context.plan().steps.len()) as u64,
+        quiet,
+    );
+    let (mut encrypt, mut eval, mut decrypt) = (0.0, 0.0, 0.0);
+    let (mut upload, mut download) = (HEADER_LEN, HEADER_LEN);
+    let (mut clamped, mut mismatches, mut min_budget) = (0, 0, u32::MAX);
+    let mut predicted = Vec::with_capacity(count);
+    let mut predicted_plain = Vec::with_capacity(count);
+    for index in 0..chunks {
+        let range = context.chunk_images(&batch, index);
+        let raw = &images.pixels()[range.start * per_image..range.end * per_image];
+        bar.message(format!("chunk {}/{chunks}: encrypting", index + 1));
+        let t = Instant::now();
+        let (chunk, c) = context.encrypt_chunk(client, &batch, index, raw, &mut rng, &|_| {})?;
+        encrypt += t.elapsed().as_secs_f64();
+        clamped += c;
+        upload += chunk_encoded_len(&chunk);
+
+        let t = Instant::now();
+        let result = context.eval_chunk(&keys.server, chunk, &bar)?;
+        eval += t.elapsed().as_secs_f64();
+        download += chunk_encoded_len(&result);
+
+        bar.message(format!("chunk {}/{chunks}: decrypting", index + 1));
+        let t = Instant::now();
+        let decrypted = context.decrypt_chunk(&keys.client, &result)?;
+        decrypt += t.elapsed().as_secs_f64();
+        drop(result);
+        min_budget = min_budget.min(decrypted.min_noise_budget_bits);
+
+        let reference = context.reference(raw)?;
+        mismatches += decrypted
+            .scores
+            .iter()
+            .zip(&reference)
+            .filter(|(a, b)| a != b)
+            .count();
+        predicted.extend(decrypted.scores.iter().map(|s| argmax(s)));
+        predicted_plain.extend(reference.iter().map(|s| argmax(s)));
+    }
+    bar.finish();
     // Slots in the batches sent: the sizes above divided by these give the per-image cost of
     // full batches, which a partly filled last batch would otherwise hide.
     let full = context.chunks_for(count).max(1) * context.slots();
@@ -169,7 +182,11 @@ pub fn run(args: InferArgs) -> Result<(), CliError> {
         accuracy_encrypted: labels.as_ref().map(|l| accuracy(&predicted, l)),
         accuracy_plain: labels.as_ref().map(|l| accuracy(&predicted_plain, l)),
         mismatches,
-        noise_budget_measured_bits: decrypted.min_noise_budget_bits,
+        noise_budget_measured_bits: if min_budget == u32::MAX {
+            0
+        } else {
+            min_budget
+        },
         noise_budget_predicted_bits: context.plan().predicted_noise_budget_bits,
         seconds: PhaseSeconds {
             compile: compile_seconds,

@@ -1,7 +1,9 @@
 //! The client's side: encrypting raw images into a batch, decrypting a result into exact
 //! integer scores.
 
-use super::{Context, EncryptedBatch, EncryptionKey, SessionError};
+use super::{
+    BatchId, BatchInfo, Context, EncryptedBatch, EncryptedChunk, EncryptionKey, SessionError,
+};
 use crate::bfv::{Ciphertext, Encoder};
 use crate::exec::Crt;
 use rand::{CryptoRng, RngCore, SeedableRng};
@@ -18,13 +20,103 @@ pub struct Decrypted {
     pub min_noise_budget_bits: u32,
 }
 
+impl Decrypted {
+    /// Appends the scores of the next chunk and keeps the smaller budget.
+    pub fn merge(&mut self, next: Decrypted) {
+        self.scores.extend(next.scores);
+        self.min_noise_budget_bits = self.min_noise_budget_bits.min(next.min_noise_budget_bits);
+    }
+}
+
 impl Context {
-    /// Encrypts raw images (`raw` holds `count × input_len()` values, image after image) in
-    /// chunks of `slots()`. `progress` is called once per ciphertext made. Returns the batch
-    /// and how many raw values lay outside the declared input range and were clamped to it.
+    /// Starts a batch of `images` images encrypted under `key`: its size, key set, and a fresh
+    /// random [`BatchId`] that its results keep. Its chunks are then made one at a time by
+    /// [`Context::encrypt_chunk`].
+    pub fn new_batch(
+        &self,
+        key: EncryptionKey<'_>,
+        images: usize,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<BatchInfo, SessionError> {
+        if images == 0 {
+            return Err(SessionError::NoImages);
+        }
+        Ok(BatchInfo {
+            key_set: key.id(),
+            id: BatchId::generate(rng),
+            images,
+        })
+    }
+
+    /// Encrypts chunk `index` of `batch`: `raw` holds the raw values of exactly the images
+    /// [`Context::chunk_images`] names, image after image. `progress` is called once per
+    /// ciphertext made. Returns the chunk and how many raw values lay outside the declared
+    /// input range and were clamped to it.
     ///
     /// Each ciphertext draws its randomness from its own ChaCha20 stream seeded from `rng`, so
-    /// ciphertexts are made in parallel and a seeded `rng` gives the same batch every time.
+    /// ciphertexts are made in parallel and a seeded `rng` gives the same chunk every time.
+    pub fn encrypt_chunk(
+        &self,
+        key: EncryptionKey<'_>,
+        batch: &BatchInfo,
+        index: usize,
+        raw: &[f32],
+        rng: &mut (impl RngCore + CryptoRng),
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<(EncryptedChunk, usize), SessionError> {
+        self.check_key_set("batch", batch, key.id())?;
+        let images = self.chunk_images(batch, index);
+        let per_image = self.input_len();
+        if images.is_empty() || raw.len() != images.len() * per_image {
+            return Err(SessionError::ChunkLength {
+                index,
+                chunks: self.chunks_for(batch.images),
+                expected: images.len() * per_image,
+                found: raw.len(),
+            });
+        }
+        let (columns, clamped) = self.feature_major(images.start, raw)?;
+        let mut values = Vec::with_capacity(self.params.len());
+        for params in &self.params {
+            let encoder = Encoder::new(params);
+            let seeds: Vec<[u8; 32]> = columns
+                .iter()
+                .map(|_| {
+                    let mut seed = [0u8; 32];
+                    rng.fill_bytes(&mut seed);
+                    seed
+                })
+                .collect();
+            let cts: Result<Vec<Ciphertext>, SessionError> = columns
+                .par_iter()
+                .zip(seeds)
+                .map(|(column, seed)| {
+                    let mut local = ChaCha20Rng::from_seed(seed);
+                    let pt = encoder.encode(column)?;
+                    let ct = match key {
+                        EncryptionKey::Client(client) => {
+                            client.secret().encrypt(&pt, &mut local)?
+                        }
+                        EncryptionKey::Public(pk) => pk.encrypt(&pt, &mut local)?,
+                    };
+                    progress(1);
+                    Ok(ct)
+                })
+                .collect();
+            values.push(cts?);
+        }
+        let chunk = EncryptedChunk {
+            batch: *batch,
+            index,
+            values,
+        };
+        Ok((chunk, clamped))
+    }
+
+    /// Encrypts raw images (`raw` holds `count × input_len()` values, image after image) as
+    /// one batch in memory: [`Context::new_batch`], then [`Context::encrypt_chunk`] for each
+    /// chunk. `progress` is called once per ciphertext made. Returns the batch and how many
+    /// raw values were clamped to the declared range.
     pub fn encrypt(
         &self,
         key: EncryptionKey<'_>,
@@ -32,105 +124,75 @@ impl Context {
         rng: &mut (impl RngCore + CryptoRng),
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<(EncryptedBatch, usize), SessionError> {
+        let per_image = self.input_len();
+        if per_image == 0 || !raw.len().is_multiple_of(per_image) {
+            return Err(SessionError::RawLength {
+                found: raw.len(),
+                per_image,
+            });
+        }
+        let info = self.new_batch(key, raw.len() / per_image, rng)?;
         let mut chunks = Vec::new();
         let mut clamped = 0;
-        let mut images = 0;
-        for chunk in self.image_chunks(raw)? {
-            let (columns, c) = self.feature_major(chunk.first_image, chunk.raw)?;
+        for index in 0..self.chunks_for(info.images) {
+            let images = self.chunk_images(&info, index);
+            let slice = &raw[images.start * per_image..images.end * per_image];
+            let (chunk, c) = self.encrypt_chunk(key, &info, index, slice, rng, progress)?;
             clamped += c;
-            images += chunk.images;
-            let mut per_prime = Vec::with_capacity(self.params.len());
-            for params in &self.params {
-                let encoder = Encoder::new(params);
-                let seeds: Vec<[u8; 32]> = columns
-                    .iter()
-                    .map(|_| {
-                        let mut seed = [0u8; 32];
-                        rng.fill_bytes(&mut seed);
-                        seed
-                    })
-                    .collect();
-                let cts: Result<Vec<Ciphertext>, SessionError> = columns
-                    .par_iter()
-                    .zip(seeds)
-                    .map(|(column, seed)| {
-                        let mut local = ChaCha20Rng::from_seed(seed);
-                        let pt = encoder.encode(column)?;
-                        let ct = match key {
-                            EncryptionKey::Client(client) => {
-                                client.secret().encrypt(&pt, &mut local)?
-                            }
-                            EncryptionKey::Public(pk) => pk.encrypt(&pt, &mut local)?,
-                        };
-                        progress(1);
-                        Ok(ct)
-                    })
-                    .collect();
-                per_prime.push(cts?);
-            }
-            chunks.push(per_prime);
+            chunks.push(chunk);
         }
-        Ok((
-            EncryptedBatch {
-                images,
-                key_set: key.id(),
-                chunks,
-            },
-            clamped,
-        ))
+        Ok((EncryptedBatch { info, chunks }, clamped))
     }
 
-    /// Decrypts a result, recombines the plaintext primes and measures the noise budget.
+    /// Decrypts one chunk of a result into the exact integer scores of its images (in the
+    /// order of [`Context::chunk_images`]), recombining the plaintext primes, and measures the
+    /// noise budget.
     ///
-    /// A result made under another key set than `client`'s is refused by its key-set id
+    /// A chunk made under another key set than `client`'s is refused by its key-set id
     /// ([`SessionError::KeySetMismatch`]) before anything is decrypted.
     ///
-    /// A result decrypted under the wrong key (or after the noise outgrew the message) gives
+    /// A chunk decrypted under the wrong key (or after the noise outgrew the message) gives
     /// residues that look uniform, so its recombined scores fall outside the output's
-    /// guaranteed bound almost surely, while correct scores never do: such a result is refused
+    /// guaranteed bound almost surely, while correct scores never do: such a chunk is refused
     /// with [`SessionError::ScoresOutOfBound`]. A budget of 0 bits alone is not refused:
     /// decryption is still exact anywhere below half the modulus.
-    pub fn decrypt(
+    pub fn decrypt_chunk(
         &self,
         client: &super::ClientKey,
-        result: &EncryptedBatch,
+        chunk: &EncryptedChunk,
     ) -> Result<Decrypted, SessionError> {
-        self.check_key_set("result", result, client.id())?;
-        self.check_shape(result, self.outputs())?;
+        self.check_key_set("result", &chunk.batch, client.id())?;
+        self.check_chunk(chunk, self.outputs())?;
         let crt = Crt::new(&self.plan.params.plain_primes)?;
-        let slots = self.slots();
         let outputs = self.outputs();
-        let mut scores = vec![vec![0i128; outputs]; result.images];
+        let in_chunk = self.chunk_images(&chunk.batch, chunk.index).len();
         let mut min_budget = u32::MAX;
-        for (chunk_index, per_prime) in result.chunks.iter().enumerate() {
-            let first = chunk_index * slots;
-            let in_chunk = result.images.saturating_sub(first).min(slots);
-            // residues[p][o][k]
-            let mut residues: Vec<Vec<Vec<u64>>> = Vec::with_capacity(per_prime.len());
-            for (params, cts) in self.params.iter().zip(per_prime) {
-                let encoder = Encoder::new(params);
-                let decoded: Result<Vec<(Vec<u64>, u32)>, SessionError> = cts
-                    .par_iter()
-                    .map(|ct| {
-                        let pt = client.secret().decrypt(ct)?;
-                        let budget = client.secret().noise_budget(ct)?;
-                        Ok((encoder.decode_unsigned(&pt)?, budget))
-                    })
-                    .collect();
-                let decoded = decoded?;
-                for (_, budget) in &decoded {
-                    min_budget = min_budget.min(*budget);
-                }
-                residues.push(decoded.into_iter().map(|(v, _)| v).collect());
+        // residues[p][o][k]
+        let mut residues: Vec<Vec<Vec<u64>>> = Vec::with_capacity(chunk.values.len());
+        for (params, cts) in self.params.iter().zip(&chunk.values) {
+            let encoder = Encoder::new(params);
+            let decoded: Result<Vec<(Vec<u64>, u32)>, SessionError> = cts
+                .par_iter()
+                .map(|ct| {
+                    let pt = client.secret().decrypt(ct)?;
+                    let budget = client.secret().noise_budget(ct)?;
+                    Ok((encoder.decode_unsigned(&pt)?, budget))
+                })
+                .collect();
+            let decoded = decoded?;
+            for (_, budget) in &decoded {
+                min_budget = min_budget.min(*budget);
             }
-            let mut buffer = vec![0u64; residues.len()];
-            for k in 0..in_chunk {
-                for o in 0..outputs {
-                    for (p, per) in residues.iter().enumerate() {
-                        buffer[p] = per[o][k];
-                    }
-                    scores[first + k][o] = crt.recombine(&buffer)?;
+            residues.push(decoded.into_iter().map(|(v, _)| v).collect());
+        }
+        let mut scores = vec![vec![0i128; outputs]; in_chunk];
+        let mut buffer = vec![0u64; residues.len()];
+        for (k, image) in scores.iter_mut().enumerate() {
+            for (o, score) in image.iter_mut().enumerate() {
+                for (p, per) in residues.iter().enumerate() {
+                    buffer[p] = per[o][k];
                 }
+                *score = crt.recombine(&buffer)?;
             }
         }
         let decrypted = Decrypted {
@@ -143,6 +205,29 @@ impl Context {
         };
         self.check_scores_in_bound(&decrypted)?;
         Ok(decrypted)
+    }
+
+    /// Decrypts a whole result: [`Context::decrypt_chunk`] on each chunk, the scores joined
+    /// in image order and the budget the smallest of any chunk.
+    pub fn decrypt(
+        &self,
+        client: &super::ClientKey,
+        result: &EncryptedBatch,
+    ) -> Result<Decrypted, SessionError> {
+        self.check_key_set("result", &result.info, client.id())?;
+        self.check_batch(result)?;
+        let mut all = Decrypted {
+            scores: Vec::with_capacity(result.info.images),
+            min_noise_budget_bits: u32::MAX,
+        };
+        for chunk in &result.chunks {
+            let part = self.decrypt_chunk(client, chunk)?;
+            all.merge(part);
+        }
+        if result.chunks.is_empty() {
+            all.min_noise_budget_bits = 0;
+        }
+        Ok(all)
     }
 
     /// Refuses scores beyond the bound the plaintext primes were chosen for: the guaranteed

@@ -23,6 +23,24 @@ pub enum SessionError {
         /// Raw values per image.
         per_image: usize,
     },
+    /// A batch needs at least one image.
+    #[error("a batch needs at least one image")]
+    NoImages,
+    /// The raw values given for one chunk are not those of its images.
+    #[error(
+        "chunk {index} of {chunks} needs {expected} raw values (its images' values), but {found} \
+         were given"
+    )]
+    ChunkLength {
+        /// The chunk.
+        index: usize,
+        /// Chunks in the batch.
+        chunks: usize,
+        /// Raw values the chunk's images have.
+        expected: usize,
+        /// Raw values given.
+        found: usize,
+    },
     /// One image does not fit the plan's input.
     #[error("image {image}: {source}")]
     Input {

@@ -15,8 +15,21 @@
 //! into the exact integer scores of [`Context::reference`].
 //!
 //! Every key of a [`KeySet`] and every batch and result made with it carry the set's
-//! [`KeyId`]; [`Context::eval`] and [`Context::decrypt`] refuse values of another key set by
-//! name instead of computing noise.
+//! [`KeyId`]; every batch carries a random [`BatchId`], which its results keep. Evaluation and
+//! decryption refuse values of another key set by name instead of computing noise, and
+//! decryption refuses partial results of different batches.
+//!
+//! # Chunk by chunk
+//!
+//! A job of any size runs in constant memory: [`Context::new_batch`] fixes a batch's size and
+//! ids, then each chunk is encrypted ([`Context::encrypt_chunk`]), written
+//! ([`ChunkWriter`]), read back ([`ChunkReader`]), evaluated ([`Context::eval_chunk`]) and
+//! decrypted ([`Context::decrypt_chunk`]) on its own, and dropped. Chunks are independent, so
+//! a batch's chunks may be evaluated by different processes or machines
+//! ([`ChunkReader::skip_to`] and a [`Header`] naming the chunks a file holds); [`assemble`]
+//! orders their partial results and refuses gaps, overlaps and strangers. The whole-batch
+//! functions ([`Context::encrypt`], [`Context::eval`], [`Context::decrypt`],
+//! [`Context::write_batch`], [`Context::read_batch`]) are loops over the chunk functions.
 //!
 //! `wire` is the byte format of batches and results exchanged between the two sides.
 
@@ -30,8 +43,9 @@ pub use client::Decrypted;
 pub use error::SessionError;
 pub use keys::{ClientKey, EncryptionKey, KeySet, ServerKey, MAX_KEY_BYTES};
 pub use wire::{
-    encoded_len, key_kind, ContainerError, ContainerKind, Header, KeyKind, CHECKSUM_LEN,
-    CONTAINER_VERSION, HEADER_LEN, ITEM_PREFIX_LEN, MAX_CONTAINER_BYTES,
+    assemble, chunk_encoded_len, encoded_len, key_kind, ChunkReader, ChunkWriter, ContainerError,
+    ContainerKind, Header, KeyKind, PartsError, CHECKSUM_LEN, CHUNK_PREFIX_LEN, CONTAINER_VERSION,
+    HEADER_LEN, ITEM_PREFIX_LEN,
 };
 
 #[cfg(doc)]
@@ -40,6 +54,8 @@ use crate::bfv::{BfvParameters, Ciphertext, KeyId};
 use crate::exec::{run_plan, ExactBackend, NoProgress};
 use crate::plan::Plan;
 use rand::{CryptoRng, RngCore};
+use std::fmt;
+use std::ops::Range;
 use std::sync::Arc;
 
 /// A plan with the BFV parameters of each of its plaintext primes: everything both sides
@@ -51,17 +67,82 @@ pub struct Context {
     params: Vec<Arc<BfvParameters>>,
 }
 
-/// Encrypted values: `chunks[c][p][v]` is value `v` of chunk `c` under plaintext prime `p`
-/// (an input value of a batch, or an output score of a result).
-#[derive(Debug)]
-pub struct EncryptedBatch {
-    /// Number of images.
-    pub images: usize,
+/// A batch's random identifier, drawn when it is encrypted and kept by its results, so that
+/// partial results of different batches are never put together.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BatchId([u8; BatchId::LEN]);
+
+impl BatchId {
+    /// Bytes of an id.
+    pub const LEN: usize = 16;
+
+    /// A fresh random id.
+    pub fn generate(rng: &mut (impl RngCore + CryptoRng)) -> Self {
+        let mut id = [0u8; Self::LEN];
+        rng.fill_bytes(&mut id);
+        BatchId(id)
+    }
+
+    /// The id with these bytes.
+    pub fn from_bytes(bytes: [u8; Self::LEN]) -> Self {
+        BatchId(bytes)
+    }
+
+    /// The id's bytes.
+    pub fn to_bytes(self) -> [u8; Self::LEN] {
+        self.0
+    }
+}
+
+/// Lower-case hex, as the CLI prints it.
+impl fmt::Display for BatchId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for BatchId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BatchId({self})")
+    }
+}
+
+/// What every chunk of a batch, and of its result, shares: the keys, the batch and its size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchInfo {
     /// The key set the values are encrypted under: evaluation and decryption refuse keys of
     /// another set.
     pub key_set: KeyId,
+    /// The batch, drawn at encryption.
+    pub id: BatchId,
+    /// Number of images in the whole batch.
+    pub images: usize,
+}
+
+/// One chunk of encrypted values: `values[p][v]` is value `v` under plaintext prime `p` (an
+/// input value of a batch, or an output score of a result), slot `k` belonging to image
+/// `index × slots + k` of the batch.
+#[derive(Debug)]
+pub struct EncryptedChunk {
+    /// The batch the chunk belongs to.
+    pub batch: BatchInfo,
+    /// Which chunk of the batch (0-based).
+    pub index: usize,
     /// The ciphertexts.
-    pub chunks: Vec<Vec<Vec<Ciphertext>>>,
+    pub values: Vec<Vec<Ciphertext>>,
+}
+
+/// A whole batch (or result) in memory: every chunk, in order. Convenient for small jobs; a
+/// large one goes chunk by chunk (see the module's documentation).
+#[derive(Debug)]
+pub struct EncryptedBatch {
+    /// What the chunks share.
+    pub info: BatchInfo,
+    /// The chunks, `chunks[c].index == c`.
+    pub chunks: Vec<EncryptedChunk>,
 }
 
 impl Context {
@@ -137,11 +218,17 @@ impl Context {
         Ok(scores)
     }
 
+    /// Images of `batch` that chunk `index` holds (empty past the last chunk).
+    pub fn chunk_images(&self, batch: &BatchInfo, index: usize) -> Range<usize> {
+        let start = index.saturating_mul(self.slots()).min(batch.images);
+        start..start.saturating_add(self.slots()).min(batch.images)
+    }
+
     /// Refuses values encrypted under another key set than `key`'s.
     fn check_key_set(
         &self,
         what: &'static str,
-        batch: &EncryptedBatch,
+        batch: &BatchInfo,
         key: KeyId,
     ) -> Result<(), SessionError> {
         if batch.key_set == key {
@@ -154,24 +241,48 @@ impl Context {
         })
     }
 
-    /// Refuses a batch whose chunk, prime and value counts are not the plan's (`values`
-    /// ciphertexts per chunk and prime).
-    fn check_shape(&self, batch: &EncryptedBatch, values: usize) -> Result<(), SessionError> {
-        let chunks = self.chunks_for(batch.images);
+    /// Refuses a chunk that is not one of its batch's, or whose prime and value counts are not
+    /// the plan's (`values` ciphertexts per prime).
+    fn check_chunk(&self, chunk: &EncryptedChunk, values: usize) -> Result<(), SessionError> {
+        let chunks = self.chunks_for(chunk.batch.images);
         let primes = self.params.len();
-        let ok = batch.chunks.len() == chunks
-            && batch.chunks.iter().all(|per_prime| {
-                per_prime.len() == primes && per_prime.iter().all(|cts| cts.len() == values)
-            });
+        let ok = chunk.index < chunks
+            && chunk.values.len() == primes
+            && chunk.values.iter().all(|cts| cts.len() == values);
         if ok {
             return Ok(());
         }
         Err(SessionError::BatchShape {
-            expected: format!("{chunks} chunks × {primes} primes × {values} ciphertexts"),
+            expected: format!("chunk < {chunks} with {primes} primes × {values} ciphertexts"),
             found: format!(
-                "{} chunks for {} images, not all of that shape",
+                "chunk {} with {} primes × {:?} ciphertexts",
+                chunk.index,
+                chunk.values.len(),
+                chunk.values.iter().map(Vec::len).collect::<Vec<_>>()
+            ),
+        })
+    }
+
+    /// Refuses a whole batch whose chunks are not its own, in order, all present.
+    fn check_batch(&self, batch: &EncryptedBatch) -> Result<(), SessionError> {
+        let chunks = self.chunks_for(batch.info.images);
+        let in_order = batch
+            .chunks
+            .iter()
+            .enumerate()
+            .all(|(c, chunk)| chunk.index == c && chunk.batch == batch.info);
+        if batch.chunks.len() == chunks && in_order {
+            return Ok(());
+        }
+        Err(SessionError::BatchShape {
+            expected: format!(
+                "chunks 0..{chunks} of batch {} for {} images, in order",
+                batch.info.id, batch.info.images
+            ),
+            found: format!(
+                "{} chunks: {:?}",
                 batch.chunks.len(),
-                batch.images
+                batch.chunks.iter().map(|c| c.index).collect::<Vec<_>>()
             ),
         })
     }

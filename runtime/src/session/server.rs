@@ -1,32 +1,48 @@
 //! The server's side: evaluating a plan on an encrypted batch with the server key only.
 
-use super::{Context, EncryptedBatch, ServerKey, SessionError};
+use super::{Context, EncryptedBatch, EncryptedChunk, ServerKey, SessionError};
 use crate::exec::{run_plan, EncryptedBackend, Progress};
 
 impl Context {
-    /// Evaluates the plan on every chunk and plaintext prime of `batch`; the result holds the
-    /// output scores, encrypted, in the same layout. A batch encrypted under another key set
-    /// than `server`'s is refused before any work ([`SessionError::KeySetMismatch`]).
+    /// Evaluates the plan on one chunk, for every plaintext prime; the result chunk holds the
+    /// output scores, encrypted, with the same batch and index. A chunk encrypted under another
+    /// key set than `server`'s is refused before any work ([`SessionError::KeySetMismatch`]).
+    pub fn eval_chunk(
+        &self,
+        server: &ServerKey,
+        chunk: EncryptedChunk,
+        progress: &dyn Progress,
+    ) -> Result<EncryptedChunk, SessionError> {
+        self.check_key_set("batch", &chunk.batch, server.id())?;
+        self.check_chunk(&chunk, self.plan.input.features.len())?;
+        let mut values = Vec::with_capacity(chunk.values.len());
+        for (params, inputs) in self.params.iter().zip(chunk.values) {
+            let backend = EncryptedBackend::new(params, server.relin());
+            values.push(run_plan(&self.plan, &backend, inputs, progress)?);
+        }
+        Ok(EncryptedChunk {
+            batch: chunk.batch,
+            index: chunk.index,
+            values,
+        })
+    }
+
+    /// Evaluates a whole batch: [`Context::eval_chunk`] on each chunk in turn.
     pub fn eval(
         &self,
         server: &ServerKey,
         batch: EncryptedBatch,
         progress: &dyn Progress,
     ) -> Result<EncryptedBatch, SessionError> {
-        self.check_key_set("batch", &batch, server.id())?;
-        self.check_shape(&batch, self.plan.input.features.len())?;
-        let mut chunks = Vec::with_capacity(batch.chunks.len());
-        for per_prime in batch.chunks {
-            let mut outputs = Vec::with_capacity(per_prime.len());
-            for (params, inputs) in self.params.iter().zip(per_prime) {
-                let backend = EncryptedBackend::new(params, server.relin());
-                outputs.push(run_plan(&self.plan, &backend, inputs, progress)?);
-            }
-            chunks.push(outputs);
-        }
+        self.check_key_set("batch", &batch.info, server.id())?;
+        self.check_batch(&batch)?;
+        let chunks = batch
+            .chunks
+            .into_iter()
+            .map(|chunk| self.eval_chunk(server, chunk, progress))
+            .collect::<Result<_, _>>()?;
         Ok(EncryptedBatch {
-            images: batch.images,
-            key_set: batch.key_set,
+            info: batch.info,
             chunks,
         })
     }

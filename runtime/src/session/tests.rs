@@ -7,9 +7,16 @@ use crate::math::ntt_primes;
 use crate::plan::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
+use std::ops::Range;
 
 /// Two raw inputs in [0, 10] per image, one score `3·x0 − x1 + 1`, n = 1024.
 fn toy_context() -> Context {
+    Context::new(toy_plan(&[3, -1])).unwrap()
+}
+
+/// One raw input in [0, 10] per weight, one score `Σ w_i·x_i + 1`, n = 1024 (insecure).
+fn toy_plan(weights: &[i64]) -> Plan {
+    let inputs = weights.len();
     let n = 1024;
     let q = ntt_primes(50, n, 3, &[]).unwrap();
     let register = |name: &str, len: usize, value_bits: f64| RegisterInfo {
@@ -22,7 +29,7 @@ fn toy_context() -> Context {
         noise_budget_bits: 20.0,
         calibrated_value_bits: None,
     };
-    let plan = Plan {
+    Plan {
         format_version: PLAN_FORMAT_VERSION,
         model: "toy".into(),
         params: PlanParams {
@@ -34,24 +41,31 @@ fn toy_context() -> Context {
         },
         input: InputEncoding {
             register: 0,
-            shape: vec![2],
+            shape: vec![inputs],
             raw_min: 0.0,
             raw_max: 10.0,
             scale: 1.0,
             max_abs: 10,
-            features: vec![0, 1],
+            features: (0..inputs).collect(),
         },
-        registers: vec![register("input", 2, 3.4), register("fc", 1, 5.0)],
+        registers: vec![
+            register("input", inputs, 3.4),
+            register(
+                "fc",
+                1,
+                (10.0 * weights.iter().map(|w| w.abs()).sum::<i64>() as f64 + 1.0).log2(),
+            ),
+        ],
         steps: vec![Step::Linear {
             name: "fc".into(),
             inputs: vec![0],
             output: 1,
             matrix: IntMatrix {
                 rows: 1,
-                cols: 2,
-                row_ptr: vec![0, 2],
-                col_idx: vec![0, 1],
-                values: vec![3, -1],
+                cols: inputs,
+                row_ptr: vec![0, inputs],
+                col_idx: (0..inputs as u32).collect(),
+                values: weights.to_vec(),
             },
             bias: vec![1],
         }],
@@ -63,8 +77,7 @@ fn toy_context() -> Context {
         depth: 0,
         predicted_noise_budget_bits: 20.0,
         calibration: None,
-    };
-    Context::new(plan).unwrap()
+    }
 }
 
 #[test]
@@ -77,7 +90,10 @@ fn two_chunks_round_trip_through_the_wire_format_and_match_the_reference() {
     let (batch, clamped) = context
         .encrypt(EncryptionKey::Public(&keys.public), &raw, &mut rng, &|_| {})
         .unwrap();
-    assert_eq!((batch.images, batch.chunks.len(), clamped), (images, 2, 0));
+    assert_eq!(
+        (batch.info.images, batch.chunks.len(), clamped),
+        (images, 2, 0)
+    );
     let bytes = context
         .batch_to_bytes(ContainerKind::Batch, &batch)
         .unwrap();
@@ -138,7 +154,7 @@ fn a_batch_of_another_shape_is_refused_before_evaluation() {
             &|_| {},
         )
         .unwrap();
-    batch.chunks[0][0].pop();
+    batch.chunks[0].values[0].pop();
     let err = context.eval(&keys.server, batch, &NoProgress).unwrap_err();
     assert!(matches!(err, SessionError::BatchShape { .. }), "{err}");
 }
@@ -154,7 +170,7 @@ fn a_result_decrypted_under_another_key_set_is_refused_by_its_id() {
     let (batch, _) = context
         .encrypt(EncryptionKey::Client(&keys.client), &raw, &mut rng, &|_| {})
         .unwrap();
-    assert_eq!(batch.key_set, keys.id());
+    assert_eq!(batch.info.key_set, keys.id());
     let result = context.eval(&keys.server, batch, &NoProgress).unwrap();
     let err = context.decrypt(&other.client, &result).unwrap_err();
     assert_eq!(
@@ -180,7 +196,10 @@ fn a_result_whose_id_was_forged_still_fails_the_score_bound() {
         .encrypt(EncryptionKey::Client(&keys.client), &raw, &mut rng, &|_| {})
         .unwrap();
     let mut result = context.eval(&keys.server, batch, &NoProgress).unwrap();
-    result.key_set = other.id();
+    result.info.key_set = other.id();
+    for chunk in &mut result.chunks {
+        chunk.batch.key_set = other.id();
+    }
     let err = context.decrypt(&other.client, &result).unwrap_err();
     assert!(
         matches!(err, SessionError::ScoresOutOfBound { .. }),
@@ -278,25 +297,43 @@ fn damaged_batches_and_results_are_clear_errors_never_panics() {
             assert!(!err.to_string().is_empty());
             assert!(context.batch_from_bytes(kind, &bytes[..cut]).is_err());
         }
-        // A flipped bit anywhere after the magic and version is a checksum error.
+        // A flipped bit anywhere after the magic and version is caught before the chunk it
+        // falls in is used: mostly as a checksum error; in a record's length field, as a
+        // length beyond what the plan allows or the file holds.
         let mut rng = ChaCha20Rng::seed_from_u64(8);
+        let mut checksums = 0;
         for _ in 0..200 {
             let at = 12 + (rand::RngCore::next_u64(&mut rng) as usize) % (bytes.len() - 12);
             let mut flipped = bytes.clone();
             flipped[at] ^= 1 << (at % 8);
             let err = context.read_batch(kind, flipped.as_slice()).unwrap_err();
+            checksums += usize::from(matches!(err, ContainerError::Checksum { .. }));
             assert!(
-                matches!(err, ContainerError::Checksum { .. }),
+                matches!(
+                    err,
+                    ContainerError::Checksum { .. }
+                        | ContainerError::ChunkTooLarge { .. }
+                        | ContainerError::Truncated { .. }
+                ),
                 "byte {at}: {err}"
             );
         }
-        // Endless bytes after a valid header stop at the size the header allows.
+        assert!(
+            checksums > 190,
+            "{checksums} of 200 flips were checksum errors"
+        );
+        // Endless bytes after a valid header: the first record fails its checksum.
         let endless = bytes[..HEADER_LEN]
             .iter()
             .copied()
             .chain(std::iter::repeat(0));
         let err = context.read_batch(kind, IterReader(endless)).unwrap_err();
-        assert!(matches!(err, ContainerError::TooLarge { .. }), "{err}");
+        assert!(matches!(err, ContainerError::Checksum { .. }), "{err}");
+        // A byte after the last record.
+        let mut longer = bytes.clone();
+        longer.push(0);
+        let err = context.read_batch(kind, longer.as_slice()).unwrap_err();
+        assert!(matches!(err, ContainerError::Trailing { .. }), "{err}");
     }
 }
 
@@ -323,32 +360,281 @@ fn a_header_declaring_billions_of_chunks_is_an_error_not_an_allocation() {
     let chunks = u32::MAX;
     let header = Header {
         kind: ContainerKind::Batch,
-        key_set: crate::bfv::KeyId::from_bytes([1; 16]),
+        batch: BatchInfo {
+            key_set: crate::bfv::KeyId::from_bytes([1; 16]),
+            id: BatchId::from_bytes([2; 16]),
+            images: chunks as usize * context.slots(),
+        },
         plan_fingerprint: context.fingerprint(),
-        images: u64::from(chunks) * context.slots() as u64,
         slots: context.slots() as u32,
         chunks,
         primes: 1,
         values: 2,
+        first: 0,
+        held: chunks,
     };
-    let mut bytes = Vec::new();
-    header.write(&mut bytes).unwrap();
+    let bytes = header.to_bytes();
     assert_eq!(bytes.len(), HEADER_LEN);
-    let sum = crate::math::fnv1a(&bytes);
-    bytes.extend_from_slice(&sum.to_le_bytes());
     let err = context
         .batch_from_bytes(ContainerKind::Batch, &bytes)
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        format!(
-            "the header declares {} images in 4294967295 chunks, 8589934590 ciphertexts, but \
-             only 0 bytes follow it",
-            header.images
-        )
+        "the file is truncated: it ends inside the record of chunk 0 (at byte 92)"
     );
+}
+
+/// `count` images of the toy plan, image `i` being `(i % 11, (3i) % 11)`.
+fn toy_raw(images: Range<usize>) -> Vec<f32> {
+    images
+        .flat_map(|i| [(i % 11) as f32, ((3 * i) % 11) as f32])
+        .collect()
+}
+
+#[test]
+fn chunks_stream_through_files_and_shards_join_into_the_whole_batch() {
+    let context = toy_context();
+    let mut rng = ChaCha20Rng::seed_from_u64(9);
+    let keys = context.keygen(&mut rng);
+    let key = EncryptionKey::Client(&keys.client);
+    let images = 4 * context.slots() + 5;
+    let info = context.new_batch(key, images, &mut rng).unwrap();
+    assert_eq!(context.chunks_for(images), 5);
+    // Encrypt chunk by chunk into one file.
+    let mut writer = context
+        .chunk_writer(ContainerKind::Batch, &info, 0..5, Vec::new())
+        .unwrap();
+    for index in 0..5 {
+        let raw = toy_raw(context.chunk_images(&info, index));
+        let (chunk, _) = context
+            .encrypt_chunk(key, &info, index, &raw, &mut rng, &|_| {})
+            .unwrap();
+        writer.write_chunk(&chunk).unwrap();
+    }
+    let (batch_file, written) = writer.finish().unwrap();
+    assert_eq!(written as usize, batch_file.len());
+    // Three shards evaluate chunks 3..5, 0..1 and 1..3, each skipping to its first chunk.
+    let mut parts = Vec::new();
+    for range in [3..5, 0..1, 1..3] {
+        let mut reader = context
+            .chunk_reader(ContainerKind::Batch, std::io::Cursor::new(&batch_file))
+            .unwrap();
+        reader.skip_to(range.start).unwrap();
+        let mut writer = context
+            .chunk_writer(ContainerKind::Result, &info, range.clone(), Vec::new())
+            .unwrap();
+        for _ in range.clone() {
+            let chunk = reader.next_chunk().unwrap().unwrap();
+            let result = context
+                .eval_chunk(&keys.server, chunk, &NoProgress)
+                .unwrap();
+            writer.write_chunk(&result).unwrap();
+        }
+        let part = writer.finish().unwrap().0;
+        let header = *context
+            .chunk_reader(ContainerKind::Result, part.as_slice())
+            .unwrap()
+            .header();
+        assert_eq!(header.chunk_range(), range);
+        parts.push((format!("{range:?}"), header, part));
+    }
+    let headers: Vec<(String, Header)> = parts.iter().map(|(n, h, _)| (n.clone(), *h)).collect();
+    let order = assemble(&headers).unwrap();
+    assert_eq!(order, vec![1, 2, 0]);
+    let mut scores = Vec::new();
+    for i in order {
+        let mut reader = context
+            .chunk_reader(ContainerKind::Result, parts[i].2.as_slice())
+            .unwrap();
+        for chunk in reader.by_ref() {
+            scores.extend(
+                context
+                    .decrypt_chunk(&keys.client, &chunk.unwrap())
+                    .unwrap()
+                    .scores,
+            );
+        }
+        reader.finish().unwrap();
+    }
+    assert_eq!(scores, context.reference(&toy_raw(0..images)).unwrap());
+    // A whole-batch read refuses a part; a record spliced from another batch fails its
+    // checksum, as a chunk of the right batch at the wrong place fails its index.
     let err = context
-        .read_batch(ContainerKind::Batch, bytes.as_slice())
+        .read_batch(ContainerKind::Result, parts[0].2.as_slice())
         .unwrap_err();
-    assert!(err.to_string().starts_with("the header declares"), "{err}");
+    assert!(err.to_string().contains("not the whole batch"), "{err}");
+    let other = context.new_batch(key, images, &mut rng).unwrap();
+    let raw = toy_raw(context.chunk_images(&other, 0));
+    let (stranger, _) = context
+        .encrypt_chunk(key, &other, 0, &raw, &mut rng, &|_| {})
+        .unwrap();
+    let mut writer = context
+        .chunk_writer(ContainerKind::Batch, &other, 0..1, Vec::new())
+        .unwrap();
+    writer.write_chunk(&stranger).unwrap();
+    let stranger_file = writer.finish().unwrap().0;
+    let mut spliced = batch_file[..HEADER_LEN].to_vec();
+    spliced.extend_from_slice(&stranger_file[HEADER_LEN..]);
+    let err = context
+        .chunk_reader(ContainerKind::Batch, spliced.as_slice())
+        .unwrap()
+        .next_chunk()
+        .unwrap_err();
+    assert!(matches!(err, ContainerError::Checksum { .. }), "{err}");
+    // The writer takes chunks only in order, of its batch, and all of them.
+    let mut writer = context
+        .chunk_writer(ContainerKind::Batch, &info, 0..2, Vec::new())
+        .unwrap();
+    assert!(writer.write_chunk(&stranger).is_err());
+    assert!(writer.finish().is_err());
+    // Chunk arguments are checked.
+    let err = context
+        .encrypt_chunk(key, &info, 5, &[], &mut rng, &|_| {})
+        .unwrap_err();
+    assert!(matches!(err, SessionError::ChunkLength { .. }), "{err}");
+    let err = context
+        .encrypt_chunk(key, &info, 4, &[1.0; 4], &mut rng, &|_| {})
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "chunk 4 of 5 needs 10 raw values (its images' values), but 4 were given"
+    );
+}
+
+/// The environment variable that makes [`streaming_job_in_a_child`] run a job of that many
+/// chunks (it does nothing otherwise).
+const CHILD_CHUNKS: &str = "VEIL_TEST_STREAMING_CHUNKS";
+/// Inputs per image of the streaming job: 128 ciphertexts of 32 KiB per chunk (4 MiB).
+const WIDE: usize = 128;
+
+/// This process's peak resident memory, KiB (Linux).
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The child's side of [`memory_does_not_grow_with_chunks`]: a whole job, chunk by chunk,
+/// through files (encrypt → batch file → eval → result file → decrypt), then prints its peak
+/// memory and the seconds it took.
+#[test]
+fn streaming_job_in_a_child() {
+    let Some(chunks) = std::env::var(CHILD_CHUNKS)
+        .ok()
+        .and_then(|c| c.parse().ok())
+    else {
+        return;
+    };
+    let weights: Vec<i64> = (0..WIDE as i64).map(|i| i % 5 - 2).collect();
+    let context = Context::new(toy_plan(&weights)).unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(10);
+    let keys = context.keygen(&mut rng);
+    let key = EncryptionKey::Client(&keys.client);
+    let images = chunks * context.slots();
+    let info = context.new_batch(key, images, &mut rng).unwrap();
+    let raw = |index: usize| -> Vec<f32> {
+        context
+            .chunk_images(&info, index)
+            .flat_map(|i| (0..WIDE).map(move |f| ((i + 7 * f) % 11) as f32))
+            .collect()
+    };
+    let dir = std::env::temp_dir();
+    let name = |what: &str| dir.join(format!("veil-streaming-{}-{what}", std::process::id()));
+    let (batch_path, result_path) = (name("batch"), name("result"));
+    let started = std::time::Instant::now();
+    let file = std::io::BufWriter::new(std::fs::File::create(&batch_path).unwrap());
+    let mut writer = context
+        .chunk_writer(ContainerKind::Batch, &info, 0..chunks, file)
+        .unwrap();
+    for index in 0..chunks {
+        let (chunk, _) = context
+            .encrypt_chunk(key, &info, index, &raw(index), &mut rng, &|_| {})
+            .unwrap();
+        writer.write_chunk(&chunk).unwrap();
+    }
+    writer.finish().unwrap();
+    let input = std::io::BufReader::new(std::fs::File::open(&batch_path).unwrap());
+    let reader = context.chunk_reader(ContainerKind::Batch, input).unwrap();
+    let file = std::io::BufWriter::new(std::fs::File::create(&result_path).unwrap());
+    let mut writer = context
+        .chunk_writer(ContainerKind::Result, &info, 0..chunks, file)
+        .unwrap();
+    for chunk in reader {
+        let result = context
+            .eval_chunk(&keys.server, chunk.unwrap(), &NoProgress)
+            .unwrap();
+        writer.write_chunk(&result).unwrap();
+    }
+    writer.finish().unwrap();
+    let input = std::io::BufReader::new(std::fs::File::open(&result_path).unwrap());
+    for chunk in context.chunk_reader(ContainerKind::Result, input).unwrap() {
+        let chunk = chunk.unwrap();
+        let scores = context.decrypt_chunk(&keys.client, &chunk).unwrap().scores;
+        let expected = context.reference(&raw(chunk.index)).unwrap();
+        assert_eq!(scores, expected, "chunk {}", chunk.index);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(&batch_path);
+    let _ = std::fs::remove_file(&result_path);
+    println!(
+        "streaming-job peak_kib={} seconds={seconds:.3}",
+        peak_rss_kib().unwrap_or(0)
+    );
+}
+
+/// Runs the streaming job of `chunks` chunks in a child process (this test binary, running
+/// [`streaming_job_in_a_child`] alone) and returns its peak memory in KiB and its seconds.
+fn child_job(chunks: usize) -> (u64, f64) {
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new(exe)
+        .args([
+            "--exact",
+            "session::tests::streaming_job_in_a_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_CHUNKS, chunks.to_string())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout
+        .lines()
+        .find_map(|l| l.split_once("streaming-job ").map(|(_, r)| r))
+        .unwrap_or_else(|| panic!("no report from the child: {stdout}"));
+    let field = |name: &str| {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name} in {line}"))
+            .to_owned()
+    };
+    (
+        field("peak_kib=").parse().unwrap(),
+        field("seconds=").parse().unwrap(),
+    )
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn memory_does_not_grow_with_chunks() {
+    // A chunk of the job holds WIDE ciphertexts of 2 polynomials × 2 primes × 1024 × 8 bytes
+    // (4 MiB), its file record about half that (seeded ciphertexts). Were chunks kept, 8
+    // chunks would take 6 × 4 MiB more than 2 do; streamed, the peaks agree to well within one
+    // chunk.
+    let chunk_kib = (WIDE * 2 * 2 * 1024 * 8 / 1024) as u64;
+    let (peak2, seconds2) = child_job(2);
+    let (peak8, seconds8) = child_job(8);
+    eprintln!(
+        "streaming job: 2 chunks {peak2} KiB peak in {seconds2:.3} s, 8 chunks {peak8} KiB in {seconds8:.3} s ({:.2}× the time for 4× the chunks)",
+        seconds8 / seconds2.max(1e-9)
+    );
+    assert!(peak2 > 0 && peak8 > 0, "VmHWM is reported");
+    assert!(
+        peak8 < peak2 + chunk_kib,
+        "peak memory grew from {peak2} KiB (2 chunks) to {peak8} KiB (8 chunks); one chunk is {chunk_kib} KiB"
+    );
 }

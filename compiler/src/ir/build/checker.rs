@@ -89,10 +89,26 @@ impl Checker<'_> {
         // Padding of a kernel's size or more only adds output positions that read nothing but
         // zeros (a few bytes of model could otherwise ask for millions of values).
         for (v, k, what) in [
-            (padding.top, kernel.0, "padding top (below the kernel height)"),
-            (padding.left, kernel.1, "padding left (below the kernel width)"),
-            (padding.bottom, kernel.0, "padding bottom (below the kernel height)"),
-            (padding.right, kernel.1, "padding right (below the kernel width)"),
+            (
+                padding.top,
+                kernel.0,
+                "padding top (below the kernel height)",
+            ),
+            (
+                padding.left,
+                kernel.1,
+                "padding left (below the kernel width)",
+            ),
+            (
+                padding.bottom,
+                kernel.0,
+                "padding bottom (below the kernel height)",
+            ),
+            (
+                padding.right,
+                kernel.1,
+                "padding right (below the kernel width)",
+            ),
         ] {
             self.size(layer, "padding", what, v, 0, k - 1)?;
         }
