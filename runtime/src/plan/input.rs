@@ -58,9 +58,11 @@ impl InputEncoding {
     /// The integer a raw value becomes, and whether it was clamped to the declared range.
     /// `raw` must be finite (see [`InputEncoding::encode`]).
     pub fn encode_value(&self, raw: f64) -> (i64, bool) {
-        let inside = raw.clamp(self.raw_min, self.raw_max);
+        // max/min rather than clamp: an encoding that was never validated (bounds crossed or
+        // NaN) gives a wrong integer here, never a panic; `Plan::validate` refuses such plans.
+        let inside = raw.max(self.raw_min).min(self.raw_max);
         let integer = (inside * self.scale).round() as i64;
-        (integer.clamp(-self.max_abs, self.max_abs), inside != raw)
+        (integer.max(-self.max_abs).min(self.max_abs), inside != raw)
     }
 
     /// Encodes one raw input (C, H, W order, `raw_len()` values): every raw value the plan
@@ -138,6 +140,22 @@ pub fn argmax<T: PartialOrd>(scores: &[T]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unvalidated_encoding_never_panics() {
+        let crossed = InputEncoding {
+            raw_min: 1.0,
+            raw_max: -1.0,
+            max_abs: -3,
+            ..encoding()
+        };
+        let _ = crossed.encode_value(0.5);
+        let nan = InputEncoding {
+            raw_min: f64::NAN,
+            ..encoding()
+        };
+        let _ = nan.encode_value(0.5);
+    }
 
     fn encoding() -> InputEncoding {
         InputEncoding {
