@@ -14,7 +14,7 @@ pub struct ImportArgs {
     /// ONNX model file (recognised by content).
     pub model: PathBuf,
     /// Model file to write (default: the ONNX path with extension .ron); the weights are
-    /// written beside it as <stem>.safetensors.
+    /// written beside it as `<stem>.safetensors`.
     #[arg(short, long, value_name = "RON")]
     pub output: Option<PathBuf>,
     /// Replace existing output files.

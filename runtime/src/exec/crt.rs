@@ -77,7 +77,7 @@ impl Crt {
         self.product
     }
 
-    /// The unique integer x in (−T/2, T/2] with x ≡ residues[i] (mod primes[i]).
+    /// The unique integer x in (−T/2, T/2] with `x ≡ residues[i] (mod primes[i])`.
     pub fn recombine(&self, residues: &[u64]) -> Result<i128, CrtError> {
         if residues.len() != self.primes.len() {
             return Err(CrtError::Count {

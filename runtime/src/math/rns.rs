@@ -461,7 +461,7 @@ impl BaseConverter {
     }
 
     /// Converts `input` (from.len() limbs of `degree` coefficients) into `output`
-    /// (to.len() limbs). Works on blocks of [`BLOCK`] coefficients that stay in the L1 cache:
+    /// (to.len() limbs). Works on blocks of `BLOCK` coefficients that stay in the L1 cache:
     /// first the y_i and the overflow count v limb by limb (vectorised), then one 128-bit
     /// accumulation and one reduction per output residue. Blocks run in parallel.
     pub fn convert(&self, input: &[u64], output: &mut [u64], degree: usize) {

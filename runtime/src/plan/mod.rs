@@ -28,7 +28,7 @@ mod codec;
 mod input;
 mod validate;
 
-pub use codec::{PlanError, PLAN_MAGIC};
+pub use codec::{PlanError, MAX_PLAN_BYTES, PLAN_MAGIC};
 pub use input::{argmax, EncodedInput, InputError};
 pub use validate::ValidationError;
 

@@ -214,7 +214,7 @@ pub fn weight_errors(g: &Graph, circuit: &QCircuit, weight_bits: u32) -> Vec<Lay
 }
 
 /// Fills in the output error of each layer of `errors` (as [`weight_errors`] returned them)
-/// from at most [`MAX_ERROR_SAMPLES`] calibration inputs.
+/// from at most `MAX_ERROR_SAMPLES` calibration inputs.
 pub fn measure_output_errors(
     g: &Graph,
     circuit: &QCircuit,

@@ -2,8 +2,8 @@
 //! file, the layer and the field.
 //!
 //! The steps run in a fixed order so that the first problem reported is the most basic one:
-//! the input declaration ([`input`]), then the layer names and edges ([`edges`]), then each
-//! layer in dependency order ([`layers`]), and last the class names.
+//! the input declaration (`input`), then the layer names and edges (`edges`), then each
+//! layer in dependency order (`layers`), and last the class names.
 
 mod checker;
 mod edges;

@@ -85,8 +85,8 @@ impl Evaluator {
         Ok(r)
     }
 
-    /// Adds the integer `c` (mod t) to every slot: round(Q_ℓ·[c]_t/t) on the constant
-    /// coefficient (see [`add_scaled_plain`]: the rounding keeps the added error below one
+    /// Adds the integer `c` (mod t) to every slot: `round(Q_ℓ·[c]_t/t)` on the constant
+    /// coefficient (see `add_scaled_plain`: the rounding keeps the added error below one
     /// instead of up to t).
     pub fn add_constant(&self, ct: &Ciphertext, c: i128) -> Result<Ciphertext, EvalError> {
         self.check(ct)?;
