@@ -101,6 +101,9 @@ pub struct AtomicFile {
     temp: PathBuf,
     target: PathBuf,
     writer: Option<Sink>,
+    /// Set once the rename succeeded; until then dropping removes the temporary file, also
+    /// after a failed commit.
+    committed: bool,
 }
 
 /// Where the bytes of an [`AtomicFile`] go.
@@ -163,6 +166,7 @@ impl AtomicFile {
             temp,
             target: target.to_path_buf(),
             writer: Some(writer),
+            committed: false,
         })
     }
 
@@ -172,7 +176,9 @@ impl AtomicFile {
             let file = writer.into_file()?;
             file.sync_all()?;
         }
-        fs::rename(&self.temp, &self.target)
+        fs::rename(&self.temp, &self.target)?;
+        self.committed = true;
+        Ok(())
     }
 }
 
@@ -194,7 +200,7 @@ impl Write for AtomicFile {
 
 impl Drop for AtomicFile {
     fn drop(&mut self) {
-        if self.writer.is_some() {
+        if !self.committed {
             self.writer = None;
             let _ = fs::remove_file(&self.temp);
         }

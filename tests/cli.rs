@@ -450,6 +450,13 @@ fn damaged_and_misplaced_key_and_result_files_are_clear_errors() {
         ],
     );
     assert!(!d.join("r.veil").exists());
+    // Bytes after the last chunk: refused by eval as by decrypt, and nothing written.
+    let mut bytes = std::fs::read(d.join("batch.veil")).unwrap();
+    bytes.extend_from_slice(b"trailing");
+    std::fs::write(d.join("long.veil"), &bytes).unwrap();
+    let err = fails(&eval_args("keys/eval.key", "long.veil", "r.veil"), d);
+    assert_mentions(&err, &["long.veil"]);
+    assert!(!d.join("r.veil").exists());
     // The right key still decrypts.
     succeeds(
         &[

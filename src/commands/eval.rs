@@ -126,6 +126,10 @@ pub fn run(args: EvalArgs) -> Result<(), CliError> {
             .map_err(|e| format!("cannot write {}: {e}", args.out.display()))?;
     }
     bar.finish();
+    if range.end == held.end {
+        // The last chunk was read: the file must end here, as decrypt also requires.
+        reader.finish().map_err(in_file(&args.batch))?;
+    }
     let bytes = finish_container(out, &args.out)?;
     let seconds = started.elapsed().as_secs_f64();
     let part = if range == (0..header.chunks as usize) {
