@@ -71,5 +71,6 @@ pub mod bfv;
 pub mod exec;
 pub mod math;
 pub mod plan;
+mod random_id;
 pub mod security;
 pub mod session;

@@ -54,7 +54,6 @@ use crate::bfv::{BfvParameters, Ciphertext, KeyId};
 use crate::exec::{run_plan, ExactBackend, NoProgress};
 use crate::plan::Plan;
 use rand::{CryptoRng, RngCore};
-use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -67,47 +66,10 @@ pub struct Context {
     params: Vec<Arc<BfvParameters>>,
 }
 
-/// A batch's random identifier, drawn when it is encrypted and kept by its results, so that
-/// partial results of different batches are never put together.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct BatchId([u8; BatchId::LEN]);
-
-impl BatchId {
-    /// Bytes of an id.
-    pub const LEN: usize = 16;
-
-    /// A fresh random id.
-    pub fn generate(rng: &mut (impl RngCore + CryptoRng)) -> Self {
-        let mut id = [0u8; Self::LEN];
-        rng.fill_bytes(&mut id);
-        BatchId(id)
-    }
-
-    /// The id with these bytes.
-    pub fn from_bytes(bytes: [u8; Self::LEN]) -> Self {
-        BatchId(bytes)
-    }
-
-    /// The id's bytes.
-    pub fn to_bytes(self) -> [u8; Self::LEN] {
-        self.0
-    }
-}
-
-/// Lower-case hex, as the CLI prints it.
-impl fmt::Display for BatchId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Debug for BatchId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "BatchId({self})")
-    }
+crate::random_id::random_id! {
+    /// A batch's random identifier, drawn when it is encrypted and kept by its results, so that
+    /// partial results of different batches are never put together.
+    BatchId
 }
 
 /// What every chunk of a batch, and of its result, shares: the keys, the batch and its size.

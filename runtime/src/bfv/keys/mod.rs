@@ -17,53 +17,14 @@ pub use secret::SecretKey;
 
 use super::error::EvalError;
 use super::params::{BfvParameters, RingContext};
-use rand::{CryptoRng, RngCore};
-use std::fmt;
 
-/// Names one key set: drawn at random when the secret key is generated and carried by the
-/// public and relinearisation keys derived from it (and by every serialised key). Files made
-/// under a key set record its id, so a file met with the keys of another set is refused by
-/// name instead of decrypting to noise. It is an identifier, not an authenticator: anyone may
-/// copy it.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct KeyId([u8; KeyId::LEN]);
-
-impl KeyId {
-    /// Bytes of an id.
-    pub const LEN: usize = 16;
-
-    /// A fresh random id.
-    pub fn generate(rng: &mut (impl RngCore + CryptoRng)) -> Self {
-        let mut id = [0u8; Self::LEN];
-        rng.fill_bytes(&mut id);
-        KeyId(id)
-    }
-
-    /// The id with these bytes.
-    pub fn from_bytes(bytes: [u8; Self::LEN]) -> Self {
-        KeyId(bytes)
-    }
-
-    /// The id's bytes.
-    pub fn to_bytes(self) -> [u8; Self::LEN] {
-        self.0
-    }
-}
-
-/// Lower-case hex, as the CLI prints it.
-impl fmt::Display for KeyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Debug for KeyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "KeyId({self})")
-    }
+crate::random_id::random_id! {
+    /// Names one key set: drawn at random when the secret key is generated and carried by the
+    /// public and relinearisation keys derived from it (and by every serialised key). Files made
+    /// under a key set record its id, so a file met with the keys of another set is refused by
+    /// name instead of decrypting to noise. It is an identifier, not an authenticator: anyone may
+    /// copy it.
+    KeyId
 }
 
 fn check_ring(ring: &RingContext, params: &BfvParameters) -> Result<(), EvalError> {
