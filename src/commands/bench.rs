@@ -4,6 +4,7 @@
 use super::common::print_out;
 use super::compile_flags::CompileFlags;
 use super::plan_source::obtain_plan;
+use super::round_trip::RoundTrips;
 use crate::error::CliError;
 use crate::memory::{human_bytes, peak_rss_bytes};
 use crate::progress::StepBar;
@@ -15,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use veil_runtime::exec::Progress;
-use veil_runtime::session::{chunk_encoded_len, Context, EncryptionKey, HEADER_LEN};
+use veil_runtime::session::{Context, EncryptionKey};
 
 /// Arguments of `veil bench`.
 #[derive(Debug, Args)]
@@ -147,9 +148,7 @@ fn bench(args: &BenchArgs) -> Result<(), CliError> {
         bar: &bar,
         times: Mutex::new(Vec::new()),
     };
-    let (mut encrypt_seconds, mut eval_seconds, mut decrypt_seconds) = (0.0, 0.0, 0.0);
-    let (mut upload, mut download) = (HEADER_LEN, HEADER_LEN);
-    let mut mismatches = 0;
+    let mut totals = RoundTrips::default();
     for index in 0..batches {
         let pixels: Vec<f32> = (0..context.chunk_images(&batch, index).len() * per_image)
             .map(|_| {
@@ -161,31 +160,20 @@ fn bench(args: &BenchArgs) -> Result<(), CliError> {
                 raw.round() as f32
             })
             .collect();
-        bar.message(format!("batch {}/{batches}: encrypting", index + 1));
-        let t = Instant::now();
-        let (chunk, _) =
-            context.encrypt_chunk(client, &batch, index, &pixels, &mut rng, &|_| {})?;
-        encrypt_seconds += t.elapsed().as_secs_f64();
-        upload += chunk_encoded_len(&chunk);
-
-        let t = Instant::now();
-        let result = context.eval_chunk(&keys.server, chunk, &timer)?;
-        eval_seconds += t.elapsed().as_secs_f64();
-        download += chunk_encoded_len(&result);
-
-        bar.message(format!("batch {}/{batches}: decrypting", index + 1));
-        let t = Instant::now();
-        let decrypted = context.decrypt_chunk(&keys.client, &result)?;
-        decrypt_seconds += t.elapsed().as_secs_f64();
-        let reference = context.reference(&pixels)?;
-        mismatches += decrypted
-            .scores
-            .iter()
-            .zip(&reference)
-            .filter(|(a, b)| a != b)
-            .count();
+        totals.run_chunk(
+            &context, &keys, &batch, index, &pixels, &mut rng, &bar, &timer,
+        )?;
     }
     bar.finish();
+    let RoundTrips {
+        encrypt: encrypt_seconds,
+        eval: eval_seconds,
+        decrypt: decrypt_seconds,
+        upload,
+        download,
+        mismatches,
+        ..
+    } = totals;
 
     let report = BenchReport {
         images: count,

@@ -6,6 +6,7 @@ use super::common::print_out;
 use super::common::{accuracy, load_images, load_labels};
 use super::compile_flags::CompileFlags;
 use super::plan_source::obtain_plan;
+use super::round_trip::RoundTrips;
 use crate::error::CliError;
 use crate::memory::{human_bytes, peak_rss_bytes};
 use crate::progress::StepBar;
@@ -15,7 +16,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
 use veil_runtime::plan::argmax;
-use veil_runtime::session::{chunk_encoded_len, Context, EncryptionKey, HEADER_LEN};
+use veil_runtime::session::{Context, EncryptionKey};
 
 /// Arguments of `veil infer`.
 #[derive(Debug, Args)]
@@ -136,44 +137,29 @@ pub fn run(args: InferArgs) -> Result<(), CliError> {
         (chunks * primes * context.plan().steps.len()) as u64,
         quiet,
     );
-    let (mut encrypt, mut eval, mut decrypt) = (0.0, 0.0, 0.0);
-    let (mut upload, mut download) = (HEADER_LEN, HEADER_LEN);
-    let (mut clamped, mut mismatches, mut min_budget) = (0, 0, u32::MAX);
+    let mut totals = RoundTrips::default();
+    let mut min_budget = u32::MAX;
     let mut predicted = Vec::with_capacity(count);
     let mut predicted_plain = Vec::with_capacity(count);
     for index in 0..chunks {
         let range = context.chunk_images(&batch, index);
         let raw = &images.pixels()[range.start * per_image..range.end * per_image];
-        bar.message(format!("chunk {}/{chunks}: encrypting", index + 1));
-        let t = Instant::now();
-        let (chunk, c) = context.encrypt_chunk(client, &batch, index, raw, &mut rng, &|_| {})?;
-        encrypt += t.elapsed().as_secs_f64();
-        clamped += c;
-        upload += chunk_encoded_len(&chunk);
-
-        let t = Instant::now();
-        let result = context.eval_chunk(&keys.server, chunk, &bar)?;
-        eval += t.elapsed().as_secs_f64();
-        download += chunk_encoded_len(&result);
-
-        bar.message(format!("chunk {}/{chunks}: decrypting", index + 1));
-        let t = Instant::now();
-        let decrypted = context.decrypt_chunk(&keys.client, &result)?;
-        decrypt += t.elapsed().as_secs_f64();
-        drop(result);
+        let (decrypted, reference) =
+            totals.run_chunk(&context, &keys, &batch, index, raw, &mut rng, &bar, &bar)?;
         min_budget = min_budget.min(decrypted.min_noise_budget_bits);
-
-        let reference = context.reference(raw)?;
-        mismatches += decrypted
-            .scores
-            .iter()
-            .zip(&reference)
-            .filter(|(a, b)| a != b)
-            .count();
         predicted.extend(decrypted.scores.iter().map(|s| argmax(s)));
         predicted_plain.extend(reference.iter().map(|s| argmax(s)));
     }
     bar.finish();
+    let RoundTrips {
+        encrypt,
+        eval,
+        decrypt,
+        upload,
+        download,
+        clamped,
+        mismatches,
+    } = totals;
     // Slots in the batches sent: the sizes above divided by these give the per-image cost of
     // full batches, which a partly filled last batch would otherwise hide.
     let full = context.chunks_for(count).max(1) * context.slots();

@@ -13,3 +13,4 @@ pub mod keygen;
 pub mod model_flags;
 pub mod plan_source;
 pub mod report;
+pub mod round_trip;

@@ -956,13 +956,7 @@ mod tests {
 
     #[test]
     fn seeded_fresh_ciphertext_size_at_n8192() {
-        let params = BfvParameters::builder()
-            .degree(8192)
-            .q_bits(&[54, 54, 55])
-            .special_bits(55)
-            .plain_bits(20)
-            .build()
-            .unwrap();
+        let params = crate::bfv::params::tests::secure_8192();
         let mut rng = ChaCha20Rng::seed_from_u64(23);
         let sk = SecretKey::generate(&params, &mut rng);
         let pt = Encoder::new(&params).encode(&[1]).unwrap();

@@ -306,13 +306,7 @@ mod tests {
 
     #[test]
     fn secure_n8192_square_relin_dot() {
-        let params = BfvParameters::builder()
-            .degree(8192)
-            .q_bits(&[54, 54, 55])
-            .special_bits(55)
-            .plain_bits(20)
-            .build()
-            .unwrap();
+        let params = crate::bfv::params::tests::secure_8192();
         assert!(params.meets_security());
         let mut s = setup(params, 19);
         let xs: Vec<Vec<i64>> = (0..4).map(|_| s.random(300)).collect();

@@ -168,7 +168,6 @@ mod tests {
     use super::*;
     use crate::bfv::keys::SecretKey;
     use crate::bfv::params::tests::toy;
-    use crate::bfv::params::BfvParameters;
     use rand::SeedableRng;
     use rand_chacha::ChaCha20Rng;
 
@@ -346,13 +345,7 @@ mod tests {
     /// budget, hoisted or not.
     #[test]
     fn secure_n8192_rotation_noise() {
-        let params = BfvParameters::builder()
-            .degree(8192)
-            .q_bits(&[54, 54, 55])
-            .special_bits(55)
-            .plain_bits(20)
-            .build()
-            .unwrap();
+        let params = crate::bfv::params::tests::secure_8192();
         assert!(params.meets_security());
         let mut s = setup(params, 45);
         let steps = [1i64, -1, 64, 4095];

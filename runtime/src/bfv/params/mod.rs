@@ -288,6 +288,18 @@ pub(crate) mod tests {
     use super::*;
     use crate::math::ntt_primes;
 
+    /// The real set of the 128-bit tests: n = 8192, q of 54 + 54 + 55 bits, a 55-bit special
+    /// prime and a 20-bit t.
+    pub fn secure_8192() -> Arc<BfvParameters> {
+        BfvParameters::builder()
+            .degree(8192)
+            .q_bits(&[54, 54, 55])
+            .special_bits(55)
+            .plain_bits(20)
+            .build()
+            .unwrap()
+    }
+
     /// A toy set for logic tests: n=2048, three 50-bit q primes (insecure).
     pub fn toy(n: usize) -> Arc<BfvParameters> {
         BfvParameters::builder()
