@@ -918,6 +918,7 @@ fn toy_plan(inputs: usize) -> Plan {
             special_primes: vec![q[2]],
             plain_primes: vec![65537],
             security_bits: 0,
+            scheme: Default::default(),
         },
         input: InputEncoding {
             register: 0,

@@ -27,7 +27,7 @@
 //!     model: "toy".into(),
 //!     params: PlanParams {
 //!         degree: n, q_primes: q[..2].to_vec(), special_primes: vec![q[2]],
-//!         plain_primes: vec![65537], security_bits: 0,
+//!         plain_primes: vec![65537], security_bits: 0, scheme: Default::default(),
 //!     },
 //!     input: InputEncoding {
 //!         register: 0, shape: vec![2], raw_min: 0.0, raw_max: 10.0, scale: 1.0,

@@ -295,6 +295,7 @@ pub(crate) mod tests {
                 special_primes: vec![],
                 plain_primes,
                 security_bits: 0,
+                scheme: Default::default(),
             },
             input: InputEncoding {
                 register: 0,

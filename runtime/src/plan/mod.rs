@@ -187,6 +187,46 @@ pub struct PlanParams {
     /// The security level the parameters were chosen for (128, 192 or 256), or 0 when the
     /// user explicitly asked for insecure parameters. Read it through [`Plan::security`].
     pub security_bits: u32,
+    /// The homomorphic scheme the steps run in. Absent in the file means BFV, so plans (and
+    /// their fingerprints) written before BGV existed read unchanged.
+    #[serde(default, skip_serializing_if = "Scheme::is_bfv")]
+    pub scheme: Scheme,
+}
+
+/// The homomorphic scheme of a plan. Both compute the same integers modulo each plaintext
+/// prime; they differ in where the message sits in a ciphertext and so in how noise grows and
+/// what each operation costs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scheme {
+    /// Brakerski/Fan–Vercauteren: the message in the high bits (scaled by Q/t); products are
+    /// scale-invariant.
+    #[default]
+    Bfv,
+    /// Brakerski–Gentry–Vaikuntanathan: the message in the low bits (noise a multiple of t);
+    /// ciphertexts stay in NTT form and products are pointwise.
+    Bgv,
+}
+
+impl Scheme {
+    /// True for [`Scheme::Bfv`] (the default, left out of serialised plans).
+    pub fn is_bfv(&self) -> bool {
+        *self == Scheme::Bfv
+    }
+
+    /// The scheme's lowercase name, as `--scheme` and the report spell it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Scheme::Bfv => "bfv",
+            Scheme::Bgv => "bgv",
+        }
+    }
+}
+
+impl std::fmt::Display for Scheme {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// How raw input values (e.g. pixel bytes) become plaintext integers.

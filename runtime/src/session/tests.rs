@@ -38,6 +38,7 @@ fn toy_plan(weights: &[i64]) -> Plan {
             special_primes: vec![q[2]],
             plain_primes: vec![65537],
             security_bits: 0,
+            scheme: Default::default(),
         },
         input: InputEncoding {
             register: 0,
