@@ -32,7 +32,7 @@ pub use report::Report;
 use std::collections::BTreeMap;
 use std::path::Path;
 use thiserror::Error;
-use veil_runtime::plan::{Calibration, Plan, ValidationError};
+use veil_runtime::plan::{Calibration, Plan, Scheme, ValidationError};
 use veil_runtime::security::SecurityLevel;
 
 /// Default bits of the largest integer weight of each row.
@@ -56,6 +56,8 @@ pub struct CompileOptions {
     pub input_bits: u32,
     /// Noise budget every output must keep (bits).
     pub margin_bits: f64,
+    /// The homomorphic scheme, or `None` to let the cost model choose (`--scheme auto`).
+    pub scheme: Option<Scheme>,
     /// Calibration inputs for data-driven value bounds: each one raw input (C, H, W order) in
     /// the units of the model's declared input range, the same values `veil infer --images`
     /// encrypts; at most [`MAX_CALIBRATION_SAMPLES`] are evaluated. Reading them from files is
@@ -80,6 +82,7 @@ impl Default for CompileOptions {
             weight_bits: DEFAULT_WEIGHT_BITS,
             input_bits: DEFAULT_INPUT_BITS,
             margin_bits: params::model::DEFAULT_MARGIN_BITS,
+            scheme: params::DEFAULT_SCHEME,
             calibration_samples: None,
             calibration_margin_bits: DEFAULT_CALIBRATION_MARGIN_BITS,
             activation: ActivationChoice::Square,
@@ -284,6 +287,7 @@ pub fn compile_graph(source: Graph, opts: &CompileOptions) -> Result<Compiled, C
         &ParamOptions {
             security: opts.security,
             margin_bits: opts.margin_bits,
+            scheme: opts.scheme,
         },
     )?;
     let info = emit::EmitInfo {
@@ -305,6 +309,7 @@ pub fn compile_graph(source: Graph, opts: &CompileOptions) -> Result<Compiled, C
             .map(LayerError::warning),
     );
     let mut report = Report::from_plan(&plan);
+    report.schemes = chosen.options.clone();
     report.passes = outcome
         .applied
         .iter()

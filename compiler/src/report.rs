@@ -1,8 +1,9 @@
 //! The per-layer report of a plan (`veil report`, and the summary of `veil compile`).
 
+use crate::params::SchemeOption;
 use serde::Serialize;
 use std::fmt::Write;
-use veil_runtime::plan::{Calibration, InputEncoding, Plan, Step};
+use veil_runtime::plan::{Calibration, InputEncoding, Plan, Scheme, Step};
 use veil_runtime::security::SecurityLevel;
 
 /// The parameter block.
@@ -26,6 +27,8 @@ pub struct ReportParams {
     pub t_bits: Vec<u32>,
     /// 128, 192, 256, or 0 (insecure).
     pub security_bits: u32,
+    /// The homomorphic scheme.
+    pub scheme: Scheme,
 }
 
 /// How raw inputs become integers (the plan's one input rule, see
@@ -122,6 +125,10 @@ pub struct Report {
     /// Calibration facts when the plaintext primes cover calibrated bounds only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub calibration: Option<Calibration>,
+    /// When compiled from a model: the best parameters of every scheme searched, so the choice
+    /// is visible (`--scheme auto` searches both).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub schemes: Vec<SchemeOption>,
 }
 
 /// `x` to four significant digits, without trailing zeros (255 → "255", 1/255 → "0.003922"):
@@ -168,6 +175,7 @@ impl Report {
             t: plan.params.plain_primes.clone(),
             t_bits: plan.params.plain_primes.iter().map(|&q| bits(q)).collect(),
             security_bits: plan.params.security_bits,
+            scheme: plan.params.scheme,
         };
         let mut rows: Vec<Option<LayerRow>> = vec![None; plan.registers.len()];
         let mut order = vec![plan.input.register];
@@ -248,6 +256,7 @@ impl Report {
             passes: Vec::new(),
             warnings: Vec::new(),
             calibration: plan.calibration.clone(),
+            schemes: Vec::new(),
         }
     }
 
@@ -278,6 +287,7 @@ impl Report {
             p.t_bits
         );
         let _ = writeln!(out, "  security           {security}");
+        let _ = writeln!(out, "  scheme             {}", self.scheme_text());
         let _ = writeln!(
             out,
             "  input              raw [{}, {}] (clamped) → round(raw × {}) in ±{}: resolution {} raw units; {} of {} values used",
@@ -302,6 +312,37 @@ impl Report {
             );
         }
         out
+    }
+
+    /// The scheme, and when others were searched, their predicted cost relative to it.
+    fn scheme_text(&self) -> String {
+        let chosen = self.params.scheme;
+        let mine = self.schemes.iter().find(|o| o.scheme == chosen);
+        let others: Vec<String> = self
+            .schemes
+            .iter()
+            .filter(|o| o.scheme != chosen)
+            .map(|o| match mine {
+                Some(m) if m.cost_per_image > 0.0 => format!(
+                    "{} predicted {:.2}× the time (n = {}, {} q primes)",
+                    o.scheme,
+                    o.cost_per_image / m.cost_per_image,
+                    o.n,
+                    o.q_primes
+                ),
+                _ => format!("{} also possible", o.scheme),
+            })
+            .collect();
+        match (others.is_empty(), self.schemes.is_empty()) {
+            (false, _) => format!(
+                "{chosen} (cheapest by the cost model; {})",
+                others.join("; ")
+            ),
+            (true, false) => {
+                format!("{chosen} (the only scheme searched, or the only one that fits)")
+            }
+            (true, true) => chosen.to_string(),
+        }
     }
 
     /// The per-layer table and the parameter block as text.

@@ -524,6 +524,7 @@ fn parameters_and_schedule_are_minimal() {
             special_log2: log2(p.special_primes[0]),
             t,
             plain_count: p.plain_primes.len(),
+            scheme: p.scheme,
         };
         let k = p.q_primes.len();
         let margin = veil_compiler::params::model::DEFAULT_MARGIN_BITS;

@@ -7,6 +7,7 @@ use crate::error::CliError;
 use clap::Args;
 use std::path::{Path, PathBuf};
 use veil_compiler::{ActivationChoice, CompileOptions};
+use veil_runtime::plan::Scheme;
 use veil_runtime::security::SecurityLevel;
 
 /// Compiler settings: `veil compile`, and every command that may be given a model file in
@@ -35,6 +36,10 @@ pub struct CompileFlags {
     /// Noise budget (bits) every output must keep (a finite number, 0 or more).
     #[arg(long, default_value_t = veil_compiler::params::model::DEFAULT_MARGIN_BITS, value_parser = parse_margin)]
     pub margin: f64,
+    /// The homomorphic scheme: `auto` (the cost model picks the cheaper; the report shows
+    /// both), `bfv` or `bgv`.
+    #[arg(long, default_value = DEFAULT_SCHEME_FLAG, value_parser = parse_scheme)]
+    pub scheme: SchemeFlag,
     /// Allow parameters below 128-bit security (the plan records security 0). For tests only.
     #[arg(long)]
     pub insecure: bool,
@@ -54,6 +59,7 @@ impl Default for CompileFlags {
             calibrate: None,
             activation: ActivationChoice::Square,
             margin: veil_compiler::params::model::DEFAULT_MARGIN_BITS,
+            scheme: SchemeFlag(veil_compiler::params::DEFAULT_SCHEME),
             insecure: false,
             model: ModelFlags::default(),
         }
@@ -72,6 +78,7 @@ impl CompileFlags {
             weight_bits: self.weight_bits,
             input_bits: self.input_bits,
             margin_bits: self.margin,
+            scheme: self.scheme.0,
             calibration_samples,
             activation: self.activation,
             import: self.model.import_options(),
@@ -107,6 +114,26 @@ fn parse_activation(s: &str) -> Result<ActivationChoice, String> {
             "`{s}` is not an activation replacement: use `square` (x²) or `fit` (a fitted a·x² + b·x + c, with --calibrate)"
         )),
     }
+}
+
+/// A `--scheme` value: a scheme, or `None` for `auto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchemeFlag(pub Option<Scheme>);
+
+/// The default `--scheme`, as the compiler's default choice spells it.
+const DEFAULT_SCHEME_FLAG: &str = match veil_compiler::params::DEFAULT_SCHEME {
+    None => "auto",
+    Some(Scheme::Bfv) => "bfv",
+    Some(Scheme::Bgv) => "bgv",
+};
+
+fn parse_scheme(s: &str) -> Result<SchemeFlag, String> {
+    if s == "auto" {
+        return Ok(SchemeFlag(None));
+    }
+    s.parse::<Scheme>()
+        .map(|scheme| SchemeFlag(Some(scheme)))
+        .map_err(|e| format!("{e}, or `auto` to let the cost model choose"))
 }
 
 fn parse_margin(s: &str) -> Result<f64, String> {

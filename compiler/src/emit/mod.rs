@@ -85,7 +85,7 @@ pub fn emit(c: &QCircuit, ranges: &[NodeRange], chosen: &Chosen, info: &EmitInfo
             special_primes: vec![chosen.special_prime],
             plain_primes: chosen.plain_primes.clone(),
             security_bits: chosen.security_bits,
-            scheme: Default::default(),
+            scheme: chosen.scheme,
         },
         input: c.input.clone(),
         registers,

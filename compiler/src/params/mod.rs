@@ -14,8 +14,10 @@
 //! ranked with the greedy schedule of [`choose_levels`]; the best few are then rescheduled
 //! with [`optimise_levels`] (the cheapest modulus-switching levels) and the cheapest wins.
 
+pub mod bgv;
 pub mod model;
 pub mod schedule;
+mod scheme;
 
 pub use schedule::{
     choose_levels, optimise_levels, simulate, CircuitShape, RegState, SStep, SimParams, Simulation,
@@ -25,7 +27,7 @@ use crate::analysis::{NodeRange, QCircuit};
 use std::collections::BTreeMap;
 use thiserror::Error;
 use veil_runtime::math::ntt_primes;
-use veil_runtime::plan::MAX_PLAIN_MODULUS_BITS;
+use veil_runtime::plan::{Scheme, MAX_PLAIN_MODULUS_BITS};
 use veil_runtime::security::SecurityLevel;
 
 /// What the search needs besides the circuit.
@@ -35,6 +37,8 @@ pub struct ParamOptions {
     pub security: Option<SecurityLevel>,
     /// Budget (bits) every output must keep.
     pub margin_bits: f64,
+    /// The scheme to use, or `None` to search both and keep the cheaper (`--scheme auto`).
+    pub scheme: Option<Scheme>,
 }
 
 impl Default for ParamOptions {
@@ -42,8 +46,31 @@ impl Default for ParamOptions {
         ParamOptions {
             security: Some(SecurityLevel::Bits128),
             margin_bits: model::DEFAULT_MARGIN_BITS,
+            scheme: DEFAULT_SCHEME,
         }
     }
+}
+
+/// The scheme choice when none is given: `None` searches both schemes.
+pub const DEFAULT_SCHEME: Option<Scheme> = Some(Scheme::Bfv);
+
+/// Every scheme the search knows, in the order ties are broken.
+pub const SCHEMES: [Scheme; 2] = [Scheme::Bfv, Scheme::Bgv];
+
+/// The best parameters the search found for one scheme, chosen or not (the report shows the
+/// rejected scheme's figures so the choice is visible).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct SchemeOption {
+    /// The scheme.
+    pub scheme: Scheme,
+    /// Its predicted cost per image (units of [`model::cost`]).
+    pub cost_per_image: f64,
+    /// Ring degree.
+    pub n: usize,
+    /// Number of q primes.
+    pub q_primes: usize,
+    /// Predicted output budget (bits).
+    pub output_budget: f64,
 }
 
 /// The chosen parameters and schedule.
@@ -65,6 +92,10 @@ pub struct Chosen {
     pub sim: Simulation,
     /// log2 of the bound the plaintext modulus had to exceed (2·max|value| + 1).
     pub needed_plain_bits: f64,
+    /// The scheme the schedule is for.
+    pub scheme: Scheme,
+    /// The best candidate of every scheme searched, the chosen one included.
+    pub options: Vec<SchemeOption>,
 }
 
 /// No parameter set holds the circuit.
@@ -160,6 +191,27 @@ fn plain_primes(n: usize, count: usize, needed: f64, t_min: u32) -> PlainChoice 
     PlainChoice::None
 }
 
+/// Reschedules the best few of one scheme's candidates (already sorted by their greedy key)
+/// with [`optimise_levels`] and returns the cheapest, with its ranking key.
+fn refine_best<'a>(
+    shape: &CircuitShape,
+    opts: &ParamOptions,
+    candidates: impl Iterator<Item = &'a ((f64, f64, usize), Chosen, SimParams)>,
+) -> Option<((f64, f64, usize), Chosen)> {
+    let mut best: Option<((f64, f64, usize), Chosen)> = None;
+    for (_, chosen, sp) in candidates.take(REFINED_CANDIDATES) {
+        let (levels, sim) = optimise_levels(shape, sp, opts.margin_bits, &chosen.levels);
+        let key = (sim.cost_per_image, traffic_bits(shape, sp, &sim), chosen.n);
+        if best.as_ref().is_none_or(|(bk, _)| key < *bk) {
+            let mut chosen = chosen.clone();
+            chosen.levels = levels;
+            chosen.sim = sim;
+            best = Some((key, chosen));
+        }
+    }
+    best
+}
+
 /// Chooses parameters for a quantised circuit with value bounds `ranges`.
 pub fn select(
     c: &QCircuit,
@@ -195,6 +247,10 @@ pub fn select(
     // Closest failure: (largest output budget minus margin, n, t bits, allowed bits).
     let mut closest: Option<(f64, usize, u32, u32)> = None;
     let mut q_cache: BTreeMap<(usize, u32), Vec<u64>> = BTreeMap::new();
+    let schemes: Vec<Scheme> = match opts.scheme {
+        Some(scheme) => vec![scheme],
+        None => SCHEMES.to_vec(),
+    };
     for &n in degrees {
         let allowed = match opts.security {
             Some(level) => match level.max_log2_modulus(n) {
@@ -234,13 +290,22 @@ pub fn select(
                 }
                 let special = avail[0];
                 let qs = &avail[1..avail.len().min(k_max + 1)];
-                for k in 1..=qs.len() {
+                // The schemes that already have their smallest k for this prime size.
+                let mut found: Vec<Scheme> = Vec::new();
+                for (scheme, k) in schemes
+                    .iter()
+                    .flat_map(|&s| (1..=qs.len()).map(move |k| (s, k)))
+                {
+                    if found.contains(&scheme) {
+                        continue;
+                    }
                     let sp = SimParams {
                         n,
                         q_log2: qs[..k].iter().map(|&q| log2(q)).collect(),
                         special_log2: log2(special),
                         t,
                         plain_count: count,
+                        scheme,
                     };
                     match choose_levels(&shape, &sp, opts.margin_bits) {
                         Some((levels, sim)) => {
@@ -256,10 +321,12 @@ pub fn select(
                                     levels,
                                     sim,
                                     needed_plain_bits: needed,
+                                    scheme,
+                                    options: Vec::new(),
                                 },
                                 sp,
                             ));
-                            break;
+                            found.push(scheme);
                         }
                         None if k == qs.len() => {
                             let full = simulate(&shape, &sp, &vec![k; shape.points]);
@@ -277,20 +344,25 @@ pub fn select(
     }
     candidates.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
     let mut best: Option<((f64, f64, usize), Chosen)> = None;
-    for (_, mut chosen, sp) in candidates.into_iter().take(REFINED_CANDIDATES) {
-        let (levels, sim) = optimise_levels(&shape, &sp, opts.margin_bits, &chosen.levels);
-        let key = (
-            sim.cost_per_image,
-            traffic_bits(&shape, &sp, &sim),
-            chosen.n,
-        );
+    let mut options = Vec::new();
+    for scheme in schemes {
+        let mine = candidates.iter().filter(|c| c.1.scheme == scheme);
+        let Some((key, chosen)) = refine_best(&shape, opts, mine) else {
+            continue;
+        };
+        options.push(SchemeOption {
+            scheme,
+            cost_per_image: chosen.sim.cost_per_image,
+            n: chosen.n,
+            q_primes: chosen.q_primes.len(),
+            output_budget: chosen.sim.output_budget,
+        });
         if best.as_ref().is_none_or(|(bk, _)| key < *bk) {
-            chosen.levels = levels;
-            chosen.sim = sim;
             best = Some((key, chosen));
         }
     }
-    if let Some((_, chosen)) = best {
+    if let Some((_, mut chosen)) = best {
+        chosen.options = options;
         return Ok(chosen);
     }
     if too_wide && closest.is_none() {
@@ -344,6 +416,7 @@ mod tests {
             special_log2: log2(ch.special_prime),
             t: ch.plain_primes.iter().copied().max().unwrap() as f64,
             plain_count: ch.plain_primes.len(),
+            scheme: ch.scheme,
         }
     }
 

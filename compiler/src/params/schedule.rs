@@ -19,6 +19,7 @@
 
 use super::model;
 use crate::analysis::{QCircuit, QOp};
+use veil_runtime::plan::Scheme;
 
 /// One step of the schedule (indices are circuit nodes = plan registers).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,6 +47,24 @@ pub struct RegState {
     pub noise_const: f64,
     /// Predicted budget in bits.
     pub budget: f64,
+    /// BGV only: an exact fingerprint of the register's plaintext scale (the product of the
+    /// inverses of the primes switched away, squared by every square; see [`scale_after`]).
+    /// A linear map whose inputs differ in scale must fold a factor up to t/2 into weights.
+    pub scale_sig: u64,
+}
+
+/// The scale fingerprint after a step: a square doubles every exponent of the scale
+/// `Π q_j^(−k_j)`, dropping prime `j` adds one to `k_j`. The fingerprint `Σ k_j·H(j)` (mod 2^64,
+/// `H` a fixed odd mixing of j) is equal for equal scales and differs otherwise except with
+/// negligible chance.
+fn scale_after(sig: u64, dropped: Option<usize>) -> u64 {
+    match dropped {
+        None => sig.wrapping_mul(2),
+        Some(j) => {
+            let h = (j as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            sig.wrapping_add(h ^ (h >> 29))
+        }
+    }
 }
 
 /// What the simulation needs of each node.
@@ -194,6 +213,8 @@ pub struct SimParams {
     pub t: f64,
     /// Number of plaintext primes.
     pub plain_count: usize,
+    /// The scheme whose noise and cost formulas apply.
+    pub scheme: Scheme,
 }
 
 /// The simulated schedule.
@@ -222,16 +243,9 @@ struct Run<'a> {
 impl Run<'_> {
     fn relin(&mut self, r: usize) {
         let st = &mut self.regs[r];
-        let q_max = self.p.q_log2.iter().copied().fold(0.0, f64::max).exp2();
-        st.noise = model::relinearize(
-            st.noise,
-            st.level,
-            q_max,
-            self.p.special_log2.exp2(),
-            self.p.n,
-        );
+        st.noise = self.p.relinearize(st.noise, st.level);
         st.size = 2;
-        self.cost += self.lens[r] as f64 * model::cost_relinearize(st.level, self.p.n);
+        self.cost += self.lens[r] as f64 * self.p.cost_relinearize(st.level);
         self.steps.push(SStep::Relinearize(r));
     }
 
@@ -245,18 +259,79 @@ impl Run<'_> {
         let st = &mut self.regs[r];
         while st.level > target {
             let dropped = self.p.q_log2[st.level - 1].exp2();
-            st.noise = model::mod_switch(st.noise, dropped, self.p.n, st.size);
+            st.noise = self.p.mod_switch(st.noise, dropped, st.size);
             st.noise_const /= dropped;
-            self.cost += self.lens[r] as f64 * model::cost_mod_switch(st.level, st.size);
+            st.scale_sig = scale_after(st.scale_sig, Some(st.level - 1));
+            self.cost += self.lens[r] as f64 * self.p.cost_mod_switch(st.level, st.size);
             st.level -= 1;
         }
         self.steps.push(SStep::ModSwitch(r, target));
     }
 }
 
+/// Chooses the level at each switch point as the simulation reaches it.
+trait LevelPolicy {
+    /// The level for switch point `point`, where the program is at `current` and is about to
+    /// read registers in the states `reads`.
+    fn level(&mut self, point: usize, current: usize, reads: &[RegState]) -> usize;
+}
+
+/// The levels given up front.
+struct Fixed<'a>(&'a [usize]);
+
+impl LevelPolicy for Fixed<'_> {
+    fn level(&mut self, point: usize, current: usize, _reads: &[RegState]) -> usize {
+        self.0.get(point).copied().unwrap_or(current)
+    }
+}
+
+/// Drops every prime that pays for itself before a square: switching noise `e` down by `q`
+/// leaves `e/q + f` (`f` the switch's rounding floor), and a square then needs
+/// `2·log2(e/q + f)` bits of a modulus that has `log2 q` fewer, which wins while
+/// `e > f·√q` (with a factor 2 of slack). The natural schedule for BGV, whose noise never
+/// shrinks below the floor, so that running everything at the full modulus (where BFV's greedy
+/// search starts) is usually not possible.
+struct DropToFloor<'a> {
+    p: &'a SimParams,
+    /// The output's switch point, left where it is (the search lowers it afterwards).
+    last_point: usize,
+    chosen: Vec<usize>,
+}
+
+impl LevelPolicy for DropToFloor<'_> {
+    fn level(&mut self, point: usize, current: usize, reads: &[RegState]) -> usize {
+        if point >= self.last_point {
+            self.chosen.push(current);
+            return current;
+        }
+        let useful = |r: &RegState| {
+            let floor = self.p.mod_switch(0.0, 1.0, r.size);
+            let mut level = r.level.min(current);
+            let mut noise = r.noise + r.noise_const;
+            while level > 1 {
+                let q = self.p.q_log2[level - 1].exp2();
+                if noise < 2.0 * floor * q.sqrt() {
+                    break;
+                }
+                noise /= q;
+                level -= 1;
+            }
+            level
+        };
+        let level = reads.iter().map(useful).max().unwrap_or(current);
+        self.chosen.push(level);
+        level
+    }
+}
+
 /// Simulates the circuit with the level chosen at each switch point (`levels.len()` =
 /// `shape.points`, non-increasing, each in 1..=number of q primes).
 pub fn simulate(shape: &CircuitShape, p: &SimParams, levels: &[usize]) -> Simulation {
+    run_schedule(shape, p, &mut Fixed(levels))
+}
+
+/// Simulates the circuit with levels from `policy`.
+fn run_schedule(shape: &CircuitShape, p: &SimParams, policy: &mut dyn LevelPolicy) -> Simulation {
     let top = p.q_log2.len();
     let n_nodes = shape.kinds.len();
     let mut q_prefix = vec![0.0; top + 1];
@@ -266,9 +341,10 @@ pub fn simulate(shape: &CircuitShape, p: &SimParams, levels: &[usize]) -> Simula
     let blank = RegState {
         level: top,
         size: 2,
-        noise: model::fresh(p.t, p.n),
+        noise: p.fresh(),
         noise_const: 0.0,
         budget: 0.0,
+        scale_sig: 0,
     };
     let mut run = Run {
         p,
@@ -279,20 +355,18 @@ pub fn simulate(shape: &CircuitShape, p: &SimParams, levels: &[usize]) -> Simula
     };
     let mut current = top;
     let mut point = 0;
-    let mut next_level = |current: usize| {
-        let l = current
-            .min(levels.get(point).copied().unwrap_or(current))
-            .max(1);
+    let mut next_level = |current: usize, reads: &[RegState]| {
+        let l = current.min(policy.level(point, current, reads)).max(1);
         point += 1;
         l
     };
     for i in 0..n_nodes {
         match &shape.kinds[i] {
             Kind::Input => {
-                run.cost += shape.lens[i] as f64 * model::cost_encrypt(top, p.n);
+                run.cost += shape.lens[i] as f64 * p.cost_encrypt(top);
             }
             Kind::Square { input, reader } => {
-                current = next_level(current);
+                current = next_level(current, &[run.regs[*input]]);
                 if run.regs[*input].size == 3 {
                     run.relin(*input);
                 }
@@ -301,16 +375,16 @@ pub fn simulate(shape: &CircuitShape, p: &SimParams, levels: &[usize]) -> Simula
                 run.regs[i] = RegState {
                     level: src.level,
                     size: 3,
-                    noise: model::square(src.noise, src.noise_const, p.t, p.n, q_prefix[src.level]),
+                    noise: p.square(src.noise, src.noise_const, q_prefix[src.level]),
                     noise_const: 0.0,
                     budget: 0.0,
+                    scale_sig: scale_after(src.scale_sig, None),
                 };
-                run.cost += shape.lens[i] as f64
-                    * model::cost_square(src.level, model::aux_primes(q_prefix[src.level], p.n));
+                run.cost += shape.lens[i] as f64 * p.cost_square(src.level, q_prefix[src.level]);
                 run.steps.push(SStep::Square(i));
-                let now = shape.lens[i] as f64 * model::cost_relinearize(src.level, p.n);
+                let now = shape.lens[i] as f64 * p.cost_relinearize(src.level);
                 let deferred = reader.map(|(rows, nnz)| {
-                    rows as f64 * model::cost_relinearize(src.level, p.n)
+                    rows as f64 * p.cost_relinearize(src.level)
                         + nnz as f64
                             * (model::cost_scalar(src.level, 3) - model::cost_scalar(src.level, 2))
                 });
@@ -325,13 +399,20 @@ pub fn simulate(shape: &CircuitShape, p: &SimParams, levels: &[usize]) -> Simula
                 nnz,
                 rows,
             } => {
-                current = next_level(current);
+                let reads: Vec<RegState> = inputs.iter().map(|&k| run.regs[k]).collect();
+                current = next_level(current, &reads);
                 for &k in inputs {
                     run.switch(k, current);
                 }
+                // BGV: inputs of different scales are aligned by folding a residue mod t
+                // (up to t/2 in size) into their weights.
+                let first_sig = inputs.first().map_or(0, |&k| run.regs[k].scale_sig);
+                let aligned = p.scheme == Scheme::Bfv
+                    || inputs.iter().all(|&k| run.regs[k].scale_sig == first_sig);
+                let factor = if aligned { 1.0 } else { p.t / 2.0 };
                 let noises: Vec<(f64, f64)> = inputs
                     .iter()
-                    .map(|&k| (run.regs[k].noise, run.regs[k].noise_const))
+                    .map(|&k| (run.regs[k].noise * factor, run.regs[k].noise_const * factor))
                     .collect();
                 // The worst row of each part (together at least the worst row's total).
                 let (worst, worst_const) =
@@ -343,7 +424,7 @@ pub fn simulate(shape: &CircuitShape, p: &SimParams, levels: &[usize]) -> Simula
                                 .iter()
                                 .zip(&noises)
                                 .fold((0.0, 0.0), |(e, c), (w, (ne, nc))| (e + w * ne, c + w * nc));
-                            (we.max(e), wc.max(c + model::constant(b, p.t)))
+                            (we.max(e), wc.max(c + p.constant(b)))
                         });
                 let size = inputs.iter().map(|&k| run.regs[k].size).max().unwrap_or(2);
                 let level = inputs
@@ -357,6 +438,7 @@ pub fn simulate(shape: &CircuitShape, p: &SimParams, levels: &[usize]) -> Simula
                     noise: worst,
                     noise_const: worst_const,
                     budget: 0.0,
+                    scale_sig: first_sig,
                 };
                 run.cost += *nnz as f64 * model::cost_scalar(level, size)
                     + *rows as f64 * model::cost_bias(level);
@@ -371,10 +453,10 @@ pub fn simulate(shape: &CircuitShape, p: &SimParams, levels: &[usize]) -> Simula
     if run.regs[out].size == 3 {
         run.relin(out);
     }
-    let last = next_level(current);
+    let last = next_level(current, &[run.regs[out]]);
     run.switch(out, last);
     for st in &mut run.regs {
-        st.budget = model::budget(st.noise + st.noise_const, q_prefix[st.level], p.t);
+        st.budget = p.budget(st.noise + st.noise_const, q_prefix[st.level]);
     }
     let min_budget = run
         .regs
@@ -411,7 +493,14 @@ pub fn choose_levels(
     let mut levels = vec![top; points];
     let full = simulate(shape, p, &levels);
     if !holds(&full, margin) {
-        return None;
+        // Noise that only switching keeps in check (BGV): try dropping to the floor.
+        let mut policy = DropToFloor {
+            p,
+            last_point: points.saturating_sub(1),
+            chosen: Vec::new(),
+        };
+        let sim = run_schedule(shape, p, &mut policy);
+        return holds(&sim, margin).then_some((policy.chosen, sim));
     }
     let mut current = top;
     for k in 0..points {
@@ -557,6 +646,7 @@ mod tests {
             special_log2: 60.0,
             t: 2f64.powi(20),
             plain_count: 1,
+            scheme: Scheme::Bfv,
         }
     }
 
@@ -641,6 +731,7 @@ mod tests {
         // Every plaintext prime is one more run of the circuit.
         let three = SimParams {
             plain_count: 3,
+            scheme: Scheme::Bfv,
             ..params()
         };
         let sim3 = simulate(&shape, &three, &top_levels(&shape, &three));

@@ -223,6 +223,18 @@ impl Scheme {
     }
 }
 
+impl std::str::FromStr for Scheme {
+    type Err = String;
+
+    /// Parses `bfv` or `bgv`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Scheme::Bfv, Scheme::Bgv]
+            .into_iter()
+            .find(|scheme| scheme.name() == s)
+            .ok_or_else(|| format!("`{s}` is not a scheme: use `bfv` or `bgv`"))
+    }
+}
+
 impl std::fmt::Display for Scheme {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
