@@ -163,3 +163,80 @@ pub fn noise_budget_bits(sk: &SecretKey, ct: &Ciphertext) -> Result<u32, EvalErr
     let moduli = &params.ring().q()[..level];
     Ok(budget_bits(&mut x, moduli, &lc.dec_alpha, 1))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bfv::test_params::toy;
+    use crate::bfv::Encoder;
+    use crate::bgv::{Evaluator, PublicKey, RelinKey};
+    use crate::math::{pool, Form};
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha20Rng;
+
+    fn limbs<F: Form>(p: &RnsPoly<F>) -> impl Iterator<Item = &[u64]> {
+        p.data().chunks_exact(p.degree())
+    }
+
+    /// As for BFV: nothing derived from s, from a phase or from a product with s reaches the
+    /// buffer stock unwiped on the key, encryption, relinearisation and decryption paths.
+    #[test]
+    fn bgv_no_secret_derived_value_is_dropped_unwiped() {
+        let params = toy(4096);
+        let ring = params.ring().clone();
+        let n = ring.degree();
+        let level = ring.max_level();
+        let moduli = &ring.q()[..level];
+        let key_moduli = ring.key_moduli();
+        let t = params.plain_modulus();
+        let enc = Encoder::new(&params);
+        let ev = Evaluator::new(&params);
+        let pt = enc.encode(&[7, -8, 9]).unwrap();
+        let mut rng = ChaCha20Rng::seed_from_u64(31);
+        let ((sk, pk, rk, cts), dropped) = pool::recording(n, || {
+            let sk = SecretKey::generate(&params, &mut rng);
+            let pk = PublicKey::new(&sk, &[t], &mut rng).unwrap();
+            let rk = RelinKey::new(&sk, &[t], &mut rng).unwrap();
+            let by_pk = pk.encrypt(&pt, &mut rng).unwrap();
+            let by_sk = encrypt(&sk, &pt, &mut rng).unwrap();
+            let sq = ev.square(&by_sk).unwrap();
+            let relin = ev.relinearize(&sq, &rk).unwrap();
+            let cts = [by_pk, by_sk, sq, relin];
+            for ct in &cts {
+                assert!(noise_budget_bits(&sk, ct).unwrap() > 0);
+                assert!(!decrypt(&sk, ct).unwrap().coeffs().is_empty());
+            }
+            (sk, pk, rk, cts)
+        });
+        let s = sk.s_at(level);
+        let mut secret: Vec<RnsPoly<Ntt>> = vec![sk.ntt.clone()];
+        let mut s2 = sk.ntt.clone();
+        s2.mul_assign(&sk.ntt, key_moduli);
+        secret.push(s2);
+        for aj in &rk.a {
+            let mut as_ = aj.clone();
+            as_.mul_assign(&sk.ntt, key_moduli);
+            secret.push(as_);
+        }
+        let mut pk_as = pk.a.clone();
+        pk_as.mul_assign(&s, moduli);
+        secret.push(pk_as);
+        let mut phases: Vec<RnsPoly<Coeff>> = Vec::new();
+        for ct in &cts {
+            let mut c1s = ct.polys[1].clone();
+            c1s.mul_assign(&s, moduli);
+            secret.push(c1s);
+            phases.push(RnsPoly::clone(&phase(&sk, ct).unwrap()));
+        }
+        let leaked = secret
+            .iter()
+            .flat_map(limbs)
+            .chain(phases.iter().flat_map(limbs))
+            .filter(|limb| dropped.contains(&pool::fingerprint(limb)))
+            .count();
+        assert_eq!(
+            leaked, 0,
+            "limbs of secret-derived values were dropped unwiped"
+        );
+    }
+}

@@ -196,3 +196,191 @@ impl RelinKey {
         Ok(RelinKey::from_parts(ring, id, primes, seed, b))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bfv::test_params::toy;
+    use crate::bfv::{Encoder, SecretKey, MAGIC_CIPHERTEXT as BFV_CIPHERTEXT};
+    use crate::bgv::{decrypt, encrypt, Evaluator};
+    use proptest::prelude::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha20Rng;
+
+    type Fixture = (Arc<BfvParameters>, Vec<(&'static str, Vec<u8>)>);
+
+    /// Bytes of every BGV object of one toy key set: keys, a seeded fresh ciphertext, and a
+    /// switched size-3 ciphertext (scale ≠ 1).
+    fn fixture() -> &'static Fixture {
+        static FIXTURE: std::sync::OnceLock<Fixture> = std::sync::OnceLock::new();
+        FIXTURE.get_or_init(|| {
+            let params = toy(1024);
+            let mut rng = ChaCha20Rng::seed_from_u64(40);
+            let sk = SecretKey::generate(&params, &mut rng);
+            let t = params.plain_modulus();
+            let pk = PublicKey::new(&sk, &[t, 12289], &mut rng).unwrap();
+            let rk = RelinKey::new(&sk, &[t, 12289], &mut rng).unwrap();
+            let pt = Encoder::new(&params).encode(&[5, -6, 7]).unwrap();
+            let seeded = encrypt(&sk, &pt, &mut rng).unwrap();
+            let ev = Evaluator::new(&params);
+            let size3 = ev.mod_switch_to_next(&ev.square(&seeded).unwrap()).unwrap();
+            let objects = vec![
+                ("pk", pk.to_bytes()),
+                ("rk", rk.to_bytes()),
+                ("seeded", seeded.to_bytes()),
+                ("size3", size3.to_bytes()),
+            ];
+            (params, objects)
+        })
+    }
+
+    fn parse(params: &Arc<BfvParameters>, kind: &str, bytes: &[u8]) -> Result<(), SerialError> {
+        match kind {
+            "pk" => PublicKey::from_bytes(params, bytes).map(drop),
+            "rk" => RelinKey::from_bytes(params, bytes).map(drop),
+            _ => Ciphertext::from_bytes(params, bytes).map(drop),
+        }
+    }
+
+    #[test]
+    fn bgv_objects_round_trip() {
+        let params = toy(1024);
+        let mut rng = ChaCha20Rng::seed_from_u64(41);
+        let sk = SecretKey::generate(&params, &mut rng);
+        let t = params.plain_modulus();
+        let pk = PublicKey::new(&sk, &[t], &mut rng).unwrap();
+        let rk = RelinKey::new(&sk, &[t, 12289], &mut rng).unwrap();
+        assert_eq!(PublicKey::from_bytes(&params, &pk.to_bytes()).unwrap(), pk);
+        assert_eq!(RelinKey::from_bytes(&params, &rk.to_bytes()).unwrap(), rk);
+        let enc = Encoder::new(&params);
+        let pt = enc.encode(&[1, -2, 3]).unwrap();
+        let seeded = encrypt(&sk, &pt, &mut rng).unwrap();
+        let by_pk = pk.encrypt(&pt, &mut rng).unwrap();
+        let ev = Evaluator::new(&params);
+        let size3 = ev
+            .mod_switch_to_next(&ev.mul(&seeded, &by_pk).unwrap())
+            .unwrap();
+        let full = seeded.to_bytes().len();
+        assert!(
+            full < by_pk.to_bytes().len() / 2 + 100,
+            "seeded form is about half"
+        );
+        for ct in [&seeded, &by_pk, &size3] {
+            let back = Ciphertext::from_bytes(&params, &ct.to_bytes()).unwrap();
+            assert_eq!(&back, ct);
+            assert_eq!(back.scale(), ct.scale());
+            assert_eq!(back.is_seeded(), ct.is_seeded());
+            assert_eq!(decrypt(&sk, &back).unwrap(), decrypt(&sk, ct).unwrap());
+        }
+        assert_ne!(size3.scale(), 1);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Truncated or garbled input is an error (or, for a changed residue still in range, a
+        /// different valid object), never a panic; garbled headers are always errors.
+        #[test]
+        fn bgv_damaged_bytes_are_errors_not_panics(
+            which in 0usize..4,
+            cut in any::<prop::sample::Index>(),
+            pos in any::<prop::sample::Index>(),
+            flip in 1u8..=255,
+        ) {
+            let (params, objects) = fixture();
+            let (kind, bytes) = &objects[which];
+            prop_assert!(parse(params, kind, bytes).is_ok());
+            let cut = cut.index(bytes.len());
+            prop_assert!(parse(params, kind, &bytes[..cut]).is_err(), "{} cut at {}", kind, cut);
+            let mut garbled = bytes.clone();
+            let pos = pos.index(garbled.len());
+            garbled[pos] ^= flip;
+            // Magic, version and fingerprint: the first 13 bytes.
+            if pos < 13 {
+                prop_assert!(parse(params, kind, &garbled).is_err(), "{} byte {} accepted", kind, pos);
+            } else {
+                let _ = parse(params, kind, &garbled);
+            }
+        }
+    }
+
+    #[test]
+    fn bgv_hostile_bytes_get_clear_errors() {
+        let (params, objects) = fixture();
+        let get = |k: &str| {
+            objects
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, b)| b.clone())
+                .unwrap_or_default()
+        };
+        let msg = |kind: &str, bytes: &[u8]| parse(params, kind, bytes).unwrap_err().to_string();
+        // A BFV ciphertext is not a BGV one.
+        let mut bfv = get("seeded");
+        bfv[..4].copy_from_slice(BFV_CIPHERTEXT);
+        assert!(
+            msg("seeded", &bfv).contains("wrong magic bytes"),
+            "{}",
+            msg("seeded", &bfv)
+        );
+        // Scale 0 or ≥ t; size 4; level 0; seed flag on a size-3 ciphertext.
+        let ct = get("size3");
+        let scale_at = 4 + 1 + 8 + 3;
+        let mut bad = ct.clone();
+        bad[scale_at..scale_at + 8].copy_from_slice(&0u64.to_le_bytes());
+        assert!(
+            msg("size3", &bad).contains("scale 0 is outside"),
+            "{}",
+            msg("size3", &bad)
+        );
+        bad[scale_at..scale_at + 8].copy_from_slice(&params.plain_modulus().to_le_bytes());
+        assert!(msg("size3", &bad).contains("is outside 1.."));
+        let mut bad = ct.clone();
+        bad[14] = 4;
+        assert!(msg("size3", &bad).contains("size 4 is not 2 or 3"));
+        let mut bad = ct.clone();
+        bad[13] = 0;
+        assert!(msg("size3", &bad).contains("level 0 is outside"));
+        let mut bad = ct.clone();
+        bad[15] = 1;
+        assert!(msg("size3", &bad).contains("flags 0x01 are invalid"));
+        let mut long = ct.clone();
+        long.push(0);
+        assert!(msg("size3", &long).contains("1 unexpected trailing bytes"));
+        // Key prime counts: zero, above the bound (refused before any allocation), repeats.
+        let rk = get("rk");
+        let count_at = 4 + 1 + 8 + crate::bfv::KeyId::LEN;
+        for (count, want) in [(0u8, "0 plaintext primes"), (255, "255 plaintext primes")] {
+            let mut bad = rk.clone();
+            bad[count_at] = count;
+            assert!(msg("rk", &bad).contains(want), "{}", msg("rk", &bad));
+        }
+        let mut bad = rk.clone();
+        let first = bad[count_at + 1..count_at + 9].to_vec();
+        bad[count_at + 9..count_at + 17].copy_from_slice(&first);
+        assert!(
+            msg("rk", &bad).contains("listed twice"),
+            "{}",
+            msg("rk", &bad)
+        );
+        // A residue out of range.
+        let mut bad = get("pk");
+        let b_at = count_at + 1 + 2 * 8 + 32;
+        bad[b_at..b_at + 7].fill(0xff);
+        assert!(
+            msg("pk", &bad).contains("is not below its prime"),
+            "{}",
+            msg("pk", &bad)
+        );
+        // Keys of another ring.
+        let other = BfvParameters::builder()
+            .degree(1024)
+            .q_bits(&[40, 40])
+            .special_bits(41)
+            .plain_modulus(65537)
+            .allow_insecure(true)
+            .build()
+            .unwrap();
+        let err = RelinKey::from_bytes(&other, &rk).unwrap_err().to_string();
+        assert!(err.contains("was written for ring"), "{err}");
+    }
+}

@@ -60,7 +60,7 @@ impl Evaluator {
         Ok(r)
     }
 
-    /// Multiplies by a signed integer: [w]_q from |w| negated exactly, so the noise grows by
+    /// Multiplies by a signed integer: `[w]_q` from |w| negated exactly, so the noise grows by
     /// |w|, not by t. The scale is unchanged.
     pub fn mul_scalar(&self, ct: &Ciphertext, w: i64) -> Result<Ciphertext, EvalError> {
         self.check(ct)?;
@@ -77,28 +77,72 @@ impl Evaluator {
     /// output coefficient). Inputs share level and scale and may mix sizes 2 and 3; the result
     /// has the largest size. Zero weights are skipped.
     pub fn dot(&self, cts: &[&Ciphertext], weights: &[i64]) -> Result<Ciphertext, EvalError> {
+        let first = self.check_dot(cts, weights)?;
+        for ct in cts {
+            self.check_pair(first, ct, true)?;
+        }
+        Ok(self.dot_unchecked(cts, weights, first.level, first.scale))
+    }
+
+    /// [`Self::dot`] for inputs of any scales (same level): the result takes the most common
+    /// scale among the inputs, and the weight of every input with another scale s_i is
+    /// multiplied by the ratio [target·s_i⁻¹]_t and reduced, centred, mod t. Such a folded
+    /// weight is as large as t/2 in general, so that input's noise grows by up to log2(t/2)
+    /// bits instead of log2|w|; inputs already at the target scale keep their weights.
+    pub fn dot_any_scale(
+        &self,
+        cts: &[&Ciphertext],
+        weights: &[i64],
+    ) -> Result<Ciphertext, EvalError> {
+        let first = self.check_dot(cts, weights)?;
+        for ct in cts {
+            self.check_pair(first, ct, false)?;
+        }
+        let target = most_common_scale(cts).unwrap_or(first.scale);
+        let t = self.params.plain();
+        let folded = cts
+            .iter()
+            .zip(weights)
+            .map(|(ct, &w)| {
+                if ct.scale == target || w == 0 {
+                    Ok(w)
+                } else {
+                    let ratio = t.reduce_i64(self.scale_ratio(target, ct.scale)?);
+                    Ok(crate::bfv::centre(t.mul(t.reduce_i64(w), ratio), t.value()))
+                }
+            })
+            .collect::<Result<Vec<i64>, EvalError>>()?;
+        Ok(self.dot_unchecked(cts, &folded, first.level, target))
+    }
+
+    fn check_dot<'a>(
+        &self,
+        cts: &[&'a Ciphertext],
+        weights: &[i64],
+    ) -> Result<&'a Ciphertext, EvalError> {
         if cts.len() != weights.len() {
             return Err(EvalError::LengthMismatch {
                 ciphertexts: cts.len(),
                 weights: weights.len(),
             });
         }
-        let first = cts.first().ok_or(EvalError::Empty)?;
-        for ct in cts {
-            self.check_pair(first, ct, true)?;
-        }
+        cts.first().copied().ok_or(EvalError::Empty)
+    }
+
+    fn dot_unchecked(
+        &self,
+        cts: &[&Ciphertext],
+        weights: &[i64],
+        level: usize,
+        scale: u64,
+    ) -> Ciphertext {
         let terms: Vec<(&[RnsPoly<Ntt>], i64)> = cts
             .iter()
             .zip(weights)
             .map(|(c, &w)| (c.polys.as_slice(), w))
             .collect();
-        let polys = dot_polys(&terms, self.moduli(first.level), self.params.degree());
-        Ok(Ciphertext::new(
-            self.params.clone(),
-            polys,
-            first.level,
-            first.scale,
-        ))
+        let polys = dot_polys(&terms, self.moduli(level), self.params.degree());
+        Ciphertext::new(self.params.clone(), polys, level, scale)
     }
 
     /// Adds the integer `c` (mod t) to every slot. The message carries the factor `scale`, so
@@ -155,4 +199,20 @@ impl Evaluator {
         }
         Ok(crate::bfv::centre(t.mul(t.reduce(target), inv), t.value()))
     }
+}
+
+/// The scale most inputs carry (the first such on ties); `None` for no inputs.
+pub(crate) fn most_common_scale(cts: &[&Ciphertext]) -> Option<u64> {
+    let mut counts: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
+    for ct in cts {
+        *counts.entry(ct.scale).or_default() += 1;
+    }
+    let mut best: Option<(u64, usize)> = None;
+    for ct in cts {
+        let count = counts.get(&ct.scale).copied().unwrap_or(0);
+        if best.is_none_or(|(_, c)| count > c) {
+            best = Some((ct.scale, count));
+        }
+    }
+    best.map(|(s, _)| s)
 }
