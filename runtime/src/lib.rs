@@ -68,6 +68,7 @@
 //! ```
 
 pub mod bfv;
+pub mod bgv;
 pub mod exec;
 pub mod math;
 pub mod plan;

@@ -89,4 +89,35 @@ pub enum EvalError {
         /// The elements the keys hold, in increasing order.
         present: Vec<u64>,
     },
+    /// BGV: operands whose messages carry different scale factors mod t.
+    #[error(
+        "operands carry different scales mod t ({left} and {right}); multiply one by the ratio \
+         (mul_scalar) or switch both along the same chain first"
+    )]
+    ScaleMismatch {
+        /// Scale of the first operand.
+        left: u64,
+        /// Scale of the other.
+        right: u64,
+    },
+    /// BGV: a key made for other plaintext primes (its error is a multiple of their product
+    /// only).
+    #[error(
+        "the key was made for plaintext primes {primes:?}, which do not include t={t}; \
+         generate the keys with every plaintext prime of the plan"
+    )]
+    PlainModulusNotCovered {
+        /// The operand's plaintext modulus.
+        t: u64,
+        /// The primes the key covers.
+        primes: Vec<u64>,
+    },
+    /// BGV: the plaintext primes given for a key set are unusable.
+    #[error("plaintext primes {primes:?} cannot serve a BGV key set: {reason}")]
+    InvalidPlainPrimes {
+        /// The primes given.
+        primes: Vec<u64>,
+        /// What is wrong.
+        reason: &'static str,
+    },
 }

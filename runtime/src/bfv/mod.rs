@@ -29,6 +29,14 @@ mod params;
 mod sampling;
 mod serial;
 
+// What BGV shares with BFV below the public surface: key-switching kernels, key
+// generation, serialisation helpers.
+pub(crate) use evaluator::{decompose, dot_polys, key_inner_product, mul_scalar_polys, KeyBasis};
+pub(crate) use keys::{budget_bits, check_ring, expand_a, switching_b};
+#[cfg(test)]
+pub(crate) use params::tests as test_params;
+pub(crate) use serial::{key_header, poly_len, write_poly, Reader};
+
 // The flat surface: every public item of the submodules has one path, `bfv::X`.
 pub use ciphertext::Ciphertext;
 pub use encoding::{centre, EncodeError, Encoder, Plaintext, SLOT_GENERATOR};

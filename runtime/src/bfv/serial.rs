@@ -120,7 +120,7 @@ pub fn packed_len(count: usize, bits: u32) -> usize {
     (count * bits as usize).div_ceil(8)
 }
 
-fn pack(values: &[u64], bits: u32, out: &mut Vec<u8>) {
+pub(crate) fn pack(values: &[u64], bits: u32, out: &mut Vec<u8>) {
     let mut acc: u128 = 0;
     let mut nbits = 0u32;
     for &v in values {
@@ -158,18 +158,18 @@ fn unpack(bytes: &[u8], count: usize, bits: u32, out: &mut [u64]) {
     }
 }
 
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
     what: &'static str,
 }
 
 impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8], what: &'static str) -> Self {
+    pub(crate) fn new(buf: &'a [u8], what: &'static str) -> Self {
         Reader { buf, pos: 0, what }
     }
 
-    fn take(&mut self, n: usize) -> Result<&'a [u8], SerialError> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], SerialError> {
         let end = self.pos.checked_add(n).ok_or(SerialError::Invalid {
             what: self.what,
             detail: "length overflow".into(),
@@ -183,41 +183,41 @@ impl<'a> Reader<'a> {
         Ok(slice)
     }
 
-    fn u8(&mut self) -> Result<u8, SerialError> {
+    pub(crate) fn u8(&mut self) -> Result<u8, SerialError> {
         Ok(self.take(1)?[0])
     }
 
-    fn u16(&mut self) -> Result<u16, SerialError> {
+    pub(crate) fn u16(&mut self) -> Result<u16, SerialError> {
         let mut b = [0u8; 2];
         b.copy_from_slice(self.take(2)?);
         Ok(u16::from_le_bytes(b))
     }
 
-    fn u32(&mut self) -> Result<u32, SerialError> {
+    pub(crate) fn u32(&mut self) -> Result<u32, SerialError> {
         let mut b = [0u8; 4];
         b.copy_from_slice(self.take(4)?);
         Ok(u32::from_le_bytes(b))
     }
 
-    fn u64(&mut self) -> Result<u64, SerialError> {
+    pub(crate) fn u64(&mut self) -> Result<u64, SerialError> {
         let mut b = [0u8; 8];
         b.copy_from_slice(self.take(8)?);
         Ok(u64::from_le_bytes(b))
     }
 
-    fn seed(&mut self) -> Result<[u8; 32], SerialError> {
+    pub(crate) fn seed(&mut self) -> Result<[u8; 32], SerialError> {
         let mut b = [0u8; 32];
         b.copy_from_slice(self.take(32)?);
         Ok(b)
     }
 
-    fn key_id(&mut self) -> Result<KeyId, SerialError> {
+    pub(crate) fn key_id(&mut self) -> Result<KeyId, SerialError> {
         let mut b = [0u8; KeyId::LEN];
         b.copy_from_slice(self.take(KeyId::LEN)?);
         Ok(KeyId::from_bytes(b))
     }
 
-    fn header(&mut self, magic: &[u8; 4], expected: u8) -> Result<(), SerialError> {
+    pub(crate) fn header(&mut self, magic: &[u8; 4], expected: u8) -> Result<(), SerialError> {
         let found = self.take(4)?;
         if found != magic {
             return Err(SerialError::BadMagic {
@@ -237,7 +237,11 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
-    fn fingerprint(&mut self, expected: u64, kind: &'static str) -> Result<(), SerialError> {
+    pub(crate) fn fingerprint(
+        &mut self,
+        expected: u64,
+        kind: &'static str,
+    ) -> Result<(), SerialError> {
         let found = self.u64()?;
         if found != expected {
             return Err(SerialError::FingerprintMismatch {
@@ -250,7 +254,11 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
-    fn poly<F: Form>(&mut self, moduli: &[Modulus], n: usize) -> Result<RnsPoly<F>, SerialError> {
+    pub(crate) fn poly<F: Form>(
+        &mut self,
+        moduli: &[Modulus],
+        n: usize,
+    ) -> Result<RnsPoly<F>, SerialError> {
         let mut p = RnsPoly::<F>::zero(moduli.len(), n);
         for (limb, m) in p.data_mut().chunks_exact_mut(n).zip(moduli) {
             let bytes = self.take(packed_len(n, m.bits()))?;
@@ -265,7 +273,7 @@ impl<'a> Reader<'a> {
         Ok(p)
     }
 
-    fn finish(self) -> Result<(), SerialError> {
+    pub(crate) fn finish(self) -> Result<(), SerialError> {
         if self.pos != self.buf.len() {
             return Err(SerialError::TrailingBytes {
                 what: self.what,
@@ -282,20 +290,20 @@ fn header(out: &mut Vec<u8>, magic: &[u8; 4]) {
 }
 
 /// Magic, key format version, ring fingerprint and key-set id.
-fn key_header(out: &mut Vec<u8>, magic: &[u8; 4], ring: u64, id: KeyId) {
+pub(crate) fn key_header(out: &mut Vec<u8>, magic: &[u8; 4], ring: u64, id: KeyId) {
     out.extend_from_slice(magic);
     out.push(KEY_FORMAT_VERSION);
     out.extend_from_slice(&ring.to_le_bytes());
     out.extend_from_slice(&id.to_bytes());
 }
 
-fn write_poly<F: Form>(p: &RnsPoly<F>, moduli: &[Modulus], out: &mut Vec<u8>) {
+pub(crate) fn write_poly<F: Form>(p: &RnsPoly<F>, moduli: &[Modulus], out: &mut Vec<u8>) {
     for (limb, m) in p.data().chunks_exact(p.degree()).zip(moduli) {
         pack(limb, m.bits(), out);
     }
 }
 
-fn poly_len(moduli: &[Modulus], n: usize) -> usize {
+pub(crate) fn poly_len(moduli: &[Modulus], n: usize) -> usize {
     moduli.iter().map(|m| packed_len(n, m.bits())).sum()
 }
 

@@ -6,6 +6,9 @@
 //! processed in blocks small enough to stay in the core's L2 cache: for each (component, prime,
 //! block of coefficients) every output's accumulators are filled from the cached input block.
 //!
+//! A linear map acts limb by limb the same way on coefficients and on NTT values, so the
+//! kernel serves BFV (coefficient form) and BGV (NTT form) ciphertexts alike.
+//!
 //! Each coefficient x < 2^62 is split into 31-bit halves, so that both halves and the weights
 //! are 32-bit signed integers: their products accumulate in signed 64-bit lanes (one
 //! `vpmuldq` per four lanes with AVX2) without overflow as long as the row's Σ|W_ji| < 2^31.
@@ -14,7 +17,7 @@
 //! modulus.
 
 use crate::bfv::Ciphertext;
-use crate::math::{Coeff, Modulus, RnsPoly};
+use crate::math::{Coeff, Form, Modulus, RnsPoly};
 use crate::plan::IntMatrix;
 use rayon::prelude::*;
 
@@ -49,9 +52,24 @@ pub(crate) fn linear_blocked(inputs: &[&Ciphertext], matrix: &IntMatrix) -> Vec<
     };
     let params = first.params().clone();
     let level = first.level();
-    let n = params.degree();
-    let size = inputs.iter().map(|c| c.size()).max().unwrap_or(2);
-    let moduli = &params.ring().q()[..level];
+    let polys: Vec<&[RnsPoly<Coeff>]> = inputs.iter().map(|c| c.polys()).collect();
+    linear_blocked_polys(&polys, &params.ring().q()[..level], params.degree(), matrix)
+        .into_iter()
+        .map(|polys| Ciphertext::new(params.clone(), polys, level))
+        .collect()
+}
+
+/// The kernel of [`linear_blocked`] on the ciphertexts' polynomials (`inputs[j]` holds input
+/// j's 2 or 3 polynomials over `moduli`): one output row's polynomials per matrix row. A
+/// linear map is the same limb by limb in coefficient and NTT form, so BFV and BGV share it.
+pub(crate) fn linear_blocked_polys<F: Form>(
+    inputs: &[&[RnsPoly<F>]],
+    moduli: &[Modulus],
+    n: usize,
+    matrix: &IntMatrix,
+) -> Vec<Vec<RnsPoly<F>>> {
+    let level = moduli.len();
+    let size = inputs.iter().map(|c| c.len()).max().unwrap_or(2);
     let chunks = n / CHUNK;
     // `fits` bounds every |w| below 2^31, so the conversions are exact.
     let rows: Vec<Row> = (0..matrix.rows)
@@ -67,7 +85,7 @@ pub(crate) fn linear_blocked(inputs: &[&Ciphertext], matrix: &IntMatrix) -> Vec<
     // The outputs are allocated first; every (component, prime, block of coefficients) task
     // then receives the matching CHUNK-long piece of every output row, so tasks write their
     // results in place, in parallel, without a second copy.
-    let mut outputs: Vec<Vec<RnsPoly<Coeff>>> = (0..rows.len())
+    let mut outputs: Vec<Vec<RnsPoly<F>>> = (0..rows.len())
         .map(|_| (0..size).map(|_| RnsPoly::zero(level, n)).collect())
         .collect();
     let mut pieces: Vec<Vec<&mut [u64]>> = (0..size * level * chunks)
@@ -98,7 +116,7 @@ pub(crate) fn linear_blocked(inputs: &[&Ciphertext], matrix: &IntMatrix) -> Vec<
             let subs = CHUNK / LANES;
             let mut gathered = vec![0u64; subs * cols * LANES];
             for (col, ct) in inputs.iter().enumerate() {
-                if let Some(poly) = ct.polys().get(c) {
+                if let Some(poly) = ct.get(c) {
                     let src = &poly.limb(i)[start..start + CHUNK];
                     for (sub, lanes) in src.chunks_exact(LANES).enumerate() {
                         let at = (sub * cols + col) * LANES;
@@ -115,9 +133,6 @@ pub(crate) fn linear_blocked(inputs: &[&Ciphertext], matrix: &IntMatrix) -> Vec<
         });
     drop(pieces);
     outputs
-        .into_iter()
-        .map(|polys| Ciphertext::new(params.clone(), polys, level))
-        .collect()
 }
 
 /// Σ w·x over `entries` for one group of LANES coefficients (`block[col · LANES + k]`), as the

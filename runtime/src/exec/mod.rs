@@ -3,7 +3,8 @@
 //! The engine ([`run_plan`]) walks the plan's steps over a register file and frees every
 //! register right after its last reader, so peak memory is bounded by the widest pair of
 //! neighbouring layers rather than the whole network. What a "value" is comes from a
-//! [`Backend`]: a BFV ciphertext for encrypted runs ([`EncryptedBackend`]), or plain slot
+//! [`Backend`]: a BFV ciphertext for encrypted runs ([`EncryptedBackend`]), a BGV one
+//! ([`BgvBackend`]), or plain slot
 //! vectors for the reference run that encrypted results are compared against bit for bit
 //! ([`ExactBackend`], over the integers, which also detects any value that would wrap around
 //! the plaintext modulus).
@@ -12,6 +13,7 @@
 //! residues.
 
 mod backend;
+mod bgv;
 mod crt;
 mod encrypted;
 mod engine;
@@ -20,6 +22,7 @@ mod matmul;
 mod reference;
 
 pub use backend::{linear_by_rows, Backend};
+pub use bgv::BgvBackend;
 pub use crt::{Crt, CrtError};
 pub use encrypted::EncryptedBackend;
 pub use engine::{run_plan, run_plan_keeping_registers, step_label, NoProgress, Progress};

@@ -5,7 +5,7 @@
 use super::{EvalError, Evaluator};
 use crate::bfv::ciphertext::Ciphertext;
 use crate::bfv::encoding::{add_scaled_plain, Plaintext};
-use crate::math::{pool, Coeff, RnsPoly};
+use crate::math::{pool, Coeff, Form, Modulus, RnsPoly};
 use rayon::prelude::*;
 
 impl Evaluator {
@@ -106,39 +106,7 @@ impl Evaluator {
     /// by |w| (not by t).
     pub fn mul_scalar(&self, ct: &Ciphertext, w: i64) -> Result<Ciphertext, EvalError> {
         self.check(ct)?;
-        let moduli = self.moduli(ct.level);
-        let n = self.params.degree();
-        // [w]_q computed from |w| and negated exactly: the product is the same residue as
-        // |w|·ct negated, so the noise grows by |w| only, in a single pass.
-        let factors: Vec<(u64, u64)> = moduli
-            .iter()
-            .map(|m| {
-                let a = m.reduce(w.unsigned_abs());
-                let f = if w < 0 { m.neg(a) } else { a };
-                (f, m.shoup(f))
-            })
-            .collect();
-        let polys = ct
-            .polys
-            .par_iter()
-            .map(|p| {
-                let mut data = pool::take(p.data().len());
-                data.resize(p.data().len(), 0);
-                // Index-free loops over equal-length slices: these vectorise, where pushing
-                // through `extend` does not.
-                for (((dst, limb), m), &(f, fs)) in data
-                    .chunks_exact_mut(n)
-                    .zip(p.data().chunks_exact(n))
-                    .zip(moduli)
-                    .zip(&factors)
-                {
-                    for (d, &x) in dst.iter_mut().zip(limb) {
-                        *d = m.mul_shoup_lanes(x, f, fs);
-                    }
-                }
-                RnsPoly::from_raw(data, n).unwrap_or_else(|| RnsPoly::zero(moduli.len(), n))
-            })
-            .collect();
+        let polys = mul_scalar_polys(&ct.polys, w, self.moduli(ct.level));
         Ok(Ciphertext::new(self.params.clone(), polys, ct.level))
     }
 
@@ -185,62 +153,118 @@ impl Evaluator {
             self.check_pair(first, ct)?;
         }
         let level = first.level;
-        let size = cts.iter().map(|c| c.size()).max().unwrap_or(2);
-        let n = self.params.degree();
-        let moduli = self.moduli(level);
-        let terms: Vec<(&Ciphertext, u64, bool)> = cts
+        let terms: Vec<(&[RnsPoly<Coeff>], i64)> = cts
             .iter()
             .zip(weights)
-            .filter(|(_, &w)| w != 0)
-            .map(|(c, &w)| (*c, w.unsigned_abs(), w < 0))
+            .map(|(c, &w)| (c.polys.as_slice(), w))
             .collect();
-        let mut polys = Vec::with_capacity(size);
-        for c in 0..size {
-            let mut out = RnsPoly::<Coeff>::zero(level, n);
-            out.data_mut()
-                .par_chunks_mut(n)
-                .enumerate()
-                .for_each(|(i, out)| {
-                    let m = &moduli[i];
-                    let qm1 = u128::from(m.value() - 1);
-                    let mut pos = vec![0u128; n];
-                    let mut neg = vec![0u128; n];
-                    let mut pos_bound = 0u128;
-                    let mut neg_bound = 0u128;
-                    for &(ct, wabs, is_neg) in &terms {
-                        let Some(poly) = ct.polys.get(c) else {
-                            continue;
-                        };
-                        let w = m.reduce(wabs);
-                        if w == 0 {
-                            continue;
-                        }
-                        let term = qm1 * u128::from(w);
-                        let (acc, bound) = if is_neg {
-                            (&mut neg, &mut neg_bound)
-                        } else {
-                            (&mut pos, &mut pos_bound)
-                        };
-                        if *bound > u128::MAX - term {
-                            for a in acc.iter_mut() {
-                                *a = u128::from(m.reduce_u128(*a));
-                            }
-                            *bound = qm1;
-                        }
-                        *bound += term;
-                        let w = u128::from(w);
-                        for (a, &x) in acc.iter_mut().zip(poly.limb(i)) {
-                            *a += u128::from(x) * w;
-                        }
-                    }
-                    for ((o, &p), &q) in out.iter_mut().zip(&pos).zip(&neg) {
-                        *o = m.sub(m.reduce_u128(p), m.reduce_u128(q));
-                    }
-                });
-            polys.push(out);
-        }
+        let polys = dot_polys(&terms, self.moduli(level), self.params.degree());
         Ok(Ciphertext::new(self.params.clone(), polys, level))
     }
+}
+
+/// `w·p` for every polynomial of `polys` (either form: the product by a scalar is the same
+/// limb by limb), as [w]_q computed from |w| and negated exactly, so that the noise grows by
+/// |w| only, in a single pass. BFV's and BGV's `mul_scalar`.
+pub(crate) fn mul_scalar_polys<F: Form>(
+    polys: &[RnsPoly<F>],
+    w: i64,
+    moduli: &[Modulus],
+) -> Vec<RnsPoly<F>> {
+    let factors: Vec<(u64, u64)> = moduli
+        .iter()
+        .map(|m| {
+            let a = m.reduce(w.unsigned_abs());
+            let f = if w < 0 { m.neg(a) } else { a };
+            (f, m.shoup(f))
+        })
+        .collect();
+    polys
+        .par_iter()
+        .map(|p| {
+            let n = p.degree();
+            let mut data = pool::take(p.data().len());
+            data.resize(p.data().len(), 0);
+            // Index-free loops over equal-length slices: these vectorise, where pushing
+            // through `extend` does not.
+            for (((dst, limb), m), &(f, fs)) in data
+                .chunks_exact_mut(n)
+                .zip(p.data().chunks_exact(n))
+                .zip(moduli)
+                .zip(&factors)
+            {
+                for (d, &x) in dst.iter_mut().zip(limb) {
+                    *d = m.mul_shoup_lanes(x, f, fs);
+                }
+            }
+            RnsPoly::from_raw(data, n).unwrap_or_else(|| RnsPoly::zero(moduli.len(), n))
+        })
+        .collect()
+}
+
+/// Σ w_i·polys_i over `moduli` with signed weights (either form: a weighted sum is the same
+/// limb by limb). Products are accumulated lazily in separate positive and negative 128-bit
+/// accumulators and reduced once per output coefficient, so a negative weight costs |w| in
+/// noise, not t. Terms may have 2 or 3 polynomials (a missing one counts as zero); the result
+/// has the largest count. Zero weights are skipped. BFV's and BGV's `dot`.
+pub(crate) fn dot_polys<F: Form>(
+    terms: &[(&[RnsPoly<F>], i64)],
+    moduli: &[Modulus],
+    n: usize,
+) -> Vec<RnsPoly<F>> {
+    let level = moduli.len();
+    let size = terms.iter().map(|(p, _)| p.len()).max().unwrap_or(2);
+    let terms: Vec<(&[RnsPoly<F>], u64, bool)> = terms
+        .iter()
+        .filter(|(_, w)| *w != 0)
+        .map(|&(p, w)| (p, w.unsigned_abs(), w < 0))
+        .collect();
+    let mut polys = Vec::with_capacity(size);
+    for c in 0..size {
+        let mut out = RnsPoly::<F>::zero(level, n);
+        out.data_mut()
+            .par_chunks_mut(n)
+            .enumerate()
+            .for_each(|(i, out)| {
+                let m = &moduli[i];
+                let qm1 = u128::from(m.value() - 1);
+                let mut pos = vec![0u128; n];
+                let mut neg = vec![0u128; n];
+                let mut pos_bound = 0u128;
+                let mut neg_bound = 0u128;
+                for &(polys, wabs, is_neg) in &terms {
+                    let Some(poly) = polys.get(c) else {
+                        continue;
+                    };
+                    let w = m.reduce(wabs);
+                    if w == 0 {
+                        continue;
+                    }
+                    let term = qm1 * u128::from(w);
+                    let (acc, bound) = if is_neg {
+                        (&mut neg, &mut neg_bound)
+                    } else {
+                        (&mut pos, &mut pos_bound)
+                    };
+                    if *bound > u128::MAX - term {
+                        for a in acc.iter_mut() {
+                            *a = u128::from(m.reduce_u128(*a));
+                        }
+                        *bound = qm1;
+                    }
+                    *bound += term;
+                    let w = u128::from(w);
+                    for (a, &x) in acc.iter_mut().zip(poly.limb(i)) {
+                        *a += u128::from(x) * w;
+                    }
+                }
+                for ((o, &p), &q) in out.iter_mut().zip(&pos).zip(&neg) {
+                    *o = m.sub(m.reduce_u128(p), m.reduce_u128(q));
+                }
+            });
+        polys.push(out);
+    }
+    polys
 }
 
 #[cfg(test)]

@@ -85,19 +85,19 @@ impl<'a> Decomposed<'a> {
 }
 
 /// The primes key switching works over at level ℓ: q_0..q_{ℓ-1}, then the special prime p.
-struct KeyBasis<'a> {
+pub(crate) struct KeyBasis<'a> {
     /// Index of each prime among the key's limbs (q_0..q_{L-1}, p).
     key_idx: Vec<usize>,
-    moduli: Vec<Modulus>,
-    tables: Vec<&'a NttTable>,
+    pub(crate) moduli: Vec<Modulus>,
+    pub(crate) tables: Vec<&'a NttTable>,
     /// ℓ, the number of digits.
-    level: usize,
+    pub(crate) level: usize,
     /// Ring degree n.
     n: usize,
 }
 
 impl<'a> KeyBasis<'a> {
-    fn at_level(ring: &'a RingContext, level: usize) -> Self {
+    pub(crate) fn at_level(ring: &'a RingContext, level: usize) -> Self {
         let special_idx = ring.max_level();
         let key_idx: Vec<usize> = (0..level).chain([special_idx]).collect();
         let moduli: Vec<Modulus> = key_idx.iter().map(|&i| ring.key_moduli()[i]).collect();
@@ -114,7 +114,7 @@ impl<'a> KeyBasis<'a> {
 
 /// The RNS digits of c_2: digit j is the residue of c_2 modulo q_j, lifted (centred) to every
 /// key prime, in NTT form.
-fn decompose(c2: &RnsPoly<Coeff>, basis: &KeyBasis<'_>) -> Vec<RnsPoly<Ntt>> {
+pub(crate) fn decompose(c2: &RnsPoly<Coeff>, basis: &KeyBasis<'_>) -> Vec<RnsPoly<Ntt>> {
     let KeyBasis {
         moduli,
         tables,
@@ -147,7 +147,7 @@ fn decompose(c2: &RnsPoly<Coeff>, basis: &KeyBasis<'_>) -> Vec<RnsPoly<Ntt>> {
 
 /// Σ_j digit_j·(b_j, a_j), accumulated in 128 bits and reduced once: primes have at most
 /// 61 bits and there are at most 20 digits, so the sum stays below 2^127.
-fn key_inner_product(
+pub(crate) fn key_inner_product(
     digits: &[RnsPoly<Ntt>],
     b: &[RnsPoly<Ntt>],
     a: &[RnsPoly<Ntt>],

@@ -9,6 +9,9 @@ mod mod_switch;
 mod multiply;
 mod rotate;
 
+pub(crate) use arithmetic::{dot_polys, mul_scalar_polys};
+pub(crate) use key_switch::{decompose, key_inner_product, KeyBasis};
+
 use super::ciphertext::Ciphertext;
 use super::encoding::Plaintext;
 pub use super::error::EvalError;

@@ -35,7 +35,7 @@ impl GaloisKey {
         let a = expand_a(ring, &seed);
         let inv = inverse_element(ring.degree(), element);
         let target = Zeroizing::new(automorphism_ntt(&sk.ntt, inv));
-        let b = switching_b(ring, &sk.ntt, &target, &a, rng);
+        let b = switching_b(ring, &sk.ntt, &target, &a, None, rng);
         GaloisKey { seed, b, a }
     }
 

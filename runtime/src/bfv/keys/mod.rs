@@ -9,10 +9,13 @@ mod relin;
 mod secret;
 mod switching;
 
+pub(crate) use switching::{expand_a, switching_b};
+
 pub(crate) use galois::GaloisKey;
 pub use galois::GaloisKeys;
 pub use public::PublicKey;
 pub use relin::RelinKey;
+pub(crate) use secret::budget_bits;
 pub use secret::SecretKey;
 
 use super::error::EvalError;
@@ -27,7 +30,7 @@ crate::random_id::random_id! {
     KeyId
 }
 
-fn check_ring(ring: &RingContext, params: &BfvParameters) -> Result<(), EvalError> {
+pub(crate) fn check_ring(ring: &RingContext, params: &BfvParameters) -> Result<(), EvalError> {
     if ring.fingerprint() != params.ring_fingerprint() {
         return Err(EvalError::KeyMismatch {
             expected: params.ring_fingerprint(),

@@ -45,7 +45,7 @@ impl RelinKey {
         let mut s2 = Zeroizing::new(sk.ntt.clone());
         s2.mul_assign(&sk.ntt, ring.key_moduli());
         let a = Self::expand(&ring, &seed);
-        let b = switching_b(&ring, &s2, &sk.ntt, &a, rng);
+        let b = switching_b(&ring, &s2, &sk.ntt, &a, None, rng);
         RelinKey {
             ring,
             id: sk.id,

@@ -77,7 +77,7 @@ impl SecretKey {
 
     /// s restricted to the first `level` q primes, NTT form.
     /// Zeroised when dropped, like every temporary derived from s (a·s included).
-    pub(super) fn s_at(&self, level: usize) -> Zeroizing<RnsPoly<Ntt>> {
+    pub(crate) fn s_at(&self, level: usize) -> Zeroizing<RnsPoly<Ntt>> {
         let idx: Vec<usize> = (0..level).collect();
         Zeroizing::new(self.ntt.select_limbs(&idx))
     }
@@ -188,43 +188,62 @@ impl SecretKey {
             level,
             max: params.max_level(),
         })?;
-        let n = params.degree();
-        let moduli: Vec<Modulus> = params.ring().q()[..level].to_vec();
-        let t = params.plain_modulus();
-        let q_values: Vec<u64> = moduli.iter().map(|m| m.value()).collect();
-        let big_q = BigUint::product(&q_values);
-        let half_q = big_q.shr(1);
-        let puncts: Vec<BigUint> = q_values
-            .iter()
-            .map(|&q| big_q.div_rem_u64(q).map_or(BigUint::zero(), |(p, _)| p))
-            .collect();
-        for (i, m) in moduli.iter().enumerate() {
-            let tw = m.mul(m.reduce(t), lc.dec_alpha[i]);
-            let tws = m.shoup(tw);
-            for v in x.limb_mut(i) {
-                *v = m.mul_shoup(*v, tw, tws);
-            }
-        }
-        let data = x.data();
-        let max = (0..n)
-            .into_par_iter()
-            .map(|k| {
-                let mut z = BigUint::zero();
-                for i in 0..level {
-                    z = z.add(&puncts[i].mul_u64(data[i * n + k]));
-                }
-                while z >= big_q {
-                    z = z.sub(&big_q);
-                }
-                if z > half_q {
-                    big_q.sub(&z)
-                } else {
-                    z
-                }
-            })
-            .max()
-            .unwrap_or_default();
-        let budget = i64::from(big_q.bits()) - i64::from(max.bits()) - 1;
-        Ok(budget.max(0) as u32)
+        let moduli = &params.ring().q()[..level];
+        Ok(budget_bits(
+            &mut x,
+            moduli,
+            &lc.dec_alpha,
+            params.plain_modulus(),
+        ))
     }
+}
+
+/// The noise budget of a phase x (coefficient form over `moduli`, destroyed on the way), the
+/// one definition both schemes use: with v = ‖[factor·x]_Q‖_∞ (centred), bits(Q) − bits(v) − 1,
+/// clamped at 0. BFV passes factor = t (its phase is Δm + e, and t·(Δm + e) ≡ t·e up to the
+/// rounding of Δ); BGV passes 1 (its phase is scale·m + t·e, small as it stands). `alpha` holds
+/// (Q/q_i)^{-1} mod q_i.
+pub(crate) fn budget_bits(
+    x: &mut RnsPoly<Coeff>,
+    moduli: &[Modulus],
+    alpha: &[u64],
+    factor: u64,
+) -> u32 {
+    let level = moduli.len();
+    let n = x.degree();
+    let q_values: Vec<u64> = moduli.iter().map(|m| m.value()).collect();
+    let big_q = BigUint::product(&q_values);
+    let half_q = big_q.shr(1);
+    let puncts: Vec<BigUint> = q_values
+        .iter()
+        .map(|&q| big_q.div_rem_u64(q).map_or(BigUint::zero(), |(p, _)| p))
+        .collect();
+    for (i, m) in moduli.iter().enumerate() {
+        let tw = m.mul(m.reduce(factor), alpha[i]);
+        let tws = m.shoup(tw);
+        for v in x.limb_mut(i) {
+            *v = m.mul_shoup(*v, tw, tws);
+        }
+    }
+    let data = x.data();
+    let max = (0..n)
+        .into_par_iter()
+        .map(|k| {
+            let mut z = BigUint::zero();
+            for i in 0..level {
+                z = z.add(&puncts[i].mul_u64(data[i * n + k]));
+            }
+            while z >= big_q {
+                z = z.sub(&big_q);
+            }
+            if z > half_q {
+                big_q.sub(&z)
+            } else {
+                z
+            }
+        })
+        .max()
+        .unwrap_or_default();
+    let budget = i64::from(big_q.bits()) - i64::from(max.bits()) - 1;
+    budget.max(0) as u32
 }

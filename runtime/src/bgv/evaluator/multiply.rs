@@ -1,0 +1,77 @@
+//! Products without relinearisation. The phase of a product is the product of the phases, so
+//! in NTT form a product of two size-2 ciphertexts is four pointwise multiplications per prime
+//! (three for a square) and no transform at all. The scales multiply.
+
+use super::{EvalError, Evaluator};
+use crate::bgv::ciphertext::Ciphertext;
+use crate::math::{Ntt, RnsPoly};
+use rayon::prelude::*;
+
+impl Evaluator {
+    /// `a·b` as a size-3 ciphertext (a_0 b_0, a_0 b_1 + a_1 b_0, a_1 b_1). Both of size 2 and
+    /// at the same level; the scales may differ (the result's is their product).
+    pub fn mul(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext, EvalError> {
+        self.check_pair(a, b, false)?;
+        self.check_size_two(a)?;
+        self.check_size_two(b)?;
+        Ok(self.tensor(a, Some(b)))
+    }
+
+    /// `a²` as a size-3 ciphertext (a_0², 2 a_0 a_1, a_1²).
+    pub fn square(&self, a: &Ciphertext) -> Result<Ciphertext, EvalError> {
+        self.check(a)?;
+        self.check_size_two(a)?;
+        Ok(self.tensor(a, None))
+    }
+
+    fn check_size_two(&self, ct: &Ciphertext) -> Result<(), EvalError> {
+        if ct.size() != 2 {
+            return Err(EvalError::UnsupportedSize {
+                size: ct.size(),
+                max: 2,
+            });
+        }
+        Ok(())
+    }
+
+    /// The tensor product of `a` with `b` (or with itself), prime by prime in parallel.
+    fn tensor(&self, a: &Ciphertext, b: Option<&Ciphertext>) -> Ciphertext {
+        let level = a.level;
+        let n = self.params.degree();
+        let moduli = self.moduli(level);
+        let mut d0 = RnsPoly::<Ntt>::zero(level, n);
+        let mut d1 = RnsPoly::<Ntt>::zero(level, n);
+        let mut d2 = RnsPoly::<Ntt>::zero(level, n);
+        let (a0, a1) = (&a.polys[0], &a.polys[1]);
+        d0.data_mut()
+            .par_chunks_mut(n)
+            .zip(d1.data_mut().par_chunks_mut(n))
+            .zip(d2.data_mut().par_chunks_mut(n))
+            .enumerate()
+            .for_each(|(i, ((o0, o1), o2))| {
+                let m = &moduli[i];
+                let (x0, x1) = (a0.limb(i), a1.limb(i));
+                match b {
+                    Some(b) => {
+                        let (y0, y1) = (b.polys[0].limb(i), b.polys[1].limb(i));
+                        for k in 0..n {
+                            o0[k] = m.mul(x0[k], y0[k]);
+                            o1[k] = m.add(m.mul(x0[k], y1[k]), m.mul(x1[k], y0[k]));
+                            o2[k] = m.mul(x1[k], y1[k]);
+                        }
+                    }
+                    None => {
+                        for k in 0..n {
+                            o0[k] = m.mul(x0[k], x0[k]);
+                            let c = m.mul(x0[k], x1[k]);
+                            o1[k] = m.add(c, c);
+                            o2[k] = m.mul(x1[k], x1[k]);
+                        }
+                    }
+                }
+            });
+        let t = self.params.plain();
+        let scale = t.mul(a.scale, b.map_or(a.scale, |b| b.scale));
+        Ciphertext::new(self.params.clone(), vec![d0, d1, d2], level, scale)
+    }
+}

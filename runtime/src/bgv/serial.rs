@@ -1,0 +1,386 @@
+//! Byte forms of BGV ciphertexts and keys, beside BFV's and in the same style: magic bytes that
+//! name the scheme and the type, a version byte, fingerprints, then bit-packed residues (NTT
+//! form, as the objects hold them). Every count is checked against its bound and against the
+//! bytes present before anything is allocated from it.
+//!
+//! Ciphertext: `VGCT`, version, parameter fingerprint (u64), level (u8), size (u8), flags (u8,
+//! bit 0: c_1 is a 32-byte seed), scale (u64, a unit mod t), then c_0, c_1 or its seed, c_2.
+//! Public key: `VGPK`, key version, ring fingerprint, key-set id, prime count (u8), the
+//! plaintext primes (u64 each), seed, b over q_0..q_{L-1}. Relinearisation key: `VGRK`, the same
+//! header, seed, then L polynomials b_j over q_0..q_{L-1}, p.
+
+use super::ciphertext::Ciphertext;
+use super::keys::{check_plain_primes, MAX_PLAIN_PRIMES};
+use super::public::PublicKey;
+use super::relin::RelinKey;
+use crate::bfv::{
+    expand_seed, key_header, poly_len, write_poly, BfvParameters, Reader, SerialError,
+    FORMAT_VERSION, KEY_FORMAT_VERSION,
+};
+use std::sync::Arc;
+
+/// Magic bytes of a BGV ciphertext.
+pub const MAGIC_CIPHERTEXT: &[u8; 4] = b"VGCT";
+/// Magic bytes of a BGV public key.
+pub const MAGIC_PUBLIC_KEY: &[u8; 4] = b"VGPK";
+/// Magic bytes of a BGV relinearisation key.
+pub const MAGIC_RELIN_KEY: &[u8; 4] = b"VGRK";
+
+impl Ciphertext {
+    /// Serialises the ciphertext (layout in the module documentation of `bgv::serial`).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let moduli = &self.params.ring().q()[..self.level];
+        let mut out = Vec::with_capacity(
+            4 + 1 + 8 + 3 + 8 + self.size() * poly_len(moduli, self.params.degree()),
+        );
+        out.extend_from_slice(MAGIC_CIPHERTEXT);
+        out.push(FORMAT_VERSION);
+        out.extend_from_slice(&self.fingerprint().to_le_bytes());
+        out.push(self.level as u8);
+        out.push(self.size() as u8);
+        out.push(u8::from(self.seed.is_some()));
+        out.extend_from_slice(&self.scale.to_le_bytes());
+        for (i, p) in self.polys.iter().enumerate() {
+            match (i, &self.seed) {
+                (1, Some(seed)) => out.extend_from_slice(seed),
+                _ => write_poly(p, moduli, &mut out),
+            }
+        }
+        out
+    }
+
+    /// Reads a BGV ciphertext for `params`.
+    pub fn from_bytes(params: &Arc<BfvParameters>, bytes: &[u8]) -> Result<Self, SerialError> {
+        let what = "BGV ciphertext";
+        let mut r = Reader::new(bytes, what);
+        r.header(MAGIC_CIPHERTEXT, FORMAT_VERSION)?;
+        r.fingerprint(params.fingerprint(), "parameters")?;
+        let level = usize::from(r.u8()?);
+        let size = usize::from(r.u8()?);
+        let flags = r.u8()?;
+        let scale = r.u64()?;
+        let invalid = |detail: String| SerialError::Invalid { what, detail };
+        if level == 0 || level > params.max_level() {
+            return Err(invalid(format!(
+                "level {level} is outside 1..={}",
+                params.max_level()
+            )));
+        }
+        if !(2..=3).contains(&size) {
+            return Err(invalid(format!("size {size} is not 2 or 3")));
+        }
+        let t = params.plain_modulus();
+        if scale == 0 || scale >= t {
+            return Err(invalid(format!("scale {scale} is outside 1..{t}")));
+        }
+        let seeded = match flags {
+            0 => false,
+            1 if level == params.max_level() && size == 2 => true,
+            _ => {
+                return Err(invalid(format!(
+                    "flags {flags:#04x} are invalid for size {size} at level {level}"
+                )))
+            }
+        };
+        let n = params.degree();
+        let moduli = &params.ring().q()[..level];
+        let mut polys = Vec::with_capacity(size);
+        let mut seed = None;
+        for i in 0..size {
+            if i == 1 && seeded {
+                let s = r.seed()?;
+                polys.push(expand_seed(&s, moduli, n, 0));
+                seed = Some(s);
+            } else {
+                polys.push(r.poly(moduli, n)?);
+            }
+        }
+        r.finish()?;
+        let mut ct = Ciphertext::new(params.clone(), polys, level, scale);
+        ct.seed = seed;
+        Ok(ct)
+    }
+}
+
+fn write_primes(primes: &[u64], out: &mut Vec<u8>) {
+    out.push(primes.len() as u8);
+    for p in primes {
+        out.extend_from_slice(&p.to_le_bytes());
+    }
+}
+
+/// The plaintext primes of a key: a count bounded by [`MAX_PLAIN_PRIMES`] (checked before the
+/// list is allocated), then the primes, checked as key generation checks them.
+fn read_primes(
+    r: &mut Reader<'_>,
+    what: &'static str,
+    params: &BfvParameters,
+) -> Result<Vec<u64>, SerialError> {
+    let count = usize::from(r.u8()?);
+    if count == 0 || count > MAX_PLAIN_PRIMES {
+        return Err(SerialError::Invalid {
+            what,
+            detail: format!("{count} plaintext primes; 1..={MAX_PLAIN_PRIMES} are allowed"),
+        });
+    }
+    let mut primes = Vec::with_capacity(count);
+    for _ in 0..count {
+        primes.push(r.u64()?);
+    }
+    let mut ring_primes = params.q_primes();
+    ring_primes.push(params.special_prime());
+    check_plain_primes(&primes, &ring_primes).map_err(|e| SerialError::Invalid {
+        what,
+        detail: e.to_string(),
+    })?;
+    Ok(primes)
+}
+
+impl PublicKey {
+    /// Serialises the key: header, plaintext primes, seed of a, b.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let moduli = &self.ring.q()[..self.ring.max_level()];
+        let mut out = Vec::new();
+        key_header(&mut out, MAGIC_PUBLIC_KEY, self.ring.fingerprint(), self.id);
+        write_primes(&self.plain_primes, &mut out);
+        out.extend_from_slice(&self.seed);
+        write_poly(&self.b, moduli, &mut out);
+        out
+    }
+
+    /// Reads a BGV public key for the ring of `params`.
+    pub fn from_bytes(params: &BfvParameters, bytes: &[u8]) -> Result<Self, SerialError> {
+        let what = "BGV public key";
+        let mut r = Reader::new(bytes, what);
+        r.header(MAGIC_PUBLIC_KEY, KEY_FORMAT_VERSION)?;
+        r.fingerprint(params.ring_fingerprint(), "ring")?;
+        let id = r.key_id()?;
+        let primes = read_primes(&mut r, what, params)?;
+        let seed = r.seed()?;
+        let ring = params.ring().clone();
+        let b = r.poly(&ring.q()[..ring.max_level()], ring.degree())?;
+        r.finish()?;
+        Ok(PublicKey::from_parts(ring, id, primes, seed, b))
+    }
+}
+
+impl RelinKey {
+    /// Serialises the key: header, plaintext primes, seed of the a_j, the b_j.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let moduli = self.ring.key_moduli();
+        let mut out = Vec::new();
+        key_header(&mut out, MAGIC_RELIN_KEY, self.ring.fingerprint(), self.id);
+        write_primes(&self.plain_primes, &mut out);
+        out.extend_from_slice(&self.seed);
+        for b in &self.b {
+            write_poly(b, moduli, &mut out);
+        }
+        out
+    }
+
+    /// Reads a BGV relinearisation key for the ring of `params`.
+    pub fn from_bytes(params: &BfvParameters, bytes: &[u8]) -> Result<Self, SerialError> {
+        let what = "BGV relinearisation key";
+        let mut r = Reader::new(bytes, what);
+        r.header(MAGIC_RELIN_KEY, KEY_FORMAT_VERSION)?;
+        r.fingerprint(params.ring_fingerprint(), "ring")?;
+        let id = r.key_id()?;
+        let primes = read_primes(&mut r, what, params)?;
+        let seed = r.seed()?;
+        let ring = params.ring().clone();
+        let mut b = Vec::with_capacity(ring.max_level());
+        for _ in 0..ring.max_level() {
+            b.push(r.poly(ring.key_moduli(), ring.degree())?);
+        }
+        r.finish()?;
+        Ok(RelinKey::from_parts(ring, id, primes, seed, b))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bfv::test_params::toy;
+    use crate::bfv::{Encoder, SecretKey, MAGIC_CIPHERTEXT as BFV_CIPHERTEXT};
+    use crate::bgv::{decrypt, encrypt, Evaluator};
+    use proptest::prelude::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha20Rng;
+
+    type Fixture = (Arc<BfvParameters>, Vec<(&'static str, Vec<u8>)>);
+
+    /// Bytes of every BGV object of one toy key set: keys, a seeded fresh ciphertext, and a
+    /// switched size-3 ciphertext (scale ≠ 1).
+    fn fixture() -> &'static Fixture {
+        static FIXTURE: std::sync::OnceLock<Fixture> = std::sync::OnceLock::new();
+        FIXTURE.get_or_init(|| {
+            let params = toy(1024);
+            let mut rng = ChaCha20Rng::seed_from_u64(40);
+            let sk = SecretKey::generate(&params, &mut rng);
+            let t = params.plain_modulus();
+            let pk = PublicKey::new(&sk, &[t, 12289], &mut rng).unwrap();
+            let rk = RelinKey::new(&sk, &[t, 12289], &mut rng).unwrap();
+            let pt = Encoder::new(&params).encode(&[5, -6, 7]).unwrap();
+            let seeded = encrypt(&sk, &pt, &mut rng).unwrap();
+            let ev = Evaluator::new(&params);
+            let size3 = ev.mod_switch_to_next(&ev.square(&seeded).unwrap()).unwrap();
+            let objects = vec![
+                ("pk", pk.to_bytes()),
+                ("rk", rk.to_bytes()),
+                ("seeded", seeded.to_bytes()),
+                ("size3", size3.to_bytes()),
+            ];
+            (params, objects)
+        })
+    }
+
+    fn parse(params: &Arc<BfvParameters>, kind: &str, bytes: &[u8]) -> Result<(), SerialError> {
+        match kind {
+            "pk" => PublicKey::from_bytes(params, bytes).map(drop),
+            "rk" => RelinKey::from_bytes(params, bytes).map(drop),
+            _ => Ciphertext::from_bytes(params, bytes).map(drop),
+        }
+    }
+
+    #[test]
+    fn bgv_objects_round_trip() {
+        let params = toy(1024);
+        let mut rng = ChaCha20Rng::seed_from_u64(41);
+        let sk = SecretKey::generate(&params, &mut rng);
+        let t = params.plain_modulus();
+        let pk = PublicKey::new(&sk, &[t], &mut rng).unwrap();
+        let rk = RelinKey::new(&sk, &[t, 12289], &mut rng).unwrap();
+        assert_eq!(PublicKey::from_bytes(&params, &pk.to_bytes()).unwrap(), pk);
+        assert_eq!(RelinKey::from_bytes(&params, &rk.to_bytes()).unwrap(), rk);
+        let enc = Encoder::new(&params);
+        let pt = enc.encode(&[1, -2, 3]).unwrap();
+        let seeded = encrypt(&sk, &pt, &mut rng).unwrap();
+        let by_pk = pk.encrypt(&pt, &mut rng).unwrap();
+        let ev = Evaluator::new(&params);
+        let size3 = ev
+            .mod_switch_to_next(&ev.mul(&seeded, &by_pk).unwrap())
+            .unwrap();
+        let full = seeded.to_bytes().len();
+        assert!(
+            full < by_pk.to_bytes().len() / 2 + 100,
+            "seeded form is about half"
+        );
+        for ct in [&seeded, &by_pk, &size3] {
+            let back = Ciphertext::from_bytes(&params, &ct.to_bytes()).unwrap();
+            assert_eq!(&back, ct);
+            assert_eq!(back.scale(), ct.scale());
+            assert_eq!(back.is_seeded(), ct.is_seeded());
+            assert_eq!(decrypt(&sk, &back).unwrap(), decrypt(&sk, ct).unwrap());
+        }
+        assert_ne!(size3.scale(), 1);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Truncated or garbled input is an error (or, for a changed residue still in range, a
+        /// different valid object), never a panic; garbled headers are always errors.
+        #[test]
+        fn bgv_damaged_bytes_are_errors_not_panics(
+            which in 0usize..4,
+            cut in any::<prop::sample::Index>(),
+            pos in any::<prop::sample::Index>(),
+            flip in 1u8..=255,
+        ) {
+            let (params, objects) = fixture();
+            let (kind, bytes) = &objects[which];
+            prop_assert!(parse(params, kind, bytes).is_ok());
+            let cut = cut.index(bytes.len());
+            prop_assert!(parse(params, kind, &bytes[..cut]).is_err(), "{} cut at {}", kind, cut);
+            let mut garbled = bytes.clone();
+            let pos = pos.index(garbled.len());
+            garbled[pos] ^= flip;
+            // Magic, version and fingerprint: the first 13 bytes.
+            if pos < 13 {
+                prop_assert!(parse(params, kind, &garbled).is_err(), "{} byte {} accepted", kind, pos);
+            } else {
+                let _ = parse(params, kind, &garbled);
+            }
+        }
+    }
+
+    #[test]
+    fn bgv_hostile_bytes_get_clear_errors() {
+        let (params, objects) = fixture();
+        let get = |k: &str| {
+            objects
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, b)| b.clone())
+                .unwrap_or_default()
+        };
+        let msg = |kind: &str, bytes: &[u8]| parse(params, kind, bytes).unwrap_err().to_string();
+        // A BFV ciphertext is not a BGV one.
+        let mut bfv = get("seeded");
+        bfv[..4].copy_from_slice(BFV_CIPHERTEXT);
+        assert!(
+            msg("seeded", &bfv).contains("wrong magic bytes"),
+            "{}",
+            msg("seeded", &bfv)
+        );
+        // Scale 0 or ≥ t; size 4; level 0; seed flag on a size-3 ciphertext.
+        let ct = get("size3");
+        let scale_at = 4 + 1 + 8 + 3;
+        let mut bad = ct.clone();
+        bad[scale_at..scale_at + 8].copy_from_slice(&0u64.to_le_bytes());
+        assert!(
+            msg("size3", &bad).contains("scale 0 is outside"),
+            "{}",
+            msg("size3", &bad)
+        );
+        bad[scale_at..scale_at + 8].copy_from_slice(&params.plain_modulus().to_le_bytes());
+        assert!(msg("size3", &bad).contains("is outside 1.."));
+        let mut bad = ct.clone();
+        bad[14] = 4;
+        assert!(msg("size3", &bad).contains("size 4 is not 2 or 3"));
+        let mut bad = ct.clone();
+        bad[13] = 0;
+        assert!(msg("size3", &bad).contains("level 0 is outside"));
+        let mut bad = ct.clone();
+        bad[15] = 1;
+        assert!(msg("size3", &bad).contains("flags 0x01 are invalid"));
+        let mut long = ct.clone();
+        long.push(0);
+        assert!(msg("size3", &long).contains("1 unexpected trailing bytes"));
+        // Key prime counts: zero, above the bound (refused before any allocation), repeats.
+        let rk = get("rk");
+        let count_at = 4 + 1 + 8 + crate::bfv::KeyId::LEN;
+        for (count, want) in [(0u8, "0 plaintext primes"), (255, "255 plaintext primes")] {
+            let mut bad = rk.clone();
+            bad[count_at] = count;
+            assert!(msg("rk", &bad).contains(want), "{}", msg("rk", &bad));
+        }
+        let mut bad = rk.clone();
+        let first = bad[count_at + 1..count_at + 9].to_vec();
+        bad[count_at + 9..count_at + 17].copy_from_slice(&first);
+        assert!(
+            msg("rk", &bad).contains("listed twice"),
+            "{}",
+            msg("rk", &bad)
+        );
+        // A residue out of range.
+        let mut bad = get("pk");
+        let b_at = count_at + 1 + 2 * 8 + 32;
+        bad[b_at..b_at + 7].fill(0xff);
+        assert!(
+            msg("pk", &bad).contains("is not below its prime"),
+            "{}",
+            msg("pk", &bad)
+        );
+        // Keys of another ring.
+        let other = BfvParameters::builder()
+            .degree(1024)
+            .q_bits(&[40, 40])
+            .special_bits(41)
+            .plain_modulus(65537)
+            .allow_insecure(true)
+            .build()
+            .unwrap();
+        let err = RelinKey::from_bytes(&other, &rk).unwrap_err().to_string();
+        assert!(err.contains("was written for ring"), "{err}");
+    }
+}
