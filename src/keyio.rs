@@ -10,10 +10,10 @@ use std::fs::File;
 use std::io::BufReader;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use veil_runtime::bfv::{PublicKey, SerialError};
+use veil_runtime::bfv::SerialError;
 use veil_runtime::session::{key_kind, ContainerKind, KeyKind, MAX_KEY_BYTES};
 use veil_runtime::session::{BatchInfo, ChunkReader, ChunkWriter};
-use veil_runtime::session::{ClientKey, Context, EncryptionKey, KeySet, ServerKey};
+use veil_runtime::session::{ClientKey, Context, EncryptionKey, KeySet, PublicKey, ServerKey};
 use zeroize::Zeroizing;
 
 /// File names `veil keygen` writes.
@@ -233,7 +233,7 @@ pub fn load_encryption_key(
         Some(KeyKind::Secret) => ClientKey::from_bytes(context, &bytes)
             .map(LoadedEncryptionKey::Secret)
             .map_err(|e| key_error(path, &e)),
-        Some(KeyKind::Public) => PublicKey::from_bytes(&context.params()[0], &bytes)
+        Some(KeyKind::Public) => PublicKey::from_bytes(context, &bytes)
             .map(LoadedEncryptionKey::Public)
             .map_err(|e| key_error(path, &e)),
         other => Err(format!(

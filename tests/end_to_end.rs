@@ -34,7 +34,7 @@ fn check_model(name: &str, model: &veil_compiler::model::Model, extra: usize, pu
     let images = random_images(&shape, count, min, max, 5);
 
     let mut rng = ChaCha20Rng::seed_from_u64(9);
-    let keys = context.keygen(&mut rng);
+    let keys = context.keygen(&mut rng).unwrap();
     let key = if public {
         EncryptionKey::Public(&keys.public)
     } else {

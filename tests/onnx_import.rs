@@ -48,7 +48,7 @@ fn run_encrypted(name: &str, range: (f64, f64)) {
         3,
     );
     let mut rng = ChaCha20Rng::seed_from_u64(12);
-    let keys = context.keygen(&mut rng);
+    let keys = context.keygen(&mut rng).unwrap();
     let (batch, clamped) = context
         .encrypt(
             EncryptionKey::Public(&keys.public),

@@ -50,7 +50,7 @@
 //!
 //! // Client: keys (a product seeds from the OS: veil_runtime::bfv::os_rng()), then two images.
 //! let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
-//! let keys = context.keygen(&mut rng);
+//! let keys = context.keygen(&mut rng)?;
 //! let raw = [4.0f32, 2.0, 0.0, 7.0];
 //! let (batch, clamped) =
 //!     context.encrypt(EncryptionKey::Client(&keys.client), &raw, &mut rng, &|_| {})?;

@@ -131,7 +131,7 @@ fn bench(args: &BenchArgs) -> Result<(), CliError> {
     let quiet = args.json;
 
     let t = Instant::now();
-    let keys = context.keygen(&mut rng);
+    let keys = context.keygen(&mut rng)?;
     let keygen_seconds = t.elapsed().as_secs_f64();
 
     // One batch of n images at a time: random inputs, encrypt, evaluate, decrypt, compare,

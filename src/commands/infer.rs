@@ -120,7 +120,7 @@ pub fn run(args: InferArgs) -> Result<(), CliError> {
     let mut rng = veil_runtime::bfv::os_rng();
 
     let t = Instant::now();
-    let keys = context.keygen(&mut rng);
+    let keys = context.keygen(&mut rng)?;
     let keygen = t.elapsed().as_secs_f64();
 
     // One chunk at a time: encrypt, evaluate, decrypt, compare, drop; memory holds the

@@ -26,7 +26,7 @@ pub struct KeygenArgs {
 pub fn run(args: KeygenArgs) -> Result<(), CliError> {
     let context = load_context(&args.plan)?;
     let started = Instant::now();
-    let keys = context.keygen(&mut veil_runtime::bfv::os_rng());
+    let keys = context.keygen(&mut veil_runtime::bfv::os_rng())?;
     let seconds = started.elapsed().as_secs_f64();
     let written = write_keys(&args.out, &keys, args.force).map_err(in_file(&args.out))?;
     println!("generated key set {} in {seconds:.2} s", keys.id());

@@ -26,13 +26,15 @@ pub const MAGIC_PUBLIC_KEY: &[u8; 4] = b"VGPK";
 /// Magic bytes of a BGV relinearisation key.
 pub const MAGIC_RELIN_KEY: &[u8; 4] = b"VGRK";
 
+/// Bytes before the polynomials: magic, version, fingerprint, level, size, flags, scale.
+const CT_HEADER: usize = 4 + 1 + 8 + 3 + 8;
+
 impl Ciphertext {
     /// Serialises the ciphertext (layout in the module documentation of `bgv::serial`).
     pub fn to_bytes(&self) -> Vec<u8> {
         let moduli = &self.params.ring().q()[..self.level];
-        let mut out = Vec::with_capacity(
-            4 + 1 + 8 + 3 + 8 + self.size() * poly_len(moduli, self.params.degree()),
-        );
+        let mut out =
+            Vec::with_capacity(CT_HEADER + self.size() * poly_len(moduli, self.params.degree()));
         out.extend_from_slice(MAGIC_CIPHERTEXT);
         out.push(FORMAT_VERSION);
         out.extend_from_slice(&self.fingerprint().to_le_bytes());
@@ -47,6 +49,30 @@ impl Ciphertext {
             }
         }
         out
+    }
+
+    /// Length of [`Self::to_bytes`], computed without serialising.
+    pub fn serialized_len(&self) -> usize {
+        let moduli = &self.params.ring().q()[..self.level];
+        let poly = poly_len(moduli, self.params.degree());
+        let polys: usize = (0..self.size())
+            .map(|i| {
+                if i == 1 && self.seed.is_some() {
+                    32
+                } else {
+                    poly
+                }
+            })
+            .sum();
+        CT_HEADER + polys
+    }
+
+    /// The most bytes [`Self::to_bytes`] can give for `params`: a size-3 ciphertext at the top
+    /// level. Readers bound what they accept with it.
+    pub fn max_serialized_len(params: &BfvParameters) -> usize {
+        let q = params.ring().q();
+        let top = &q[..params.max_level().min(q.len())];
+        CT_HEADER + 3 * poly_len(top, params.degree())
     }
 
     /// Reads a BGV ciphertext for `params`.

@@ -2,10 +2,13 @@
 //! integer scores.
 
 use super::{
-    BatchId, BatchInfo, Context, EncryptedBatch, EncryptedChunk, EncryptionKey, SessionError,
+    BatchId, BatchInfo, Ciphertext, Context, EncryptedBatch, EncryptedChunk, EncryptionKey,
+    SessionError,
 };
-use crate::bfv::{Ciphertext, Encoder};
+use crate::bfv::{Encoder, Plaintext};
+use crate::bgv;
 use crate::exec::Crt;
+use crate::plan::Scheme;
 use rand::{CryptoRng, RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use rayon::prelude::*;
@@ -77,7 +80,7 @@ impl Context {
         }
         let (columns, clamped) = self.feature_major(images.start, raw)?;
         let mut values = Vec::with_capacity(self.params.len());
-        for params in &self.params {
+        for (prime, params) in self.params.iter().enumerate() {
             let encoder = Encoder::new(params);
             let seeds: Vec<[u8; 32]> = columns
                 .iter()
@@ -93,12 +96,7 @@ impl Context {
                 .map(|(column, seed)| {
                     let mut local = ChaCha20Rng::from_seed(seed);
                     let pt = encoder.encode(column)?;
-                    let ct = match key {
-                        EncryptionKey::Client(client) => {
-                            client.secret().encrypt(&pt, &mut local)?
-                        }
-                        EncryptionKey::Public(pk) => pk.encrypt(&pt, &mut local)?,
-                    };
+                    let ct = self.encrypt_one(key, prime, &pt, &mut local)?;
                     progress(1);
                     Ok(ct)
                 })
@@ -111,6 +109,47 @@ impl Context {
             values,
         };
         Ok((chunk, clamped))
+    }
+
+    /// Encrypts one plaintext of prime `prime` in the plan's scheme.
+    fn encrypt_one(
+        &self,
+        key: EncryptionKey<'_>,
+        prime: usize,
+        pt: &Plaintext,
+        rng: &mut ChaCha20Rng,
+    ) -> Result<Ciphertext, SessionError> {
+        let scheme = self.plan.params.scheme;
+        let wrong = || SessionError::SchemeMismatch {
+            expected: scheme,
+            prime,
+        };
+        Ok(match (scheme, key) {
+            (Scheme::Bfv, EncryptionKey::Client(client)) => {
+                Ciphertext::Bfv(client.secret().encrypt(pt, rng)?)
+            }
+            (Scheme::Bfv, EncryptionKey::Public(pk)) => {
+                Ciphertext::Bfv(pk.bfv().ok_or_else(wrong)?.encrypt(pt, rng)?)
+            }
+            (Scheme::Bgv, EncryptionKey::Client(client)) => {
+                Ciphertext::Bgv(bgv::encrypt(client.secret(), pt, rng)?)
+            }
+            (Scheme::Bgv, EncryptionKey::Public(pk)) => {
+                Ciphertext::Bgv(pk.bgv(prime).ok_or_else(wrong)?.encrypt(pt, rng)?)
+            }
+        })
+    }
+
+    /// Decrypts one ciphertext and measures its noise budget.
+    fn decrypt_one(
+        client: &super::ClientKey,
+        ct: &Ciphertext,
+    ) -> Result<(Plaintext, u32), SessionError> {
+        let sk = client.secret();
+        Ok(match ct {
+            Ciphertext::Bfv(ct) => (sk.decrypt(ct)?, sk.noise_budget(ct)?),
+            Ciphertext::Bgv(ct) => (bgv::decrypt(sk, ct)?, bgv::noise_budget_bits(sk, ct)?),
+        })
     }
 
     /// Encrypts raw images (`raw` holds `count × input_len()` values, image after image) as
@@ -174,8 +213,13 @@ impl Context {
             let decoded: Result<Vec<(Vec<u64>, u32)>, SessionError> = cts
                 .par_iter()
                 .map(|ct| {
-                    let pt = client.secret().decrypt(ct)?;
-                    let budget = client.secret().noise_budget(ct)?;
+                    if ct.scheme() != self.plan.params.scheme {
+                        return Err(SessionError::SchemeMismatch {
+                            expected: self.plan.params.scheme,
+                            prime: 0,
+                        });
+                    }
+                    let (pt, budget) = Self::decrypt_one(client, ct)?;
                     Ok((encoder.decode_unsigned(&pt)?, budget))
                 })
                 .collect();

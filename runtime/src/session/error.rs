@@ -24,6 +24,14 @@ pub enum SessionError {
         per_image: usize,
     },
     /// A batch needs at least one image.
+    /// A key or ciphertext of another scheme than the plan's.
+    #[error("the plan runs {expected}, but a key or ciphertext for plaintext prime {prime} is of another scheme")]
+    SchemeMismatch {
+        /// The plan's scheme.
+        expected: crate::plan::Scheme,
+        /// Index of the plaintext prime.
+        prime: usize,
+    },
     #[error("a batch needs at least one image")]
     NoImages,
     /// The raw values given for one chunk are not those of its images.

@@ -1,7 +1,16 @@
 //! The key split: the client's key decrypts, the server's key only evaluates.
+//!
+//! Both schemes share the secret key. BGV's public and relinearisation keys carry an error that
+//! is a multiple of the plaintext prime, so a BGV key set holds one of each per plaintext prime
+//! of the plan (one key for all primes would need an error that is a multiple of their product,
+//! which adds that product's bits, 110 for CryptoNets, to every relinearisation). A list of BGV
+//! keys is serialised as [`MAGIC_BGV_PUBLIC_KEYS`] or [`MAGIC_BGV_EVAL_KEYS`], a count byte, and
+//! each key's own byte form behind a u32 length.
 
-use super::Context;
-use crate::bfv::{BfvParameters, KeyId, PublicKey, RelinKey, SecretKey, SerialError};
+use super::{Context, SessionError};
+use crate::bfv::{self, KeyId, RelinKey, SecretKey, SerialError};
+use crate::bgv;
+use crate::plan::Scheme;
 use rand::{CryptoRng, RngCore};
 use zeroize::Zeroizing;
 
@@ -11,6 +20,11 @@ use zeroize::Zeroizing;
 /// exact length for the plan's ring is then checked when it is parsed.
 pub const MAX_KEY_BYTES: u64 = 256 << 20;
 
+/// Magic bytes of a BGV public-key file: one public key per plaintext prime.
+pub const MAGIC_BGV_PUBLIC_KEYS: &[u8; 4] = b"VGPL";
+/// Magic bytes of a BGV evaluation-key file: one relinearisation key per plaintext prime.
+pub const MAGIC_BGV_EVAL_KEYS: &[u8; 4] = b"VGEL";
+
 /// The client's key: the secret key. It encrypts (seeded, half-size ciphertexts) and decrypts;
 /// it never leaves the client. Wiped on drop, redacted in `Debug` (as [`SecretKey`] is).
 #[derive(Debug)]
@@ -18,11 +32,32 @@ pub struct ClientKey {
     secret: SecretKey,
 }
 
-/// The server's key: the relinearisation key. It evaluates a plan on ciphertexts and can
-/// neither encrypt nor decrypt.
+/// The server's key: relinearisation keys. It evaluates a plan on ciphertexts and can neither
+/// encrypt nor decrypt.
 #[derive(Debug)]
 pub struct ServerKey {
-    relin: RelinKey,
+    keys: EvalKeys,
+}
+
+/// The relinearisation key(s) of a scheme.
+#[derive(Debug)]
+enum EvalKeys {
+    Bfv(RelinKey),
+    /// One per plaintext prime, in the plan's order.
+    Bgv(Vec<bgv::RelinKey>),
+}
+
+/// The public encryption key of a key set: for a party that must encrypt but not decrypt.
+#[derive(Debug)]
+pub struct PublicKey {
+    keys: PublicKeys,
+}
+
+#[derive(Debug)]
+enum PublicKeys {
+    Bfv(bfv::PublicKey),
+    /// One per plaintext prime, in the plan's order.
+    Bgv(Vec<bgv::PublicKey>),
 }
 
 /// A fresh set of keys for one plan's ring.
@@ -62,16 +97,36 @@ impl KeySet {
     }
 
     /// Generates a secret key (with a fresh key-set id) and the public and relinearisation
-    /// keys derived from it.
-    pub fn generate(params: &BfvParameters, rng: &mut (impl RngCore + CryptoRng)) -> Self {
+    /// keys of `context`'s scheme derived from it.
+    pub fn generate(
+        context: &Context,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<Self, SessionError> {
+        let params = &context.params()[0];
         let secret = SecretKey::generate(params, rng);
-        let public = PublicKey::new(&secret, rng);
-        let relin = RelinKey::new(&secret, rng);
-        KeySet {
+        let (public, server) = match context.plan().params.scheme {
+            Scheme::Bfv => (
+                PublicKeys::Bfv(bfv::PublicKey::new(&secret, rng)),
+                EvalKeys::Bfv(RelinKey::new(&secret, rng)),
+            ),
+            Scheme::Bgv => {
+                let primes = &context.plan().params.plain_primes;
+                let public = primes
+                    .iter()
+                    .map(|&t| bgv::PublicKey::new(&secret, &[t], rng))
+                    .collect::<Result<_, _>>()?;
+                let relin = primes
+                    .iter()
+                    .map(|&t| bgv::RelinKey::new(&secret, &[t], rng))
+                    .collect::<Result<_, _>>()?;
+                (PublicKeys::Bgv(public), EvalKeys::Bgv(relin))
+            }
+        };
+        Ok(KeySet {
             client: ClientKey { secret },
-            public,
-            server: ServerKey { relin },
-        }
+            public: PublicKey { keys: public },
+            server: ServerKey { keys: server },
+        })
     }
 }
 
@@ -105,30 +160,213 @@ impl From<SecretKey> for ClientKey {
 }
 
 impl ServerKey {
-    /// The relinearisation key.
-    pub fn relin(&self) -> &RelinKey {
-        &self.relin
+    /// The BFV relinearisation key, or `None` for a BGV key set.
+    pub fn bfv(&self) -> Option<&RelinKey> {
+        match &self.keys {
+            EvalKeys::Bfv(key) => Some(key),
+            EvalKeys::Bgv(_) => None,
+        }
+    }
+
+    /// The BGV relinearisation key of plaintext prime `prime` (index into the plan's primes),
+    /// or `None` for a BFV key set or a prime it has no key for.
+    pub fn bgv(&self, prime: usize) -> Option<&bgv::RelinKey> {
+        match &self.keys {
+            EvalKeys::Bgv(keys) => keys.get(prime),
+            EvalKeys::Bfv(_) => None,
+        }
     }
 
     /// The key set this key belongs to.
     pub fn id(&self) -> KeyId {
-        self.relin.id()
+        match &self.keys {
+            EvalKeys::Bfv(key) => key.id(),
+            EvalKeys::Bgv(keys) => keys.first().map_or(KeyId::from_bytes([0; 16]), |k| k.id()),
+        }
     }
 
-    /// The serialised relinearisation key.
+    /// The serialised key(s).
     pub fn to_bytes(&self) -> Vec<u8> {
-        self.relin.to_bytes()
+        match &self.keys {
+            EvalKeys::Bfv(key) => key.to_bytes(),
+            EvalKeys::Bgv(keys) => {
+                key_list_to_bytes(MAGIC_BGV_EVAL_KEYS, keys.iter().map(|k| k.to_bytes()))
+            }
+        }
     }
 
-    /// Reads a serialised relinearisation key made for `context`'s ring.
+    /// Reads serialised key(s) made for `context`'s ring and scheme.
     pub fn from_bytes(context: &Context, bytes: &[u8]) -> Result<Self, SerialError> {
-        let relin = RelinKey::from_bytes(&context.params()[0], bytes)?;
-        Ok(ServerKey { relin })
+        let params = &context.params()[0];
+        let keys = match context.plan().params.scheme {
+            Scheme::Bfv => EvalKeys::Bfv(RelinKey::from_bytes(params, bytes)?),
+            Scheme::Bgv => {
+                let parts = key_list_from_bytes(
+                    MAGIC_BGV_EVAL_KEYS,
+                    "BGV evaluation keys",
+                    context,
+                    bytes,
+                )?;
+                let keys = parts
+                    .into_iter()
+                    .map(|part| bgv::RelinKey::from_bytes(params, part))
+                    .collect::<Result<Vec<_>, _>>()?;
+                check_one_set(keys.iter().map(|k| (k.id(), k.plain_primes())), context)?;
+                EvalKeys::Bgv(keys)
+            }
+        };
+        Ok(ServerKey { keys })
     }
 }
 
 impl From<RelinKey> for ServerKey {
     fn from(relin: RelinKey) -> Self {
-        ServerKey { relin }
+        ServerKey {
+            keys: EvalKeys::Bfv(relin),
+        }
     }
+}
+
+impl PublicKey {
+    /// The key set this key belongs to.
+    pub fn id(&self) -> KeyId {
+        match &self.keys {
+            PublicKeys::Bfv(key) => key.id(),
+            PublicKeys::Bgv(keys) => keys.first().map_or(KeyId::from_bytes([0; 16]), |k| k.id()),
+        }
+    }
+
+    /// The BFV public key, or `None` for a BGV key set.
+    pub fn bfv(&self) -> Option<&bfv::PublicKey> {
+        match &self.keys {
+            PublicKeys::Bfv(key) => Some(key),
+            PublicKeys::Bgv(_) => None,
+        }
+    }
+
+    /// The BGV public key of plaintext prime `prime`, or `None`.
+    pub fn bgv(&self, prime: usize) -> Option<&bgv::PublicKey> {
+        match &self.keys {
+            PublicKeys::Bgv(keys) => keys.get(prime),
+            PublicKeys::Bfv(_) => None,
+        }
+    }
+
+    /// The serialised key(s).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        match &self.keys {
+            PublicKeys::Bfv(key) => key.to_bytes(),
+            PublicKeys::Bgv(keys) => {
+                key_list_to_bytes(MAGIC_BGV_PUBLIC_KEYS, keys.iter().map(|k| k.to_bytes()))
+            }
+        }
+    }
+
+    /// Reads serialised key(s) made for `context`'s ring and scheme.
+    pub fn from_bytes(context: &Context, bytes: &[u8]) -> Result<Self, SerialError> {
+        let params = &context.params()[0];
+        let keys = match context.plan().params.scheme {
+            Scheme::Bfv => PublicKeys::Bfv(bfv::PublicKey::from_bytes(params, bytes)?),
+            Scheme::Bgv => {
+                let parts =
+                    key_list_from_bytes(MAGIC_BGV_PUBLIC_KEYS, "BGV public keys", context, bytes)?;
+                let keys = parts
+                    .into_iter()
+                    .map(|part| bgv::PublicKey::from_bytes(params, part))
+                    .collect::<Result<Vec<_>, _>>()?;
+                check_one_set(keys.iter().map(|k| (k.id(), k.plain_primes())), context)?;
+                PublicKeys::Bgv(keys)
+            }
+        };
+        Ok(PublicKey { keys })
+    }
+}
+
+impl From<bfv::PublicKey> for PublicKey {
+    fn from(key: bfv::PublicKey) -> Self {
+        PublicKey {
+            keys: PublicKeys::Bfv(key),
+        }
+    }
+}
+
+/// `magic`, the count, then each key behind its u32 length.
+fn key_list_to_bytes(magic: &[u8; 4], keys: impl ExactSizeIterator<Item = Vec<u8>>) -> Vec<u8> {
+    let mut out = magic.to_vec();
+    out.push(u8::try_from(keys.len()).unwrap_or(u8::MAX));
+    for key in keys {
+        out.extend_from_slice(&u32::try_from(key.len()).unwrap_or(u32::MAX).to_le_bytes());
+        out.extend_from_slice(&key);
+    }
+    out
+}
+
+/// Splits a key list into its keys: exactly one per plaintext prime of `context`'s plan, every
+/// length within the bytes present, nothing after the last.
+fn key_list_from_bytes<'b>(
+    magic: &[u8; 4],
+    what: &'static str,
+    context: &Context,
+    bytes: &'b [u8],
+) -> Result<Vec<&'b [u8]>, SerialError> {
+    let bad = |detail: String| SerialError::Invalid { what, detail };
+    let Some(rest) = bytes.strip_prefix(magic.as_slice()) else {
+        return Err(bad("not a BGV key list (wrong magic bytes)".into()));
+    };
+    let Some((&count, mut rest)) = rest.split_first() else {
+        return Err(bad("truncated before the key count".into()));
+    };
+    let primes = context.plan().params.plain_primes.len();
+    if usize::from(count) != primes {
+        return Err(bad(format!(
+            "{count} keys, but the plan has {primes} plaintext primes"
+        )));
+    }
+    let mut parts = Vec::with_capacity(primes);
+    for k in 0..primes {
+        let (len, tail) = rest
+            .split_first_chunk::<4>()
+            .ok_or_else(|| bad(format!("truncated before key {k}")))?;
+        let len = u32::from_le_bytes(*len) as usize;
+        if len > tail.len() {
+            return Err(bad(format!(
+                "key {k} declares {len} bytes but {} remain",
+                tail.len()
+            )));
+        }
+        let (part, tail) = tail.split_at(len);
+        parts.push(part);
+        rest = tail;
+    }
+    if !rest.is_empty() {
+        return Err(bad(format!("{} bytes after the last key", rest.len())));
+    }
+    Ok(parts)
+}
+
+/// Checks that a list's keys share one key-set id and that key `i` is for the plan's prime `i`.
+fn check_one_set<'k>(
+    keys: impl Iterator<Item = (KeyId, &'k [u64])>,
+    context: &Context,
+) -> Result<(), SerialError> {
+    let primes = &context.plan().params.plain_primes;
+    let mut first = None;
+    for (i, (id, covers)) in keys.enumerate() {
+        if *first.get_or_insert(id) != id {
+            return Err(SerialError::Invalid {
+                what: "BGV key list",
+                detail: format!("key {i} belongs to another key set than key 0"),
+            });
+        }
+        if covers != [primes[i]] {
+            return Err(SerialError::Invalid {
+                what: "BGV key list",
+                detail: format!(
+                    "key {i} is made for the plaintext primes {covers:?}, not [{}]",
+                    primes[i]
+                ),
+            });
+        }
+    }
+    Ok(())
 }

@@ -37,20 +37,23 @@ mod client;
 mod error;
 mod keys;
 mod server;
+mod value;
 mod wire;
 
 pub use client::Decrypted;
 pub use error::SessionError;
-pub use keys::{ClientKey, EncryptionKey, KeySet, ServerKey, MAX_KEY_BYTES};
+pub use keys::{
+    ClientKey, EncryptionKey, KeySet, PublicKey, ServerKey, MAGIC_BGV_EVAL_KEYS,
+    MAGIC_BGV_PUBLIC_KEYS, MAX_KEY_BYTES,
+};
+pub use value::Ciphertext;
 pub use wire::{
     assemble, chunk_encoded_len, encoded_len, key_kind, ChunkReader, ChunkWriter, ContainerError,
     ContainerKind, Header, KeyKind, PartsError, CHECKSUM_LEN, CHUNK_PREFIX_LEN, CONTAINER_VERSION,
     HEADER_LEN, ITEM_PREFIX_LEN,
 };
 
-#[cfg(doc)]
-use crate::bfv::PublicKey;
-use crate::bfv::{BfvParameters, Ciphertext, KeyId};
+use crate::bfv::{BfvParameters, KeyId};
 use crate::exec::{run_plan, ExactBackend, NoProgress};
 use crate::plan::Plan;
 use rand::{CryptoRng, RngCore};
@@ -155,9 +158,9 @@ impl Context {
         self.plan.output_len()
     }
 
-    /// Generates a fresh key set on the plan's ring.
-    pub fn keygen(&self, rng: &mut (impl RngCore + CryptoRng)) -> KeySet {
-        KeySet::generate(&self.params[0], rng)
+    /// Generates a fresh key set on the plan's ring, for the plan's scheme.
+    pub fn keygen(&self, rng: &mut (impl RngCore + CryptoRng)) -> Result<KeySet, SessionError> {
+        KeySet::generate(self, rng)
     }
 
     /// Runs the plan on the integers (the plaintext reference the encrypted scores must equal

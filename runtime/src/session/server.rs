@@ -1,7 +1,8 @@
 //! The server's side: evaluating a plan on an encrypted batch with the server key only.
 
-use super::{Context, EncryptedBatch, EncryptedChunk, ServerKey, SessionError};
-use crate::exec::{run_plan, EncryptedBackend, Progress};
+use super::{Ciphertext, Context, EncryptedBatch, EncryptedChunk, ServerKey, SessionError};
+use crate::exec::{run_plan, BgvBackend, EncryptedBackend, Progress};
+use crate::plan::Scheme;
 
 impl Context {
     /// Evaluates the plan on one chunk, for every plaintext prime; the result chunk holds the
@@ -15,10 +16,42 @@ impl Context {
     ) -> Result<EncryptedChunk, SessionError> {
         self.check_key_set("batch", &chunk.batch, server.id())?;
         self.check_chunk(&chunk, self.plan.input.features.len())?;
+        let scheme = self.plan.params.scheme;
         let mut values = Vec::with_capacity(chunk.values.len());
-        for (params, inputs) in self.params.iter().zip(chunk.values) {
-            let backend = EncryptedBackend::new(params, server.relin());
-            values.push(run_plan(&self.plan, &backend, inputs, progress)?);
+        for (prime, (params, inputs)) in self.params.iter().zip(chunk.values).enumerate() {
+            let wrong = || SessionError::SchemeMismatch {
+                expected: scheme,
+                prime,
+            };
+            let outputs = match scheme {
+                Scheme::Bfv => {
+                    let key = server.bfv().ok_or_else(wrong)?;
+                    let inputs = inputs
+                        .into_iter()
+                        .map(Ciphertext::into_bfv)
+                        .collect::<Option<Vec<_>>>()
+                        .ok_or_else(wrong)?;
+                    let backend = EncryptedBackend::new(params, key);
+                    run_plan(&self.plan, &backend, inputs, progress)?
+                        .into_iter()
+                        .map(Ciphertext::Bfv)
+                        .collect()
+                }
+                Scheme::Bgv => {
+                    let key = server.bgv(prime).ok_or_else(wrong)?;
+                    let inputs = inputs
+                        .into_iter()
+                        .map(Ciphertext::into_bgv)
+                        .collect::<Option<Vec<_>>>()
+                        .ok_or_else(wrong)?;
+                    let backend = BgvBackend::new(params, key);
+                    run_plan(&self.plan, &backend, inputs, progress)?
+                        .into_iter()
+                        .map(Ciphertext::Bgv)
+                        .collect()
+                }
+            };
+            values.push(outputs);
         }
         Ok(EncryptedChunk {
             batch: chunk.batch,

@@ -85,7 +85,7 @@ fn toy_plan(weights: &[i64]) -> Plan {
 fn two_chunks_round_trip_through_the_wire_format_and_match_the_reference() {
     let context = toy_context();
     let mut rng = ChaCha20Rng::seed_from_u64(1);
-    let keys = context.keygen(&mut rng);
+    let keys = context.keygen(&mut rng).unwrap();
     let images = context.slots() + 3;
     let raw: Vec<f32> = (0..images * 2).map(|i| (i % 11) as f32).collect();
     let (batch, clamped) = context
@@ -112,7 +112,7 @@ fn two_chunks_round_trip_through_the_wire_format_and_match_the_reference() {
 fn out_of_range_inputs_are_clamped_and_counted() {
     let context = toy_context();
     let mut rng = ChaCha20Rng::seed_from_u64(2);
-    let keys = context.keygen(&mut rng);
+    let keys = context.keygen(&mut rng).unwrap();
     let raw = [12.0f32, -3.0, 5.0, 5.0];
     let (batch, clamped) = context
         .encrypt(EncryptionKey::Client(&keys.client), &raw, &mut rng, &|_| {})
@@ -146,7 +146,7 @@ fn inputs_that_are_not_whole_images_or_not_finite_are_refused() {
 fn a_batch_of_another_shape_is_refused_before_evaluation() {
     let context = toy_context();
     let mut rng = ChaCha20Rng::seed_from_u64(3);
-    let keys = context.keygen(&mut rng);
+    let keys = context.keygen(&mut rng).unwrap();
     let (mut batch, _) = context
         .encrypt(
             EncryptionKey::Client(&keys.client),
@@ -164,8 +164,8 @@ fn a_batch_of_another_shape_is_refused_before_evaluation() {
 fn a_result_decrypted_under_another_key_set_is_refused_by_its_id() {
     let context = toy_context();
     let mut rng = ChaCha20Rng::seed_from_u64(4);
-    let keys = context.keygen(&mut rng);
-    let other = context.keygen(&mut rng);
+    let keys = context.keygen(&mut rng).unwrap();
+    let other = context.keygen(&mut rng).unwrap();
     assert_ne!(keys.id(), other.id());
     let raw: Vec<f32> = (0..64).map(|i| (i % 11) as f32).collect();
     let (batch, _) = context
@@ -190,8 +190,8 @@ fn a_result_whose_id_was_forged_still_fails_the_score_bound() {
     // Ids are not authenticators: relabelled values fall back on the score-bound check.
     let context = toy_context();
     let mut rng = ChaCha20Rng::seed_from_u64(5);
-    let keys = context.keygen(&mut rng);
-    let other = context.keygen(&mut rng);
+    let keys = context.keygen(&mut rng).unwrap();
+    let other = context.keygen(&mut rng).unwrap();
     let raw: Vec<f32> = (0..64).map(|i| (i % 11) as f32).collect();
     let (batch, _) = context
         .encrypt(EncryptionKey::Client(&keys.client), &raw, &mut rng, &|_| {})
@@ -217,7 +217,7 @@ fn a_calibrated_plan_checks_scores_against_its_calibrated_bound() {
     plan.registers[1].calibrated_value_bits = Some(4.0);
     let context = Context::new(plan).unwrap();
     let mut rng = ChaCha20Rng::seed_from_u64(9);
-    let keys = context.keygen(&mut rng);
+    let keys = context.keygen(&mut rng).unwrap();
     let run = |raw: &[f32], rng: &mut ChaCha20Rng| {
         let (batch, _) = context
             .encrypt(EncryptionKey::Client(&keys.client), raw, rng, &|_| {})
@@ -237,8 +237,8 @@ fn a_calibrated_plan_checks_scores_against_its_calibrated_bound() {
 fn a_batch_under_another_key_set_is_refused_before_evaluation() {
     let context = toy_context();
     let mut rng = ChaCha20Rng::seed_from_u64(6);
-    let keys = context.keygen(&mut rng);
-    let other = context.keygen(&mut rng);
+    let keys = context.keygen(&mut rng).unwrap();
+    let other = context.keygen(&mut rng).unwrap();
     let (batch, _) = context
         .encrypt(
             EncryptionKey::Public(&keys.public),
@@ -260,7 +260,7 @@ fn batch_bytes(kind: ContainerKind) -> Vec<u8> {
     let (batch, result) = BYTES.get_or_init(|| {
         let context = toy_context();
         let mut rng = ChaCha20Rng::seed_from_u64(7);
-        let keys = context.keygen(&mut rng);
+        let keys = context.keygen(&mut rng).unwrap();
         let (batch, _) = context
             .encrypt(
                 EncryptionKey::Client(&keys.client),
@@ -396,7 +396,7 @@ fn toy_raw(images: Range<usize>) -> Vec<f32> {
 fn chunks_stream_through_files_and_shards_join_into_the_whole_batch() {
     let context = toy_context();
     let mut rng = ChaCha20Rng::seed_from_u64(9);
-    let keys = context.keygen(&mut rng);
+    let keys = context.keygen(&mut rng).unwrap();
     let key = EncryptionKey::Client(&keys.client);
     let images = 4 * context.slots() + 5;
     let info = context.new_batch(key, images, &mut rng).unwrap();
@@ -529,7 +529,7 @@ fn streaming_job_in_a_child() {
     let weights: Vec<i64> = (0..WIDE as i64).map(|i| i % 5 - 2).collect();
     let context = Context::new(toy_plan(&weights)).unwrap();
     let mut rng = ChaCha20Rng::seed_from_u64(10);
-    let keys = context.keygen(&mut rng);
+    let keys = context.keygen(&mut rng).unwrap();
     let key = EncryptionKey::Client(&keys.client);
     let images = chunks * context.slots();
     let info = context.new_batch(key, images, &mut rng).unwrap();

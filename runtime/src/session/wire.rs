@@ -44,8 +44,9 @@
 //! Versions 1 (no key-set id, no checksum) and 2 (one checksum over the whole file, which had
 //! to be read whole) are refused with a message naming the version.
 
+use super::keys::{MAGIC_BGV_EVAL_KEYS, MAGIC_BGV_PUBLIC_KEYS};
+use super::Ciphertext;
 use super::{BatchId, BatchInfo, Context, EncryptedBatch, EncryptedChunk};
-use crate::bfv::Ciphertext;
 use crate::bfv::KeyId;
 use crate::bfv::{MAGIC_PUBLIC_KEY, MAGIC_RELIN_KEY, MAGIC_SECRET_KEY};
 use crate::math::Fnv1a;
@@ -118,9 +119,9 @@ impl KeyKind {
 pub fn key_kind(bytes: &[u8]) -> Option<KeyKind> {
     if bytes.starts_with(MAGIC_SECRET_KEY) {
         Some(KeyKind::Secret)
-    } else if bytes.starts_with(MAGIC_PUBLIC_KEY) {
+    } else if bytes.starts_with(MAGIC_PUBLIC_KEY) || bytes.starts_with(MAGIC_BGV_PUBLIC_KEYS) {
         Some(KeyKind::Public)
-    } else if bytes.starts_with(MAGIC_RELIN_KEY) {
+    } else if bytes.starts_with(MAGIC_RELIN_KEY) || bytes.starts_with(MAGIC_BGV_EVAL_KEYS) {
         Some(KeyKind::Eval)
     } else {
         None
@@ -725,7 +726,7 @@ impl<'c, R: Read> ChunkReader<'c, R> {
         let item_limit = context
             .params()
             .iter()
-            .map(|p| Ciphertext::max_serialized_len(p))
+            .map(|p| Ciphertext::max_serialized_len(context.plan().params.scheme, p))
             .max()
             .unwrap_or(0);
         let body_limit = (context.params().len() as u64)
@@ -823,7 +824,7 @@ impl<'c, R: Read> ChunkReader<'c, R> {
         *remaining -= len as u64;
         let parsed = filled.map(|()| {
             let params = &self.context.params()[prime];
-            Ciphertext::from_bytes(params, &buffer)
+            Ciphertext::from_bytes(self.context.plan().params.scheme, params, &buffer)
                 .map_err(|e| ContainerError::Item(format!("{} at byte {at}: {e}", what())))
         });
         self.buffer = buffer;

@@ -116,12 +116,6 @@ impl Plan {
         if p.plain_primes.is_empty() {
             return bad("no plaintext primes".into());
         }
-        if p.scheme != super::Scheme::Bfv {
-            return bad(format!(
-                "scheme {} is not supported by this build (it runs BFV plans)",
-                p.scheme
-            ));
-        }
         let mut all: Vec<u64> = Vec::new();
         for (kind, list) in [
             ("ciphertext", &p.q_primes),
