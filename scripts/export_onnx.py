@@ -285,6 +285,17 @@ def write_invalid_models():
     n = Net(9)
     x = n.op("Gemm", ["input", "fc1.weight", "fc1.bias"], "fc1", transB=1)
     models["missing_initializer"] = n.model([4], x, check=False)
+    # Erf outside the GELU pattern.
+    n = Net(10)
+    x = n.linear("fc1", "input", 4, 3)
+    x = n.op("Erf", [x], "erf")
+    models["erf_alone"] = n.model([4], n.linear("fc2", x, 3, 2))
+    # A ceil_mode average pool whose last window runs past the input (5 → 3 windows of 2).
+    n = Net(11)
+    x = n.conv("conv1", "input", 1, 2, 1)
+    x = n.op("AveragePool", [x], "pool", kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1)
+    x = n.op("Flatten", [x], "flatten", axis=1)
+    models["avgpool_ceil_overhang"] = n.model([1, 5, 5], n.linear("fc", x, 18, 2))
     for name, m in models.items():
         onnx.save(m, os.path.join(out, f"{name}.onnx"))
         print(f"wrote invalid/{name}.onnx")

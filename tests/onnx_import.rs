@@ -79,6 +79,18 @@ fn batchnorm_avgpool_cnn_runs_encrypted_bit_exact() {
     run_encrypted("cnn_batchnorm_avgpool.onnx", (0.0, 255.0));
 }
 
+#[test]
+fn torch_square_cnn_runs_encrypted_bit_exact() {
+    // Exported by torch.onnx.export (scripts/export_torch.py), opset 13.
+    run_encrypted("torch_square_cnn.onnx", (0.0, 15.0));
+}
+
+#[test]
+fn torch_residual_square_runs_encrypted_bit_exact() {
+    // Input scaling, residual Add, x * x, x ** 2 and a scalar Mul, as torch exports them.
+    run_encrypted("torch_residual_square.onnx", (0.0, 15.0));
+}
+
 fn veil(args: &[&str], dir: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_veil"))
         .args(args)

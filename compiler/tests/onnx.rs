@@ -318,3 +318,125 @@ fn unreadable_and_oversized_files_are_refused_before_reading() {
     );
     let _ = std::fs::remove_file(&big);
 }
+
+/// Layer names and ops of an imported file.
+fn layers(name: &str, range: (f64, f64)) -> Vec<(String, veil_compiler::model::Op)> {
+    let imported = onnx::read(
+        &data().join(name),
+        &ImportOptions {
+            input_range: Some(range),
+            class_names: None,
+        },
+    )
+    .unwrap();
+    imported
+        .model
+        .layers
+        .into_iter()
+        .map(|l| (l.name, l.op))
+        .collect()
+}
+
+#[test]
+fn torch_gelu_imports_as_one_activation_in_both_forms() {
+    use veil_compiler::model::{Activation, Op};
+    // Opset 17: the five-node Erf pattern; opset 20: the Gelu operator.
+    for (file, range, layer) in [
+        ("torch_gelu_mlp.onnx", (-2.0, 2.0), "body.2"),
+        ("torch_gelu_op.onnx", (-1.0, 1.0), "body.1"),
+    ] {
+        let l = layers(file, range);
+        let gelus: Vec<_> = l
+            .iter()
+            .filter(|(_, op)| *op == Op::Activation(Activation::Gelu))
+            .collect();
+        assert_eq!(gelus.len(), 1, "{file}: {l:?}");
+        assert_eq!(gelus[0].0, layer, "{file}: the module path names the layer");
+        // Nothing of the pattern is left as a layer of its own.
+        assert_eq!(
+            l.iter().filter(|(n, _)| n.starts_with(layer)).count(),
+            1,
+            "{file}: {l:?}"
+        );
+        let c = compile_path(&data().join(file), &options(range)).unwrap();
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.contains(&format!("`{layer}`: gelu replaced by x²"))),
+            "{file}: {:?}",
+            c.warnings
+        );
+    }
+}
+
+#[test]
+fn erf_outside_gelu_is_refused() {
+    let msg = import_error(&data().join("invalid/erf_alone.onnx"), Some((0.0, 1.0)));
+    assert!(msg.contains("node `/erf/Erf` (Erf, opset 17)"), "{msg}");
+    assert!(msg.contains("Erf is supported only inside GELU"), "{msg}");
+}
+
+#[test]
+fn grouped_conv_and_ceil_mode_pools_import_with_notes() {
+    let imported = onnx::read(
+        &data().join("torch_grouped_ceil.onnx"),
+        &ImportOptions {
+            input_range: Some((0.0, 1.0)),
+            class_names: None,
+        },
+    )
+    .unwrap();
+    let notes = imported.notes.join("\n");
+    assert!(
+        notes.contains("group=2 is imported as a full convolution"),
+        "{notes}"
+    );
+    assert!(notes.contains("group=4"), "{notes}");
+    assert!(
+        notes.contains("ceil_mode=1: its last window is padded with 1 row(s) and 1 column(s)"),
+        "{notes}"
+    );
+    // The depthwise weights: each output channel reads its own input channel only.
+    let w = &imported.tensors.tensors["body.2.weight"];
+    assert_eq!(w.shape, vec![4, 4, 3, 3]);
+    for oc in 0..4 {
+        for ic in 0..4 {
+            let block = &w.data[(oc * 4 + ic) * 9..(oc * 4 + ic + 1) * 9];
+            assert_eq!(block.iter().any(|v| *v != 0.0), oc == ic, "{oc},{ic}");
+        }
+    }
+}
+
+#[test]
+fn an_average_pool_whose_ceil_window_overhangs_is_refused() {
+    let msg = import_error(
+        &data().join("invalid/avgpool_ceil_overhang.onnx"),
+        Some((0.0, 1.0)),
+    );
+    assert!(msg.contains("(AveragePool, opset 17)"), "{msg}");
+    assert!(
+        msg.contains("runs 1 row(s) and 1 column(s) past the input"),
+        "{msg}"
+    );
+    assert!(msg.contains("use ceil_mode=False"), "{msg}");
+}
+
+#[test]
+fn torch_exports_are_all_committed() {
+    for name in [
+        "conv_bn_relu_maxpool",
+        "gelu_mlp",
+        "gelu_op",
+        "grouped_ceil",
+        "residual_square",
+        "square_cnn",
+    ] {
+        let json = data().join(format!("torch_{name}.json"));
+        let text = std::fs::read_to_string(&json).unwrap();
+        assert!(
+            text.contains("\"reference\": \"torch "),
+            "{}",
+            json.display()
+        );
+    }
+}
