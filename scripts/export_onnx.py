@@ -211,6 +211,23 @@ def leaky_relu():
     return n.model([5], scores), [5], (-2.0, 2.0), scores
 
 
+def gelu_variants():
+    """Gemm → GELU written the other ways the Erf pattern appears: x · (1/√2) instead of
+    x / √2, 1 + erf with the constant first, and x · ((1 + erf) · 0.5) → Gemm."""
+    n = Net(12)
+    x = n.linear("fc1", "input", 6, 4)
+    inv = n.const("inv_sqrt2", np.float32(1.0 / np.sqrt(2.0)))
+    s = n.op("Mul", [x, inv], "gelu")
+    e = n.op("Erf", [s], "gelu")
+    one = n.const("one", 1.0)
+    a = n.op("Add", [one, e], "gelu")
+    half = n.const("half", 0.5)
+    h = n.op("Mul", [a, half], "gelu")
+    g = n.op("Mul", [x, h], "gelu")
+    scores = n.linear("fc2", g, 4, 3)
+    return n.model([6], scores), [6], (-2.0, 2.0), scores
+
+
 MODELS = {
     "conv_relu_maxpool": conv_relu_maxpool,
     "cnn_batchnorm_avgpool": cnn_batchnorm_avgpool,
@@ -218,6 +235,7 @@ MODELS = {
     "residual_scale": residual_scale,
     "square_mlp": square_mlp,
     "leaky_relu": leaky_relu,
+    "gelu_variants": gelu_variants,
 }
 
 

@@ -344,6 +344,7 @@ fn torch_gelu_imports_as_one_activation_in_both_forms() {
     for (file, range, layer) in [
         ("torch_gelu_mlp.onnx", (-2.0, 2.0), "body.2"),
         ("torch_gelu_op.onnx", (-1.0, 1.0), "body.1"),
+        ("gelu_variants.onnx", (-2.0, 2.0), "gelu"),
     ] {
         let l = layers(file, range);
         let gelus: Vec<_> = l
