@@ -159,20 +159,25 @@ fn notes_reach_the_warnings() {
 }
 
 #[test]
-fn shipped_cryptonets_export_compiles_to_the_plan_of_the_model_file() {
+fn shipped_cryptonets_exports_compile_to_the_plans_of_the_model_files() {
+    // Exported by torch.onnx.export (training/train_cryptonets.py --export-onnx-only).
     let models = root().join("models");
-    let onnx_plan = compile_path(
-        &models.join("cryptonets-mnist.onnx"),
-        &options((0.0, 255.0)),
-    )
-    .unwrap();
-    let ron_plan = compile_path(
-        &models.join("cryptonets-mnist.ron"),
-        &CompileOptions::default(),
-    )
-    .unwrap();
-    assert_eq!(onnx_plan.plan, ron_plan.plan);
-    assert_eq!(onnx_plan.plan.fingerprint(), ron_plan.plan.fingerprint());
+    for name in ["cryptonets-mnist", "cryptonets-fashion"] {
+        let ron_plan = compile_path(
+            &models.join(format!("{name}.ron")),
+            &CompileOptions::default(),
+        )
+        .unwrap();
+        let mut opts = options((0.0, 255.0));
+        opts.import.class_names = Some(ron_plan.plan.output.class_names.clone());
+        let onnx_plan = compile_path(&models.join(format!("{name}.onnx")), &opts).unwrap();
+        assert!(onnx_plan.plan == ron_plan.plan, "{name}: the plans differ");
+        assert_eq!(
+            onnx_plan.plan.fingerprint(),
+            ron_plan.plan.fingerprint(),
+            "{name}"
+        );
+    }
 }
 
 #[test]

@@ -1161,6 +1161,16 @@ impl Converter<'_> {
                 out[2] = ow;
             }
         }
+        // Bottom/right padding no window reaches is dropped: `Conv2d(padding=1)` with stride 2
+        // over an even size reads the top/left padding only (as the shipped CryptoNets conv1
+        // declares it), and PyTorch exports `F.pad` with a dynamic batch as a subgraph.
+        let reach = |o: usize, s: usize, k: usize| (o - 1) * s + k;
+        let unused_h =
+            (h + padding.top + padding.bottom).saturating_sub(reach(out[1], stride.0, kernel.0));
+        let unused_w =
+            (w + padding.left + padding.right).saturating_sub(reach(out[2], stride.1, kernel.1));
+        padding.bottom -= unused_h.min(padding.bottom);
+        padding.right -= unused_w.min(padding.right);
         Ok((kernel, stride, padding, out))
     }
 
