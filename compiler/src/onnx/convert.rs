@@ -1226,8 +1226,8 @@ impl Converter<'_> {
 
     /// The weights of a grouped Conv (`group` > 1, depthwise included) as those of the
     /// equivalent full convolution: zero between channels of different groups. The model
-    /// format has no groups, so the full convolution's cost is paid (`group` times the
-    /// multiplications of the grouped one).
+    /// format has no groups; the weight tensor is `group` times larger, but the compiler's
+    /// sparse linear maps drop zero weights, so the circuit is the grouped one's.
     fn ungroup(&mut self, n: &NodeProto, a: &Act, w: Const) -> Result<Const, OnnxError> {
         let group = attr_int(n, "group", 1);
         if group == 1 {
@@ -1265,7 +1265,8 @@ impl Converter<'_> {
         }
         self.notes.push(format!(
             "Conv `{}` with group={group} is imported as a full convolution with zero weights \
-             between groups ({g}× the multiplications of the grouped one)",
+             between groups ({g}× the weights; the zeros are dropped when compiled, so the \
+             encrypted cost is the grouped one's)",
             n.name
         ));
         Ok(Const {
