@@ -67,7 +67,7 @@ pub struct CompileOptions {
     pub calibration_samples: Option<Vec<Vec<f64>>>,
     /// Safety margin of calibrated bounds (bits).
     pub calibration_margin_bits: f64,
-    /// What replaces ReLU, sigmoid and tanh: x² (default) or a degree-2 polynomial fitted on
+    /// What replaces ReLU, GELU, sigmoid and tanh: x² (default) or a degree-2 polynomial fitted on
     /// the calibration inputs, which [`ActivationChoice::Fit`] requires.
     pub activation: ActivationChoice,
     /// Keep the IR text before and after every pass.

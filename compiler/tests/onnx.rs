@@ -446,3 +446,27 @@ fn torch_exports_are_all_committed() {
         );
     }
 }
+
+#[test]
+fn a_gelu_can_be_fitted_on_calibration_inputs() {
+    let case = cases()
+        .into_iter()
+        .find(|c| c.path.ends_with("torch_gelu_op.onnx"))
+        .unwrap();
+    let samples: Vec<Vec<f64>> = (0..40)
+        .map(|i| {
+            (0..6)
+                .map(|j| f64::from(((i * 7 + j * 5) % 21) as u8) / 10.0 - 1.0)
+                .collect()
+        })
+        .collect();
+    let opts = CompileOptions {
+        activation: veil_compiler::ActivationChoice::Fit,
+        calibration_samples: Some(samples),
+        ..options(case.range)
+    };
+    let c = compile_path(&case.path, &opts).unwrap();
+    let text = c.warnings.join("\n");
+    assert!(text.contains("`body.1`: gelu replaced by"), "{text}");
+    assert!(!text.contains("gelu replaced by x²"), "{text}");
+}

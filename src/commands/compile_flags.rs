@@ -32,7 +32,7 @@ pub struct CompileFlags {
     /// (largest observed value with a 1-bit margin) instead of the guaranteed worst case.
     #[arg(long, value_name = "IMAGES")]
     pub calibrate: Option<PathBuf>,
-    /// What replaces ReLU, sigmoid and tanh: `square` (x², what networks trained for Veil use)
+    /// What replaces ReLU, GELU, sigmoid and tanh: `square` (x², what networks trained for Veil use)
     /// or `fit` (a·x² + b·x + c fitted by least squares to the activation over the values each
     /// layer sees on the --calibrate images; same depth as x²).
     #[arg(long, default_value = "square", value_parser = parse_activation)]
