@@ -1,10 +1,9 @@
 #!/usr/bin/env python3
 """Write the ONNX test models of the importer and their float references.
 
-    python3 scripts/export_onnx.py            # tests/data/onnx/*.{onnx,json}, models/cryptonets-mnist.onnx
+    python3 scripts/export_onnx.py            # tests/data/onnx/*.{onnx,json}
 
-Needs: onnx and numpy (pip install onnx numpy); safetensors for the CryptoNets export
-(pip install safetensors). No GPU, no network.
+Needs: onnx and numpy (pip install onnx numpy). No GPU, no network.
 
 Each test model is a small network built node by node with onnx.helper, in the form
 torch.onnx.export gives PyTorch modules (node names `/module/Op`, Gemm with transB=1, Pad
@@ -16,15 +15,11 @@ the declared input range) and the outputs of ONNX's own reference evaluator
 compare Veil's float evaluation against. For a model that ends in Softmax or LogSoftmax, which
 the importer drops, the reference is the scores before it (the argmax is the same).
 
-The PyTorch exporter itself is not used so that the files can be regenerated without a
-multi-gigabyte install; a model of your own is exported with torch.onnx.export as README.md
-shows.
+The PyTorch exporter itself is not used here so that these files can be regenerated without a
+multi-gigabyte install; scripts/export_torch.py adds files exported by torch.onnx.export.
 
-models/cryptonets-mnist.onnx is the shipped CryptoNets network with the weights of
-models/cryptonets-mnist.safetensors, written the way training/train_cryptonets.py's module
-computes it on raw bytes: Pad(top 1, left 1) → conv1 → x*x → 3×3 average pool × 9 → conv2 →
-average pool × 9 → flatten → fc1 → x*x → fc2. Imported with --input-range 0,255 it compiles to
-the same plan as models/cryptonets-mnist.ron.
+The shipped models/cryptonets-*.onnx are exported by PyTorch itself from the trained weights:
+python3 training/train_cryptonets.py --dataset mnist --export-onnx-only.
 """
 
 import json
@@ -211,6 +206,23 @@ def leaky_relu():
     return n.model([5], scores), [5], (-2.0, 2.0), scores
 
 
+def gelu_variants():
+    """Gemm → GELU written the other ways the Erf pattern appears: x · (1/√2) instead of
+    x / √2, 1 + erf with the constant first, and x · ((1 + erf) · 0.5) → Gemm."""
+    n = Net(12)
+    x = n.linear("fc1", "input", 6, 4)
+    inv = n.const("inv_sqrt2", np.float32(1.0 / np.sqrt(2.0)))
+    s = n.op("Mul", [x, inv], "gelu")
+    e = n.op("Erf", [s], "gelu")
+    one = n.const("one", 1.0)
+    a = n.op("Add", [one, e], "gelu")
+    half = n.const("half", 0.5)
+    h = n.op("Mul", [a, half], "gelu")
+    g = n.op("Mul", [x, h], "gelu")
+    scores = n.linear("fc2", g, 4, 3)
+    return n.model([6], scores), [6], (-2.0, 2.0), scores
+
+
 MODELS = {
     "conv_relu_maxpool": conv_relu_maxpool,
     "cnn_batchnorm_avgpool": cnn_batchnorm_avgpool,
@@ -218,6 +230,7 @@ MODELS = {
     "residual_scale": residual_scale,
     "square_mlp": square_mlp,
     "leaky_relu": leaky_relu,
+    "gelu_variants": gelu_variants,
 }
 
 
@@ -285,48 +298,22 @@ def write_invalid_models():
     n = Net(9)
     x = n.op("Gemm", ["input", "fc1.weight", "fc1.bias"], "fc1", transB=1)
     models["missing_initializer"] = n.model([4], x, check=False)
+    # Erf outside the GELU pattern.
+    n = Net(10)
+    x = n.linear("fc1", "input", 4, 3)
+    x = n.op("Erf", [x], "erf")
+    models["erf_alone"] = n.model([4], n.linear("fc2", x, 3, 2))
+    # A ceil_mode average pool whose last window runs past the input (5 → 3 windows of 2).
+    n = Net(11)
+    x = n.conv("conv1", "input", 1, 2, 1)
+    x = n.op("AveragePool", [x], "pool", kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1)
+    x = n.op("Flatten", [x], "flatten", axis=1)
+    models["avgpool_ceil_overhang"] = n.model([1, 5, 5], n.linear("fc", x, 18, 2))
     for name, m in models.items():
         onnx.save(m, os.path.join(out, f"{name}.onnx"))
         print(f"wrote invalid/{name}.onnx")
 
 
-# ----------------------------------------------------------------------------- CryptoNets
-
-def write_cryptonets(name="cryptonets-mnist"):
-    try:
-        from safetensors.numpy import load_file
-    except ImportError:
-        print("safetensors is not installed: skipping the CryptoNets export")
-        return
-    t = load_file(os.path.join(ROOT, "models", f"{name}.safetensors"))
-    n = Net(0)
-    for k, v in t.items():
-        n.const(k, v)
-    pads = n.const("pad.pads", [0, 0, 1, 1, 0, 0, 0, 0], np.int64)
-    x = n.op("Pad", ["input", pads], "pad", mode="constant")
-    x = n.op("Conv", [x, "conv1.weight", "conv1.bias"], "conv1", kernel_shape=[5, 5],
-             strides=[2, 2], pads=[0, 0, 0, 0])
-    x = n.op("Mul", [x, x], "act1")
-    nine = n.const("pool.area", 9.0)
-    x = n.op("AveragePool", [x], "pool1", kernel_shape=[3, 3], strides=[1, 1],
-             pads=[1, 1, 1, 1], count_include_pad=1)
-    x = n.op("Mul", [x, nine], "pool1")
-    x = n.op("Conv", [x, "conv2.weight", "conv2.bias"], "conv2", kernel_shape=[5, 5],
-             strides=[2, 2], pads=[0, 0, 0, 0])
-    x = n.op("AveragePool", [x], "pool2", kernel_shape=[3, 3], strides=[1, 1],
-             pads=[1, 1, 1, 1], count_include_pad=1)
-    x = n.op("Mul", [x, nine], "pool2")
-    x = n.op("Flatten", [x], "flatten", axis=1)
-    x = n.op("Gemm", [x, "fc1.weight", "fc1.bias"], "fc1", transB=1)
-    x = n.op("Mul", [x, x], "act2")
-    x = n.op("Gemm", [x, "fc2.weight", "fc2.bias"], "fc2", transB=1)
-    model = n.model([1, 28, 28], x)
-    path = os.path.join(ROOT, "models", f"{name}.onnx")
-    onnx.save(model, path)
-    print(f"wrote {path}")
-
-
 if __name__ == "__main__":
     write_test_models()
     write_invalid_models()
-    write_cryptonets()

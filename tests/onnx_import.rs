@@ -79,6 +79,18 @@ fn batchnorm_avgpool_cnn_runs_encrypted_bit_exact() {
     run_encrypted("cnn_batchnorm_avgpool.onnx", (0.0, 255.0));
 }
 
+#[test]
+fn torch_square_cnn_runs_encrypted_bit_exact() {
+    // Exported by torch.onnx.export (scripts/export_torch.py), opset 13.
+    run_encrypted("torch_square_cnn.onnx", (0.0, 15.0));
+}
+
+#[test]
+fn torch_residual_square_runs_encrypted_bit_exact() {
+    // Input scaling, residual Add, x * x, x ** 2 and a scalar Mul, as torch exports them.
+    run_encrypted("torch_residual_square.onnx", (0.0, 15.0));
+}
+
 fn veil(args: &[&str], dir: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_veil"))
         .args(args)
@@ -179,4 +191,77 @@ fn compile_refuses_onnx_without_an_input_range_and_bad_ranges() {
     assert!(text(&o).1.contains("MIN ≤ MAX"), "{}", text(&o).1);
     let o = veil(&["report", model, "--input-range", "0,15"], dir.path());
     assert!(o.status.success(), "{}", text(&o).1);
+}
+
+#[test]
+fn report_lists_weight_bits_per_layer_and_auto_chooses_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = data().join("torch_square_cnn.onnx");
+    let model = model.to_str().unwrap();
+    let json = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec!["report", model, "--input-range", "0,15", "--json"];
+        args.extend_from_slice(extra);
+        let o = veil(&args, dir.path());
+        assert!(o.status.success(), "{}", text(&o).1);
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let fixed = json(&[]);
+    let rows = fixed["quantisation"].as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert!(rows.iter().all(|r| r["weight_bits"] == 8), "{rows:?}");
+    assert!(fixed.get("weight_error_target").is_none());
+    let auto = json(&["--weight-bits", "auto", "--weight-error-target", "0.5"]);
+    assert_eq!(auto["weight_error_target"], 0.005);
+    for r in auto["quantisation"].as_array().unwrap() {
+        assert!(r["worst_row_error"].as_f64().unwrap() <= 0.005, "{r}");
+    }
+    // The text report says how the bits were chosen.
+    let o = veil(
+        &[
+            "report",
+            model,
+            "--input-range",
+            "0,15",
+            "--weight-bits",
+            "auto",
+        ],
+        dir.path(),
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        out.contains("bits chosen per layer: the fewest with a worst row ≤ 1 %"),
+        "{out}"
+    );
+    // A target without auto, and bad values, are refused.
+    let o = veil(
+        &[
+            "report",
+            model,
+            "--input-range",
+            "0,15",
+            "--weight-error-target",
+            "1",
+        ],
+        dir.path(),
+    );
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("--weight-bits auto"), "{}", text(&o).1);
+    let o = veil(
+        &[
+            "report",
+            model,
+            "--input-range",
+            "0,15",
+            "--weight-bits",
+            "fast",
+        ],
+        dir.path(),
+    );
+    assert!(!o.status.success());
+    assert!(
+        text(&o).1.contains("give 2..=32 or `auto`"),
+        "{}",
+        text(&o).1
+    );
 }

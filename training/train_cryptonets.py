@@ -3,6 +3,13 @@
 
     python3 training/train_cryptonets.py --dataset mnist     # models/cryptonets-mnist.{ron,safetensors}
     python3 training/train_cryptonets.py --dataset fashion   # models/cryptonets-fashion.{ron,safetensors}
+    python3 training/train_cryptonets.py --dataset mnist --export-onnx-only   # models/cryptonets-mnist.onnx
+
+After training, and alone with --export-onnx-only, the saved network is also exported with
+torch.onnx.export to models/<name>.onnx: a module computing the declared function on raw bytes
+with the saved tensors (conv1 with padding, x*x, average pool × 9, conv2, average pool × 9, flatten,
+fc1, x*x, fc2; module names as the layer names of the model file). Compiled with
+--input-range 0,255 it gives exactly the plan of models/<name>.ron.
 
 The network trained is exactly the one that runs encrypted (see models/README.md):
 
@@ -183,6 +190,52 @@ def verify(weights_path, images, labels):
     return correct / len(images)
 
 
+# ----------------------------------------------------------------------------- ONNX
+
+def export_onnx(torch, weights_path, onnx_path):
+    """Exports the saved network (the function the model file declares) with torch.onnx.export."""
+    from safetensors.numpy import load_file
+    nn = torch.nn
+    F = torch.nn.functional
+
+    class Square(nn.Module):
+        def forward(self, x):
+            return x * x
+
+    class SumPool(nn.Module):
+        def forward(self, x):
+            return F.avg_pool2d(x, 3, 1, 1, count_include_pad=True) * 9.0
+
+    class Saved(nn.Module):
+        def __init__(self):
+            super().__init__()
+            # Padding 1 on every side: with stride 2 over 28 rows no window reaches the bottom
+            # or right padding, so this is the declared top/left padding (F.pad would export
+            # as a subgraph of shape operations with a dynamic batch).
+            self.conv1 = nn.Conv2d(1, 5, 5, stride=2, padding=1)
+            self.act1 = Square()
+            self.pool1 = SumPool()
+            self.conv2 = nn.Conv2d(5, 50, 5, stride=2)
+            self.pool2 = SumPool()
+            self.flatten = nn.Flatten()
+            self.fc1 = nn.Linear(1250, 100)
+            self.act2 = Square()
+            self.fc2 = nn.Linear(100, 10)
+
+        def forward(self, x):
+            x = self.pool1(self.act1(self.conv1(x)))
+            x = self.flatten(self.pool2(self.conv2(x)))
+            return self.fc2(self.act2(self.fc1(x)))
+
+    model = Saved().eval()
+    tensors = {k: torch.from_numpy(v) for k, v in load_file(weights_path).items()}
+    model.load_state_dict(tensors)
+    torch.onnx.export(model, (torch.zeros(1, 1, 28, 28),), onnx_path, opset_version=17,
+                      dynamo=False, input_names=["input"], output_names=["scores"],
+                      dynamic_axes={"input": {0: "batch"}, "scores": {0: "batch"}})
+    print(f"wrote {onnx_path}")
+
+
 # ----------------------------------------------------------------------------- training
 
 def build(torch):
@@ -306,9 +359,16 @@ def main():
     ap.add_argument("--threads", type=int, default=1,
                     help="torch CPU threads (1 is fastest on a busy 2-core machine)")
     ap.add_argument("--out", default=os.path.join(ROOT, "models"))
+    ap.add_argument("--export-onnx-only", action="store_true",
+                    help="only export the saved network in --out to <name>.onnx")
     args = ap.parse_args()
 
     import torch
+    if args.export_onnx_only:
+        name = DATASETS[args.dataset]["name"]
+        export_onnx(torch, os.path.join(args.out, f"{name}.safetensors"),
+                    os.path.join(args.out, f"{name}.onnx"))
+        return 0
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(1)
@@ -402,6 +462,7 @@ def main():
 
     float_acc = verify(weights_path, test_x, test_y)
     print(f"wrote {ron_path} and {weights_path}")
+    export_onnx(torch, weights_path, os.path.join(args.out, f"{name}.onnx"))
     print(f"training time {train_seconds:.0f}s ({epochs} epochs, {args.threads} threads)")
     print(f"torch accuracy (training form) on {len(test_x)} test images: {torch_acc:.4f}")
     print(f"float accuracy (NumPy, declared network on raw bytes, reloaded file): {float_acc:.4f}")

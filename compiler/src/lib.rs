@@ -52,6 +52,10 @@ pub struct CompileOptions {
     pub security: Option<SecurityLevel>,
     /// Bits of the largest integer weight of each row (sign included).
     pub weight_bits: u32,
+    /// When set, `weight_bits` is ignored and each layer gets the fewest weight bits whose
+    /// worst-row weight error is at most this fraction (`--weight-bits auto`;
+    /// [`analysis::DEFAULT_ERROR_TARGET`] is the command line's default).
+    pub weight_error_target: Option<f64>,
     /// Bits of the integer input when the declared range is not small integers.
     pub input_bits: u32,
     /// Noise budget every output must keep (bits).
@@ -65,7 +69,7 @@ pub struct CompileOptions {
     pub calibration_samples: Option<Vec<Vec<f64>>>,
     /// Safety margin of calibrated bounds (bits).
     pub calibration_margin_bits: f64,
-    /// What replaces ReLU, sigmoid and tanh: x² (default) or a degree-2 polynomial fitted on
+    /// What replaces ReLU, GELU, sigmoid and tanh: x² (default) or a degree-2 polynomial fitted on
     /// the calibration inputs, which [`ActivationChoice::Fit`] requires.
     pub activation: ActivationChoice,
     /// Keep the IR text before and after every pass.
@@ -80,6 +84,7 @@ impl Default for CompileOptions {
         CompileOptions {
             security: Some(SecurityLevel::Bits128),
             weight_bits: DEFAULT_WEIGHT_BITS,
+            weight_error_target: None,
             input_bits: DEFAULT_INPUT_BITS,
             margin_bits: params::model::DEFAULT_MARGIN_BITS,
             scheme: params::DEFAULT_SCHEME,
@@ -268,9 +273,10 @@ pub fn compile_graph(source: Graph, opts: &CompileOptions) -> Result<Compiled, C
         &QuantOptions {
             weight_bits: opts.weight_bits,
             input_bits: opts.input_bits,
+            error_target: opts.weight_error_target,
         },
     )?;
-    let mut quant_errors = analysis::weight_errors(&g, &circuit, opts.weight_bits);
+    let mut quant_errors = analysis::weight_errors(&g, &circuit);
     let mut ranges = analysis::analyze(&circuit);
     let mut calibration = None;
     if let Some(samples) = samples {
@@ -316,6 +322,8 @@ pub fn compile_graph(source: Graph, opts: &CompileOptions) -> Result<Compiled, C
         .map(|&(name, changed)| pass_summary(name, changed))
         .collect();
     report.warnings = warnings.clone();
+    report.quantisation = quant_errors.iter().map(report::QuantRow::from).collect();
+    report.weight_error_target = opts.weight_error_target;
     Ok(Compiled {
         plan,
         report,

@@ -97,6 +97,38 @@ pub struct LayerRow {
     pub mod_switches: usize,
 }
 
+/// How one affine layer's weights were quantised (compiled from a model): the figures of
+/// [`crate::analysis::LayerError`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct QuantRow {
+    /// Layer name(s).
+    pub layer: String,
+    /// Bits of the largest integer weight of each row, sign included.
+    pub weight_bits: u32,
+    /// Relative weight error of the worst row (against the row without its largest weight).
+    pub worst_row_error: f64,
+    /// That row.
+    pub worst_row: usize,
+    /// Relative weight error over the whole layer.
+    pub layer_error: f64,
+    /// Relative error of the layer's outputs on the calibration inputs, when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_error: Option<f64>,
+}
+
+impl From<&crate::analysis::LayerError> for QuantRow {
+    fn from(e: &crate::analysis::LayerError) -> Self {
+        QuantRow {
+            layer: e.layer.clone(),
+            weight_bits: e.weight_bits,
+            worst_row_error: e.worst_row_error,
+            worst_row: e.worst_row,
+            layer_error: e.layer_error,
+            output_error: e.output_error,
+        }
+    }
+}
+
 /// The report.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Report {
@@ -122,6 +154,12 @@ pub struct Report {
     /// Warnings, when compiled from a model.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Weight quantisation per affine layer, when compiled from a model.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub quantisation: Vec<QuantRow>,
+    /// The worst-row error target the weight bits were chosen for (`--weight-bits auto`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight_error_target: Option<f64>,
     /// Calibration facts when the plaintext primes cover calibrated bounds only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub calibration: Option<Calibration>,
@@ -255,6 +293,8 @@ impl Report {
             download_bytes_per_image: plan.download_bytes_per_image(),
             passes: Vec::new(),
             warnings: Vec::new(),
+            quantisation: Vec::new(),
+            weight_error_target: None,
             calibration: plan.calibration.clone(),
             schemes: Vec::new(),
         }
@@ -345,6 +385,48 @@ impl Report {
         }
     }
 
+    /// The weight quantisation of each affine layer as text (empty for a plan file).
+    pub fn quantisation_text(&self) -> String {
+        let mut out = String::new();
+        if self.quantisation.is_empty() {
+            return out;
+        }
+        let chosen = self.weight_error_target.map_or_else(String::new, |t| {
+            format!(
+                " (bits chosen per layer: the fewest with a worst row ≤ {} %)",
+                four_digits(100.0 * t)
+            )
+        });
+        let _ = writeln!(out, "weight quantisation{chosen}");
+        let w = self
+            .quantisation
+            .iter()
+            .map(|q| q.layer.len())
+            .max()
+            .unwrap_or(5)
+            .max(5);
+        let _ = writeln!(
+            out,
+            "  {:<w$}  {:>4} {:>10} {:>9} {:>9}",
+            "layer", "bits", "worst row", "layer", "outputs"
+        );
+        for q in &self.quantisation {
+            let outputs = q
+                .output_error
+                .map_or_else(|| "-".to_owned(), |e| format!("{:.3} %", 100.0 * e));
+            let _ = writeln!(
+                out,
+                "  {:<w$}  {:>4} {:>8.3} % {:>7.3} % {:>9}",
+                q.layer,
+                q.weight_bits,
+                100.0 * q.worst_row_error,
+                100.0 * q.layer_error,
+                outputs
+            );
+        }
+        out
+    }
+
     /// The per-layer table and the parameter block as text.
     pub fn to_text(&self) -> String {
         let mut out = String::new();
@@ -397,6 +479,7 @@ impl Report {
         if self.calibration.is_some() {
             let _ = writeln!(out, "(* calibrated bound)");
         }
+        out.push_str(&self.quantisation_text());
         let _ = writeln!(out, "parameters");
         out.push_str(&self.params_text());
         out

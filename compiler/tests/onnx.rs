@@ -159,20 +159,25 @@ fn notes_reach_the_warnings() {
 }
 
 #[test]
-fn shipped_cryptonets_export_compiles_to_the_plan_of_the_model_file() {
+fn shipped_cryptonets_exports_compile_to_the_plans_of_the_model_files() {
+    // Exported by torch.onnx.export (training/train_cryptonets.py --export-onnx-only).
     let models = root().join("models");
-    let onnx_plan = compile_path(
-        &models.join("cryptonets-mnist.onnx"),
-        &options((0.0, 255.0)),
-    )
-    .unwrap();
-    let ron_plan = compile_path(
-        &models.join("cryptonets-mnist.ron"),
-        &CompileOptions::default(),
-    )
-    .unwrap();
-    assert_eq!(onnx_plan.plan, ron_plan.plan);
-    assert_eq!(onnx_plan.plan.fingerprint(), ron_plan.plan.fingerprint());
+    for name in ["cryptonets-mnist", "cryptonets-fashion"] {
+        let ron_plan = compile_path(
+            &models.join(format!("{name}.ron")),
+            &CompileOptions::default(),
+        )
+        .unwrap();
+        let mut opts = options((0.0, 255.0));
+        opts.import.class_names = Some(ron_plan.plan.output.class_names.clone());
+        let onnx_plan = compile_path(&models.join(format!("{name}.onnx")), &opts).unwrap();
+        assert!(onnx_plan.plan == ron_plan.plan, "{name}: the plans differ");
+        assert_eq!(
+            onnx_plan.plan.fingerprint(),
+            ron_plan.plan.fingerprint(),
+            "{name}"
+        );
+    }
 }
 
 #[test]
@@ -317,4 +322,151 @@ fn unreadable_and_oversized_files_are_refused_before_reading() {
         "{err}"
     );
     let _ = std::fs::remove_file(&big);
+}
+
+/// Layer names and ops of an imported file.
+fn layers(name: &str, range: (f64, f64)) -> Vec<(String, veil_compiler::model::Op)> {
+    let imported = onnx::read(
+        &data().join(name),
+        &ImportOptions {
+            input_range: Some(range),
+            class_names: None,
+        },
+    )
+    .unwrap();
+    imported
+        .model
+        .layers
+        .into_iter()
+        .map(|l| (l.name, l.op))
+        .collect()
+}
+
+#[test]
+fn torch_gelu_imports_as_one_activation_in_both_forms() {
+    use veil_compiler::model::{Activation, Op};
+    // Opset 17: the five-node Erf pattern; opset 20: the Gelu operator.
+    for (file, range, layer) in [
+        ("torch_gelu_mlp.onnx", (-2.0, 2.0), "body.2"),
+        ("torch_gelu_op.onnx", (-1.0, 1.0), "body.1"),
+        ("gelu_variants.onnx", (-2.0, 2.0), "gelu"),
+    ] {
+        let l = layers(file, range);
+        let gelus: Vec<_> = l
+            .iter()
+            .filter(|(_, op)| *op == Op::Activation(Activation::Gelu))
+            .collect();
+        assert_eq!(gelus.len(), 1, "{file}: {l:?}");
+        assert_eq!(gelus[0].0, layer, "{file}: the module path names the layer");
+        // Nothing of the pattern is left as a layer of its own.
+        assert_eq!(
+            l.iter().filter(|(n, _)| n.starts_with(layer)).count(),
+            1,
+            "{file}: {l:?}"
+        );
+        let c = compile_path(&data().join(file), &options(range)).unwrap();
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.contains(&format!("`{layer}`: gelu replaced by x²"))),
+            "{file}: {:?}",
+            c.warnings
+        );
+    }
+}
+
+#[test]
+fn erf_outside_gelu_is_refused() {
+    let msg = import_error(&data().join("invalid/erf_alone.onnx"), Some((0.0, 1.0)));
+    assert!(msg.contains("node `/erf/Erf` (Erf, opset 17)"), "{msg}");
+    assert!(msg.contains("Erf is supported only inside GELU"), "{msg}");
+}
+
+#[test]
+fn grouped_conv_and_ceil_mode_pools_import_with_notes() {
+    let imported = onnx::read(
+        &data().join("torch_grouped_ceil.onnx"),
+        &ImportOptions {
+            input_range: Some((0.0, 1.0)),
+            class_names: None,
+        },
+    )
+    .unwrap();
+    let notes = imported.notes.join("\n");
+    assert!(
+        notes.contains("group=2 is imported as a full convolution"),
+        "{notes}"
+    );
+    assert!(notes.contains("group=4"), "{notes}");
+    assert!(
+        notes.contains("ceil_mode=1: its last window is padded with 1 row(s) and 1 column(s)"),
+        "{notes}"
+    );
+    // The depthwise weights: each output channel reads its own input channel only.
+    let w = &imported.tensors.tensors["body.2.weight"];
+    assert_eq!(w.shape, vec![4, 4, 3, 3]);
+    for oc in 0..4 {
+        for ic in 0..4 {
+            let block = &w.data[(oc * 4 + ic) * 9..(oc * 4 + ic + 1) * 9];
+            assert_eq!(block.iter().any(|v| *v != 0.0), oc == ic, "{oc},{ic}");
+        }
+    }
+}
+
+#[test]
+fn an_average_pool_whose_ceil_window_overhangs_is_refused() {
+    let msg = import_error(
+        &data().join("invalid/avgpool_ceil_overhang.onnx"),
+        Some((0.0, 1.0)),
+    );
+    assert!(msg.contains("(AveragePool, opset 17)"), "{msg}");
+    assert!(
+        msg.contains("runs 1 row(s) and 1 column(s) past the input"),
+        "{msg}"
+    );
+    assert!(msg.contains("use ceil_mode=False"), "{msg}");
+}
+
+#[test]
+fn torch_exports_are_all_committed() {
+    for name in [
+        "conv_bn_relu_maxpool",
+        "gelu_mlp",
+        "gelu_op",
+        "grouped_ceil",
+        "residual_square",
+        "square_cnn",
+    ] {
+        let json = data().join(format!("torch_{name}.json"));
+        let text = std::fs::read_to_string(&json).unwrap();
+        assert!(
+            text.contains("\"reference\": \"torch "),
+            "{}",
+            json.display()
+        );
+    }
+}
+
+#[test]
+fn a_gelu_can_be_fitted_on_calibration_inputs() {
+    let case = cases()
+        .into_iter()
+        .find(|c| c.path.ends_with("torch_gelu_op.onnx"))
+        .unwrap();
+    let samples: Vec<Vec<f64>> = (0..40)
+        .map(|i| {
+            (0..6)
+                .map(|j| f64::from(((i * 7 + j * 5) % 21) as u8) / 10.0 - 1.0)
+                .collect()
+        })
+        .collect();
+    let opts = CompileOptions {
+        activation: veil_compiler::ActivationChoice::Fit,
+        calibration_samples: Some(samples),
+        ..options(case.range)
+    };
+    let c = compile_path(&case.path, &opts).unwrap();
+    let text = c.warnings.join("\n");
+    assert!(text.contains("`body.1`: gelu replaced by"), "{text}");
+    assert!(!text.contains("gelu replaced by x²"), "{text}");
 }

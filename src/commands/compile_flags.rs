@@ -17,9 +17,14 @@ pub struct CompileFlags {
     /// Target security level in bits: 128, 192 or 256.
     #[arg(long, default_value = "128", value_parser = parse_security)]
     pub security: SecurityLevel,
-    /// Bits of the largest integer weight of each row, sign included (2..=32).
-    #[arg(long, default_value_t = veil_compiler::DEFAULT_WEIGHT_BITS)]
-    pub weight_bits: u32,
+    /// Bits of the largest integer weight of each row, sign included (2..=32), or `auto`: per
+    /// layer, the fewest bits whose worst row is off by at most --weight-error-target
+    /// (`veil report` lists each layer's bits and error).
+    #[arg(long, default_value = "8", value_parser = parse_weight_bits)]
+    pub weight_bits: WeightBits,
+    /// With --weight-bits auto: the worst-row weight error (percent) each layer must meet.
+    #[arg(long, value_name = "PERCENT", value_parser = parse_target)]
+    pub weight_error_target: Option<f64>,
     /// Bits of the integer input (2..=24) when the declared range is not already integers
     /// spanning that many bits; raise it for finer input resolution (`veil report` shows it).
     #[arg(long, default_value_t = veil_compiler::DEFAULT_INPUT_BITS)]
@@ -28,7 +33,7 @@ pub struct CompileFlags {
     /// (largest observed value with a 1-bit margin) instead of the guaranteed worst case.
     #[arg(long, value_name = "IMAGES")]
     pub calibrate: Option<PathBuf>,
-    /// What replaces ReLU, sigmoid and tanh: `square` (x², what networks trained for Veil use)
+    /// What replaces ReLU, GELU, sigmoid and tanh: `square` (x², what networks trained for Veil use)
     /// or `fit` (a·x² + b·x + c fitted by least squares to the activation over the values each
     /// layer sees on the --calibrate images; same depth as x²).
     #[arg(long, default_value = "square", value_parser = parse_activation)]
@@ -54,7 +59,8 @@ impl Default for CompileFlags {
     fn default() -> Self {
         CompileFlags {
             security: SecurityLevel::Bits128,
-            weight_bits: veil_compiler::DEFAULT_WEIGHT_BITS,
+            weight_bits: WeightBits::Fixed(veil_compiler::DEFAULT_WEIGHT_BITS),
+            weight_error_target: None,
             input_bits: veil_compiler::DEFAULT_INPUT_BITS,
             calibrate: None,
             activation: ActivationChoice::Square,
@@ -69,13 +75,27 @@ impl Default for CompileFlags {
 impl CompileFlags {
     /// The compiler options these flags describe; reads the calibration images, if any.
     pub fn options(&self) -> Result<CompileOptions, CliError> {
+        let (weight_bits, weight_error_target) = match (self.weight_bits, self.weight_error_target)
+        {
+            (WeightBits::Fixed(bits), None) => (bits, None),
+            (WeightBits::Fixed(_), Some(_)) => {
+                return Err(
+                    "--weight-error-target chooses weight bits per layer: give it with --weight-bits auto".into(),
+                )
+            }
+            (WeightBits::Auto, target) => (
+                veil_compiler::DEFAULT_WEIGHT_BITS,
+                Some(target.map_or(veil_compiler::analysis::DEFAULT_ERROR_TARGET, |p| p / 100.0)),
+            ),
+        };
         let calibration_samples = match &self.calibrate {
             Some(path) => Some(calibration_samples(path)?),
             None => None,
         };
         Ok(CompileOptions {
             security: (!self.insecure).then_some(self.security),
-            weight_bits: self.weight_bits,
+            weight_bits,
+            weight_error_target,
             input_bits: self.input_bits,
             margin_bits: self.margin,
             scheme: self.scheme.0,
@@ -95,6 +115,36 @@ fn calibration_samples(path: &Path) -> Result<Vec<Vec<f64>>, CliError> {
         .take(veil_compiler::MAX_CALIBRATION_SAMPLES)
         .map(|image| image.iter().map(|&v| f64::from(v)).collect())
         .collect())
+}
+
+/// `--weight-bits`: one count for every layer, or chosen per layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WeightBits {
+    /// The same bits for every layer.
+    Fixed(u32),
+    /// The fewest bits per layer that meet the error target.
+    Auto,
+}
+
+fn parse_weight_bits(s: &str) -> Result<WeightBits, String> {
+    if s == "auto" {
+        return Ok(WeightBits::Auto);
+    }
+    s.parse::<u32>()
+        .ok()
+        .filter(|b| (2..=32).contains(b))
+        .map(WeightBits::Fixed)
+        .ok_or_else(|| format!("`{s}` is not a weight bit count: give 2..=32 or `auto`"))
+}
+
+fn parse_target(s: &str) -> Result<f64, String> {
+    s.trim_end_matches('%')
+        .parse::<f64>()
+        .ok()
+        .filter(|p| p.is_finite() && *p > 0.0 && *p < 100.0)
+        .ok_or_else(|| {
+            format!("`{s}` is not an error target: give a percentage above 0 and below 100, e.g. 1")
+        })
 }
 
 fn parse_security(s: &str) -> Result<SecurityLevel, String> {

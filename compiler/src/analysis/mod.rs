@@ -8,6 +8,6 @@ pub mod range;
 
 pub use quantize::{
     measure_output_errors, quantize, weight_errors, LayerError, QCircuit, QNode, QOp, QuantError,
-    QuantOptions, MAX_WEIGHT_ERROR,
+    QuantOptions, DEFAULT_ERROR_TARGET, MAX_WEIGHT_ERROR,
 };
 pub use range::{analyze, calibrate, NodeRange};

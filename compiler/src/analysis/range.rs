@@ -176,6 +176,7 @@ mod tests {
             op,
             scales: vec![1.0; len],
             depth: 0,
+            weight_bits: 0,
         };
         let mut nodes = vec![node(0, width, QOp::Input)];
         let mut squares = 0;

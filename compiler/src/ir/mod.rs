@@ -54,6 +54,8 @@ pub enum ActKind {
     Sigmoid,
     /// tanh x.
     Tanh,
+    /// x · (1 + erf(x / √2)) / 2.
+    Gelu,
 }
 
 /// The operations. Unless stated, an op has one input and keeps its shape.
@@ -149,6 +151,7 @@ impl Op {
             Op::Activation(ActKind::Relu) => "relu",
             Op::Activation(ActKind::Sigmoid) => "sigmoid",
             Op::Activation(ActKind::Tanh) => "tanh",
+            Op::Activation(ActKind::Gelu) => "gelu",
             Op::Polynomial(_) => "polynomial",
             Op::Square => "square",
             Op::Add => "add",

@@ -193,6 +193,8 @@ pub enum Activation {
     Sigmoid,
     /// tanh x; replaced by x².
     Tanh,
+    /// x · Φ(x) = x · (1 + erf(x / √2)) / 2; replaced by x².
+    Gelu,
     /// x².
     Square,
     /// Σ c_k x^k, coefficients from c0 (degree ≤ 2).

@@ -10,6 +10,8 @@ use crate::model::{Activation, Input, Layer, Model, Op, Padding, Tensor, TensorS
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
+mod gelu;
+
 /// Oldest default-domain opset imported.
 pub const MIN_OPSET: i64 = 13;
 /// Newest default-domain opset imported (the operators used have kept their meaning).
@@ -51,6 +53,8 @@ enum Val {
     Act(Act),
     /// A tensor of a type the importer does not read (its type name).
     Unread(String),
+    /// Part of the GELU pattern (see `gelu`), not yet a layer.
+    Gelu(gelu::Part),
 }
 
 struct Converter<'a> {
@@ -64,6 +68,8 @@ struct Converter<'a> {
     notes: Vec<String>,
     output: String,
     half_note: bool,
+    /// Values read by an `Erf` node (where the GELU pattern may start).
+    erf_inputs: HashSet<String>,
 }
 
 /// Rounds to float32: ONNX tensors are float32, and the model file's weights are written as
@@ -316,6 +322,12 @@ pub(super) fn convert(
         notes: Vec::new(),
         output: String::new(),
         half_note: false,
+        erf_inputs: g
+            .node
+            .iter()
+            .filter(|n| n.op_type == "Erf")
+            .filter_map(|n| n.input.first().cloned())
+            .collect(),
     };
     for t in &g.initializer {
         let v = read_tensor(t, &mut c.half_note).map_err(model_err)?;
@@ -569,6 +581,7 @@ impl Converter<'_> {
                  Conv, AveragePool or MaxPool, which take it over",
             )),
             Val::Act(a) => Ok(a.clone()),
+            Val::Gelu(_) => Err(self.node_err(n, gelu::PART_READ)),
             _ => Err(self.node_err(
                 n,
                 format!(
@@ -583,6 +596,7 @@ impl Converter<'_> {
     fn constant(&self, n: &NodeProto, i: usize, what: &str) -> Result<Const, OnnxError> {
         match self.value(n, i)? {
             Val::Const(c) => Ok(c.clone()),
+            Val::Gelu(_) => Err(self.node_err(n, gelu::PART_READ)),
             Val::Unread(t) => Err(self.node_err(
                 n,
                 format!("{what} (input {i}) has element type {t}; only float and integer tensors are read"),
@@ -694,6 +708,9 @@ impl Converter<'_> {
                 ),
             ));
         }
+        if self.gelu_step(n)? {
+            return Ok(());
+        }
         match n.op_type.as_str() {
             "Constant" => self.constant_node(n),
             "Identity" => {
@@ -709,7 +726,7 @@ impl Converter<'_> {
             "Mul" => self.mul(n),
             "Div" => self.div(n),
             "Pow" => self.pow(n),
-            "Relu" | "LeakyRelu" | "Sigmoid" | "Tanh" => self.activation(n),
+            "Relu" | "LeakyRelu" | "Sigmoid" | "Tanh" | "Gelu" => self.activation(n),
             "BatchNormalization" => self.batch_norm(n),
             "Flatten" => self.flatten(n),
             "Reshape" => self.reshape(n),
@@ -774,6 +791,16 @@ impl Converter<'_> {
         let act = match n.op_type.as_str() {
             "Sigmoid" => Activation::Sigmoid,
             "Tanh" => Activation::Tanh,
+            "Gelu" => {
+                if attr_str(n, "approximate").is_some_and(|a| a == "tanh") {
+                    self.notes.push(format!(
+                        "Gelu `{}` uses the tanh approximation; it is imported as the exact \
+                         GELU (they differ by less than 10⁻³); both are replaced when compiled",
+                        n.name
+                    ));
+                }
+                Activation::Gelu
+            }
             "LeakyRelu" => {
                 self.notes.push(format!(
                     "LeakyRelu `{}` is imported as Relu (alpha {} ignored); both are \
@@ -1020,7 +1047,7 @@ impl Converter<'_> {
 
     /// Kernel, stride, padding and output shape of a 2-D window op (Conv, pools), with checks.
     fn window(
-        &self,
+        &mut self,
         n: &NodeProto,
         a: &Act,
         kernel: Option<(usize, usize)>,
@@ -1047,9 +1074,6 @@ impl Converter<'_> {
         };
         if pair("dilations", 1)? != (1, 1) {
             return Err(self.node_err(n, "dilation other than 1 is not supported"));
-        }
-        if attr_int(n, "ceil_mode", 0) != 0 {
-            return Err(self.node_err(n, "ceil_mode=1 is not supported; use ceil_mode=False"));
         }
         let auto_pad = attr_str(n, "auto_pad").unwrap_or_default();
         if !(auto_pad.is_empty() || auto_pad == "NOTSET" || auto_pad == "VALID") {
@@ -1096,11 +1120,57 @@ impl Converter<'_> {
                 ),
             ));
         }
-        let out = vec![
+        let mut out = vec![
             ch,
             (ph - kernel.0) / stride.0 + 1,
             (pw - kernel.1) / stride.1 + 1,
         ];
+        if attr_int(n, "ceil_mode", 0) != 0 {
+            // Rounding up adds a last window that runs past the bottom/right padding; it must
+            // start inside the input or the left padding (the rule PyTorch and ONNX share).
+            let ceil = |size: usize, before: usize, padded: usize, k: usize, s: usize| {
+                let mut o = (padded - k).div_ceil(s) + 1;
+                if (o - 1) * s >= size + before {
+                    o -= 1;
+                }
+                (o, ((o - 1) * s + k).saturating_sub(padded))
+            };
+            let (oh, extra_h) = ceil(h, padding.top, ph, kernel.0, stride.0);
+            let (ow, extra_w) = ceil(w, padding.left, pw, kernel.1, stride.1);
+            if extra_h + extra_w > 0 {
+                if n.op_type != "MaxPool" {
+                    return Err(self.node_err(
+                        n,
+                        format!(
+                            "ceil_mode=1 adds a last window that runs {extra_h} row(s) and \
+                             {extra_w} column(s) past the input; its average would be over fewer \
+                             values than the others, which a uniform average pool cannot \
+                             compute; use ceil_mode=False or pad the input explicitly"
+                        ),
+                    ));
+                }
+                self.notes.push(format!(
+                    "MaxPool `{}` with ceil_mode=1: its last window is padded with {extra_h} \
+                     row(s) and {extra_w} column(s) of zeros (exact after a ReLU); it is \
+                     replaced by a sum pool when compiled anyway",
+                    n.name
+                ));
+                padding.bottom += extra_h;
+                padding.right += extra_w;
+                out[1] = oh;
+                out[2] = ow;
+            }
+        }
+        // Bottom/right padding no window reaches is dropped: `Conv2d(padding=1)` with stride 2
+        // over an even size reads the top/left padding only (as the shipped CryptoNets conv1
+        // declares it), and PyTorch exports `F.pad` with a dynamic batch as a subgraph.
+        let reach = |o: usize, s: usize, k: usize| (o - 1) * s + k;
+        let unused_h =
+            (h + padding.top + padding.bottom).saturating_sub(reach(out[1], stride.0, kernel.0));
+        let unused_w =
+            (w + padding.left + padding.right).saturating_sub(reach(out[2], stride.1, kernel.1));
+        padding.bottom -= unused_h.min(padding.bottom);
+        padding.right -= unused_w.min(padding.right);
         Ok((kernel, stride, padding, out))
     }
 
@@ -1108,12 +1178,7 @@ impl Converter<'_> {
         let a = self.act(n, 0, true)?;
         let w = self.constant(n, 1, "the weights")?;
         let b = self.optional_constant(n, 2, "the bias")?;
-        if attr_int(n, "group", 1) != 1 {
-            return Err(self.node_err(
-                n,
-                "grouped or depthwise convolution (group ≠ 1) is not supported; use group=1",
-            ));
-        }
+        let w = self.ungroup(n, &a, w)?;
         let [o, i, kh, kw] = w.dims[..] else {
             return Err(self.node_err(
                 n,
@@ -1157,6 +1222,58 @@ impl Converter<'_> {
             tensors,
         );
         Ok(())
+    }
+
+    /// The weights of a grouped Conv (`group` > 1, depthwise included) as those of the
+    /// equivalent full convolution: zero between channels of different groups. The model
+    /// format has no groups; the weight tensor is `group` times larger, but the compiler's
+    /// sparse linear maps drop zero weights, so the circuit is the grouped one's.
+    fn ungroup(&mut self, n: &NodeProto, a: &Act, w: Const) -> Result<Const, OnnxError> {
+        let group = attr_int(n, "group", 1);
+        if group == 1 {
+            return Ok(w);
+        }
+        let [o, per_group, kh, kw] = w.dims[..] else {
+            return Ok(w);
+        };
+        let ch = a.shape.first().copied().unwrap_or(0);
+        let g = usize::try_from(group).unwrap_or(0);
+        if g == 0 || o % g != 0 || per_group.checked_mul(g) != Some(ch) {
+            return Err(self.node_err(
+                n,
+                format!(
+                    "group {group} does not divide {ch} input channels into groups of \
+                     {per_group} and {o} output channels evenly"
+                ),
+            ));
+        }
+        let k = kh * kw;
+        let full = o
+            .checked_mul(ch)
+            .and_then(|v| v.checked_mul(k))
+            .filter(|&v| v <= MAX_TENSOR_VALUES)
+            .ok_or_else(|| self.node_err(n, "the ungrouped weights would be too large"))?;
+        let mut data = vec![0.0; full];
+        let out_per_group = o / g;
+        for oc in 0..o {
+            let first = (oc / out_per_group) * per_group;
+            for ic in 0..per_group {
+                let from = (oc * per_group + ic) * k;
+                let to = (oc * ch + first + ic) * k;
+                data[to..to + k].copy_from_slice(&w.data[from..from + k]);
+            }
+        }
+        self.notes.push(format!(
+            "Conv `{}` with group={group} is imported as a full convolution with zero weights \
+             between groups ({g}× the weights; the zeros are dropped when compiled, so the \
+             encrypted cost is the grouped one's)",
+            n.name
+        ));
+        Ok(Const {
+            dims: vec![o, ch, kh, kw],
+            data,
+            ints: None,
+        })
     }
 
     fn dense(
@@ -1614,8 +1731,8 @@ impl Converter<'_> {
 /// What to say about an operator the importer does not take.
 fn unsupported_hint(op: &str) -> String {
     let why = match op {
-        "Gelu" | "Elu" | "Selu" | "Softplus" | "HardSigmoid" | "HardSwish" | "Mish" | "PRelu" => {
-            "this activation is not supported; use Relu, Sigmoid or Tanh (replaced by x² when \
+        "Elu" | "Selu" | "Softplus" | "HardSigmoid" | "HardSwish" | "Mish" | "PRelu" => {
+            "this activation is not supported; use Relu, Sigmoid, Tanh or GELU (replaced when \
              compiled) or, better, train with x * x"
         }
         "Concat" | "Split" | "Slice" | "Gather" | "Transpose" => {
@@ -1634,7 +1751,7 @@ fn unsupported_hint(op: &str) -> String {
     };
     format!(
         "{why}. Supported: Conv, Gemm, MatMul, Add, Sub, Mul, Div, Pow(x, 2), Relu, LeakyRelu, \
-         Sigmoid, Tanh, BatchNormalization, AveragePool, GlobalAveragePool, MaxPool, Flatten, \
+         Sigmoid, Tanh, Gelu (or its Erf form), BatchNormalization, AveragePool, GlobalAveragePool, MaxPool, Flatten, \
          Reshape, Squeeze, Unsqueeze, Pad, Identity, Dropout, Constant and a final \
          Softmax/LogSoftmax (docs/onnx.md)"
     )

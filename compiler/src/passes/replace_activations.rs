@@ -1,4 +1,4 @@
-//! `replace_activations`: ReLU, sigmoid and tanh become x² (the default), or a degree-2
+//! `replace_activations`: ReLU, GELU, sigmoid and tanh become x² (the default), or a degree-2
 //! polynomial `a·x² + b·x + c` fitted by least squares to the activation over the values that
 //! layer sees on calibration inputs ([`ActivationChoice::Fit`]). Both cost one multiplicative
 //! level; a warning names each layer (the function changes; the compiled plan's accuracy must

@@ -45,6 +45,9 @@ pub struct QNode {
     pub scales: Vec<f64>,
     /// Multiplicative depth.
     pub depth: u32,
+    /// Bits of the largest integer weight of each row (sign included); 0 for the input and
+    /// squares, which have no weights.
+    pub weight_bits: u32,
 }
 
 /// The integer circuit: nodes in topological order, node 0 the input.

@@ -23,8 +23,12 @@ use crate::ir::{eval, Graph, Op, SparseMatrix};
 /// about 40 % off, its small weights rounding to 0 or ±1, and the plan's accuracy collapses.
 pub const MAX_WEIGHT_ERROR: f64 = 0.10;
 
-/// Most weight bits [`LayerError::at_more_bits`] looks at (the quantiser's limit).
-const MAX_WEIGHT_BITS: u32 = 32;
+/// Default worst-row error target when weight bits are chosen per layer (1 %): the shipped
+/// models' layers meet it with 8 to 11 bits. Well under [`MAX_WEIGHT_ERROR`], so a chosen
+/// layer never warns.
+pub const DEFAULT_ERROR_TARGET: f64 = 0.01;
+
+use super::MAX_WEIGHT_BITS;
 
 /// Most calibration inputs the output error is measured on.
 pub const MAX_ERROR_SAMPLES: usize = 200;
@@ -159,9 +163,18 @@ fn worst(rows: &[RowError]) -> (f64, usize) {
         )
 }
 
+/// The worst-row relative weight error of `matrix` quantised with these column and row scales.
+pub(super) fn worst_row_error(
+    matrix: &SparseMatrix,
+    col_scales: &[f64],
+    row_scales: &[f64],
+) -> f64 {
+    worst(&row_errors(matrix, col_scales, row_scales, 1.0)).0
+}
+
 /// The weight error of every affine layer of `circuit`, quantised from the lowered graph `g`
-/// with `weight_bits`.
-pub fn weight_errors(g: &Graph, circuit: &QCircuit, weight_bits: u32) -> Vec<LayerError> {
+/// (each with the weight bits its circuit node records).
+pub fn weight_errors(g: &Graph, circuit: &QCircuit) -> Vec<LayerError> {
     let raw_len = g.node(g.input).len();
     let mut out = Vec::new();
     for (index, node) in circuit.nodes.iter().enumerate() {
@@ -171,6 +184,7 @@ pub fn weight_errors(g: &Graph, circuit: &QCircuit, weight_bits: u32) -> Vec<Lay
         let Op::Affine { matrix, .. } = &g.node(node.id).op else {
             continue;
         };
+        let weight_bits = node.weight_bits;
         // The input register may have lost unread values; its scale is uniform.
         let col_scales: Vec<f64> = inputs
             .iter()
@@ -317,6 +331,53 @@ mod tests {
         let at16 = compile(&g, 16, None);
         assert!(at16.quant_errors.iter().all(|l| !l.is_large()));
         assert!(!at16.warnings.iter().any(|w| w.contains("quantisation")));
+    }
+
+    #[test]
+    fn auto_bits_give_each_layer_the_fewest_that_meet_the_target() {
+        let g = outlier_model();
+        for target in [super::MAX_WEIGHT_ERROR, super::DEFAULT_ERROR_TARGET] {
+            let auto = compile_graph(
+                g.clone(),
+                &CompileOptions {
+                    security: None,
+                    weight_error_target: Some(target),
+                    ..CompileOptions::default()
+                },
+            )
+            .unwrap();
+            assert!(!auto.warnings.iter().any(|w| w.contains("quantisation")));
+            for layer in &auto.quant_errors {
+                assert!(layer.worst_row_error <= target, "{layer:?}");
+                // One bit fewer misses the target.
+                if layer.weight_bits == 2 {
+                    continue;
+                }
+                let fewer = compile(&g, layer.weight_bits - 1, None);
+                let e = fewer
+                    .quant_errors
+                    .iter()
+                    .find(|l| l.layer == layer.layer)
+                    .unwrap();
+                assert!(e.worst_row_error > target, "{layer:?} vs {e:?}");
+            }
+            // The outlier layer needs more bits than the plain one.
+            let (outlier, plain) = (&auto.quant_errors[0], &auto.quant_errors[1]);
+            assert!(
+                outlier.weight_bits > plain.weight_bits + 3,
+                "{auto:?}",
+                auto = auto.quant_errors
+            );
+            // The report carries the bits and errors per layer, in text and JSON.
+            let text = auto.report.to_text();
+            assert!(text.contains("bits chosen per layer"), "{text}");
+            let json = serde_json::to_value(&auto.report).unwrap();
+            let rows = json["quantisation"].as_array().unwrap();
+            assert_eq!(rows.len(), 2);
+            assert_eq!(rows[0]["layer"], "l0");
+            assert_eq!(rows[0]["weight_bits"], outlier.weight_bits);
+            assert!(rows[0]["worst_row_error"].as_f64().unwrap() <= target);
+        }
     }
 
     #[test]

@@ -14,7 +14,10 @@
 //!   uses the `B = weight_bits` budget. When the row reads several registers (a polynomial's
 //!   `x²` and `x`, a residual add), the maximum is taken per register and the row scale is set
 //!   by the register with the smallest one, so every term keeps at least B bits and all terms
-//!   share the row's scale; integer weights `round(u · s_r)`, integer bias
+//!   share the row's scale. B is one number for every layer, or, with
+//!   [`QuantOptions::error_target`], chosen per layer: the fewest bits whose worst-row weight
+//!   error ([`LayerError::worst_row_error`]) is at most the target. Either way the integers
+//!   are what the bounds, parameters and plan are computed from, so the plan stays exact; integer weights `round(u · s_r)`, integer bias
 //!   `round(b · s_r)` (exact, i128). The output node uses one scale for all rows (the
 //!   smallest row scale) so the class scores are comparable.
 //!
@@ -27,7 +30,9 @@ mod error;
 mod features;
 
 pub use circuit::{QCircuit, QNode, QOp};
-pub use error::{measure_output_errors, weight_errors, LayerError, MAX_WEIGHT_ERROR};
+pub use error::{
+    measure_output_errors, weight_errors, LayerError, DEFAULT_ERROR_TARGET, MAX_WEIGHT_ERROR,
+};
 
 use super::depth;
 use crate::ir::{Graph, NodeId, Op, SparseMatrix};
@@ -43,6 +48,9 @@ pub struct QuantOptions {
     pub weight_bits: u32,
     /// Bits of the integer input when the declared range is not small integers (2..=24).
     pub input_bits: u32,
+    /// When set, `weight_bits` is ignored: each layer gets the fewest bits (2..=32) whose
+    /// worst-row relative weight error is at most this (a fraction, e.g. 0.01).
+    pub error_target: Option<f64>,
 }
 
 impl Default for QuantOptions {
@@ -50,6 +58,7 @@ impl Default for QuantOptions {
         QuantOptions {
             weight_bits: crate::DEFAULT_WEIGHT_BITS,
             input_bits: crate::DEFAULT_INPUT_BITS,
+            error_target: None,
         }
     }
 }
@@ -94,6 +103,12 @@ pub enum QuantError {
         /// The layers (fused names joined with `+`) that read the input.
         layers: Vec<String>,
     },
+    /// The per-layer error target is not a fraction between 0 and 1.
+    #[error("weight error target {target} is not between 0 and 1 (exclusive); give a percentage such as 1 (%)")]
+    Target {
+        /// The target.
+        target: f64,
+    },
     /// Scales or integers overflow.
     #[error("layer `{node}`: {what} does not fit in {bits} bits (scale {scale:e}); use fewer weight bits")]
     Overflow {
@@ -130,13 +145,22 @@ fn input_scale(lo: f64, hi: f64, input_bits: u32) -> f64 {
     }
 }
 
+/// Fewest and most weight bits of a row.
+const MIN_WEIGHT_BITS: u32 = 2;
+const MAX_WEIGHT_BITS: u32 = 32;
+
 fn check_options(opts: &QuantOptions) -> Result<(), QuantError> {
-    if !(2..=32).contains(&opts.weight_bits) {
+    if let Some(t) = opts.error_target {
+        if !(t.is_finite() && t > 0.0 && t < 1.0) {
+            return Err(QuantError::Target { target: t });
+        }
+    }
+    if !(MIN_WEIGHT_BITS..=MAX_WEIGHT_BITS).contains(&opts.weight_bits) {
         return Err(QuantError::Option {
             what: "weight bits",
             value: opts.weight_bits,
-            min: 2,
-            max: 32,
+            min: MIN_WEIGHT_BITS,
+            max: MAX_WEIGHT_BITS,
         });
     }
     if !(2..=24).contains(&opts.input_bits) {
@@ -153,8 +177,9 @@ fn check_options(opts: &QuantOptions) -> Result<(), QuantError> {
 /// The circuit while it is being built: its nodes and the IR node each one came from.
 struct Builder<'g> {
     graph: &'g Graph,
-    /// Largest integer weight of a row.
-    qmax: f64,
+    /// Weight bits of every layer, or the per-layer error target that chooses them.
+    weight_bits: u32,
+    error_target: Option<f64>,
     /// Depth of every IR node, and the circuit's.
     depth_of: BTreeMap<NodeId, u32>,
     total_depth: u32,
@@ -164,7 +189,7 @@ struct Builder<'g> {
 
 impl Builder<'_> {
     /// Appends the circuit node of IR node `n`.
-    fn push(&mut self, n: NodeId, op: QOp, scales: Vec<f64>) {
+    fn push(&mut self, n: NodeId, op: QOp, scales: Vec<f64>, weight_bits: u32) {
         let node = self.graph.node(n);
         self.index.insert(n, self.nodes.len());
         self.nodes.push(QNode {
@@ -174,6 +199,7 @@ impl Builder<'_> {
             op,
             scales,
             depth: self.depth_of.get(&n).copied().unwrap_or(0),
+            weight_bits,
         });
     }
 
@@ -186,11 +212,11 @@ impl Builder<'_> {
             .collect()
     }
 
-    /// The circuit operation and scales of IR node `n`.
-    fn lower(&self, n: NodeId) -> Result<(QOp, Vec<f64>), QuantError> {
+    /// The circuit operation, scales and weight bits of IR node `n`.
+    fn lower(&self, n: NodeId) -> Result<(QOp, Vec<f64>, u32), QuantError> {
         let node = self.graph.node(n);
         match &node.op {
-            Op::Square => self.square(n),
+            Op::Square => self.square(n).map(|(op, scales)| (op, scales, 0)),
             Op::Affine { matrix, bias } => self.affine(n, matrix, bias),
             other => Err(QuantError::NotLowered {
                 node: node.name.clone(),
@@ -209,13 +235,13 @@ impl Builder<'_> {
         Ok((QOp::Square { input: i }, scales))
     }
 
-    /// An affine map: row scales, then integer weights and biases.
+    /// An affine map: the weight bits, row scales, then integer weights and biases.
     fn affine(
         &self,
         n: NodeId,
         matrix: &SparseMatrix,
         bias: &[f64],
-    ) -> Result<(QOp, Vec<f64>), QuantError> {
+    ) -> Result<(QOp, Vec<f64>, u32), QuantError> {
         let inputs = self.inputs(n);
         let columns = Columns {
             scales: inputs
@@ -230,11 +256,26 @@ impl Builder<'_> {
             blocks: inputs.len(),
         };
         let is_output = n == self.graph.output;
-        let scales = affine::row_scales(matrix, bias, &columns, self.qmax, is_output);
+        let row_scales =
+            |bits: u32| affine::row_scales(matrix, bias, &columns, affine::qmax(bits), is_output);
+        let (bits, scales) = match self.error_target {
+            None => (self.weight_bits, row_scales(self.weight_bits)),
+            Some(target) => {
+                let mut choice = (MAX_WEIGHT_BITS, row_scales(MAX_WEIGHT_BITS));
+                for bits in MIN_WEIGHT_BITS..MAX_WEIGHT_BITS {
+                    let scales = row_scales(bits);
+                    if error::worst_row_error(matrix, &columns.scales, &scales) <= target {
+                        choice = (bits, scales);
+                        break;
+                    }
+                }
+                choice
+            }
+        };
         let name = &self.graph.node(n).name;
         let (matrix, bias) =
-            affine::integer_rows(name, matrix, bias, &columns.scales, &scales, |bits| {
-                self.too_deep(n, bits)
+            affine::integer_rows(name, matrix, bias, &columns.scales, &scales, |b| {
+                self.too_deep(n, b)
             })?;
         Ok((
             QOp::Linear {
@@ -243,6 +284,7 @@ impl Builder<'_> {
                 bias,
             },
             scales,
+            bits,
         ))
     }
 
@@ -261,7 +303,8 @@ pub fn quantize(g: &Graph, opts: &QuantOptions) -> Result<QCircuit, QuantError> 
     let depth_of = depth::depths(g);
     let mut b = Builder {
         graph: g,
-        qmax: affine::qmax(opts.weight_bits),
+        weight_bits: opts.weight_bits,
+        error_target: opts.error_target,
         total_depth: depth::max_depth(&depth_of),
         depth_of,
         nodes: Vec::new(),
@@ -271,11 +314,11 @@ pub fn quantize(g: &Graph, opts: &QuantOptions) -> Result<QCircuit, QuantError> 
     let s_in = input_scale(lo, hi, opts.input_bits);
     let raw_len = g.node(g.input).len();
     // The input first, whatever its position in the order.
-    b.push(g.input, QOp::Input, vec![s_in; raw_len]);
+    b.push(g.input, QOp::Input, vec![s_in; raw_len], 0);
     for n in g.topo() {
         if n != g.input {
-            let (op, scales) = b.lower(n)?;
-            b.push(n, op, scales);
+            let (op, scales, bits) = b.lower(n)?;
+            b.push(n, op, scales, bits);
         }
     }
     let output = b.index.get(&g.output).copied().unwrap_or(0);

@@ -256,6 +256,7 @@ fn bad_options_and_unlowered_graphs_are_refused() {
             &QuantOptions {
                 weight_bits,
                 input_bits,
+                error_target: None,
             },
         )
         .unwrap_err();

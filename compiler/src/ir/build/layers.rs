@@ -273,6 +273,7 @@ fn activation(ck: &Checker<'_>, at: &Lowering<'_>, a: &Activation) -> Result<Op,
         Activation::Relu => Op::Activation(ActKind::Relu),
         Activation::Sigmoid => Op::Activation(ActKind::Sigmoid),
         Activation::Tanh => Op::Activation(ActKind::Tanh),
+        Activation::Gelu => Op::Activation(ActKind::Gelu),
         Activation::Square => Op::Square,
         Activation::Polynomial(c) => polynomial(ck, at, c)?,
     })
