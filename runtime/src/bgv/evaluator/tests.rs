@@ -385,3 +385,96 @@ fn bgv_secure_n8192_square_relin_dot_switch() {
     assert_eq!(s.decrypt(&low), expect);
     assert!(s.budget(&low) > 0);
 }
+
+/// The CryptoNets plan's shape at its own parameters (n = 16384, five 61-bit q primes, 61-bit
+/// special prime, two 55-bit plaintext primes under one key set): budgets of BGV and BFV side
+/// by side along conv → switch → square → switch → relin → dense → square → dense → switch.
+/// Slow (n = 16384); run with `--ignored --nocapture` to see the figures.
+#[test]
+#[ignore = "n = 16384: run by hand for the noise figures in docs/bgv.md"]
+fn bgv_and_bfv_budgets_at_the_shipped_parameters() {
+    let q = vec![
+        2305843009211596801,
+        2305843009211400193,
+        2305843009210580993,
+        2305843009210515457,
+        2305843009210023937,
+    ];
+    let plain = [36028797017456641u64, 36028797016178689];
+    let params = BfvParameters::builder()
+        .degree(16384)
+        .q_primes(q)
+        .special_prime(2305843009211662337)
+        .plain_modulus(plain[0])
+        .build()
+        .unwrap();
+    let mut s = setup_for(params.clone(), &plain, 10);
+    let bfv_rk = crate::bfv::RelinKey::new(&s.sk, &mut s.rng);
+    let bfv_ev = crate::bfv::Evaluator::new(&params);
+    let xs: Vec<Vec<i64>> = (0..25).map(|_| s.random(255)).collect();
+    let w: Vec<i64> = (0..25).map(|i| (i * 37 % 129) - 64).collect();
+    let cts: Vec<Ciphertext> = xs.iter().map(|v| s.encrypt(v)).collect();
+    let pk_fresh = s.encrypt_pk(&xs[0]);
+    let wd: Vec<i64> = (0..100).map(|i| (i * 53 % 257) - 128).collect();
+    let w10 = [3, -5, 7, -11, 13, -17, 19, -23, 29, -31];
+    let rk_one = RelinKey::new(&s.sk, &plain[..1], &mut s.rng).unwrap();
+    let mut last = 0;
+    for (name, rk) in [
+        ("key for both primes", &s.rk),
+        ("key for t_0 only", &rk_one),
+    ] {
+        let refs: Vec<&Ciphertext> = cts.iter().collect();
+        let mut b = vec![
+            ("fresh seeded", s.budget(&cts[0])),
+            ("fresh pk", s.budget(&pk_fresh)),
+        ];
+        let conv = s.ev.dot(&refs, &w).unwrap();
+        b.push(("conv", s.budget(&conv)));
+        let conv = s.ev.mod_switch_to_level(&conv, 4).unwrap();
+        b.push(("switch 4", s.budget(&conv)));
+        let sq = s.ev.square(&conv).unwrap();
+        b.push(("square", s.budget(&sq)));
+        let sq = s.ev.mod_switch_to_level(&sq, 3).unwrap();
+        b.push(("switch 3", s.budget(&sq)));
+        let dense: Vec<&Ciphertext> = (0..100).map(|_| &sq).collect();
+        let fc1 = s.ev.dot(&dense, &wd).unwrap();
+        b.push(("dense", s.budget(&fc1)));
+        let fc1 = s.ev.relinearize(&fc1, rk).unwrap();
+        b.push(("relin", s.budget(&fc1)));
+        let sq2 = s.ev.square(&fc1).unwrap();
+        b.push(("square", s.budget(&sq2)));
+        let fc2 =
+            s.ev.relinearize(&s.ev.dot(&[&sq2; 10], &w10).unwrap(), rk)
+                .unwrap();
+        b.push(("dense+relin", s.budget(&fc2)));
+        let out = s.ev.mod_switch_to_level(&fc2, 2).unwrap();
+        b.push(("switch 2", s.budget(&out)));
+        println!("BGV, {name}: {b:?}");
+        last = s.budget(&out);
+    }
+    // BFV along the same path.
+    let cts: Vec<crate::bfv::Ciphertext> = xs
+        .iter()
+        .map(|v| s.sk.encrypt(&s.enc.encode(v).unwrap(), &mut s.rng).unwrap())
+        .collect();
+    let refs: Vec<&crate::bfv::Ciphertext> = cts.iter().collect();
+    let nb = |c: &crate::bfv::Ciphertext| s.sk.noise_budget(c).unwrap();
+    let mut f = vec![("fresh seeded", nb(&cts[0]))];
+    let conv = bfv_ev
+        .mod_switch_to_level(&bfv_ev.dot(&refs, &w).unwrap(), 4)
+        .unwrap();
+    f.push(("conv+switch 4", nb(&conv)));
+    let sq = bfv_ev
+        .mod_switch_to_level(&bfv_ev.square(&conv).unwrap(), 3)
+        .unwrap();
+    f.push(("square+switch 3", nb(&sq)));
+    let dense: Vec<&crate::bfv::Ciphertext> = (0..100).map(|_| &sq).collect();
+    let fc1 = bfv_ev
+        .relinearize(&bfv_ev.dot(&dense, &wd).unwrap(), &bfv_rk)
+        .unwrap();
+    f.push(("dense+relin", nb(&fc1)));
+    let sq2 = bfv_ev.square(&fc1).unwrap();
+    f.push(("square", nb(&sq2)));
+    println!("BFV: {f:?}");
+    assert!(last > 0, "the per-prime key leaves budget at the output");
+}
