@@ -478,3 +478,53 @@ fn bgv_and_bfv_budgets_at_the_shipped_parameters() {
     println!("BFV: {f:?}");
     assert!(last > 0, "the per-prime key leaves budget at the output");
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4))]
+    /// Random values, weights and constants: every operation, including a product of two
+    /// switched ciphertexts with different scales, decrypts to plain arithmetic mod t.
+    #[test]
+    fn bgv_operations_match_plain_arithmetic_for_random_inputs(
+        seed in proptest::prelude::any::<u64>(),
+        w in proptest::prelude::any::<i64>(),
+        c in proptest::prelude::any::<i128>(),
+        small in -2000i64..2000,
+    ) {
+        let mut s = setup(toy(1024), seed);
+        let a = s.random(i64::MAX / 4);
+        let b = s.random(40_000);
+        let ca = s.encrypt(&a);
+        let cb = s.encrypt_pk(&b);
+        let ev = s.ev.clone();
+        let (x, y) = (|i: usize| i128::from(a[i]), |i: usize| i128::from(b[i]));
+        let (wi, ci, si) = (i128::from(w), c % (1i128 << 100), i128::from(small));
+        let low_a = ev.mod_switch_to_next(&ca).unwrap();
+        let low_b2 = ev.mod_switch_to_next(&ev.square(&cb).unwrap()).unwrap();
+        let cases: Vec<(&str, Ciphertext, Vec<i64>)> = vec![
+            ("mul_scalar", ev.mul_scalar(&ca, w).unwrap(), s.expect(|i| x(i) * wi)),
+            (
+                "dot",
+                ev.dot(&[&ca, &cb, &ca], &[small, -3, w]).unwrap(),
+                s.expect(|i| x(i) * si - 3 * y(i) + x(i) * wi),
+            ),
+            (
+                "add_constant",
+                ev.add_constant(&ca, c % (1i128 << 100)).unwrap(),
+                s.expect(|i| x(i) + ci),
+            ),
+            (
+                "mixed-scale product",
+                ev.mul(&low_a, &ev.relinearize(&low_b2, &s.rk).unwrap()).unwrap(),
+                s.expect(|i| x(i) * y(i) * y(i)),
+            ),
+            (
+                "mixed-scale dot",
+                ev.dot_any_scale(&[&low_a, &low_b2], &[small, w]).unwrap(),
+                s.expect(|i| x(i) * si + y(i) * y(i) * wi),
+            ),
+        ];
+        for (name, ct, expect) in cases {
+            proptest::prop_assert_eq!(s.decrypt(&ct), expect, "{}", name);
+        }
+    }
+}
