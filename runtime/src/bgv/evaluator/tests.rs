@@ -100,10 +100,13 @@ fn bgv_every_primitive_matches_plain_arithmetic_mod_t() {
     ));
     let low_b = ev.mod_switch_to_next(&cb).unwrap();
     let squared_low = ev.square(&low_b).unwrap();
-    assert!(matches!(
-        ev.add(&low, &squared_low),
-        Err(EvalError::ScaleMismatch { .. })
-    ));
+    let err = ev.add(&low, &squared_low).unwrap_err();
+    assert!(matches!(err, EvalError::ScaleMismatch { .. }));
+    assert!(
+        err.to_string()
+            .contains("operands carry different scales mod t"),
+        "{err}"
+    );
     assert_eq!(ev.dot(&[], &[]).unwrap_err(), EvalError::Empty);
     assert!(matches!(
         ev.dot(&[&ca], &[1, 2]),
@@ -186,11 +189,19 @@ fn bgv_one_key_set_serves_several_plaintext_primes() {
     assert!(err.to_string().contains("do not include t="), "{err}");
     // Bad prime lists are refused by name.
     let q0 = base.q_primes()[0];
-    for bad in [&[][..], &[t0, t0][..], &[q0][..], &[4][..]] {
-        assert!(matches!(
-            RelinKey::new(&s.sk, bad, &mut rng),
-            Err(EvalError::InvalidPlainPrimes { .. })
-        ));
+    for (bad, why) in [
+        (&[][..], "the list is empty"),
+        (&[t0, t0][..], "a prime is listed twice"),
+        (&[q0][..], "equals a ciphertext or special prime"),
+        (&[4][..], "odd and at least 3"),
+    ] {
+        let err = RelinKey::new(&s.sk, bad, &mut rng).unwrap_err();
+        assert!(matches!(err, EvalError::InvalidPlainPrimes { .. }));
+        let text = err.to_string();
+        assert!(
+            text.contains("cannot serve a BGV key set") && text.contains(why),
+            "{text}"
+        );
     }
 }
 
