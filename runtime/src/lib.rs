@@ -1,8 +1,9 @@
-//! Veil's runtime: a BFV homomorphic-encryption scheme of our own, the circuit plans the
+//! Veil's runtime: BFV and BGV homomorphic-encryption schemes of our own, the circuit plans the
 //! compiler emits, the executor that runs them, and the client/server API of private inference.
 //!
 //! Layers point one way: [`math`] (modular arithmetic, NTT, RNS) → [`bfv`] (parameters, keys,
-//! encoding, ciphertexts, evaluator) → [`plan`] (the compiler's output and its meaning) →
+//! encoding, ciphertexts, evaluator) → [`bgv`] (BGV on BFV's ring, encoding and secret key:
+//! NTT-form ciphertexts, cheap products) → [`plan`] (the compiler's output and its meaning) →
 //! [`exec`] (running a plan) → [`session`] (keys, encryption, evaluation and decryption of
 //! batches, as a client and a server split them).
 //!

@@ -35,7 +35,7 @@ pub(crate) use evaluator::{decompose, dot_polys, key_inner_product, mul_scalar_p
 pub(crate) use keys::{budget_bits, check_ring, expand_a, switching_b};
 #[cfg(test)]
 pub(crate) use params::tests as test_params;
-pub(crate) use serial::{key_header, poly_len, write_poly, Reader};
+pub(crate) use serial::{io_err, key_header, poly_len, read_exact_vec, write_poly, Reader};
 
 // The flat surface: every public item of the submodules has one path, `bfv::X`.
 pub use ciphertext::Ciphertext;

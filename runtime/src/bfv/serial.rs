@@ -111,7 +111,7 @@ pub enum SerialError {
     Io(String),
 }
 
-fn io_err(e: std::io::Error) -> SerialError {
+pub(crate) fn io_err(e: std::io::Error) -> SerialError {
     SerialError::Io(e.to_string())
 }
 
@@ -307,7 +307,11 @@ pub(crate) fn poly_len(moduli: &[Modulus], n: usize) -> usize {
     moduli.iter().map(|m| packed_len(n, m.bits())).sum()
 }
 
-fn read_exact_vec(r: &mut impl Read, len: usize, out: &mut Vec<u8>) -> Result<(), SerialError> {
+pub(crate) fn read_exact_vec(
+    r: &mut impl Read,
+    len: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), SerialError> {
     let start = out.len();
     out.resize(start + len, 0);
     r.read_exact(&mut out[start..]).map_err(io_err)

@@ -14,10 +14,14 @@ use super::keys::{check_plain_primes, MAX_PLAIN_PRIMES};
 use super::public::PublicKey;
 use super::relin::RelinKey;
 use crate::bfv::{
-    expand_seed, key_header, poly_len, write_poly, BfvParameters, Reader, SerialError,
-    FORMAT_VERSION, KEY_FORMAT_VERSION,
+    expand_seed, io_err, key_header, poly_len, read_exact_vec, write_poly, BfvParameters, Reader,
+    SerialError, FORMAT_VERSION, KEY_FORMAT_VERSION,
 };
+use std::io::{Read, Write};
 use std::sync::Arc;
+
+/// Bytes before the polynomials: magic, version, fingerprint, level, size, flags, scale.
+const CT_HEADER: usize = 4 + 1 + 8 + 3 + 8;
 
 /// Magic bytes of a BGV ciphertext.
 pub const MAGIC_CIPHERTEXT: &[u8; 4] = b"VGCT";
@@ -26,15 +30,11 @@ pub const MAGIC_PUBLIC_KEY: &[u8; 4] = b"VGPK";
 /// Magic bytes of a BGV relinearisation key.
 pub const MAGIC_RELIN_KEY: &[u8; 4] = b"VGRK";
 
-/// Bytes before the polynomials: magic, version, fingerprint, level, size, flags, scale.
-const CT_HEADER: usize = 4 + 1 + 8 + 3 + 8;
-
 impl Ciphertext {
     /// Serialises the ciphertext (layout in the module documentation of `bgv::serial`).
     pub fn to_bytes(&self) -> Vec<u8> {
         let moduli = &self.params.ring().q()[..self.level];
-        let mut out =
-            Vec::with_capacity(CT_HEADER + self.size() * poly_len(moduli, self.params.degree()));
+        let mut out = Vec::with_capacity(self.serialized_len());
         out.extend_from_slice(MAGIC_CIPHERTEXT);
         out.push(FORMAT_VERSION);
         out.extend_from_slice(&self.fingerprint().to_le_bytes());
@@ -51,28 +51,44 @@ impl Ciphertext {
         out
     }
 
-    /// Length of [`Self::to_bytes`], computed without serialising.
+    /// Size in bytes of [`Self::to_bytes`].
     pub fn serialized_len(&self) -> usize {
         let moduli = &self.params.ring().q()[..self.level];
-        let poly = poly_len(moduli, self.params.degree());
-        let polys: usize = (0..self.size())
-            .map(|i| {
-                if i == 1 && self.seed.is_some() {
-                    32
-                } else {
-                    poly
-                }
-            })
-            .sum();
-        CT_HEADER + polys
+        let pl = poly_len(moduli, self.params.degree());
+        CT_HEADER + self.size() * pl - if self.seed.is_some() { pl - 32 } else { 0 }
     }
 
-    /// The most bytes [`Self::to_bytes`] can give for `params`: a size-3 ciphertext at the top
-    /// level. Readers bound what they accept with it.
+    /// The most bytes [`Self::to_bytes`] can give for `params` (size 3 at the top level):
+    /// readers bound what they accept with it before parsing.
     pub fn max_serialized_len(params: &BfvParameters) -> usize {
         let q = params.ring().q();
-        let top = &q[..params.max_level().min(q.len())];
-        CT_HEADER + 3 * poly_len(top, params.degree())
+        CT_HEADER + 3 * poly_len(&q[..params.max_level().min(q.len())], params.degree())
+    }
+
+    /// Streams the ciphertext into `w` (ciphertexts can be concatenated in one stream).
+    pub fn write_to(&self, w: &mut impl Write) -> Result<(), SerialError> {
+        w.write_all(&self.to_bytes()).map_err(io_err)
+    }
+
+    /// Reads the next BGV ciphertext from `r`: the header, then as many bytes as it announces
+    /// (bounded by [`Self::max_serialized_len`]: level and size are clamped before the length
+    /// is computed, and [`Self::from_bytes`] then refuses whatever is invalid).
+    pub fn read_from(params: &Arc<BfvParameters>, r: &mut impl Read) -> Result<Self, SerialError> {
+        let mut buf = Vec::new();
+        read_exact_vec(r, CT_HEADER, &mut buf)?;
+        let level = usize::from(buf[13]);
+        let size = usize::from(buf[14]);
+        let seeded = buf[15] & 1 == 1;
+        let moduli = params.ring().q();
+        let moduli = &moduli[..level.min(moduli.len())];
+        let pl = poly_len(moduli, params.degree());
+        let body = (size.min(3) * pl).saturating_sub(if seeded && size >= 2 {
+            pl.saturating_sub(32)
+        } else {
+            0
+        });
+        read_exact_vec(r, body, &mut buf)?;
+        Self::from_bytes(params, &buf)
     }
 
     /// Reads a BGV ciphertext for `params`.
@@ -292,6 +308,8 @@ mod tests {
             "seeded form is about half"
         );
         for ct in [&seeded, &by_pk, &size3] {
+            assert_eq!(ct.serialized_len(), ct.to_bytes().len());
+            assert!(ct.serialized_len() <= Ciphertext::max_serialized_len(&params));
             let back = Ciphertext::from_bytes(&params, &ct.to_bytes()).unwrap();
             assert_eq!(&back, ct);
             assert_eq!(back.scale(), ct.scale());
@@ -299,6 +317,14 @@ mod tests {
             assert_eq!(decrypt(&sk, &back).unwrap(), decrypt(&sk, ct).unwrap());
         }
         assert_ne!(size3.scale(), 1);
+        let mut stream = Vec::new();
+        for ct in [&seeded, &size3, &by_pk] {
+            ct.write_to(&mut stream).unwrap();
+        }
+        let mut cursor = std::io::Cursor::new(stream);
+        for ct in [&seeded, &size3, &by_pk] {
+            assert_eq!(&Ciphertext::read_from(&params, &mut cursor).unwrap(), ct);
+        }
     }
 
     proptest! {
@@ -321,10 +347,15 @@ mod tests {
             let pos = pos.index(garbled.len());
             garbled[pos] ^= flip;
             // Magic, version and fingerprint: the first 13 bytes.
+            let result = parse(params, kind, &garbled);
             if pos < 13 {
-                prop_assert!(parse(params, kind, &garbled).is_err(), "{} byte {} accepted", kind, pos);
-            } else {
-                let _ = parse(params, kind, &garbled);
+                prop_assert!(result.is_err(), "{} byte {} accepted", kind, pos);
+            }
+            if matches!(*kind, "seeded" | "size3") {
+                // The streaming reader sizes its read from the (possibly garbled) header.
+                let mut stream = std::io::Cursor::new(garbled);
+                let streamed = Ciphertext::read_from(params, &mut stream);
+                prop_assert_eq!(streamed.is_ok(), result.is_ok());
             }
         }
     }

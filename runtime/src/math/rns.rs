@@ -223,6 +223,25 @@ impl RnsPoly<Coeff> {
     }
 }
 
+impl RnsPoly<Coeff> {
+    /// Forward NTT of every limb but limb `skip` (left as it is, for the caller to fill with
+    /// its evaluation form), in parallel.
+    pub fn into_ntt_except<T: Borrow<NttTable> + Sync>(
+        mut self,
+        tables: &[T],
+        skip: usize,
+    ) -> RnsPoly<Ntt> {
+        let n = self.degree;
+        self.data
+            .par_chunks_mut(n)
+            .zip(tables.par_iter())
+            .enumerate()
+            .filter(|(i, _)| *i != skip)
+            .for_each(|(_, (a, t))| t.borrow().forward(a));
+        self.with_form()
+    }
+}
+
 impl RnsPoly<Ntt> {
     /// Inverse NTT of every limb (in parallel), consuming the evaluation form.
     pub fn into_coeff<T: Borrow<NttTable> + Sync>(mut self, tables: &[T]) -> RnsPoly<Coeff> {

@@ -47,7 +47,7 @@ impl<'a> Decomposed<'a> {
     /// Decomposes `c` (coefficient form over q_0..q_{level-1}).
     pub(super) fn new(ring: &'a RingContext, c: &RnsPoly<Coeff>, level: usize) -> Self {
         let basis = KeyBasis::at_level(ring, level);
-        let digits = decompose(c, &basis);
+        let digits = decompose(c, None, &basis);
         Decomposed {
             ring,
             basis,
@@ -113,8 +113,13 @@ impl<'a> KeyBasis<'a> {
 }
 
 /// The RNS digits of c_2: digit j is the residue of c_2 modulo q_j, lifted (centred) to every
-/// key prime, in NTT form.
-pub(crate) fn decompose(c2: &RnsPoly<Coeff>, basis: &KeyBasis<'_>) -> Vec<RnsPoly<Ntt>> {
+/// key prime, in NTT form. When c_2's NTT form is at hand (`c2_ntt`, BGV), limb j of digit j is
+/// copied from it instead of being transformed again.
+pub(crate) fn decompose(
+    c2: &RnsPoly<Coeff>,
+    c2_ntt: Option<&RnsPoly<Ntt>>,
+    basis: &KeyBasis<'_>,
+) -> Vec<RnsPoly<Ntt>> {
     let KeyBasis {
         moduli,
         tables,
@@ -138,9 +143,16 @@ pub(crate) fn decompose(c2: &RnsPoly<Coeff>, basis: &KeyBasis<'_>) -> Vec<RnsPol
                     data.extend(src.iter().map(|&x| m.lift_centred(x, qj)));
                 }
             }
-            RnsPoly::<Coeff>::from_raw(data, n)
-                .unwrap_or_else(|| RnsPoly::zero(level + 1, n))
-                .into_ntt(tables)
+            let digit =
+                RnsPoly::<Coeff>::from_raw(data, n).unwrap_or_else(|| RnsPoly::zero(level + 1, n));
+            match c2_ntt {
+                None => digit.into_ntt(tables),
+                Some(c2_ntt) => {
+                    let mut digit = digit.into_ntt_except(tables, j);
+                    digit.limb_mut(j).copy_from_slice(c2_ntt.limb(j));
+                    digit
+                }
+            }
         })
         .collect()
 }

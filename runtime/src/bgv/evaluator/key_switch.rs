@@ -21,8 +21,8 @@ use crate::bgv::relin::RelinKey;
 impl Evaluator {
     /// Turns a size-3 ciphertext into a size-2 one with the relinearisation key; size-2
     /// inputs are returned as they are. Level and scale are unchanged. Costs ℓ inverse NTTs
-    /// (c_2), ℓ·(ℓ+1) forward NTTs (the digits), then 2 inverse and 2ℓ forward NTTs for the
-    /// division by p.
+    /// (c_2), ℓ² forward NTTs (the digits; limb j of digit j is c_2's own NTT limb), then 2
+    /// inverse and 2ℓ forward NTTs for the division by p.
     pub fn relinearize(&self, ct: &Ciphertext, rk: &RelinKey) -> Result<Ciphertext, EvalError> {
         self.check(ct)?;
         let ring = self.params.ring();
@@ -40,7 +40,7 @@ impl Evaluator {
         let level = ct.level;
         let basis = KeyBasis::at_level(ring, level);
         let c2 = ct.polys[2].clone().into_coeff(ring.q_tables(level));
-        let digits = decompose(&c2, &basis);
+        let digits = decompose(&c2, Some(&ct.polys[2]), &basis);
         drop(c2);
         let (k0, k1) = key_inner_product(&digits, &rk.b, &rk.a, &basis);
         drop(digits);

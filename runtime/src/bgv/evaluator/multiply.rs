@@ -51,21 +51,23 @@ impl Evaluator {
             .for_each(|(i, ((o0, o1), o2))| {
                 let m = &moduli[i];
                 let (x0, x1) = (a0.limb(i), a1.limb(i));
+                let outs = o0.iter_mut().zip(o1.iter_mut()).zip(o2.iter_mut());
                 match b {
                     Some(b) => {
                         let (y0, y1) = (b.polys[0].limb(i), b.polys[1].limb(i));
-                        for k in 0..n {
-                            o0[k] = m.mul(x0[k], y0[k]);
-                            o1[k] = m.add(m.mul(x0[k], y1[k]), m.mul(x1[k], y0[k]));
-                            o2[k] = m.mul(x1[k], y1[k]);
+                        let ins = x0.iter().zip(x1).zip(y0.iter().zip(y1));
+                        for (((o0, o1), o2), ((&a0, &a1), (&b0, &b1))) in outs.zip(ins) {
+                            *o0 = m.mul(a0, b0);
+                            *o1 = m.add(m.mul(a0, b1), m.mul(a1, b0));
+                            *o2 = m.mul(a1, b1);
                         }
                     }
                     None => {
-                        for k in 0..n {
-                            o0[k] = m.mul(x0[k], x0[k]);
-                            let c = m.mul(x0[k], x1[k]);
-                            o1[k] = m.add(c, c);
-                            o2[k] = m.mul(x1[k], x1[k]);
+                        for (((o0, o1), o2), (&a0, &a1)) in outs.zip(x0.iter().zip(x1)) {
+                            *o0 = m.mul(a0, a0);
+                            let c = m.mul(a0, a1);
+                            *o1 = m.add(c, c);
+                            *o2 = m.mul(a1, a1);
                         }
                     }
                 }

@@ -100,10 +100,13 @@ fn bgv_every_primitive_matches_plain_arithmetic_mod_t() {
     ));
     let low_b = ev.mod_switch_to_next(&cb).unwrap();
     let squared_low = ev.square(&low_b).unwrap();
-    assert!(matches!(
-        ev.add(&low, &squared_low),
-        Err(EvalError::ScaleMismatch { .. })
-    ));
+    let err = ev.add(&low, &squared_low).unwrap_err();
+    assert!(matches!(err, EvalError::ScaleMismatch { .. }));
+    assert!(
+        err.to_string()
+            .contains("operands carry different scales mod t"),
+        "{err}"
+    );
     assert_eq!(ev.dot(&[], &[]).unwrap_err(), EvalError::Empty);
     assert!(matches!(
         ev.dot(&[&ca], &[1, 2]),
@@ -186,11 +189,19 @@ fn bgv_one_key_set_serves_several_plaintext_primes() {
     assert!(err.to_string().contains("do not include t="), "{err}");
     // Bad prime lists are refused by name.
     let q0 = base.q_primes()[0];
-    for bad in [&[][..], &[t0, t0][..], &[q0][..], &[4][..]] {
-        assert!(matches!(
-            RelinKey::new(&s.sk, bad, &mut rng),
-            Err(EvalError::InvalidPlainPrimes { .. })
-        ));
+    for (bad, why) in [
+        (&[][..], "the list is empty"),
+        (&[t0, t0][..], "a prime is listed twice"),
+        (&[q0][..], "equals a ciphertext or special prime"),
+        (&[4][..], "odd and at least 3"),
+    ] {
+        let err = RelinKey::new(&s.sk, bad, &mut rng).unwrap_err();
+        assert!(matches!(err, EvalError::InvalidPlainPrimes { .. }));
+        let text = err.to_string();
+        assert!(
+            text.contains("cannot serve a BGV key set") && text.contains(why),
+            "{text}"
+        );
     }
 }
 
@@ -384,4 +395,147 @@ fn bgv_secure_n8192_square_relin_dot_switch() {
     );
     assert_eq!(s.decrypt(&low), expect);
     assert!(s.budget(&low) > 0);
+}
+
+/// The CryptoNets plan's shape at its own parameters (n = 16384, five 61-bit q primes, 61-bit
+/// special prime, two 55-bit plaintext primes under one key set): budgets of BGV and BFV side
+/// by side along conv → switch → square → switch → relin → dense → square → dense → switch.
+/// Slow (n = 16384); run with `--ignored --nocapture` to see the figures.
+#[test]
+#[ignore = "n = 16384: run by hand for the noise figures in docs/bgv.md"]
+fn bgv_and_bfv_budgets_at_the_shipped_parameters() {
+    let q = vec![
+        2305843009211596801,
+        2305843009211400193,
+        2305843009210580993,
+        2305843009210515457,
+        2305843009210023937,
+    ];
+    let plain = [36028797017456641u64, 36028797016178689];
+    let params = BfvParameters::builder()
+        .degree(16384)
+        .q_primes(q)
+        .special_prime(2305843009211662337)
+        .plain_modulus(plain[0])
+        .build()
+        .unwrap();
+    let mut s = setup_for(params.clone(), &plain, 10);
+    let bfv_rk = crate::bfv::RelinKey::new(&s.sk, &mut s.rng);
+    let bfv_ev = crate::bfv::Evaluator::new(&params);
+    let xs: Vec<Vec<i64>> = (0..25).map(|_| s.random(255)).collect();
+    let w: Vec<i64> = (0..25).map(|i| (i * 37 % 129) - 64).collect();
+    let cts: Vec<Ciphertext> = xs.iter().map(|v| s.encrypt(v)).collect();
+    let pk_fresh = s.encrypt_pk(&xs[0]);
+    let wd: Vec<i64> = (0..100).map(|i| (i * 53 % 257) - 128).collect();
+    let w10 = [3, -5, 7, -11, 13, -17, 19, -23, 29, -31];
+    let rk_one = RelinKey::new(&s.sk, &plain[..1], &mut s.rng).unwrap();
+    let mut last = 0;
+    for (name, rk) in [
+        ("key for both primes", &s.rk),
+        ("key for t_0 only", &rk_one),
+    ] {
+        let refs: Vec<&Ciphertext> = cts.iter().collect();
+        let mut b = vec![
+            ("fresh seeded", s.budget(&cts[0])),
+            ("fresh pk", s.budget(&pk_fresh)),
+        ];
+        let conv = s.ev.dot(&refs, &w).unwrap();
+        b.push(("conv", s.budget(&conv)));
+        let conv = s.ev.mod_switch_to_level(&conv, 4).unwrap();
+        b.push(("switch 4", s.budget(&conv)));
+        let sq = s.ev.square(&conv).unwrap();
+        b.push(("square", s.budget(&sq)));
+        let sq = s.ev.mod_switch_to_level(&sq, 3).unwrap();
+        b.push(("switch 3", s.budget(&sq)));
+        let dense: Vec<&Ciphertext> = (0..100).map(|_| &sq).collect();
+        let fc1 = s.ev.dot(&dense, &wd).unwrap();
+        b.push(("dense", s.budget(&fc1)));
+        let fc1 = s.ev.relinearize(&fc1, rk).unwrap();
+        b.push(("relin", s.budget(&fc1)));
+        let sq2 = s.ev.square(&fc1).unwrap();
+        b.push(("square", s.budget(&sq2)));
+        let fc2 =
+            s.ev.relinearize(&s.ev.dot(&[&sq2; 10], &w10).unwrap(), rk)
+                .unwrap();
+        b.push(("dense+relin", s.budget(&fc2)));
+        let out = s.ev.mod_switch_to_level(&fc2, 2).unwrap();
+        b.push(("switch 2", s.budget(&out)));
+        println!("BGV, {name}: {b:?}");
+        last = s.budget(&out);
+    }
+    // BFV along the same path.
+    let cts: Vec<crate::bfv::Ciphertext> = xs
+        .iter()
+        .map(|v| s.sk.encrypt(&s.enc.encode(v).unwrap(), &mut s.rng).unwrap())
+        .collect();
+    let refs: Vec<&crate::bfv::Ciphertext> = cts.iter().collect();
+    let nb = |c: &crate::bfv::Ciphertext| s.sk.noise_budget(c).unwrap();
+    let mut f = vec![("fresh seeded", nb(&cts[0]))];
+    let conv = bfv_ev
+        .mod_switch_to_level(&bfv_ev.dot(&refs, &w).unwrap(), 4)
+        .unwrap();
+    f.push(("conv+switch 4", nb(&conv)));
+    let sq = bfv_ev
+        .mod_switch_to_level(&bfv_ev.square(&conv).unwrap(), 3)
+        .unwrap();
+    f.push(("square+switch 3", nb(&sq)));
+    let dense: Vec<&crate::bfv::Ciphertext> = (0..100).map(|_| &sq).collect();
+    let fc1 = bfv_ev
+        .relinearize(&bfv_ev.dot(&dense, &wd).unwrap(), &bfv_rk)
+        .unwrap();
+    f.push(("dense+relin", nb(&fc1)));
+    let sq2 = bfv_ev.square(&fc1).unwrap();
+    f.push(("square", nb(&sq2)));
+    println!("BFV: {f:?}");
+    assert!(last > 0, "the per-prime key leaves budget at the output");
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4))]
+    /// Random values, weights and constants: every operation, including a product of two
+    /// switched ciphertexts with different scales, decrypts to plain arithmetic mod t.
+    #[test]
+    fn bgv_operations_match_plain_arithmetic_for_random_inputs(
+        seed in proptest::prelude::any::<u64>(),
+        w in proptest::prelude::any::<i64>(),
+        c in proptest::prelude::any::<i128>(),
+        small in -2000i64..2000,
+    ) {
+        let mut s = setup(toy(1024), seed);
+        let a = s.random(i64::MAX / 4);
+        let b = s.random(40_000);
+        let ca = s.encrypt(&a);
+        let cb = s.encrypt_pk(&b);
+        let ev = s.ev.clone();
+        let (x, y) = (|i: usize| i128::from(a[i]), |i: usize| i128::from(b[i]));
+        let (wi, ci, si) = (i128::from(w), c % (1i128 << 100), i128::from(small));
+        let low_a = ev.mod_switch_to_next(&ca).unwrap();
+        let low_b2 = ev.mod_switch_to_next(&ev.square(&cb).unwrap()).unwrap();
+        let cases: Vec<(&str, Ciphertext, Vec<i64>)> = vec![
+            ("mul_scalar", ev.mul_scalar(&ca, w).unwrap(), s.expect(|i| x(i) * wi)),
+            (
+                "dot",
+                ev.dot(&[&ca, &cb, &ca], &[small, -3, w]).unwrap(),
+                s.expect(|i| x(i) * si - 3 * y(i) + x(i) * wi),
+            ),
+            (
+                "add_constant",
+                ev.add_constant(&ca, c % (1i128 << 100)).unwrap(),
+                s.expect(|i| x(i) + ci),
+            ),
+            (
+                "mixed-scale product",
+                ev.mul(&low_a, &ev.relinearize(&low_b2, &s.rk).unwrap()).unwrap(),
+                s.expect(|i| x(i) * y(i) * y(i)),
+            ),
+            (
+                "mixed-scale dot",
+                ev.dot_any_scale(&[&low_a, &low_b2], &[small, w]).unwrap(),
+                s.expect(|i| x(i) * si + y(i) * y(i) * wi),
+            ),
+        ];
+        for (name, ct, expect) in cases {
+            proptest::prop_assert_eq!(s.decrypt(&ct), expect, "{}", name);
+        }
+    }
 }
