@@ -12,7 +12,7 @@
 //!
 //! | operation | noise after |
 //! | --- | --- |
-//! | fresh secret-key encryption | `t/2 + t·B` |
+//! | fresh encryption (secret key; public key, then switched down from `Q·P`) | `t/2 + t·B + t·(1 + δ)/2` |
 //! | multiply by integer `w` (centred) | `|w|·e` (a dot product: `Σ |w_j|·e_j`) |
 //! | add the constant `b` (reduced mod t, centred) | `e + t/2`, in the constant coefficient |
 //! | square | `δ·e² + 2·e·c + c²` (`c` the constant-coefficient part) |
@@ -40,9 +40,13 @@ use super::model::{cost, expansion, ERROR_BOUND};
 /// Work of one pointwise modular product, per coefficient and prime.
 pub const MUL_PER_PRIME: f64 = 1.0;
 
-/// Noise of a fresh secret-key encryption (the message and `t·e`).
-pub fn fresh(t: f64, _n: usize) -> f64 {
-    t / 2.0 + t * ERROR_BOUND
+/// Noise of a fresh encryption, covering both keys: a secret-key encryption has the message
+/// and `t·e` (`t/2 + t·B`); a public-key one is made over `Q·P` with error
+/// `t·(e·u + e_1 + e_2·s)`, at most `t·B·(1 + 2δ)`, and switched down by the special prime P
+/// (at least as large as that error), which leaves at most the switch's rounding `t·(1 + δ)/2`
+/// plus the message. The sum bounds both.
+pub fn fresh(t: f64, n: usize) -> f64 {
+    t / 2.0 + t * ERROR_BOUND + t * (1.0 + expansion(n)) / 2.0
 }
 
 /// Noise added by a constant: its centred residue mod t, at most t/2, in one coefficient.
@@ -112,7 +116,11 @@ mod tests {
     #[test]
     fn fresh_noise_and_constants_scale_with_t() {
         let t = 2f64.powi(55);
-        assert!(close(fresh(t, 16384), t * (0.5 + ERROR_BOUND)));
+        let d = expansion(16384);
+        assert!(close(
+            fresh(t, 16384),
+            t * (0.5 + ERROR_BOUND + (1.0 + d) / 2.0)
+        ));
         assert!(close(fresh(2.0 * t, 16384), 2.0 * fresh(t, 16384)));
         assert_eq!(constant(-7.0, t), t / 2.0);
     }
