@@ -89,4 +89,10 @@ pub enum EvalError {
         /// The elements the keys hold, in increasing order.
         present: Vec<u64>,
     },
+    /// Low bits that cannot be rounded away (see [`super::Ciphertext::round_low_bits`]).
+    #[error("cannot round away {detail}")]
+    LowBits {
+        /// Which bits, and why not.
+        detail: String,
+    },
 }
