@@ -953,6 +953,7 @@ fn toy_plan(inputs: usize) -> Plan {
         },
         depth: 0,
         predicted_noise_budget_bits: 20.0,
+        compression: Default::default(),
         calibration: None,
     }
 }

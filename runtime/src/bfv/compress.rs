@@ -33,6 +33,17 @@ pub fn rounded_width(primes: &[u64], k: u32) -> u32 {
         .bits()
 }
 
+/// Bits one coefficient of a component modulo the product of `primes` takes on the wire with
+/// `low_bits` rounded away: limb by limb (`Σ bits(q_i)`) when none are, [`rounded_width`]
+/// otherwise. (A seeded `c1` takes 32 bytes in all instead.)
+pub fn coefficient_bits(primes: &[u64], low_bits: u32) -> u32 {
+    if low_bits == 0 {
+        primes.iter().map(|q| 64 - q.leading_zeros()).sum()
+    } else {
+        rounded_width(primes, low_bits)
+    }
+}
+
 /// Bits of `Q`, the product of `primes`: a component may drop fewer low bits than this.
 pub fn modulus_bits(primes: &[u64]) -> u32 {
     BigUint::product(primes).bits()

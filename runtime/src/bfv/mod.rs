@@ -32,7 +32,7 @@ mod serial;
 
 // The flat surface: every public item of the submodules has one path, `bfv::X`.
 pub use ciphertext::Ciphertext;
-pub use compress::{modulus_bits, rounded_width};
+pub use compress::{coefficient_bits, modulus_bits, rounded_width};
 pub use encoding::{centre, EncodeError, Encoder, Plaintext, SLOT_GENERATOR};
 pub use evaluator::{EvalError, Evaluator};
 pub use galois::{check_galois_element, column_swap_element, row_rotation_element};

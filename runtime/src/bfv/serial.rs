@@ -567,7 +567,7 @@ fn component_len(moduli: &[Modulus], n: usize, low_bits: u32, seeded: bool) -> u
         poly_len(moduli, n)
     } else {
         let q: Vec<u64> = moduli.iter().map(Modulus::value).collect();
-        packed_len(n, super::compress::rounded_width(&q, low_bits))
+        packed_len(n, super::compress::coefficient_bits(&q, low_bits))
     }
 }
 

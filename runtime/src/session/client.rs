@@ -100,7 +100,7 @@ impl Context {
                         EncryptionKey::Public(pk) => pk.encrypt(&pt, &mut local)?,
                     };
                     progress(1);
-                    Ok(ct)
+                    self.round_for_upload(ct)
                 })
                 .collect();
             values.push(cts?);
@@ -111,6 +111,15 @@ impl Context {
             values,
         };
         Ok((chunk, clamped))
+    }
+
+    /// Rounds away the low bits of `c0` the plan's [`crate::plan::Compression`] drops from
+    /// uploads (the server reads the rounded coefficients back; decryption stays exact).
+    fn round_for_upload(&self, ct: Ciphertext) -> Result<Ciphertext, SessionError> {
+        match self.plan.compression.upload_bits {
+            0 => Ok(ct),
+            k => Ok(ct.round_low_bits(&[k])?),
+        }
     }
 
     /// Encrypts raw images (`raw` holds `count × input_len()` values, image after image) as

@@ -1,7 +1,9 @@
 //! The server's side: evaluating a plan on an encrypted batch with the server key only.
 
 use super::{Context, EncryptedBatch, EncryptedChunk, ServerKey, SessionError};
+use crate::bfv::Ciphertext;
 use crate::exec::{run_plan, EncryptedBackend, Progress};
+use rayon::prelude::*;
 
 impl Context {
     /// Evaluates the plan on one chunk, for every plaintext prime; the result chunk holds the
@@ -18,13 +20,31 @@ impl Context {
         let mut values = Vec::with_capacity(chunk.values.len());
         for (params, inputs) in self.params.iter().zip(chunk.values) {
             let backend = EncryptedBackend::new(params, server.relin());
-            values.push(run_plan(&self.plan, &backend, inputs, progress)?);
+            let outputs = run_plan(&self.plan, &backend, inputs, progress)?;
+            values.push(self.round_for_download(outputs)?);
         }
         Ok(EncryptedChunk {
             batch: chunk.batch,
             index: chunk.index,
             values,
         })
+    }
+
+    /// Rounds away the low bits of the results' components that the plan's
+    /// [`crate::plan::Compression`] drops from downloads: the compiler chose them so that the
+    /// rounding, added to the circuit's noise, still decrypts exactly.
+    fn round_for_download(
+        &self,
+        outputs: Vec<Ciphertext>,
+    ) -> Result<Vec<Ciphertext>, SessionError> {
+        let bits = &self.plan.compression.download_bits;
+        if bits.iter().all(|&k| k == 0) {
+            return Ok(outputs);
+        }
+        outputs
+            .par_iter()
+            .map(|ct| Ok(ct.round_low_bits(bits)?))
+            .collect()
     }
 
     /// Evaluates a whole batch: [`Context::eval_chunk`] on each chunk in turn.
