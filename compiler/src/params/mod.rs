@@ -14,11 +14,13 @@
 //! ranked with the greedy schedule of [`choose_levels`]; the best few are then rescheduled
 //! with [`optimise_levels`] (the cheapest modulus-switching levels) and the cheapest wins.
 
+pub mod compress;
 pub mod model;
 pub mod schedule;
 
 pub use schedule::{
-    choose_levels, optimise_levels, simulate, CircuitShape, RegState, SStep, SimParams, Simulation,
+    choose_levels, optimise_levels, simulate, simulate_from, CircuitShape, RegState, SStep,
+    SimParams, Simulation,
 };
 
 use crate::analysis::{NodeRange, QCircuit};

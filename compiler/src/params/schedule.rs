@@ -257,6 +257,17 @@ impl Run<'_> {
 /// Simulates the circuit with the level chosen at each switch point (`levels.len()` =
 /// `shape.points`, non-increasing, each in 1..=number of q primes).
 pub fn simulate(shape: &CircuitShape, p: &SimParams, levels: &[usize]) -> Simulation {
+    simulate_from(shape, p, levels, model::fresh(p.t, p.n))
+}
+
+/// [`simulate`] with inputs of noise `fresh` instead of a fresh encryption's (uploads whose
+/// low bits were rounded away carry more, see [`super::compress`]).
+pub fn simulate_from(
+    shape: &CircuitShape,
+    p: &SimParams,
+    levels: &[usize],
+    fresh: f64,
+) -> Simulation {
     let top = p.q_log2.len();
     let n_nodes = shape.kinds.len();
     let mut q_prefix = vec![0.0; top + 1];
@@ -266,7 +277,7 @@ pub fn simulate(shape: &CircuitShape, p: &SimParams, levels: &[usize]) -> Simula
     let blank = RegState {
         level: top,
         size: 2,
-        noise: model::fresh(p.t, p.n),
+        noise: fresh,
         noise_const: 0.0,
         budget: 0.0,
     };
