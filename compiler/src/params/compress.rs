@@ -13,8 +13,11 @@
 //! | `c0` of an upload by `k` bits | `2^k/2` (no secret factor: `c1` is a seed) |
 //! | a result's components by `k0, k1, k2` bits | `(2^k0 + δ·2^k1 + δ²·2^k2)/2` |
 //!
-//! with `δ = 2√n` the expansion of a product by the ternary secret (its `‖s‖₁`-free,
-//! high-probability bound, as [`model::mod_switch`] uses for its rounding).
+//! with `δ = 2√n`. A coefficient of `r·s`, for a rounding `r` and the ternary secret `s`, is a
+//! sum of `n` terms of at most `2^(k−1)`: at most `‖s‖₁·2^(k−1) ≤ n·2^(k−1)` in the worst case,
+//! about `δ·2^(k−1)` with high probability (its standard deviation is `2^k·√(n/18)`, so `δ` is
+//! over four of them). The model takes `δ`, as [`model::mod_switch`] does for the rounding of a
+//! switch.
 //!
 //! **Uploads.** The rounded inputs start with that much more noise; the circuit is simulated
 //! again with it, on the same schedule, and a count holds while every register keeps a
