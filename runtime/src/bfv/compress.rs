@@ -63,8 +63,9 @@ pub(super) struct Rounder<'a> {
     span: usize,
     /// Bits a rounded value takes.
     width: u32,
-    /// `2^k mod q_i`.
-    scale: Vec<u64>,
+    /// `2^(64·j + k) mod q_i` at `[i·words + j]`: a value's word `j` weighs this much in
+    /// residue `i`.
+    weights: Vec<u64>,
 }
 
 impl<'a> Rounder<'a> {
@@ -95,7 +96,15 @@ impl<'a> Rounder<'a> {
             *w = rest.low_u64();
             rest = rest.shr(64);
         }
-        let scale = moduli.iter().map(|m| m.pow(2, u64::from(k))).collect();
+        let mut weights = Vec::with_capacity(moduli.len() * words);
+        for m in moduli {
+            let word = m.reduce_u128(1u128 << 64);
+            let mut w = m.pow(2, u64::from(k));
+            for _ in 0..words {
+                weights.push(w);
+                w = m.mul(w, word);
+            }
+        }
         Some(Rounder {
             moduli,
             k,
@@ -104,7 +113,7 @@ impl<'a> Rounder<'a> {
             words,
             span,
             width,
-            scale,
+            weights,
         })
     }
 
@@ -131,13 +140,19 @@ impl<'a> Rounder<'a> {
         // Horner in base 2^64, then c + 2^(k−1).
         out.fill(0);
         out[0] = digits[l - 1];
+        // Words in use: each step adds at most one (q < 2^62).
+        let mut used = 1;
         for j in (0..l - 1).rev() {
             let (q, d) = (self.moduli[j].value(), digits[j]);
             let mut carry = u128::from(d);
-            for w in out[..self.span].iter_mut() {
+            for w in out[..used].iter_mut() {
                 let x = u128::from(*w) * u128::from(q) + carry;
                 *w = x as u64;
                 carry = x >> 64;
+            }
+            if used < self.span {
+                out[used] = carry as u64;
+                used += 1;
             }
         }
         if self.k == 0 {
@@ -177,11 +192,17 @@ impl<'a> Rounder<'a> {
     /// Writes `v·2^k mod Q` into coefficient `index` of `p`.
     fn expand(&self, v: &[u64; WORDS], p: &mut RnsPoly<Coeff>, index: usize) {
         for (i, m) in self.moduli.iter().enumerate() {
-            let mut r = 0u64;
-            for &w in v[..self.words].iter().rev() {
-                r = m.reduce_u128((u128::from(r) << 64) | u128::from(w));
+            let weights = &self.weights[i * self.words..(i + 1) * self.words];
+            // Each product is below 2^126 (a word times a weight below q < 2^62), so three
+            // and a reduced remainder add up in a u128; reduce after every third.
+            let mut acc = 0u128;
+            for (j, (&w, &x)) in v[..self.words].iter().zip(weights).enumerate() {
+                acc += u128::from(w) * u128::from(x);
+                if j % 3 == 2 {
+                    acc = u128::from(m.reduce_u128(acc));
+                }
             }
-            p.limb_mut(i)[index] = m.mul(r, self.scale[i]);
+            p.limb_mut(i)[index] = m.reduce_u128(acc);
         }
     }
 
@@ -456,6 +477,27 @@ mod tests {
             r.write(&p, &mut bytes);
             prop_assert_eq!(bytes.len(), crate::bfv::packed_len(1024, r.width()));
             prop_assert_eq!(r.read(&bytes, 1024).unwrap(), rounded);
+        }
+    }
+
+    /// Five 61-bit primes (CryptoNets' upload modulus): values of several words.
+    #[test]
+    fn wide_moduli_round_exactly() {
+        let q = crate::math::ntt_primes(61, 1024, 5, &[]).unwrap();
+        let moduli: Vec<Modulus> = q.iter().map(|&q| Modulus::new(q).unwrap()).collect();
+        let p = crate::bfv::sampling::expand_seed(&[3; 32], &moduli, 1024, 0);
+        let big_q = BigUint::product(&q);
+        for k in [1, 61, 64, 65, 130, 200, 290] {
+            let r = Rounder::new(&moduli, k).unwrap();
+            let rounded = r.round_poly(&p);
+            let half = BigUint::from_u64(1).shl(k - 1);
+            for (a, b) in composed(&p, &q).iter().zip(composed(&rounded, &q)) {
+                assert!(distance(a, &b, &big_q) <= half, "k = {k}");
+                assert!(b.shr(k).shl(k) == b, "k = {k}");
+            }
+            let mut bytes = Vec::new();
+            r.write(&p, &mut bytes);
+            assert_eq!(r.read(&bytes, 1024).unwrap(), rounded, "k = {k}");
         }
     }
 
