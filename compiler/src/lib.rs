@@ -287,7 +287,7 @@ pub fn compile_graph(source: Graph, opts: &CompileOptions) -> Result<Compiled, C
             margin_bits: opts.calibration_margin_bits,
         });
     }
-    let chosen = params::select(
+    let mut chosen = params::select(
         &circuit,
         &ranges,
         &ParamOptions {
@@ -296,12 +296,16 @@ pub fn compile_graph(source: Graph, opts: &CompileOptions) -> Result<Compiled, C
             scheme: opts.scheme,
         },
     )?;
+    // The low bits the wire drops, and the schedule's noise with rounded uploads.
+    let rounding = params::compress::choose(&circuit, &chosen, opts.margin_bits);
+    chosen.sim = rounding.sim.clone();
     let info = emit::EmitInfo {
         model: &source.model_name,
         classes: &source.classes,
         calibration,
     };
-    let plan = emit::emit(&circuit, &ranges, &chosen, &info);
+    let mut plan = emit::emit(&circuit, &ranges, &chosen, &info);
+    rounding.apply(&mut plan);
     plan.validate()?;
     let mut ir_dumps = outcome.dumps;
     if opts.dump_ir {

@@ -3,7 +3,7 @@
 use crate::params::SchemeOption;
 use serde::Serialize;
 use std::fmt::Write;
-use veil_runtime::plan::{Calibration, InputEncoding, Plan, Scheme, Step};
+use veil_runtime::plan::{Calibration, Compression, InputEncoding, Plan, Scheme, Step};
 use veil_runtime::security::SecurityLevel;
 
 /// The parameter block.
@@ -142,8 +142,15 @@ pub struct Report {
     pub depth: u32,
     /// One row per register, in program order.
     pub layers: Vec<LayerRow>,
-    /// Predicted budget left at the output (bits).
+    /// Predicted budget left at the output (bits), as the client receives it (after the
+    /// rounding of [`Report::compression`]).
     pub noise_budget_bits: f64,
+    /// Predicted budget of the output register at the end of the circuit, before the results
+    /// are rounded for download (bits).
+    pub circuit_noise_budget_bits: f64,
+    /// Low bits rounded away from uploads and results.
+    #[serde(skip_serializing_if = "Compression::is_none")]
+    pub compression: Compression,
     /// Upload per image (bytes).
     pub upload_bytes_per_image: f64,
     /// Download per image (bytes).
@@ -289,6 +296,11 @@ impl Report {
             depth: plan.depth,
             layers,
             noise_budget_bits: plan.predicted_noise_budget_bits,
+            circuit_noise_budget_bits: plan
+                .registers
+                .get(plan.output.register)
+                .map_or(plan.predicted_noise_budget_bits, |r| r.noise_budget_bits),
+            compression: plan.compression.clone(),
             upload_bytes_per_image: plan.upload_bytes_per_image(),
             download_bytes_per_image: plan.download_bytes_per_image(),
             passes: Vec::new(),
@@ -334,16 +346,32 @@ impl Report {
             i.raw_min, i.raw_max, four_digits(i.scale), i.max_abs, four_digits(i.resolution), i.values_used, i.raw_values
         );
         let _ = writeln!(out, "  depth              {}", self.depth);
-        let _ = writeln!(
-            out,
-            "  noise budget       {:.1} bits left at the output (predicted)",
-            self.noise_budget_bits
-        );
+        if self.compression.download_bits.iter().any(|&k| k > 0) {
+            let _ = writeln!(
+                out,
+                "  noise budget       {:.1} bits left at the output, {:.1} as downloaded (predicted)",
+                self.circuit_noise_budget_bits, self.noise_budget_bits
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "  noise budget       {:.1} bits left at the output (predicted)",
+                self.noise_budget_bits
+            );
+        }
         let _ = writeln!(
             out,
             "  bytes per image    {:.0} up, {:.0} down",
             self.upload_bytes_per_image, self.download_bytes_per_image
         );
+        if !self.compression.is_none() {
+            let c = &self.compression;
+            let _ = writeln!(
+                out,
+                "  rounded away       {} low bits of c0 up, {:?} of the components down",
+                c.upload_bits, c.download_bits
+            );
+        }
         if let Some(c) = &self.calibration {
             let _ = writeln!(
                 out,

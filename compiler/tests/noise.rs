@@ -54,11 +54,13 @@ fn measure(plan: &Plan, seed: u64, public: bool) -> u32 {
                     .map(|slot| encoded[slot % encoded.len()][f])
                     .collect();
                 let pt = encoder.encode(&column).unwrap();
-                if public {
+                let ct = if public {
                     pk.encrypt(&pt, &mut rng).unwrap()
                 } else {
                     sk.encrypt(&pt, &mut rng).unwrap()
-                }
+                };
+                // What crosses the wire: the plan's low bits of c0 rounded away.
+                ct.round_low_bits(&plan.compression.upload()).unwrap()
             })
             .collect();
         let out = run_plan(
@@ -69,6 +71,8 @@ fn measure(plan: &Plan, seed: u64, public: bool) -> u32 {
         )
         .unwrap();
         for (o, ct) in out.iter().enumerate() {
+            // The results as the client receives them, rounded as the plan says.
+            let ct = &ct.round_low_bits(&plan.compression.download_bits).unwrap();
             min_budget = min_budget.min(sk.noise_budget(ct).unwrap());
             let decoded = encoder.decode(&sk.decrypt(ct).unwrap()).unwrap();
             for (slot, &v) in decoded.iter().enumerate().take(raw.len()) {

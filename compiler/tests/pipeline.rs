@@ -196,7 +196,10 @@ fn bounds_hold_on_every_register_of_emitted_plans() {
         let compiled = compile_graph(g, &CompileOptions::default()).unwrap();
         compiled.plan.validate().unwrap();
         check_bounds(&compiled.plan, &inputs);
-        assert!(compiled.plan.predicted_noise_budget_bits >= 10.0, "{name}");
+        let plan = &compiled.plan;
+        let output = &plan.registers[plan.output.register];
+        assert!(output.noise_budget_bits >= 10.0, "{name}");
+        assert!(plan.predicted_noise_budget_bits > 0.0, "{name}");
     }
 }
 
@@ -277,7 +280,8 @@ fn parameters_are_secure_with_a_positive_budget_at_every_level() {
             "{level}: {bits} bits at n = {}",
             p.degree
         );
-        assert!(compiled.plan.predicted_noise_budget_bits >= 10.0);
+        let plan = &compiled.plan;
+        assert!(plan.registers[plan.output.register].noise_budget_bits >= 10.0);
         assert!(compiled
             .plan
             .registers
@@ -537,11 +541,19 @@ fn parameters_and_schedule_are_minimal() {
         // end, in program order.
         let full = sim_params(k);
         let levels = switch_levels(plan, shape.points);
-        let replay = simulate(&shape, &full, &levels);
+        // The plan's registers carry the noise of its rounded uploads.
+        let fresh = veil_compiler::params::compress::rounded_fresh(
+            t,
+            p.degree,
+            plan.compression.upload_bits,
+        );
+        let replay = veil_compiler::params::simulate_from(&shape, &full, &levels, fresh);
+        let output = &plan.registers[plan.output.register];
         assert!(
-            (replay.output_budget - plan.predicted_noise_budget_bits).abs() < 1e-9,
+            (replay.output_budget - output.noise_budget_bits).abs() < 1e-9,
             "{name}"
         );
+        assert!(plan.predicted_noise_budget_bits <= output.noise_budget_bits + 1e-9);
         let out_level = plan.registers[plan.output.register].level;
         if out_level > 1 {
             let mut lower = levels.clone();

@@ -45,6 +45,7 @@
 //!     output: OutputDecoding { register: 1, scale: 1.0, class_names: vec![] },
 //!     depth: 0,
 //!     predicted_noise_budget_bits: 20.0,
+//!     compression: Default::default(),
 //!     calibration: None,
 //! };
 //! let context = Context::new(plan)?; // public: the plan and its parameters

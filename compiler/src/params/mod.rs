@@ -15,12 +15,14 @@
 //! with [`optimise_levels`] (the cheapest modulus-switching levels) and the cheapest wins.
 
 pub mod bgv;
+pub mod compress;
 pub mod model;
 pub mod schedule;
 mod scheme;
 
 pub use schedule::{
-    choose_levels, optimise_levels, simulate, CircuitShape, RegState, SStep, SimParams, Simulation,
+    choose_levels, optimise_levels, simulate, simulate_from, CircuitShape, RegState, SStep,
+    SimParams, Simulation,
 };
 
 use crate::analysis::{NodeRange, QCircuit};

@@ -327,11 +327,27 @@ impl LevelPolicy for DropToFloor<'_> {
 /// Simulates the circuit with the level chosen at each switch point (`levels.len()` =
 /// `shape.points`, non-increasing, each in 1..=number of q primes).
 pub fn simulate(shape: &CircuitShape, p: &SimParams, levels: &[usize]) -> Simulation {
-    run_schedule(shape, p, &mut Fixed(levels))
+    simulate_from(shape, p, levels, p.fresh())
 }
 
-/// Simulates the circuit with levels from `policy`.
-fn run_schedule(shape: &CircuitShape, p: &SimParams, policy: &mut dyn LevelPolicy) -> Simulation {
+/// [`simulate`] with inputs of noise `fresh` instead of a fresh encryption's (uploads whose
+/// low bits were rounded away carry more, see [`super::compress`]).
+pub fn simulate_from(
+    shape: &CircuitShape,
+    p: &SimParams,
+    levels: &[usize],
+    fresh: f64,
+) -> Simulation {
+    run_schedule(shape, p, &mut Fixed(levels), fresh)
+}
+
+/// Simulates the circuit with levels from `policy` and inputs of noise `fresh`.
+fn run_schedule(
+    shape: &CircuitShape,
+    p: &SimParams,
+    policy: &mut dyn LevelPolicy,
+    fresh: f64,
+) -> Simulation {
     let top = p.q_log2.len();
     let n_nodes = shape.kinds.len();
     let mut q_prefix = vec![0.0; top + 1];
@@ -341,7 +357,7 @@ fn run_schedule(shape: &CircuitShape, p: &SimParams, policy: &mut dyn LevelPolic
     let blank = RegState {
         level: top,
         size: 2,
-        noise: p.fresh(),
+        noise: fresh,
         noise_const: 0.0,
         budget: 0.0,
         scale_sig: 0,
@@ -499,7 +515,7 @@ pub fn choose_levels(
             last_point: points.saturating_sub(1),
             chosen: Vec::new(),
         };
-        let sim = run_schedule(shape, p, &mut policy);
+        let sim = run_schedule(shape, p, &mut policy, p.fresh());
         return holds(&sim, margin).then_some((policy.chosen, sim));
     }
     let mut current = top;

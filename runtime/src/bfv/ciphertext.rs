@@ -14,16 +14,21 @@ pub struct Ciphertext {
     pub(crate) level: usize,
     /// For a fresh symmetric encryption: the seed c_1 was expanded from (stream 0).
     pub(crate) seed: Option<[u8; 32]>,
+    /// Low bits rounded away in each component (see [`Ciphertext::round_low_bits`]): the
+    /// coefficients are multiples of 2^k modulo Q and serialise in fewer bits. Every
+    /// operation that changes a component must reset its entry (as it drops the seed).
+    pub(crate) low_bits: [u32; 3],
 }
 
 impl fmt::Debug for Ciphertext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "Ciphertext(size={}, level={}, seeded={}, params={:016x})",
+            "Ciphertext(size={}, level={}, seeded={}, low_bits={:?}, params={:016x})",
             self.polys.len(),
             self.level,
             self.seed.is_some(),
+            self.low_bits(),
             self.params.fingerprint()
         )
     }
@@ -49,6 +54,7 @@ impl Ciphertext {
             polys,
             level,
             seed: None,
+            low_bits: [0; 3],
         }
     }
 

@@ -120,4 +120,10 @@ pub enum EvalError {
         /// What is wrong.
         reason: &'static str,
     },
+    /// Low bits that cannot be rounded away (see [`super::Ciphertext::round_low_bits`]).
+    #[error("cannot round away {detail}")]
+    LowBits {
+        /// Which bits, and why not.
+        detail: String,
+    },
 }

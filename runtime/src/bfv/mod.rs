@@ -20,6 +20,7 @@
 //! ```
 
 mod ciphertext;
+mod compress;
 mod encoding;
 mod error;
 mod evaluator;
@@ -39,6 +40,7 @@ pub(crate) use serial::{io_err, key_header, poly_len, read_exact_vec, write_poly
 
 // The flat surface: every public item of the submodules has one path, `bfv::X`.
 pub use ciphertext::Ciphertext;
+pub use compress::{coefficient_bits, modulus_bits, rounded_width};
 pub use encoding::{centre, EncodeError, Encoder, Plaintext, SLOT_GENERATOR};
 pub use evaluator::{EvalError, Evaluator};
 pub use galois::{check_galois_element, column_swap_element, row_rotation_element};

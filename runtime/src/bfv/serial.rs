@@ -565,23 +565,54 @@ const CT_HEADER: usize = 4 + 1 + 8 + 3;
 /// Magic, version, ring fingerprint and key-set id of a key.
 const KEY_HEADER: usize = 4 + 1 + 8 + KeyId::LEN;
 const SK_HEADER: usize = KEY_HEADER;
+/// Flag bit: c_1 is given as a 32-byte seed.
+const FLAG_SEEDED: u8 = 1;
+/// Flag bit: low bits were rounded away; one u16 per component says how many.
+const FLAG_ROUNDED: u8 = 2;
+
+/// Bytes of one component at `moduli` with `low_bits` bits rounded away (limb by limb when
+/// none are), or of a seed.
+fn component_len(moduli: &[Modulus], n: usize, low_bits: u32, seeded: bool) -> usize {
+    if seeded {
+        32
+    } else if low_bits == 0 {
+        poly_len(moduli, n)
+    } else {
+        let q: Vec<u64> = moduli.iter().map(Modulus::value).collect();
+        packed_len(n, super::compress::coefficient_bits(&q, low_bits))
+    }
+}
 
 impl Ciphertext {
-    /// Serialises: full fingerprint, level, size, flags (bit 0: c_1 given as a seed), then c_0,
-    /// the 32-byte seed or c_1, and c_2 if present, each bit-packed limb by limb.
+    /// Serialises: full fingerprint, level, size, flags (bit 0: c_1 given as a seed; bit 1:
+    /// low bits rounded away), with bit 1 one u16 per component (the bits rounded away), then
+    /// c_0, the 32-byte seed or c_1, and c_2 if present: each bit-packed limb by limb, or, where
+    /// k > 0 bits were rounded away, as n values of bits((Q − 1) >> k) bits (see
+    /// [`Ciphertext::round_low_bits`]).
     pub fn to_bytes(&self) -> Vec<u8> {
         let moduli = &self.params.ring().q()[..self.level];
-        let mut out =
-            Vec::with_capacity(CT_HEADER + self.size() * poly_len(moduli, self.params.degree()));
+        let mut out = Vec::with_capacity(self.serialized_len());
         header(&mut out, MAGIC_CIPHERTEXT);
         out.extend_from_slice(&self.fingerprint().to_le_bytes());
         out.push(self.level as u8);
         out.push(self.size() as u8);
-        out.push(u8::from(self.seed.is_some()));
-        for (i, p) in self.polys.iter().enumerate() {
+        let rounded = self.low_bits().iter().any(|&k| k > 0);
+        let flags = if self.seed.is_some() { FLAG_SEEDED } else { 0 }
+            | if rounded { FLAG_ROUNDED } else { 0 };
+        out.push(flags);
+        if rounded {
+            for &k in self.low_bits() {
+                // round_low_bits keeps k below bits(Q) < 2^16.
+                out.extend_from_slice(&(k as u16).to_le_bytes());
+            }
+        }
+        for (i, (p, &k)) in self.polys.iter().zip(self.low_bits()).enumerate() {
             match (i, &self.seed) {
                 (1, Some(seed)) => out.extend_from_slice(seed),
-                _ => write_poly(p, moduli, &mut out),
+                _ => match super::compress::Rounder::new(moduli, k).filter(|_| k > 0) {
+                    Some(rounder) => rounder.write(p, &mut out),
+                    None => write_poly(p, moduli, &mut out),
+                },
             }
         }
         out
@@ -590,8 +621,16 @@ impl Ciphertext {
     /// Size in bytes of [`Self::to_bytes`].
     pub fn serialized_len(&self) -> usize {
         let moduli = &self.params.ring().q()[..self.level];
-        let pl = poly_len(moduli, self.params.degree());
-        CT_HEADER + self.size() * pl - if self.seed.is_some() { pl - 32 } else { 0 }
+        let rounded = self.low_bits().iter().any(|&k| k > 0);
+        let n = self.params.degree();
+        CT_HEADER
+            + if rounded { 2 * self.size() } else { 0 }
+            + self
+                .low_bits()
+                .iter()
+                .enumerate()
+                .map(|(i, &k)| component_len(moduli, n, k, i == 1 && self.seed.is_some()))
+                .sum::<usize>()
     }
 
     /// The most bytes [`Self::to_bytes`] can give for `params`: a size-3 ciphertext at the top
@@ -599,7 +638,7 @@ impl Ciphertext {
     pub fn max_serialized_len(params: &BfvParameters) -> usize {
         let q = params.ring().q();
         let top = &q[..params.max_level().min(q.len())];
-        CT_HEADER + 3 * poly_len(top, params.degree())
+        CT_HEADER + 2 * 3 + 3 * poly_len(top, params.degree())
     }
 
     /// Reads a ciphertext for `params`.
@@ -623,27 +662,56 @@ impl Ciphertext {
                 detail: format!("size {size} is not 2 or 3"),
             });
         }
-        let seeded = match flags {
-            0 => false,
-            1 if level == params.max_level() && size == 2 => true,
-            _ => {
-                return Err(SerialError::Invalid {
-                    what,
-                    detail: format!(
-                        "flags {flags:#04x} are invalid for size {size} at level {level}"
-                    ),
-                })
-            }
-        };
+        let seeded = flags & FLAG_SEEDED != 0;
+        if flags & !(FLAG_SEEDED | FLAG_ROUNDED) != 0
+            || (seeded && (level != params.max_level() || size != 2))
+        {
+            return Err(SerialError::Invalid {
+                what,
+                detail: format!("flags {flags:#04x} are invalid for size {size} at level {level}"),
+            });
+        }
         let n = params.degree();
         let moduli = &params.ring().q()[..level];
+        let mut low_bits = [0u32; 3];
+        if flags & FLAG_ROUNDED != 0 {
+            let q_bits = super::compress::modulus_bits(&params.ring().q_values()[..level]);
+            for (i, k) in low_bits.iter_mut().take(size).enumerate() {
+                *k = u32::from(r.u16()?);
+                if *k >= q_bits || (i == 1 && seeded && *k > 0) {
+                    return Err(SerialError::Invalid {
+                        what,
+                        detail: format!(
+                            "component {i} cannot have {k} low bits rounded away (modulus of                              {q_bits} bits{})",
+                            if seeded { ", c_1 seeded" } else { "" }
+                        ),
+                    });
+                }
+            }
+            if low_bits.iter().all(|&k| k == 0) {
+                return Err(SerialError::Invalid {
+                    what,
+                    detail: "flags say low bits were rounded away but every count is 0".into(),
+                });
+            }
+        }
         let mut polys = Vec::with_capacity(size);
         let mut seed = None;
-        for i in 0..size {
+        for (i, &k) in low_bits.iter().enumerate().take(size) {
             if i == 1 && seeded {
                 let s = r.seed()?;
                 polys.push(expand_seed(&s, moduli, n, 0));
                 seed = Some(s);
+            } else if let Some(rounder) = super::compress::Rounder::new(moduli, k).filter(|_| k > 0)
+            {
+                let bytes = r.take(packed_len(n, rounder.width()))?;
+                let p = rounder
+                    .read(bytes, n)
+                    .map_err(|detail| SerialError::Invalid {
+                        what,
+                        detail: format!("component {i}: {detail}"),
+                    })?;
+                polys.push(p);
             } else {
                 polys.push(r.poly(moduli, n)?);
             }
@@ -651,6 +719,7 @@ impl Ciphertext {
         r.finish()?;
         let mut ct = Ciphertext::new(params.clone(), polys, level);
         ct.seed = seed;
+        ct.low_bits = low_bits;
         Ok(ct)
     }
 
@@ -664,17 +733,29 @@ impl Ciphertext {
         let mut buf = Vec::new();
         read_exact_vec(r, CT_HEADER, &mut buf)?;
         let level = usize::from(buf[CT_HEADER - 3]);
-        let size = usize::from(buf[CT_HEADER - 2]);
-        let seeded = buf[CT_HEADER - 1] & 1 == 1;
+        let size = usize::from(buf[CT_HEADER - 2]).min(3);
+        let flags = buf[CT_HEADER - 1];
+        let seeded = flags & FLAG_SEEDED != 0;
+        let mut low_bits = [0u32; 3];
+        if flags & FLAG_ROUNDED != 0 {
+            read_exact_vec(r, 2 * size, &mut buf)?;
+            for (i, k) in low_bits.iter_mut().take(size).enumerate() {
+                let at = CT_HEADER + 2 * i;
+                *k = u32::from(u16::from_le_bytes([buf[at], buf[at + 1]]));
+            }
+        }
         let moduli = params.ring().q();
         let moduli = &moduli[..level.min(moduli.len())];
-        let pl = poly_len(moduli, params.degree());
         // Garbled headers must not make this arithmetic panic; from_bytes reports them.
-        let body = (size.min(3) * pl).saturating_sub(if seeded && size >= 2 {
-            pl.saturating_sub(32)
-        } else {
-            0
-        });
+        let body: usize = low_bits
+            .iter()
+            .enumerate()
+            .take(size)
+            .map(|(i, &k)| {
+                let k = k.min(super::compress::modulus_bits(&params.ring().q_values()));
+                component_len(moduli, params.degree(), k, i == 1 && seeded)
+            })
+            .sum();
         read_exact_vec(r, body, &mut buf)?;
         Self::from_bytes(params, &buf)
     }
@@ -683,6 +764,7 @@ impl Ciphertext {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bfv::compress::modulus_bits;
     use crate::bfv::encoding::Encoder;
     use crate::bfv::evaluator::Evaluator;
     use crate::bfv::params::tests::toy;
@@ -727,6 +809,11 @@ mod tests {
                 ("pt", pt.to_bytes()),
                 ("seeded", seeded.to_bytes()),
                 ("size3", sq.to_bytes()),
+                ("rounded", seeded.round_low_bits(&[30]).unwrap().to_bytes()),
+                (
+                    "rounded3",
+                    sq.round_low_bits(&[20, 0, 5]).unwrap().to_bytes(),
+                ),
             ];
             (params, objects)
         })
@@ -749,7 +836,7 @@ mod tests {
         /// range, a different valid object), never a panic; garbled headers are always errors.
         #[test]
         fn damaged_bytes_are_errors_not_panics(
-            which in 0usize..7,
+            which in 0usize..9,
             cut in any::<prop::sample::Index>(),
             pos in any::<prop::sample::Index>(),
             flip in 1u8..=255,
@@ -768,7 +855,7 @@ mod tests {
             if pos < 13 && *kind != "params" {
                 prop_assert!(result.is_err(), "{} byte {} changed but accepted", kind, pos);
             }
-            if matches!(*kind, "seeded" | "size3") {
+            if matches!(*kind, "seeded" | "size3" | "rounded" | "rounded3") {
                 // The streaming reader sizes its read from the (possibly garbled) header.
                 let mut stream = std::io::Cursor::new(garbled);
                 let streamed = Ciphertext::read_from(params, &mut stream);
@@ -805,8 +892,25 @@ mod tests {
         assert!(bytes.len() < full.to_bytes().len() / 2 + 64);
         let sq = ev.square(&fresh).unwrap();
         let low = ev.mod_switch_to_next(&sq).unwrap();
+        let rounded = [
+            fresh.round_low_bits(&[40]).unwrap(),
+            sq.round_low_bits(&[9, 8, 7]).unwrap(),
+            low.round_low_bits(&[0, 0, 3]).unwrap(),
+        ];
+        for (ct, whole) in rounded.iter().zip([&fresh, &sq, &low]) {
+            let bytes = ct.to_bytes();
+            assert_eq!(bytes.len(), ct.serialized_len());
+            assert!(bytes.len() < whole.to_bytes().len());
+            let back = Ciphertext::from_bytes(&params, &bytes).unwrap();
+            assert_eq!(&back, ct);
+            assert_eq!(back.low_bits(), ct.low_bits());
+            assert_eq!(back.is_seeded(), ct.is_seeded());
+            // Rounded coefficients round to themselves: writing again changes nothing.
+            assert_eq!(back.to_bytes(), bytes);
+        }
+        let [r0, r1, r2] = &rounded;
         let mut stream = Vec::new();
-        for ct in [&fresh, &full, &sq, &low] {
+        for ct in [&fresh, &full, &sq, &low, r0, r1, r2] {
             assert_eq!(
                 &Ciphertext::from_bytes(&params, &ct.to_bytes()).unwrap(),
                 ct
@@ -814,7 +918,7 @@ mod tests {
             ct.write_to(&mut stream).unwrap();
         }
         let mut cursor = std::io::Cursor::new(stream);
-        for ct in [&fresh, &full, &sq, &low] {
+        for ct in [&fresh, &full, &sq, &low, r0, r1, r2] {
             let back = Ciphertext::read_from(&params, &mut cursor).unwrap();
             assert_eq!(&back, ct);
         }
@@ -958,6 +1062,26 @@ mod tests {
             let mut c = std::io::Cursor::new(b);
             assert!(Ciphertext::read_from(&params, &mut c).is_err());
         }
+        // Garbled counts of rounded-away bits.
+        let rounded = ct.round_low_bits(&[12]).unwrap().to_bytes();
+        assert_eq!(rounded[15], 3);
+        let q_bits = modulus_bits(&params.ring().q_values()[..ct.level()]) as u16;
+        for (c0, c1, expect) in [
+            (q_bits, 0, "component 0 cannot have"),
+            (12, 1u16, "component 1 cannot have 1 low bits rounded away"),
+            (0, 0, "every count is 0"),
+        ] {
+            let mut b = rounded.clone();
+            b[16..18].copy_from_slice(&c0.to_le_bytes());
+            b[18..20].copy_from_slice(&c1.to_le_bytes());
+            let e = Ciphertext::from_bytes(&params, &b).unwrap_err();
+            assert!(e.to_string().contains(expect), "{e}");
+            let mut c = std::io::Cursor::new(b);
+            assert!(Ciphertext::read_from(&params, &mut c).is_err());
+        }
+        let mut b = rounded.clone();
+        b[15] = 7;
+        assert!(Ciphertext::from_bytes(&params, &b).is_err());
         // Truncated stream.
         let mut c = std::io::Cursor::new(bytes[..bytes.len() - 5].to_vec());
         assert!(matches!(

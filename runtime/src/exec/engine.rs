@@ -345,6 +345,7 @@ pub(crate) mod tests {
             },
             depth: 1,
             predicted_noise_budget_bits: 20.0,
+            compression: Default::default(),
             calibration: None,
         }
     }

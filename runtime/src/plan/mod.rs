@@ -18,7 +18,7 @@
 //! is pretty JSON for inspection, anything else the compact binary form (magic `VEILPLAN`, see
 //! `codec`). A loaded plan is always checked with [`Plan::validate`].
 
-use crate::bfv::{BfvParameters, ParamError};
+use crate::bfv::{coefficient_bits, BfvParameters, ParamError};
 use crate::math::fnv1a;
 use crate::security::SecurityLevel;
 use serde::{Deserialize, Serialize};
@@ -73,10 +73,42 @@ pub struct Plan {
     /// Predicted invariant noise budget (bits) left in the output ciphertexts, minimum over the
     /// plaintext primes.
     pub predicted_noise_budget_bits: f64,
+    /// Low bits rounded away from the ciphertexts on the wire, chosen by the compiler. Absent
+    /// (nothing rounded) in plans made before rounding existed, which read unchanged.
+    #[serde(default, skip_serializing_if = "Compression::is_none")]
+    pub compression: Compression,
     /// Present when the value bounds used to choose the plaintext primes come from calibration
     /// data rather than the guaranteed worst case over the declared input range.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calibration: Option<Calibration>,
+}
+
+/// How many low bits of each coefficient the two sides round away before sending (see
+/// [`crate::bfv::Ciphertext::round_low_bits`]): the one place both sides read it from. The
+/// compiler chooses the counts from its noise model so that decryption stays exact;
+/// [`Plan::validate`] refuses counts that could not be.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Compression {
+    /// Low bits of `c0` the client rounds away in every uploaded ciphertext (`c1` travels as
+    /// a seed, or whole under public-key encryption).
+    #[serde(default)]
+    pub upload_bits: u32,
+    /// Low bits the server rounds away in each component of every result ciphertext after
+    /// the last step: one entry per component of the output register, or none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub download_bits: Vec<u32>,
+}
+
+impl Compression {
+    /// True when nothing is rounded away (the default, left out of serialised plans).
+    pub fn is_none(&self) -> bool {
+        self.upload_bits == 0 && self.download_bits.iter().all(|&k| k == 0)
+    }
+
+    /// Bits rounded away per component of an uploaded ciphertext.
+    pub fn upload(&self) -> [u32; 2] {
+        [self.upload_bits, 0]
+    }
 }
 
 /// How calibrated value bounds were obtained (see [`RegisterInfo::calibrated_value_bits`]).
@@ -153,22 +185,33 @@ impl Plan {
     }
 
     /// Bytes uploaded per image: one fresh symmetric ciphertext per input value and plaintext
-    /// prime, sent seeded (only `c0`, n coefficients at full level), divided by the n images
-    /// of a batch.
+    /// prime, sent seeded (only `c0`, n coefficients at full level, less the low bits
+    /// [`Compression::upload_bits`] rounds away), divided by the n images of a batch.
     pub fn upload_bytes_per_image(&self) -> f64 {
         let values = self.input.features.len() as f64;
         let primes = self.params.plain_primes.len() as f64;
-        values * primes * self.q_bits_at(self.params.q_primes.len()) as f64 / 8.0
+        let bits = coefficient_bits(&self.params.q_primes, self.compression.upload_bits);
+        values * primes * f64::from(bits) / 8.0
     }
 
     /// Bytes downloaded per image: the output register's ciphertexts (size `ct_size`, at the
-    /// register's final level) per plaintext prime, divided by the n images of a batch.
+    /// register's final level, less the low bits [`Compression::download_bits`] rounds away)
+    /// per plaintext prime, divided by the n images of a batch.
     pub fn download_bytes_per_image(&self) -> f64 {
         let Some(reg) = self.registers.get(self.output.register) else {
             return 0.0;
         };
         let primes = self.params.plain_primes.len() as f64;
-        reg.len as f64 * primes * reg.ct_size as f64 * self.q_bits_at(reg.level) as f64 / 8.0
+        let q = &self.params.q_primes[..reg.level.min(self.params.q_primes.len())];
+        let bits: u32 = (0..reg.ct_size)
+            .map(|i| {
+                coefficient_bits(
+                    q,
+                    self.compression.download_bits.get(i).copied().unwrap_or(0),
+                )
+            })
+            .sum();
+        reg.len as f64 * primes * f64::from(bits) / 8.0
     }
 }
 

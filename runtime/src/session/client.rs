@@ -98,7 +98,7 @@ impl Context {
                     let pt = encoder.encode(column)?;
                     let ct = self.encrypt_one(key, prime, &pt, &mut local)?;
                     progress(1);
-                    Ok(ct)
+                    self.round_for_upload(ct)
                 })
                 .collect();
             values.push(cts?);
@@ -150,6 +150,20 @@ impl Context {
             Ciphertext::Bfv(ct) => (sk.decrypt(ct)?, sk.noise_budget(ct)?),
             Ciphertext::Bgv(ct) => (bgv::decrypt(sk, ct)?, bgv::noise_budget_bits(sk, ct)?),
         })
+    }
+
+    /// Rounds away the low bits of `c0` the plan's [`crate::plan::Compression`] drops from
+    /// uploads (the server reads the rounded coefficients back; decryption stays exact). Only
+    /// BFV keeps its message in the high bits; validation refuses rounding in BGV plans.
+    fn round_for_upload(&self, ct: Ciphertext) -> Result<Ciphertext, SessionError> {
+        match (self.plan.compression.upload_bits, ct) {
+            (0, ct) => Ok(ct),
+            (k, Ciphertext::Bfv(ct)) => Ok(Ciphertext::Bfv(ct.round_low_bits(&[k])?)),
+            (_, ct) => Err(SessionError::SchemeMismatch {
+                expected: ct.scheme(),
+                prime: 0,
+            }),
+        }
     }
 
     /// Encrypts raw images (`raw` holds `count × input_len()` values, image after image) as

@@ -1,8 +1,10 @@
 //! The server's side: evaluating a plan on an encrypted batch with the server key only.
 
 use super::{Ciphertext, Context, EncryptedBatch, EncryptedChunk, ServerKey, SessionError};
+use crate::bfv;
 use crate::exec::{run_plan, BgvBackend, EncryptedBackend, Progress};
 use crate::plan::Scheme;
+use rayon::prelude::*;
 
 impl Context {
     /// Evaluates the plan on one chunk, for every plaintext prime; the result chunk holds the
@@ -32,7 +34,8 @@ impl Context {
                         .collect::<Option<Vec<_>>>()
                         .ok_or_else(wrong)?;
                     let backend = EncryptedBackend::new(params, key);
-                    run_plan(&self.plan, &backend, inputs, progress)?
+                    let outputs = run_plan(&self.plan, &backend, inputs, progress)?;
+                    self.round_for_download(outputs)?
                         .into_iter()
                         .map(Ciphertext::Bfv)
                         .collect()
@@ -58,6 +61,23 @@ impl Context {
             index: chunk.index,
             values,
         })
+    }
+
+    /// Rounds away the low bits of the results' components that the plan's
+    /// [`crate::plan::Compression`] drops from downloads: the compiler chose them so that the
+    /// rounding, added to the circuit's noise, still decrypts exactly.
+    fn round_for_download(
+        &self,
+        outputs: Vec<bfv::Ciphertext>,
+    ) -> Result<Vec<bfv::Ciphertext>, SessionError> {
+        let bits = &self.plan.compression.download_bits;
+        if bits.iter().all(|&k| k == 0) {
+            return Ok(outputs);
+        }
+        outputs
+            .par_iter()
+            .map(|ct| Ok(ct.round_low_bits(bits)?))
+            .collect()
     }
 
     /// Evaluates a whole batch: [`Context::eval_chunk`] on each chunk in turn.

@@ -64,6 +64,15 @@ impl Ciphertext {
         })
     }
 
+    /// Low bits rounded away in each component (see [`bfv::Ciphertext::round_low_bits`]);
+    /// empty for BGV, whose message sits in the low bits.
+    pub fn low_bits(&self) -> &[u32] {
+        match self {
+            Ciphertext::Bfv(ct) => ct.low_bits(),
+            Ciphertext::Bgv(_) => &[],
+        }
+    }
+
     /// The BFV ciphertext, or `None` for a BGV one.
     pub fn into_bfv(self) -> Option<bfv::Ciphertext> {
         match self {

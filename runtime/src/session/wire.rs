@@ -1,12 +1,12 @@
 //! The wire format of encrypted batches and encrypted results, written and read one chunk at
 //! a time, and how a file's first bytes tell what it holds.
 //!
-//! Layout of format version 3 (all integers little-endian). The header:
+//! Layout of format version 4 (all integers little-endian). The header:
 //!
 //! | bytes | field |
 //! |---|---|
 //! | 8 | magic: `VEILBTCH` (batch, client → server) or `VEILRSLT` (result, server → client) |
-//! | 4 | format version (3) |
+//! | 4 | format version (4) |
 //! | 16 | key-set id ([`KeyId`]) of the keys the values are encrypted under |
 //! | 16 | batch id ([`BatchId`]), drawn at encryption and kept by every result of the batch |
 //! | 8 | plan fingerprint (FNV-1a of the plan's canonical JSON) |
@@ -25,7 +25,7 @@
 //! |---|---|
 //! | 4 | chunk index (within the whole batch) |
 //! | 8 | length in bytes of the ciphertexts that follow |
-//! | … | for each prime, ciphertext: u32 length, then the runtime's ciphertext encoding |
+//! | … | for each prime, ciphertext: u32 length, then the runtime's ciphertext encoding, with the low bits the plan's compression names rounded away |
 //! | 8 | chunk checksum: FNV-1a of the whole header, then of this record's bytes before it |
 //!
 //! The file ends after the last record. A writer needs one chunk in memory, a reader one
@@ -41,8 +41,13 @@
 //! truncated upload, flipped bits); they are not a MAC, and anyone can recompute them after
 //! changing a file on purpose.
 //!
-//! Versions 1 (no key-set id, no checksum) and 2 (one checksum over the whole file, which had
-//! to be read whole) are refused with a message naming the version.
+//! Each ciphertext must have exactly the low bits rounded away that the plan's
+//! [`crate::plan::Compression`] names for its side (`c0` of an upload, every component of a
+//! result); a ciphertext rounded otherwise is refused.
+//!
+//! Versions 1 (no key-set id, no checksum), 2 (one checksum over the whole file, which had
+//! to be read whole) and 3 (every ciphertext whole) are refused with a message naming the
+//! version.
 
 use super::keys::{MAGIC_BGV_EVAL_KEYS, MAGIC_BGV_PUBLIC_KEYS};
 use super::Ciphertext;
@@ -57,7 +62,7 @@ use std::ops::Range;
 use thiserror::Error;
 
 /// The container format version this build writes and reads.
-pub const CONTAINER_VERSION: u32 = 3;
+pub const CONTAINER_VERSION: u32 = 4;
 /// Bytes of the fixed-size header, its checksum included.
 pub const HEADER_LEN: usize = 8 + 4 + KeyId::LEN + BatchId::LEN + 8 + 8 + 6 * 4 + CHECKSUM_LEN;
 /// Bytes of a chunk record's index and length, before its ciphertexts.
@@ -824,8 +829,19 @@ impl<'c, R: Read> ChunkReader<'c, R> {
         *remaining -= len as u64;
         let parsed = filled.map(|()| {
             let params = &self.context.params()[prime];
-            Ciphertext::from_bytes(self.context.plan().params.scheme, params, &buffer)
-                .map_err(|e| ContainerError::Item(format!("{} at byte {at}: {e}", what())))
+            let ct = Ciphertext::from_bytes(self.context.plan().params.scheme, params, &buffer)
+                .map_err(|e| ContainerError::Item(format!("{} at byte {at}: {e}", what())))?;
+            let expected = self.context.low_bits_of(self.header.kind);
+            let rounded = |i: usize| ct.low_bits().get(i).copied().unwrap_or(0);
+            if (0..3).any(|i| rounded(i) != expected.get(i).copied().unwrap_or(0)) {
+                return Err(ContainerError::Item(format!(
+                    "{} at byte {at} has {:?} low bits rounded away, but the plan rounds away \
+                     {expected:?}",
+                    what(),
+                    ct.low_bits()
+                )));
+            }
+            Ok(ct)
         });
         self.buffer = buffer;
         parsed
@@ -1022,6 +1038,15 @@ impl Context {
         match kind {
             ContainerKind::Batch => self.plan().input.features.len(),
             ContainerKind::Result => self.outputs(),
+        }
+    }
+
+    /// Low bits the plan rounds away from each component of a ciphertext in a container of
+    /// `kind`.
+    fn low_bits_of(&self, kind: ContainerKind) -> Vec<u32> {
+        match kind {
+            ContainerKind::Batch => self.plan().compression.upload().to_vec(),
+            ContainerKind::Result => self.plan().compression.download_bits.clone(),
         }
     }
 
@@ -1227,13 +1252,13 @@ mod tests {
     #[test]
     fn older_versions_are_named() {
         let mut bytes = header().to_bytes();
-        for old in [1u32, 2] {
+        for old in [1u32, 2, 3] {
             bytes[8..12].copy_from_slice(&old.to_le_bytes());
             let err = parse_header(&bytes, ContainerKind::Batch).unwrap_err();
             assert_eq!(
                 err.to_string(),
                 format!(
-                    "format version {old} is not supported (this build reads version 3; the \
+                    "format version {old} is not supported (this build reads version 4; the \
                      file was made by an older Veil: make it again with this build)"
                 )
             );
@@ -1242,7 +1267,7 @@ mod tests {
         let err = parse_header(&bytes, ContainerKind::Batch).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "format version 9 is not supported (this build reads version 3)"
+            "format version 9 is not supported (this build reads version 4)"
         );
     }
 

@@ -27,6 +27,7 @@ impl Evaluator {
             }
         }
         a.seed = None;
+        a.low_bits = [0; 3];
         Ok(())
     }
 
@@ -52,6 +53,7 @@ impl Evaluator {
             }
         }
         a.seed = None;
+        a.low_bits = [0; 3];
         Ok(())
     }
 
@@ -64,6 +66,7 @@ impl Evaluator {
             p.neg_assign(moduli);
         }
         r.seed = None;
+        r.low_bits = [0; 3];
         Ok(r)
     }
 
@@ -73,6 +76,7 @@ impl Evaluator {
         self.check_pt(pt)?;
         let mut r = ct.clone();
         add_scaled_plain(&self.params, &mut r.polys[0], pt, ct.level, false);
+        r.low_bits[0] = 0;
         Ok(r)
     }
 
@@ -82,6 +86,7 @@ impl Evaluator {
         self.check_pt(pt)?;
         let mut r = ct.clone();
         add_scaled_plain(&self.params, &mut r.polys[0], pt, ct.level, true);
+        r.low_bits[0] = 0;
         Ok(r)
     }
 
@@ -99,6 +104,7 @@ impl Evaluator {
             let limb = r.polys[0].limb_mut(i);
             limb[0] = q.add(limb[0], q.add(q.mul(lc.delta[i], m), rounding));
         }
+        r.low_bits[0] = 0;
         Ok(r)
     }
 

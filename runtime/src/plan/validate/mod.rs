@@ -84,7 +84,59 @@ impl Plan {
         Replay::new(self).run()?;
         self.validate_output()?;
         self.validate_value_bounds()?;
-        self.validate_noise_budgets()
+        self.validate_noise_budgets()?;
+        self.validate_compression()
+    }
+
+    /// The low bits rounded away on the wire: one count per component of the output (or
+    /// none), and no count so large that its rounding alone, 2^(k−1), could reach `Q/(2t)`
+    /// (half a plaintext step), past which no decryption is exact. The compiler's choice is
+    /// far stricter; this check catches a plan edited by hand or damaged.
+    fn validate_compression(&self) -> Result<(), ValidationError> {
+        let c = &self.compression;
+        let bad = |m: String| Err(ValidationError::Params(format!("compression: {m}")));
+        if self.params.scheme == super::Scheme::Bgv && *c != super::Compression::default() {
+            return bad("a BGV message sits in the low bits, which cannot be rounded away".into());
+        }
+        let t_bits = self
+            .params
+            .plain_primes
+            .iter()
+            .map(|t| 64 - t.leading_zeros())
+            .max()
+            .unwrap_or(0);
+        let fits = |k: u32, level: usize| {
+            let q_bits = crate::bfv::modulus_bits(&self.params.q_primes[..level]);
+            k == 0 || k + t_bits < q_bits
+        };
+        let top = self.params.q_primes.len();
+        if !fits(c.upload_bits, top) {
+            return bad(format!(
+                "uploads round away {} low bits, too many for a modulus of {} bits and \
+                 plaintext primes of {t_bits} bits: decryption could not be exact",
+                c.upload_bits,
+                crate::bfv::modulus_bits(&self.params.q_primes)
+            ));
+        }
+        let Some(out) = self.registers.get(self.output.register) else {
+            return Ok(());
+        };
+        if !c.download_bits.is_empty() && c.download_bits.len() != out.ct_size {
+            return bad(format!(
+                "{} download counts for output ciphertexts of {} components",
+                c.download_bits.len(),
+                out.ct_size
+            ));
+        }
+        if let Some(&k) = c.download_bits.iter().find(|&&k| !fits(k, out.level)) {
+            return bad(format!(
+                "results round away {k} low bits, too many for a modulus of {} bits at level \
+                 {} and plaintext primes of {t_bits} bits: decryption could not be exact",
+                crate::bfv::modulus_bits(&self.params.q_primes[..out.level]),
+                out.level
+            ));
+        }
+        Ok(())
     }
 
     fn validate_version(&self) -> Result<(), ValidationError> {
@@ -451,6 +503,7 @@ mod tests {
             },
             depth: 1,
             predicted_noise_budget_bits: 30.0,
+            compression: Default::default(),
             calibration: None,
         }
     }
