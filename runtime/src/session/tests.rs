@@ -657,7 +657,7 @@ fn rounded_uploads_and_results_are_smaller_and_decrypt_exactly() {
     let whole = toy_context();
     let rounded = rounded_context(40, &[70, 60]);
     let mut rng = ChaCha20Rng::seed_from_u64(11);
-    let keys = whole.keygen(&mut rng);
+    let keys = whole.keygen(&mut rng).unwrap();
     let raw: Vec<f32> = (0..200).map(|i| (i % 11) as f32).collect();
     let mut sizes = Vec::new();
     for context in [&whole, &rounded] {
@@ -706,7 +706,7 @@ fn rounded_uploads_and_results_are_smaller_and_decrypt_exactly() {
 fn ciphertexts_rounded_otherwise_than_the_plan_says_are_refused() {
     let context = rounded_context(40, &[70, 60]);
     let mut rng = ChaCha20Rng::seed_from_u64(12);
-    let keys = context.keygen(&mut rng);
+    let keys = context.keygen(&mut rng).unwrap();
     let (mut batch, _) = context
         .encrypt(
             EncryptionKey::Client(&keys.client),
@@ -718,10 +718,12 @@ fn ciphertexts_rounded_otherwise_than_the_plan_says_are_refused() {
     let result = context.eval(&keys.server, batch_copy(&batch), &NoProgress);
     let mut result = result.unwrap();
     // One bit more than the plan says, on either side.
-    batch.chunks[0].values[0][1] = batch.chunks[0].values[0][1].round_low_bits(&[41]).unwrap();
-    result.chunks[0].values[0][0] = result.chunks[0].values[0][0]
-        .round_low_bits(&[70, 61])
-        .unwrap();
+    let rounded = |ct: &Ciphertext, bits: &[u32]| match ct {
+        Ciphertext::Bfv(ct) => Ciphertext::Bfv(ct.round_low_bits(bits).unwrap()),
+        Ciphertext::Bgv(_) => panic!("a BFV plan"),
+    };
+    batch.chunks[0].values[0][1] = rounded(&batch.chunks[0].values[0][1], &[41]);
+    result.chunks[0].values[0][0] = rounded(&result.chunks[0].values[0][0], &[70, 61]);
     for (kind, forged, expected) in [
         (
             ContainerKind::Batch,
