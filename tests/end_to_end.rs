@@ -1,5 +1,5 @@
-//! End to end through the library: small models compiled at 128-bit security, encrypted,
-//! evaluated and decrypted; every slot must equal the plaintext plan's integers.
+//! End to end through the library: small models compiled at 128-bit security in both schemes,
+//! encrypted, evaluated and decrypted; every slot must equal the plaintext plan's integers.
 
 #![allow(
     clippy::unwrap_used,
@@ -13,16 +13,36 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use veil_compiler::CompileOptions;
 use veil_runtime::exec::NoProgress;
+use veil_runtime::plan::Scheme;
 use veil_runtime::session::{encoded_len, ContainerKind};
 use veil_runtime::session::{Context, EncryptionKey};
 
 /// Compiles `model`, runs a full batch (plus `extra` images in a second batch) encrypted with
 /// `key`, and checks the decrypted integers against the reference in every slot.
 fn check_model(name: &str, model: &veil_compiler::model::Model, extra: usize, public: bool) {
+    for scheme in [Scheme::Bfv, Scheme::Bgv] {
+        check_model_in(name, model, extra, public, scheme);
+    }
+}
+
+/// [`check_model`] in one scheme.
+fn check_model_in(
+    name: &str,
+    model: &veil_compiler::model::Model,
+    extra: usize,
+    public: bool,
+    scheme: Scheme,
+) {
+    let name = &format!("{name} ({scheme})");
     let dir = tempfile::tempdir().unwrap();
     let path = write_model(dir.path(), name, model);
-    let compiled = veil_compiler::compile_path(&path, &CompileOptions::default()).unwrap();
+    let options = CompileOptions {
+        scheme: Some(scheme),
+        ..CompileOptions::default()
+    };
+    let compiled = veil_compiler::compile_path(&path, &options).unwrap();
     let plan = compiled.plan;
+    assert_eq!(plan.params.scheme, scheme);
     assert_eq!(plan.params.security_bits, 128, "{name}: secure by default");
     let predicted = plan.predicted_noise_budget_bits;
     let context = Context::new(plan).unwrap();
