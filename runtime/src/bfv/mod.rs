@@ -33,10 +33,14 @@ mod serial;
 // What BGV shares with BFV below the public surface: key-switching kernels, key
 // generation, serialisation helpers.
 pub(crate) use evaluator::{decompose, dot_polys, key_inner_product, mul_scalar_polys, KeyBasis};
+#[cfg(test)]
+pub(crate) use keys::phase_norm;
 pub(crate) use keys::{budget_bits, check_ring, expand_a, switching_b};
 #[cfg(test)]
 pub(crate) use params::tests as test_params;
-pub(crate) use serial::{io_err, key_header, poly_len, read_exact_vec, write_poly, Reader};
+pub(crate) use serial::{
+    io_err, key_header, key_header_with_version, poly_len, read_exact_vec, write_poly, Reader,
+};
 
 // The flat surface: every public item of the submodules has one path, `bfv::X`.
 pub use ciphertext::Ciphertext;

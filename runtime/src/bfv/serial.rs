@@ -291,8 +291,19 @@ fn header(out: &mut Vec<u8>, magic: &[u8; 4]) {
 
 /// Magic, key format version, ring fingerprint and key-set id.
 pub(crate) fn key_header(out: &mut Vec<u8>, magic: &[u8; 4], ring: u64, id: KeyId) {
+    key_header_with_version(out, magic, KEY_FORMAT_VERSION, ring, id);
+}
+
+/// [`key_header`] for a key type whose format moved on alone (BGV's public key).
+pub(crate) fn key_header_with_version(
+    out: &mut Vec<u8>,
+    magic: &[u8; 4],
+    version: u8,
+    ring: u64,
+    id: KeyId,
+) {
     out.extend_from_slice(magic);
-    out.push(KEY_FORMAT_VERSION);
+    out.push(version);
     out.extend_from_slice(&ring.to_le_bytes());
     out.extend_from_slice(&id.to_bytes());
 }

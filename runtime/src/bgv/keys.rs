@@ -3,7 +3,8 @@
 //! A BGV key's error must be a multiple of t, or the noise it adds would change the message.
 //! A plan runs its circuit once per plaintext prime t_i with one key set, so the keys scale
 //! their error by T = Π t_i: T·e ≡ 0 mod every t_i, and one key serves every run. The cost is
-//! log2 T bits of extra noise in what the keys add (public-key encryption, relinearisation).
+//! log2 T bits of extra noise in what relinearisation adds; public-key encryption divides its
+//! noise by the special prime, which hides T while T·B·δ stays below it.
 
 use crate::bfv::EvalError;
 use crate::math::Modulus;

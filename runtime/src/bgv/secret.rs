@@ -9,36 +9,35 @@ use crate::bfv::{
     budget_bits, check_ring, error_poly, expand_seed, BfvParameters, EvalError, Plaintext,
     SecretKey,
 };
-use crate::math::{Coeff, Ntt, RnsPoly};
+use crate::math::{Coeff, Modulus, Ntt, NttTable, RnsPoly};
 use rand::{CryptoRng, RngCore};
 use rayon::prelude::*;
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
-/// NTT(t·e + m) over the first `level` q primes for a fresh error e (and the plaintext m when
-/// given, lifted centred): the part of a fresh BGV ciphertext that carries message and noise.
-/// Its buffer must become part of a public value (or be wiped).
+/// NTT(t·e + m) over `moduli` (NTT tables `tables`) for a fresh error e and, when given, the
+/// message m (coefficients mod t, lifted centred): the part of a fresh BGV ciphertext that
+/// carries message and noise. Its buffer must become part of a public value (or be wiped).
 pub(super) fn noisy_message(
     params: &BfvParameters,
-    pt: Option<&Plaintext>,
-    level: usize,
+    message: Option<&[u64]>,
+    moduli: &[Modulus],
+    tables: &[NttTable],
     rng: &mut (impl RngCore + CryptoRng),
 ) -> RnsPoly<Ntt> {
-    let ring = params.ring();
-    let n = ring.degree();
-    let moduli = &ring.q()[..level];
+    let n = params.degree();
     let t = params.plain_modulus();
     let mut x = error_poly(rng, n, moduli);
     let t_mod: Vec<u64> = moduli.iter().map(|m| m.reduce(t)).collect();
     x.mul_scalar_assign(&t_mod, moduli);
-    if let Some(pt) = pt {
+    if let Some(message) = message {
         for (limb, q) in x.data_mut().chunks_exact_mut(n).zip(moduli) {
-            for (o, &v) in limb.iter_mut().zip(pt.coeffs()) {
+            for (o, &v) in limb.iter_mut().zip(message) {
                 *o = q.add(*o, q.lift_centred(v, t));
             }
         }
     }
-    x.into_ntt(ring.q_tables(level))
+    x.into_ntt(tables)
 }
 
 /// Symmetric encryption at the top level with scale 1: c_1 = a expanded from a fresh 32-byte
@@ -60,7 +59,7 @@ pub fn encrypt(
     let mut as_ = Zeroizing::new(a.clone());
     as_.mul_assign(&sk.s_at(level), moduli);
     // The noisy message's buffer becomes c_0 itself.
-    let mut c0 = noisy_message(params, Some(pt), level, rng);
+    let mut c0 = noisy_message(params, Some(pt.coeffs()), moduli, ring.q_tables(level), rng);
     c0.sub_assign(&as_, moduli);
     let mut ct = Ciphertext::new(params.clone(), vec![c0, a], level, 1);
     ct.seed = Some(seed);
@@ -164,6 +163,22 @@ pub fn noise_budget_bits(sk: &SecretKey, ct: &Ciphertext) -> Result<u32, EvalErr
     Ok(budget_bits(&mut x, moduli, &lc.dec_alpha, 1))
 }
 
+/// log2‖x‖∞ of the centred phase x, not rounded to whole bits: for tests that hold the noise
+/// against a model more finely than [`noise_budget_bits`] can.
+#[cfg(test)]
+pub(crate) fn noise_log2(sk: &SecretKey, ct: &Ciphertext) -> Result<f64, EvalError> {
+    let mut x = phase(sk, ct)?;
+    let params = ct.params();
+    let level = ct.level();
+    let lc = params.level(level).ok_or(EvalError::BadLevel {
+        level,
+        max: params.max_level(),
+    })?;
+    let moduli = &params.ring().q()[..level];
+    let (_, v) = crate::bfv::phase_norm(&mut x, moduli, &lc.dec_alpha, 1);
+    Ok(v.log2())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,7 +234,7 @@ mod tests {
             secret.push(as_);
         }
         let mut pk_as = pk.a.clone();
-        pk_as.mul_assign(&s, moduli);
+        pk_as.mul_assign(&sk.ntt, key_moduli);
         secret.push(pk_as);
         let mut phases: Vec<RnsPoly<Coeff>> = Vec::new();
         for ct in &cts {

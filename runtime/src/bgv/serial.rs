@@ -5,17 +5,18 @@
 //!
 //! Ciphertext: `VGCT`, version, parameter fingerprint (u64), level (u8), size (u8), flags (u8,
 //! bit 0: c_1 is a 32-byte seed), scale (u64, a unit mod t), then c_0, c_1 or its seed, c_2.
-//! Public key: `VGPK`, key version, ring fingerprint, key-set id, prime count (u8), the
-//! plaintext primes (u64 each), seed, b over q_0..q_{L-1}. Relinearisation key: `VGRK`, the same
-//! header, seed, then L polynomials b_j over q_0..q_{L-1}, p.
+//! Public key: `VGPK`, [`PUBLIC_KEY_VERSION`], ring fingerprint, key-set id, prime count (u8),
+//! the plaintext primes (u64 each), seed, b over q_0..q_{L-1}, p. Relinearisation key: `VGRK`,
+//! key version ([`KEY_FORMAT_VERSION`]), the same header, seed, then L polynomials b_j over
+//! q_0..q_{L-1}, p.
 
 use super::ciphertext::Ciphertext;
 use super::keys::{check_plain_primes, MAX_PLAIN_PRIMES};
 use super::public::PublicKey;
 use super::relin::RelinKey;
 use crate::bfv::{
-    expand_seed, io_err, key_header, poly_len, read_exact_vec, write_poly, BfvParameters, Reader,
-    SerialError, FORMAT_VERSION, KEY_FORMAT_VERSION,
+    expand_seed, io_err, key_header, key_header_with_version, poly_len, read_exact_vec, write_poly,
+    BfvParameters, Reader, SerialError, FORMAT_VERSION, KEY_FORMAT_VERSION,
 };
 use std::io::{Read, Write};
 use std::sync::Arc;
@@ -29,6 +30,10 @@ pub const MAGIC_CIPHERTEXT: &[u8; 4] = b"VGCT";
 pub const MAGIC_PUBLIC_KEY: &[u8; 4] = b"VGPK";
 /// Magic bytes of a BGV relinearisation key.
 pub const MAGIC_RELIN_KEY: &[u8; 4] = b"VGRK";
+/// Format version of BGV public keys. Version 3 holds b over q_0..q_{L-1}, p (public-key
+/// encryption works over Q·P); version-2 keys, over the q primes only, are refused with a
+/// request to generate the key set again.
+pub const PUBLIC_KEY_VERSION: u8 = 3;
 
 impl Ciphertext {
     /// Serialises the ciphertext (layout in the module documentation of `bgv::serial`).
@@ -179,11 +184,17 @@ fn read_primes(
 }
 
 impl PublicKey {
-    /// Serialises the key: header, plaintext primes, seed of a, b.
+    /// Serialises the key: header, plaintext primes, seed of a, b (over Q·P).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let moduli = &self.ring.q()[..self.ring.max_level()];
+        let moduli = self.ring.key_moduli();
         let mut out = Vec::new();
-        key_header(&mut out, MAGIC_PUBLIC_KEY, self.ring.fingerprint(), self.id);
+        key_header_with_version(
+            &mut out,
+            MAGIC_PUBLIC_KEY,
+            PUBLIC_KEY_VERSION,
+            self.ring.fingerprint(),
+            self.id,
+        );
         write_primes(&self.plain_primes, &mut out);
         out.extend_from_slice(&self.seed);
         write_poly(&self.b, moduli, &mut out);
@@ -194,13 +205,24 @@ impl PublicKey {
     pub fn from_bytes(params: &BfvParameters, bytes: &[u8]) -> Result<Self, SerialError> {
         let what = "BGV public key";
         let mut r = Reader::new(bytes, what);
-        r.header(MAGIC_PUBLIC_KEY, KEY_FORMAT_VERSION)?;
+        r.header(MAGIC_PUBLIC_KEY, PUBLIC_KEY_VERSION)
+            .map_err(|e| match e {
+                SerialError::BadVersion { found: 2, .. } => SerialError::Invalid {
+                    what,
+                    detail: format!(
+                        "format version 2 (b over the q primes only) is no longer read; version \
+                         {PUBLIC_KEY_VERSION} keys encrypt over Q·P with far less noise: generate \
+                         the key set again"
+                    ),
+                },
+                e => e,
+            })?;
         r.fingerprint(params.ring_fingerprint(), "ring")?;
         let id = r.key_id()?;
         let primes = read_primes(&mut r, what, params)?;
         let seed = r.seed()?;
         let ring = params.ring().clone();
-        let b = r.poly(&ring.q()[..ring.max_level()], ring.degree())?;
+        let b = r.poly(ring.key_moduli(), ring.degree())?;
         r.finish()?;
         Ok(PublicKey::from_parts(ring, id, primes, seed, b))
     }
@@ -428,6 +450,17 @@ mod tests {
             "{}",
             msg("pk", &bad)
         );
+        // A public key of format version 2 (b over the q primes only) says what to do.
+        let mut old = get("pk");
+        old[4] = 2;
+        let text = msg("pk", &old);
+        assert!(
+            text.contains("format version 2 (b over the q primes only) is no longer read")
+                && text.contains("generate the key set again"),
+            "{text}"
+        );
+        old[4] = 9;
+        assert!(msg("pk", &old).contains("unsupported format version 9; expected 3"));
         // Keys of another ring.
         let other = BfvParameters::builder()
             .degree(1024)

@@ -16,6 +16,8 @@ pub use galois::GaloisKeys;
 pub use public::PublicKey;
 pub use relin::RelinKey;
 pub(crate) use secret::budget_bits;
+#[cfg(test)]
+pub(crate) use secret::phase_norm;
 pub use secret::SecretKey;
 
 use super::error::EvalError;

@@ -209,6 +209,19 @@ pub(crate) fn budget_bits(
     alpha: &[u64],
     factor: u64,
 ) -> u32 {
+    let (big_q, max) = phase_norm(x, moduli, alpha, factor);
+    let budget = i64::from(big_q.bits()) - i64::from(max.bits()) - 1;
+    budget.max(0) as u32
+}
+
+/// Q and v = ‖[factor·x]_Q‖_∞ (centred) for [`budget_bits`]; tests read the exact
+/// log2(Q/2) − log2 v from them where whole bits are too coarse.
+pub(crate) fn phase_norm(
+    x: &mut RnsPoly<Coeff>,
+    moduli: &[Modulus],
+    alpha: &[u64],
+    factor: u64,
+) -> (BigUint, BigUint) {
     let level = moduli.len();
     let n = x.degree();
     let q_values: Vec<u64> = moduli.iter().map(|m| m.value()).collect();
@@ -244,6 +257,5 @@ pub(crate) fn budget_bits(
         })
         .max()
         .unwrap_or_default();
-    let budget = i64::from(big_q.bits()) - i64::from(max.bits()) - 1;
-    budget.max(0) as u32
+    (big_q, max)
 }

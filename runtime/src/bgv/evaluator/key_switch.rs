@@ -13,10 +13,33 @@
 
 use super::mod_switch::divide_by_last;
 use super::{EvalError, Evaluator};
-use crate::bfv::{decompose, key_inner_product, KeyBasis};
+use crate::bfv::{decompose, key_inner_product, KeyBasis, RingContext};
 use crate::bgv::ciphertext::Ciphertext;
 use crate::bgv::keys::check_covers;
 use crate::bgv::relin::RelinKey;
+use crate::math::{Ntt, RnsPoly};
+
+/// The mod-down by the special prime p that ends key switching, for both halves at once:
+/// `x[k]` is over q_0..q_{level-1}, p (limb `level` is p's); each result is
+/// (x[k] − δ_k)/p (+ `base[k]`) over q_0..q_{level-1} with δ_k ≡ x[k] (mod p) and δ_k ≡ 0
+/// (mod t), so the phase is divided by p and its residue mod t multiplied by p⁻¹ (see
+/// `divide_by_last`). Public-key encryption ends with it too.
+pub(crate) fn divide_by_special(
+    ring: &RingContext,
+    level: usize,
+    t: u64,
+    x: [&RnsPoly<Ntt>; 2],
+    base: [Option<&RnsPoly<Ntt>>; 2],
+) -> (RnsPoly<Ntt>, RnsPoly<Ntt>) {
+    let moduli = &ring.q()[..level];
+    let tables = ring.q_tables(level);
+    let special = (ring.special(), &ring.key_tables()[ring.max_level()]);
+    let inv = &ring.special_inv_mod_q()[..level];
+    rayon::join(
+        || divide_by_last(x[0], base[0], moduli, tables, special, inv, t),
+        || divide_by_last(x[1], base[1], moduli, tables, special, inv, t),
+    )
+}
 
 impl Evaluator {
     /// Turns a size-3 ciphertext into a size-2 one with the relinearisation key; size-2
@@ -44,13 +67,12 @@ impl Evaluator {
         drop(c2);
         let (k0, k1) = key_inner_product(&digits, &rk.b, &rk.a, &basis);
         drop(digits);
-        let moduli = self.moduli(level);
-        let tables = ring.q_tables(level);
-        let special = (ring.special(), &ring.key_tables()[ring.max_level()]);
-        let inv = &ring.special_inv_mod_q()[..level];
-        let (c0, c1) = rayon::join(
-            || divide_by_last(&k0, Some(&ct.polys[0]), moduli, tables, special, inv, t),
-            || divide_by_last(&k1, Some(&ct.polys[1]), moduli, tables, special, inv, t),
+        let (c0, c1) = divide_by_special(
+            ring,
+            level,
+            t,
+            [&k0, &k1],
+            [Some(&ct.polys[0]), Some(&ct.polys[1])],
         );
         Ok(Ciphertext::new(
             self.params.clone(),

@@ -7,6 +7,8 @@ mod key_switch;
 mod mod_switch;
 mod multiply;
 
+pub(super) use key_switch::divide_by_special;
+
 use super::ciphertext::Ciphertext;
 use crate::bfv::{BfvParameters, EvalError};
 use crate::math::Modulus;
