@@ -54,7 +54,7 @@ impl Default for ParamOptions {
 }
 
 /// The scheme choice when none is given: `None` searches both schemes.
-pub const DEFAULT_SCHEME: Option<Scheme> = Some(Scheme::Bfv);
+pub const DEFAULT_SCHEME: Option<Scheme> = None;
 
 /// Every scheme the search knows, in the order ties are broken.
 pub const SCHEMES: [Scheme; 2] = [Scheme::Bfv, Scheme::Bgv];

@@ -4,11 +4,12 @@
 //! is a multiple of the plaintext prime, so a BGV key set holds one of each per plaintext prime
 //! of the plan (one key for all primes would need an error that is a multiple of their product,
 //! which adds that product's bits, 110 for CryptoNets, to every relinearisation). A list of BGV
-//! keys is serialised as [`MAGIC_BGV_PUBLIC_KEYS`] or [`MAGIC_BGV_EVAL_KEYS`], a count byte, and
-//! each key's own byte form behind a u32 length.
+//! keys is serialised as [`MAGIC_BGV_PUBLIC_KEYS`] or [`MAGIC_BGV_EVAL_KEYS`], the key-format
+//! version byte ([`KEY_FORMAT_VERSION`], the one every key file carries), a count byte, and each
+//! key's own byte form behind a u32 length.
 
 use super::{Context, SessionError};
-use crate::bfv::{self, KeyId, RelinKey, SecretKey, SerialError};
+use crate::bfv::{self, KeyId, RelinKey, SecretKey, SerialError, KEY_FORMAT_VERSION};
 use crate::bgv;
 use crate::plan::Scheme;
 use rand::{CryptoRng, RngCore};
@@ -203,7 +204,7 @@ impl ServerKey {
             Scheme::Bgv => {
                 let parts = key_list_from_bytes(
                     MAGIC_BGV_EVAL_KEYS,
-                    "BGV evaluation keys",
+                    "BGV relinearisation keys",
                     context,
                     bytes,
                 )?;
@@ -290,9 +291,10 @@ impl From<bfv::PublicKey> for PublicKey {
     }
 }
 
-/// `magic`, the count, then each key behind its u32 length.
+/// `magic`, the version, the count, then each key behind its u32 length.
 fn key_list_to_bytes(magic: &[u8; 4], keys: impl ExactSizeIterator<Item = Vec<u8>>) -> Vec<u8> {
     let mut out = magic.to_vec();
+    out.push(KEY_FORMAT_VERSION);
     out.push(u8::try_from(keys.len()).unwrap_or(u8::MAX));
     for key in keys {
         out.extend_from_slice(&u32::try_from(key.len()).unwrap_or(u32::MAX).to_le_bytes());
@@ -313,8 +315,20 @@ fn key_list_from_bytes<'b>(
     let Some(rest) = bytes.strip_prefix(magic.as_slice()) else {
         return Err(bad("not a BGV key list (wrong magic bytes)".into()));
     };
+    let Some((&version, rest)) = rest.split_first() else {
+        return Err(bad(
+            "truncated before the format version (truncated?)".into()
+        ));
+    };
+    if version != KEY_FORMAT_VERSION {
+        return Err(SerialError::BadVersion {
+            what,
+            expected: KEY_FORMAT_VERSION,
+            found: version,
+        });
+    }
     let Some((&count, mut rest)) = rest.split_first() else {
-        return Err(bad("truncated before the key count".into()));
+        return Err(bad("truncated before the key count (truncated?)".into()));
     };
     let primes = context.plan().params.plain_primes.len();
     if usize::from(count) != primes {
@@ -330,7 +344,7 @@ fn key_list_from_bytes<'b>(
         let len = u32::from_le_bytes(*len) as usize;
         if len > tail.len() {
             return Err(bad(format!(
-                "key {k} declares {len} bytes but {} remain",
+                "key {k} declares {len} bytes but {} remain (truncated?)",
                 tail.len()
             )));
         }
