@@ -1,6 +1,15 @@
-//! The noise model against the runtime: compiled plans run on real ciphertexts, and the
-//! measured budget of every output must be at least the prediction (the model is
-//! conservative) and not far above it (the model is useful). The gap is printed.
+//! The noise model against the runtime: compiled plans run on real ciphertexts, in both
+//! schemes, and the measured budget of every register the plan keeps must be at least its
+//! prediction (the model is conservative at every layer, not only at the output), and the
+//! outputs' budget not far above it (the model is useful). A per-register table is printed.
+//!
+//! Both sides describe the same moment: `plan.registers[r].noise_budget_bits` is the state at
+//! the end of the program (after any in-place relinearisation or modulus switch of `r`), and
+//! [`run_plan_keeping_registers`] returns every register as it stands when the program ends.
+//!
+//! BGV is measured with secret-key encryption only: its public-key encryption is being
+//! reworked elsewhere (uploads switched down from Q·P); add a public-key case here when it
+//! lands.
 
 #![allow(
     clippy::unwrap_used,
@@ -11,25 +20,47 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
+use std::path::Path;
+use std::time::Instant;
 use veil_compiler::ir::Graph;
-use veil_compiler::testing::chain;
-use veil_compiler::{compile_graph, CompileOptions};
+use veil_compiler::testing::{chain, residual};
+use veil_compiler::{compile_graph, compile_path, CompileOptions};
 use veil_runtime::bfv::{Encoder, PublicKey, RelinKey, SecretKey};
-use veil_runtime::exec::{exact_scores, run_plan, EncryptedBackend, NoProgress};
-use veil_runtime::plan::Plan;
+use veil_runtime::bgv;
+use veil_runtime::exec::{exact_scores, run_plan_keeping_registers, BgvBackend, EncryptedBackend};
+use veil_runtime::plan::{Plan, Scheme};
 use veil_runtime::security::SecurityLevel;
 
-/// Largest accepted gap (bits) between measured and predicted budgets.
+/// Largest accepted gap (bits) between measured and predicted budgets at the outputs.
 const MAX_GAP_BITS: f64 = 25.0;
 
-/// Runs `plan` once per plaintext prime on `slots` random inputs in the declared range
-/// (secret-key or public-key encryption), checks every decrypted output against the exact
-/// integer evaluation and returns the smallest measured budget.
-fn measure(plan: &Plan, seed: u64, public: bool) -> u32 {
+/// How the inputs are encrypted.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Key {
+    Secret,
+    Public,
+}
+
+/// Reduces an exact integer to the centred residue mod t the decoder returns.
+fn centred(v: i128, t: u64) -> i128 {
+    let t = i128::from(t);
+    let r = v.rem_euclid(t);
+    if r > t / 2 {
+        r - t
+    } else {
+        r
+    }
+}
+
+/// Runs `plan` (in its own scheme) once per plaintext prime on `images` random inputs in the
+/// declared range, repeated over all slots, keeping every register; checks every decrypted
+/// output against the exact integer evaluation and returns, per register, the smallest
+/// measured budget over plaintext primes and values (`None` for a register no step wrote).
+fn measure(plan: &Plan, seed: u64, key: Key, images: usize) -> Vec<Option<u32>> {
     let p = &plan.params;
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let params_per_prime = plan.bfv_parameters().unwrap();
-    let raw: Vec<Vec<f64>> = (0..8)
+    let raw: Vec<Vec<f64>> = (0..images)
         .map(|_| {
             let (lo, hi) = (plan.input.raw_min, plan.input.raw_max);
             (0..plan.input_len())
@@ -42,79 +73,152 @@ fn measure(plan: &Plan, seed: u64, public: bool) -> u32 {
         .map(|x| plan.input.encode(x).unwrap().values)
         .collect();
     let expected: Vec<Vec<i128>> = raw.iter().map(|x| exact_scores(plan, x).unwrap()).collect();
-    let mut min_budget = u32::MAX;
+    let columns: Vec<Vec<i64>> = (0..plan.input.features.len())
+        .map(|f| {
+            (0..p.degree)
+                .map(|slot| encoded[slot % encoded.len()][f])
+                .collect()
+        })
+        .collect();
+    let mut budgets: Vec<Option<u32>> = vec![None; plan.registers.len()];
+    let mut fold = |r: usize, b: u32| {
+        budgets[r] = Some(budgets[r].map_or(b, |old| old.min(b)));
+    };
+    let check_output = |o: usize, decoded: &[i64], t: u64| {
+        for (slot, &v) in decoded.iter().enumerate().take(raw.len()) {
+            assert_eq!(
+                i128::from(v),
+                centred(expected[slot][o], t),
+                "output {o}, slot {slot}, t = {t}"
+            );
+        }
+    };
+    let out_reg = plan.output.register;
     for (&t, params) in p.plain_primes.iter().zip(&params_per_prime) {
         let sk = SecretKey::generate(params, &mut rng);
-        let rk = RelinKey::new(&sk, &mut rng);
-        let pk = PublicKey::new(&sk, &mut rng);
         let encoder = Encoder::new(params);
-        let inputs = (0..plan.input.features.len())
-            .map(|f| {
-                let column: Vec<i64> = (0..p.degree)
-                    .map(|slot| encoded[slot % encoded.len()][f])
+        match p.scheme {
+            Scheme::Bfv => {
+                let rk = RelinKey::new(&sk, &mut rng);
+                let pk = PublicKey::new(&sk, &mut rng);
+                let inputs = columns
+                    .iter()
+                    .map(|column| {
+                        let pt = encoder.encode(column).unwrap();
+                        match key {
+                            Key::Public => pk.encrypt(&pt, &mut rng).unwrap(),
+                            Key::Secret => sk.encrypt(&pt, &mut rng).unwrap(),
+                        }
+                    })
                     .collect();
-                let pt = encoder.encode(&column).unwrap();
-                if public {
-                    pk.encrypt(&pt, &mut rng).unwrap()
-                } else {
-                    sk.encrypt(&pt, &mut rng).unwrap()
+                let regs =
+                    run_plan_keeping_registers(plan, &EncryptedBackend::new(params, &rk), inputs)
+                        .unwrap();
+                for (r, values) in regs.iter().enumerate() {
+                    for ct in values.iter().flatten() {
+                        fold(r, sk.noise_budget(ct).unwrap());
+                    }
                 }
-            })
-            .collect();
-        let out = run_plan(
-            plan,
-            &EncryptedBackend::new(params, &rk),
-            inputs,
-            &NoProgress,
-        )
-        .unwrap();
-        for (o, ct) in out.iter().enumerate() {
-            min_budget = min_budget.min(sk.noise_budget(ct).unwrap());
-            let decoded = encoder.decode(&sk.decrypt(ct).unwrap()).unwrap();
-            for (slot, &v) in decoded.iter().enumerate().take(raw.len()) {
-                let want = expected[slot][o].rem_euclid(i128::from(t));
-                let want = if want > i128::from(t / 2) {
-                    want - i128::from(t)
-                } else {
-                    want
-                };
-                assert_eq!(i128::from(v), want, "output {o}, slot {slot}, t = {t}");
+                for (o, ct) in regs[out_reg].iter().flatten().enumerate() {
+                    check_output(o, &encoder.decode(&sk.decrypt(ct).unwrap()).unwrap(), t);
+                }
+            }
+            Scheme::Bgv => {
+                assert_eq!(
+                    key,
+                    Key::Secret,
+                    "BGV public-key encryption is not measured"
+                );
+                let rk = bgv::RelinKey::new(&sk, &[t], &mut rng).unwrap();
+                let inputs = columns
+                    .iter()
+                    .map(|column| bgv::encrypt(&sk, &encoder.encode(column).unwrap(), &mut rng))
+                    .collect::<Result<Vec<_>, _>>()
+                    .unwrap();
+                let regs = run_plan_keeping_registers(plan, &BgvBackend::new(params, &rk), inputs)
+                    .unwrap();
+                for (r, values) in regs.iter().enumerate() {
+                    for ct in values.iter().flatten() {
+                        fold(r, bgv::noise_budget_bits(&sk, ct).unwrap());
+                    }
+                }
+                for (o, ct) in regs[out_reg].iter().flatten().enumerate() {
+                    check_output(
+                        o,
+                        &encoder.decode(&bgv::decrypt(&sk, ct).unwrap()).unwrap(),
+                        t,
+                    );
+                }
             }
         }
     }
-    min_budget
+    budgets
 }
 
-fn check(name: &str, g: Graph, security: Option<SecurityLevel>, public: bool) {
-    let compiled = compile_graph(
-        g,
-        &CompileOptions {
-            security,
-            ..CompileOptions::default()
-        },
-    )
-    .unwrap();
-    let plan = &compiled.plan;
-    let predicted = plan.predicted_noise_budget_bits;
-    let measured = f64::from(measure(plan, 17, public));
+/// Measures `plan` and checks every register: measured + 1 ≥ predicted (the runtime reports
+/// whole bits, rounded down), and at the output measured − predicted ≤ [`MAX_GAP_BITS`].
+/// Prints one line per register.
+fn check_plan(name: &str, plan: &Plan, key: Key, images: usize) {
+    let started = Instant::now();
+    let measured = measure(plan, 17, key, images);
     println!(
-        "{name}: n = {}, {} q primes, {} plaintext primes, depth {}: predicted {predicted:.1} bits, measured {measured} bits, gap {:.1}",
+        "{name} ({:?}, {key:?} key): n = {}, {} q primes, {} plaintext primes, depth {}, measured in {:.1} s",
+        plan.params.scheme,
         plan.params.degree,
         plan.params.q_primes.len(),
         plan.params.plain_primes.len(),
         plan.depth,
-        measured - predicted
+        started.elapsed().as_secs_f64()
     );
-    // The runtime reports whole bits, rounded down.
+    println!(
+        "  {:>3} {:<28} {:>5} {:>4} {:>9} {:>8} {:>6}",
+        "reg", "layer", "level", "size", "predicted", "measured", "gap"
+    );
+    let mut optimistic = Vec::new();
+    for (r, (info, m)) in plan.registers.iter().zip(&measured).enumerate() {
+        let Some(m) = *m else { continue };
+        let (predicted, m) = (info.noise_budget_bits, f64::from(m));
+        println!(
+            "  r{r:<2} {:<28} {:>5} {:>4} {predicted:>9.1} {m:>8} {:>6.1}",
+            info.name,
+            info.level,
+            info.ct_size,
+            m - predicted
+        );
+        if m + 1.0 < predicted {
+            optimistic.push(format!(
+                "r{r} {}: predicted {predicted:.2}, measured {m}",
+                info.name
+            ));
+        }
+    }
     assert!(
-        measured + 1.0 >= predicted,
-        "{name}: the model is optimistic"
+        optimistic.is_empty(),
+        "{name} ({:?}): the model is optimistic at {optimistic:?}",
+        plan.params.scheme
     );
+    let out = measured[plan.output.register].map_or(0.0, f64::from);
+    let gap = out - plan.predicted_noise_budget_bits;
     assert!(
-        measured - predicted <= MAX_GAP_BITS,
-        "{name}: the model is {:.1} bits pessimistic",
-        measured - predicted
+        gap <= MAX_GAP_BITS,
+        "{name} ({:?}): the model is {gap:.1} bits pessimistic at the output",
+        plan.params.scheme
     );
+}
+
+fn options(security: Option<SecurityLevel>, scheme: Scheme) -> CompileOptions {
+    CompileOptions {
+        security,
+        scheme: Some(scheme),
+        ..CompileOptions::default()
+    }
+}
+
+/// Compiles `g` for `scheme` and checks every register.
+fn check(name: &str, g: Graph, security: Option<SecurityLevel>, scheme: Scheme, key: Key) {
+    let compiled = compile_graph(g, &options(security, scheme)).unwrap();
+    assert_eq!(compiled.plan.params.scheme, scheme);
+    check_plan(name, &compiled.plan, key, 8);
 }
 
 fn small_cryptonets() -> Graph {
@@ -133,32 +237,107 @@ fn small_cryptonets() -> Graph {
     )
 }
 
+fn dense_only() -> Graph {
+    chain(&[6], &["dense:5", "dense:3"])
+}
+
+fn conv_square_dense() -> Graph {
+    chain(&[1, 6, 6], &["conv:2:3:1", "square", "flatten", "dense:3"])
+}
+
+fn maxpool_sumpool() -> Graph {
+    chain(
+        &[1, 8, 8],
+        &[
+            "conv:2:3:1",
+            "relu",
+            "maxpool:2:2",
+            "sumpool:2:1",
+            "flatten",
+            "dense:3",
+        ],
+    )
+}
+
 #[test]
 fn toy_parameters_depth_one() {
-    check(
-        "dense-square-dense",
-        chain(&[6], &["dense:4", "square", "dense:3"]),
-        None,
-        false,
-    );
+    for scheme in [Scheme::Bfv, Scheme::Bgv] {
+        check(
+            "dense-square-dense",
+            chain(&[6], &["dense:4", "square", "dense:3"]),
+            None,
+            scheme,
+            Key::Secret,
+        );
+    }
 }
 
 #[test]
 fn toy_parameters_depth_two_public_key() {
     check(
-        "small cryptonets (public key)",
+        "small cryptonets",
         small_cryptonets(),
         None,
-        true,
+        Scheme::Bfv,
+        Key::Public,
     );
 }
 
 #[test]
+fn toy_parameters_depth_two() {
+    for scheme in [Scheme::Bfv, Scheme::Bgv] {
+        check(
+            "small cryptonets",
+            small_cryptonets(),
+            None,
+            scheme,
+            Key::Secret,
+        );
+    }
+}
+
+#[test]
 fn secure_parameters_depth_two() {
-    check(
-        "small cryptonets (128-bit)",
-        small_cryptonets(),
-        Some(SecurityLevel::Bits128),
-        false,
-    );
+    for scheme in [Scheme::Bfv, Scheme::Bgv] {
+        check(
+            "small cryptonets (128-bit)",
+            small_cryptonets(),
+            Some(SecurityLevel::Bits128),
+            scheme,
+            Key::Secret,
+        );
+    }
+}
+
+#[test]
+fn small_models_every_register() {
+    let models: [(&str, fn() -> Graph); 4] = [
+        ("dense only", dense_only),
+        ("conv-square-dense", conv_square_dense),
+        ("residual add", residual),
+        ("maxpool-sumpool", maxpool_sumpool),
+    ];
+    for (name, model) in models {
+        for scheme in [Scheme::Bfv, Scheme::Bgv] {
+            check(name, model(), None, scheme, Key::Secret);
+        }
+        check(name, model(), None, Scheme::Bfv, Key::Public);
+    }
+}
+
+/// The shipped models at their 128-bit parameters (n = 16,384), both schemes, every register,
+/// a handful of distinct images. Minutes and several GiB (every register is kept):
+/// `cargo test --release -p veil-compiler --test noise -- --ignored --nocapture shipped`.
+#[test]
+#[ignore = "minutes at n = 16384; run with --ignored (see the doc comment)"]
+fn shipped_models_every_register() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for model in ["cryptonets-mnist", "cryptonets-fashion"] {
+        let path = root.join("models").join(format!("{model}.ron"));
+        for scheme in [Scheme::Bfv, Scheme::Bgv] {
+            let compiled =
+                compile_path(&path, &options(Some(SecurityLevel::Bits128), scheme)).unwrap();
+            check_plan(model, &compiled.plan, Key::Secret, 4);
+        }
+    }
 }
