@@ -112,8 +112,10 @@ pub fn relinearize(e: f64, level: usize, q_max: f64, p: f64, n: usize) -> f64 {
 /// ternary s), and at n = 16,384 with CryptoNets' primes, 784 fresh ciphertexts switched
 /// 5 → 4 primes measured 158–181 (varying the plaintext prime; about 6σ) against the
 /// `(1 + δ)/2 = 128.5` this factor replaces, 0.3–0.5 bit optimistic wherever a register sat
-/// at the floor (CryptoNets conv1: 180 bits measured, 180.99 predicted). 1.5 gives 192.5 at
-/// n = 16,384 (6.4σ). BGV's switch adds t times the same rounding ([`super::bgv::mod_switch`]).
+/// at the floor (CryptoNets conv1: 180 bits measured, 180.99 predicted); remeasured to 2^-10
+/// bit by `switch_floor_at_cryptonets_primes` in tests/noise.rs (784 ciphertexts per prime):
+/// BFV 157.8–163.4, BGV 162.6–168.3 (t times it). 1.5 gives 192.5 at n = 16,384 (6.4σ). BGV's
+/// switch adds t times the same rounding ([`super::bgv::mod_switch`]).
 pub const SWITCH_ROUNDING_FACTOR: f64 = 1.5;
 
 /// The rounding a modulus switch adds to a ciphertext of `size` components, in units of the
