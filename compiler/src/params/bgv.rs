@@ -17,14 +17,15 @@
 //! | add the constant `b` (reduced mod t, centred) | `e + t/2`, in the constant coefficient |
 //! | square | `δ·e² + 2·e·c + c²` (`c` the constant-coefficient part) |
 //! | relinearise (special prime P, key error `t·e`) | `e + L·δ·B·t·q_max/(2P) + t·(1 + δ)/2` |
-//! | switch down from `Q` to `Q/q_l` | `e/q_l + t·(1 + δ)/2`, or `t·(1 + δ + δ²)/2` for size 3 |
+//! | switch down from `Q` to `Q/q_l` | `e/q_l + t·(1 + 1.5·δ)/2`, or `t·(1 + 1.5·δ + δ²)/2` for size 3 |
 //!
 //! Key-switching keys carry an error that is a multiple of the plaintext prime, so each
 //! plaintext prime of a plan gets its own relinearisation key. One key with error `Π t_i·e`
 //! would serve them all, but adds `log2 Π t_i` bits (110 for CryptoNets' two primes) to every
 //! relinearisation, more than a whole q prime.
 //!
-//! The floor of a switch, `t·(1 + δ)/2`, is what makes BGV's levels costlier than BFV's: every
+//! The floor of a switch, `t·(1 + 1.5·δ)/2` (the factor measured, see
+//! [`super::model::SWITCH_ROUNDING_FACTOR`]), is what makes BGV's levels costlier than BFV's: every
 //! square starts from at least that much noise, so a prime must hold about `log2 t + log2 δ`
 //! bits per multiplicative level. In exchange a square is three pointwise products in NTT
 //! form instead of BFV's extension to an auxiliary base (about 45 NTTs at n = 16,384).
@@ -35,7 +36,7 @@
 //! prime, which makes it far dearer than BFV's coefficient-form switch; relinearisation also
 //! brings `c2` to coefficient form first.
 
-use super::model::{cost, expansion, ERROR_BOUND};
+use super::model::{cost, expansion, switch_rounding, ERROR_BOUND};
 
 /// Work of one pointwise modular product, per coefficient and prime. Calibrated against BFV's
 /// square, whose model cost is in the same units: at n = 16,384 and five 61-bit primes the
@@ -75,10 +76,11 @@ pub fn relinearize(e: f64, level: usize, q_max: f64, p: f64, n: usize, t: f64) -
 }
 
 /// Noise after dropping the prime `q_dropped` from a ciphertext of `size` components.
+/// The correction that makes the dropped prime divide the ciphertext is a multiple of t with
+/// centred digits, so the switch adds t times BFV's rounding, [`switch_rounding`] (with its
+/// measured [`super::model::SWITCH_ROUNDING_FACTOR`]).
 pub fn mod_switch(e: f64, q_dropped: f64, n: usize, size: usize, t: f64) -> f64 {
-    let d = expansion(n);
-    let rounding = if size >= 3 { 1.0 + d + d * d } else { 1.0 + d };
-    e / q_dropped + t * rounding / 2.0
+    e / q_dropped + t * switch_rounding(n, size)
 }
 
 /// Budget in bits: how far the phase may still grow before it reaches Q/2.
@@ -136,12 +138,15 @@ mod tests {
         assert!(close(square(0.0, 1e10, 0.0, n, 300.0), 1e20));
         let t = 2f64.powi(55);
         let q = 2f64.powi(61);
-        assert!(close(mod_switch(0.0, q, n, 2, t), t * (1.0 + d) / 2.0));
+        assert!(close(
+            mod_switch(0.0, q, n, 2, t),
+            t * (1.0 + 1.5 * d) / 2.0
+        ));
         assert!(mod_switch(0.0, q, n, 3, t) > mod_switch(0.0, q, n, 2, t));
         let e = 2f64.powi(200);
         assert!(close(
             mod_switch(e, q, n, 2, t),
-            e / q + t * (1.0 + d) / 2.0
+            e / q + t * (1.0 + 1.5 * d) / 2.0
         ));
     }
 

@@ -11,12 +11,12 @@
 //! | rounded | noise added |
 //! | --- | --- |
 //! | `c0` of an upload by `k` bits | `2^k/2` (no secret factor: `c1` is a seed) |
-//! | a result's components by `k0, k1, k2` bits | `(2^k0 + δ·2^k1 + δ²·2^k2)/2` |
+//! | a result's components by `k0, k1, k2` bits | `(2^k0 + 1.5·δ·2^k1 + δ²·2^k2)/2` |
 //!
 //! with `δ = 2√n`. A coefficient of `r·s`, for a rounding `r` and the ternary secret `s`, is a
 //! sum of `n` terms of at most `2^(k−1)`: at most `‖s‖₁·2^(k−1) ≤ n·2^(k−1)` in the worst case,
 //! about `δ·2^(k−1)` with high probability (its standard deviation is `2^k·√(n/18)`, so `δ` is
-//! over four of them). The model takes `δ`, as [`model::mod_switch`] does for the rounding of a
+//! over four of them). The model takes `1.5·δ`, as [`model::switch_rounding`] does for the rounding of a
 //! switch.
 //!
 //! **Uploads.** The rounded inputs start with that much more noise; the circuit is simulated
@@ -57,11 +57,12 @@ pub fn rounded_fresh(t: f64, n: usize, k: u32) -> f64 {
     model::fresh(t, n) + rounding(&[k], n)
 }
 
-/// Noise added by rounding away `bits[i]` low bits of component `i` (0: kept exact).
+/// Noise added by rounding away `bits[i]` low bits of component `i` (0: kept exact): the
+/// rounding of a modulus switch ([`model::switch_rounding`]) scaled by `2^k` per component.
 pub fn rounding(bits: &[u32], n: usize) -> f64 {
     let d = model::expansion(n);
     bits.iter()
-        .zip([1.0, d, d * d])
+        .zip([1.0, model::SWITCH_ROUNDING_FACTOR * d, d * d])
         .filter(|(&k, _)| k > 0)
         .map(|(&k, factor)| factor * f64::from(k).exp2() / 2.0)
         .sum()
@@ -275,7 +276,11 @@ mod tests {
         PassManager::standard().run(&mut g).unwrap();
         let c = quantize(&g, &QuantOptions::default()).unwrap();
         let ranges = analyze(&c);
-        let ch = select(&c, &ranges, &ParamOptions::default()).unwrap();
+        let opts = ParamOptions {
+            scheme: Some(Scheme::Bfv),
+            ..ParamOptions::default()
+        };
+        let ch = select(&c, &ranges, &opts).unwrap();
         (c, ch)
     }
 
@@ -290,7 +295,8 @@ mod tests {
         // Rounding by one bit everywhere is the rounding of a modulus switch.
         let switch = model::mod_switch(0.0, 2.0, n, 2);
         assert_eq!(rounding(&[1, 1], n), switch * 2.0);
-        assert_eq!(rounding(&[10, 2], n), (1024.0 + d * 4.0) / 2.0);
+        let d15 = model::SWITCH_ROUNDING_FACTOR * d;
+        assert_eq!(rounding(&[10, 2], n), (1024.0 + d15 * 4.0) / 2.0);
         assert_eq!(rounding(&[0, 0, 3], n), d * d * 8.0 / 2.0);
         assert_eq!(rounded_fresh(65537.0, n, 0), model::fresh(65537.0, n));
         assert_eq!(
