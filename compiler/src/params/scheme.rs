@@ -6,8 +6,8 @@ use super::{bgv, model, SimParams};
 use veil_runtime::plan::Scheme;
 
 impl SimParams {
-    /// Noise of a fresh upload.
-    pub(super) fn fresh(&self) -> f64 {
+    /// Noise of a fresh upload (before any rounding of its low bits).
+    pub fn fresh(&self) -> f64 {
         match self.scheme {
             Scheme::Bfv => model::fresh(self.t, self.n),
             Scheme::Bgv => bgv::fresh(self.t, self.n),
