@@ -395,9 +395,12 @@ fn secure_parameters_depth_two() {
     }
 }
 
+/// A small model's name and builder.
+type NamedModel = (&'static str, fn() -> Graph);
+
 #[test]
 fn small_models_every_register() {
-    let models: [(&str, fn() -> Graph); 4] = [
+    let models: [NamedModel; 4] = [
         ("dense only", dense_only),
         ("conv-square-dense", conv_square_dense),
         ("residual add", residual),

@@ -12,7 +12,7 @@
 //!
 //! | operation | noise after |
 //! | --- | --- |
-//! | fresh encryption (secret key; public key, then switched down from `Q·P`) | `t/2 + t·B + t·(1 + δ)/2` |
+//! | fresh encryption (secret key; public key, then switched down from `Q·P`) | `t/2 + t·B + t·(1 + 1.5·δ)/2` |
 //! | multiply by integer `w` (centred) | `|w|·e` (a dot product: `Σ |w_j|·e_j`) |
 //! | add the constant `b` (reduced mod t, centred) | `e + t/2`, in the constant coefficient |
 //! | square | `δ·e² + 2·e·c + c²` (`c` the constant-coefficient part) |
@@ -51,10 +51,10 @@ pub const SWITCH_PER_COMPONENT_PRIME: f64 = 8.5;
 /// Noise of a fresh encryption, covering both keys: a secret-key encryption has the message
 /// and `t·e` (`t/2 + t·B`); a public-key one is made over `Q·P` with error
 /// `t·(e·u + e_1 + e_2·s)`, at most `t·B·(1 + 2δ)`, and switched down by the special prime P
-/// (at least as large as that error), which leaves at most the switch's rounding `t·(1 + δ)/2`
+/// (at least as large as that error), which leaves at most the switch's rounding `t·(1 + 1.5·δ)/2`
 /// plus the message. The sum bounds both.
 pub fn fresh(t: f64, n: usize) -> f64 {
-    t / 2.0 + t * ERROR_BOUND + t * (1.0 + expansion(n)) / 2.0
+    t / 2.0 + t * ERROR_BOUND + t * super::model::switch_rounding(n, 2)
 }
 
 /// Noise added by a constant: its centred residue mod t, at most t/2, in one coefficient.
@@ -124,7 +124,7 @@ mod tests {
         let d = expansion(16384);
         assert!(close(
             fresh(t, 16384),
-            t * (0.5 + ERROR_BOUND + (1.0 + d) / 2.0)
+            t * (0.5 + ERROR_BOUND + (1.0 + 1.5 * d) / 2.0)
         ));
         assert!(close(fresh(2.0 * t, 16384), 2.0 * fresh(t, 16384)));
         assert_eq!(constant(-7.0, t), t / 2.0);

@@ -53,11 +53,19 @@ pub struct RegState {
     pub scale_sig: u64,
 }
 
+/// The scale fingerprint of a register whose ciphertexts may carry different scales: the
+/// output of a linear map whose inputs differed, since the runtime aligns each row on its own.
+/// Every linear map that reads it pays the alignment.
+const MIXED_SCALES: u64 = u64::MAX;
+
 /// The scale fingerprint after a step: a square doubles every exponent of the scale
 /// `Π q_j^(−k_j)`, dropping prime `j` adds one to `k_j`. The fingerprint `Σ k_j·H(j)` (mod 2^64,
 /// `H` a fixed odd mixing of j) is equal for equal scales and differs otherwise except with
 /// negligible chance.
 fn scale_after(sig: u64, dropped: Option<usize>) -> u64 {
+    if sig == MIXED_SCALES {
+        return MIXED_SCALES;
+    }
     match dropped {
         None => sig.wrapping_mul(2),
         Some(j) => {
@@ -424,7 +432,8 @@ fn run_schedule(
                 // (up to t/2 in size) into their weights.
                 let first_sig = inputs.first().map_or(0, |&k| run.regs[k].scale_sig);
                 let aligned = p.scheme == Scheme::Bfv
-                    || inputs.iter().all(|&k| run.regs[k].scale_sig == first_sig);
+                    || (first_sig != MIXED_SCALES
+                        && inputs.iter().all(|&k| run.regs[k].scale_sig == first_sig));
                 let factor = if aligned { 1.0 } else { p.t / 2.0 };
                 let noises: Vec<(f64, f64)> = inputs
                     .iter()
@@ -454,7 +463,7 @@ fn run_schedule(
                     noise: worst,
                     noise_const: worst_const,
                     budget: 0.0,
-                    scale_sig: first_sig,
+                    scale_sig: if aligned { first_sig } else { MIXED_SCALES },
                 };
                 run.cost += *nnz as f64 * model::cost_scalar(level, size)
                     + *rows as f64 * model::cost_bias(level);

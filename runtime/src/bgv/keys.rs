@@ -1,10 +1,11 @@
 //! What the BGV public and relinearisation keys share: the plaintext primes they serve.
 //!
 //! A BGV key's error must be a multiple of t, or the noise it adds would change the message.
-//! A plan runs its circuit once per plaintext prime t_i with one key set, so the keys scale
-//! their error by T = Π t_i: T·e ≡ 0 mod every t_i, and one key serves every run. The cost is
-//! log2 T bits of extra noise in what relinearisation adds; public-key encryption divides its
-//! noise by the special prime, which hides T while T·B·δ stays below it.
+//! A key made for the primes t_i scales its error by T = Π t_i: T·e ≡ 0 mod every t_i, so it
+//! serves each of them, at the cost of log2 T bits of extra noise in what relinearisation adds
+//! (public-key encryption divides its noise by the special prime). Sessions therefore make one
+//! key per plaintext prime (`session::KeySet`): with CryptoNets' two 55-bit primes a shared
+//! relinearisation key would add 110 bits and break the plan.
 
 use crate::bfv::EvalError;
 use crate::math::Modulus;

@@ -23,7 +23,6 @@ pub enum SessionError {
         /// Raw values per image.
         per_image: usize,
     },
-    /// A batch needs at least one image.
     /// A key or ciphertext of another scheme than the plan's.
     #[error("the plan runs {expected}, but a key or ciphertext for plaintext prime {prime} is of another scheme")]
     SchemeMismatch {
@@ -32,6 +31,7 @@ pub enum SessionError {
         /// Index of the plaintext prime.
         prime: usize,
     },
+    /// A batch needs at least one image.
     #[error("a batch needs at least one image")]
     NoImages,
     /// The raw values given for one chunk are not those of its images.
