@@ -173,8 +173,7 @@ pub struct SchemeFlag(pub Option<Scheme>);
 /// The default `--scheme`, as the compiler's default choice spells it.
 const DEFAULT_SCHEME_FLAG: &str = match veil_compiler::params::DEFAULT_SCHEME {
     None => "auto",
-    Some(Scheme::Bfv) => "bfv",
-    Some(Scheme::Bgv) => "bgv",
+    Some(scheme) => scheme.name(),
 };
 
 fn parse_scheme(s: &str) -> Result<SchemeFlag, String> {

@@ -10,7 +10,7 @@
 
 use super::backend::linear_by_rows;
 use super::{matmul, Backend, ExecError};
-use crate::bfv::{BfvParameters, EvalError};
+use crate::bfv::BfvParameters;
 use crate::bgv::{Ciphertext, Evaluator, RelinKey};
 use crate::plan::IntMatrix;
 use rayon::prelude::*;
@@ -35,10 +35,6 @@ impl<'k> BgvBackend<'k> {
     }
 }
 
-fn op(err: EvalError) -> ExecError {
-    ExecError::Backend(Box::new(err))
-}
-
 impl Backend for BgvBackend<'_> {
     type Value = Ciphertext;
 
@@ -48,11 +44,13 @@ impl Backend for BgvBackend<'_> {
         weights: &[i64],
         bias: i128,
     ) -> Result<Ciphertext, ExecError> {
-        let sum = self.evaluator.dot_any_scale(inputs, weights).map_err(op)?;
+        let sum = self.evaluator.dot_any_scale(inputs, weights)?;
         if bias == 0 {
             Ok(sum)
         } else {
-            self.evaluator.add_constant(&sum, bias).map_err(op)
+            self.evaluator
+                .add_constant(&sum, bias)
+                .map_err(ExecError::from)
         }
     }
 
@@ -94,7 +92,10 @@ impl Backend for BgvBackend<'_> {
                 let sum = Ciphertext::new(params.clone(), polys, level, scale);
                 match bias.get(row).copied().unwrap_or(0) {
                     0 => Ok(sum),
-                    b => self.evaluator.add_constant(&sum, b).map_err(op),
+                    b => self
+                        .evaluator
+                        .add_constant(&sum, b)
+                        .map_err(ExecError::from),
                 }
             })
             .collect()
@@ -103,13 +104,10 @@ impl Backend for BgvBackend<'_> {
     /// The square (size 3, not relinearised); a size-3 input is relinearised first.
     fn square(&self, value: &Ciphertext) -> Result<Ciphertext, ExecError> {
         if value.size() > 2 {
-            let relin = self
-                .evaluator
-                .relinearize(value, self.relin_key)
-                .map_err(op)?;
-            return self.evaluator.square(&relin).map_err(op);
+            let relin = self.evaluator.relinearize(value, self.relin_key)?;
+            return self.evaluator.square(&relin).map_err(ExecError::from);
         }
-        self.evaluator.square(value).map_err(op)
+        self.evaluator.square(value).map_err(ExecError::from)
     }
 
     fn relinearize(&self, value: Ciphertext) -> Result<Ciphertext, ExecError> {
@@ -118,7 +116,7 @@ impl Backend for BgvBackend<'_> {
         }
         self.evaluator
             .relinearize(&value, self.relin_key)
-            .map_err(op)
+            .map_err(ExecError::from)
     }
 
     fn mod_switch(&self, value: Ciphertext, level: usize) -> Result<Ciphertext, ExecError> {
@@ -127,7 +125,7 @@ impl Backend for BgvBackend<'_> {
         }
         self.evaluator
             .mod_switch_to_level(&value, level)
-            .map_err(op)
+            .map_err(ExecError::from)
     }
 }
 

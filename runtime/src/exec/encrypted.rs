@@ -2,7 +2,7 @@
 
 use super::backend::linear_by_rows;
 use super::{matmul, Backend, ExecError};
-use crate::bfv::{BfvParameters, Ciphertext, EvalError, Evaluator, RelinKey};
+use crate::bfv::{BfvParameters, Ciphertext, Evaluator, RelinKey};
 use crate::plan::IntMatrix;
 use rayon::prelude::*;
 use std::sync::Arc;
@@ -24,10 +24,6 @@ impl<'k> EncryptedBackend<'k> {
     }
 }
 
-fn op(err: EvalError) -> ExecError {
-    ExecError::Backend(Box::new(err))
-}
-
 impl Backend for EncryptedBackend<'_> {
     type Value = Ciphertext;
 
@@ -37,11 +33,13 @@ impl Backend for EncryptedBackend<'_> {
         weights: &[i64],
         bias: i128,
     ) -> Result<Ciphertext, ExecError> {
-        let sum = self.evaluator.dot(inputs, weights).map_err(op)?;
+        let sum = self.evaluator.dot(inputs, weights)?;
         if bias == 0 {
             Ok(sum)
         } else {
-            self.evaluator.add_constant(&sum, bias).map_err(op)
+            self.evaluator
+                .add_constant(&sum, bias)
+                .map_err(ExecError::from)
         }
     }
 
@@ -65,13 +63,16 @@ impl Backend for EncryptedBackend<'_> {
             .enumerate()
             .map(|(row, sum)| match bias.get(row).copied().unwrap_or(0) {
                 0 => Ok(sum),
-                b => self.evaluator.add_constant(&sum, b).map_err(op),
+                b => self
+                    .evaluator
+                    .add_constant(&sum, b)
+                    .map_err(ExecError::from),
             })
             .collect()
     }
 
     fn square(&self, value: &Ciphertext) -> Result<Ciphertext, ExecError> {
-        self.evaluator.square(value).map_err(op)
+        self.evaluator.square(value).map_err(ExecError::from)
     }
 
     fn relinearize(&self, value: Ciphertext) -> Result<Ciphertext, ExecError> {
@@ -80,7 +81,7 @@ impl Backend for EncryptedBackend<'_> {
         }
         self.evaluator
             .relinearize(&value, self.relin_key)
-            .map_err(op)
+            .map_err(ExecError::from)
     }
 
     fn mod_switch(&self, value: Ciphertext, level: usize) -> Result<Ciphertext, ExecError> {
@@ -89,7 +90,7 @@ impl Backend for EncryptedBackend<'_> {
         }
         self.evaluator
             .mod_switch_to_level(&value, level)
-            .map_err(op)
+            .map_err(ExecError::from)
     }
 }
 

@@ -62,3 +62,11 @@ pub enum ExecError {
     #[error("{0}")]
     Backend(Box<dyn std::error::Error + Send + Sync>),
 }
+
+impl From<crate::bfv::EvalError> for ExecError {
+    /// A scheme operation's failure (BFV and BGV share the error type), before the engine adds
+    /// the step.
+    fn from(err: crate::bfv::EvalError) -> Self {
+        ExecError::Backend(Box::new(err))
+    }
+}

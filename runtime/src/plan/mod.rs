@@ -258,7 +258,7 @@ impl Scheme {
     }
 
     /// The scheme's lowercase name, as `--scheme` and the report spell it.
-    pub fn name(&self) -> &'static str {
+    pub const fn name(&self) -> &'static str {
         match self {
             Scheme::Bfv => "bfv",
             Scheme::Bgv => "bgv",

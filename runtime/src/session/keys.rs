@@ -182,7 +182,7 @@ impl ServerKey {
     pub fn id(&self) -> KeyId {
         match &self.keys {
             EvalKeys::Bfv(key) => key.id(),
-            EvalKeys::Bgv(keys) => keys.first().map_or(KeyId::from_bytes([0; 16]), |k| k.id()),
+            EvalKeys::Bgv(keys) => list_id(keys.iter().map(bgv::RelinKey::id)),
         }
     }
 
@@ -233,7 +233,7 @@ impl PublicKey {
     pub fn id(&self) -> KeyId {
         match &self.keys {
             PublicKeys::Bfv(key) => key.id(),
-            PublicKeys::Bgv(keys) => keys.first().map_or(KeyId::from_bytes([0; 16]), |k| k.id()),
+            PublicKeys::Bgv(keys) => list_id(keys.iter().map(bgv::PublicKey::id)),
         }
     }
 
@@ -289,6 +289,12 @@ impl From<bfv::PublicKey> for PublicKey {
             keys: PublicKeys::Bfv(key),
         }
     }
+}
+
+/// The key-set id of a key list: its first key's ([`check_one_set`] made them equal; a list
+/// always holds one key per plaintext prime, so it is never empty once made).
+fn list_id(mut ids: impl Iterator<Item = KeyId>) -> KeyId {
+    ids.next().unwrap_or(KeyId::from_bytes([0; 16]))
 }
 
 /// `magic`, the version, the count, then each key behind its u32 length.

@@ -18,48 +18,51 @@ impl Context {
     ) -> Result<EncryptedChunk, SessionError> {
         self.check_key_set("batch", &chunk.batch, server.id())?;
         self.check_chunk(&chunk, self.plan.input.features.len())?;
-        let scheme = self.plan.params.scheme;
         let mut values = Vec::with_capacity(chunk.values.len());
-        for (prime, (params, inputs)) in self.params.iter().zip(chunk.values).enumerate() {
-            let wrong = || SessionError::SchemeMismatch {
-                expected: scheme,
-                prime,
-            };
-            let outputs = match scheme {
-                Scheme::Bfv => {
-                    let key = server.bfv().ok_or_else(wrong)?;
-                    let inputs = inputs
-                        .into_iter()
-                        .map(Ciphertext::into_bfv)
-                        .collect::<Option<Vec<_>>>()
-                        .ok_or_else(wrong)?;
-                    let backend = EncryptedBackend::new(params, key);
-                    let outputs = run_plan(&self.plan, &backend, inputs, progress)?;
-                    self.round_for_download(outputs)?
-                        .into_iter()
-                        .map(Ciphertext::Bfv)
-                        .collect()
-                }
-                Scheme::Bgv => {
-                    let key = server.bgv(prime).ok_or_else(wrong)?;
-                    let inputs = inputs
-                        .into_iter()
-                        .map(Ciphertext::into_bgv)
-                        .collect::<Option<Vec<_>>>()
-                        .ok_or_else(wrong)?;
-                    let backend = BgvBackend::new(params, key);
-                    run_plan(&self.plan, &backend, inputs, progress)?
-                        .into_iter()
-                        .map(Ciphertext::Bgv)
-                        .collect()
-                }
-            };
-            values.push(outputs);
+        for (prime, inputs) in chunk.values.into_iter().enumerate() {
+            values.push(self.eval_prime(server, prime, inputs, progress)?);
         }
         Ok(EncryptedChunk {
             batch: chunk.batch,
             index: chunk.index,
             values,
+        })
+    }
+
+    /// Runs the plan on the ciphertexts of plaintext prime `prime`, in the plan's scheme.
+    fn eval_prime(
+        &self,
+        server: &ServerKey,
+        prime: usize,
+        inputs: Vec<Ciphertext>,
+        progress: &dyn Progress,
+    ) -> Result<Vec<Ciphertext>, SessionError> {
+        let scheme = self.plan.params.scheme;
+        let wrong = || SessionError::SchemeMismatch {
+            expected: scheme,
+            prime,
+        };
+        let params = self.params.get(prime).ok_or_else(wrong)?;
+        Ok(match scheme {
+            Scheme::Bfv => {
+                let key = server.bfv().ok_or_else(wrong)?;
+                let inputs = all_of(inputs, Ciphertext::into_bfv).ok_or_else(wrong)?;
+                let outputs = run_plan(
+                    &self.plan,
+                    &EncryptedBackend::new(params, key),
+                    inputs,
+                    progress,
+                )?;
+                wrap(self.round_for_download(outputs)?, Ciphertext::Bfv)
+            }
+            Scheme::Bgv => {
+                let key = server.bgv(prime).ok_or_else(wrong)?;
+                let inputs = all_of(inputs, Ciphertext::into_bgv).ok_or_else(wrong)?;
+                wrap(
+                    run_plan(&self.plan, &BgvBackend::new(params, key), inputs, progress)?,
+                    Ciphertext::Bgv,
+                )
+            }
         })
     }
 
@@ -99,4 +102,14 @@ impl Context {
             chunks,
         })
     }
+}
+
+/// Every ciphertext as one scheme's, or `None` if any is of the other.
+fn all_of<T>(values: Vec<Ciphertext>, unwrap: fn(Ciphertext) -> Option<T>) -> Option<Vec<T>> {
+    values.into_iter().map(unwrap).collect()
+}
+
+/// One scheme's ciphertexts as session ciphertexts.
+fn wrap<T>(values: Vec<T>, kind: fn(T) -> Ciphertext) -> Vec<Ciphertext> {
+    values.into_iter().map(kind).collect()
 }
