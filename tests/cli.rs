@@ -966,6 +966,7 @@ fn toy_plan(inputs: usize) -> Plan {
         predicted_noise_budget_bits: 20.0,
         compression: Default::default(),
         calibration: None,
+        packing: None,
     }
 }
 

@@ -47,6 +47,7 @@
 //!     predicted_noise_budget_bits: 20.0,
 //!     compression: Default::default(),
 //!     calibration: None,
+//!     packing: None,
 //! };
 //! let context = Context::new(plan)?; // public: the plan and its parameters
 //!

@@ -99,6 +99,7 @@ pub fn emit(c: &QCircuit, ranges: &[NodeRange], chosen: &Chosen, info: &EmitInfo
         predicted_noise_budget_bits: chosen.sim.output_budget,
         compression: Default::default(),
         calibration: info.calibration.clone(),
+        packing: None,
     }
 }
 

@@ -347,6 +347,7 @@ pub(crate) mod tests {
             predicted_noise_budget_bits: 20.0,
             compression: Default::default(),
             calibration: None,
+            packing: None,
         }
     }
 

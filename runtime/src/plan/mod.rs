@@ -26,10 +26,12 @@ use std::sync::Arc;
 
 mod codec;
 mod input;
+pub mod packing;
 mod validate;
 
 pub use codec::{PlanError, MAX_PLAN_BYTES, PLAN_MAGIC};
 pub use input::{argmax, EncodedInput, InputError};
+pub use packing::{LinearPacking, Packing};
 pub use validate::ValidationError;
 
 /// The product of a plan's plaintext primes stays below 2^this, so recombined scores (and the
@@ -81,6 +83,11 @@ pub struct Plan {
     /// data rather than the guaranteed worst case over the declared input range.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calibration: Option<Calibration>,
+    /// Present when the plan runs in the packed layout (one ciphertext per register, each image
+    /// in a lane of slots; see [`packing`]); absent for the slot layout (one ciphertext per
+    /// value, one slot per image), so slot plans read and fingerprint unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packing: Option<Packing>,
 }
 
 /// How many low bits of each coefficient the two sides round away before sending (see
@@ -184,11 +191,30 @@ impl Plan {
             .sum()
     }
 
-    /// Bytes uploaded per image: one fresh symmetric ciphertext per input value and plaintext
-    /// prime, sent seeded (only `c0`, n coefficients at full level, less the low bits
-    /// [`Compression::upload_bits`] rounds away), divided by the n images of a batch.
+    /// Images one ciphertext serves: n in the slot layout, n / lane packed.
+    pub fn images_per_ciphertext(&self) -> usize {
+        match &self.packing {
+            Some(p) => p.images_per_ciphertext(self.params.degree),
+            None => self.params.degree,
+        }
+    }
+
+    /// Ciphertexts per plaintext prime that register `register` takes: its length in the slot
+    /// layout, one packed.
+    pub fn ciphertexts_of(&self, register: RegId) -> usize {
+        match (&self.packing, self.registers.get(register)) {
+            (_, None) => 0,
+            (Some(_), Some(_)) => 1,
+            (None, Some(reg)) => reg.len,
+        }
+    }
+
+    /// Bytes uploaded per image: one fresh symmetric ciphertext per input ciphertext and
+    /// plaintext prime, sent seeded (only `c0`, n coefficients at full level, less the low bits
+    /// [`Compression::upload_bits`] rounds away), divided by the images a ciphertext serves.
     pub fn upload_bytes_per_image(&self) -> f64 {
-        let values = self.input.features.len() as f64;
+        let values = self.ciphertexts_of(self.input.register) as f64 * self.params.degree as f64
+            / self.images_per_ciphertext() as f64;
         let primes = self.params.plain_primes.len() as f64;
         let bits = coefficient_bits(&self.params.q_primes, self.compression.upload_bits);
         values * primes * f64::from(bits) / 8.0
@@ -211,7 +237,9 @@ impl Plan {
                 )
             })
             .sum();
-        reg.len as f64 * primes * f64::from(bits) / 8.0
+        let cts = self.ciphertexts_of(self.output.register) as f64 * self.params.degree as f64
+            / self.images_per_ciphertext() as f64;
+        cts * primes * f64::from(bits) / 8.0
     }
 }
 

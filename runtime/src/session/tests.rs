@@ -79,6 +79,7 @@ fn toy_plan(weights: &[i64]) -> Plan {
         predicted_noise_budget_bits: 20.0,
         compression: Default::default(),
         calibration: None,
+        packing: None,
     }
 }
 

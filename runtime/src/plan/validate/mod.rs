@@ -43,6 +43,9 @@ pub enum ValidationError {
     /// The input encoding is inconsistent.
     #[error("input encoding: {0}")]
     Input(String),
+    /// The packed layout is inconsistent with the program.
+    #[error("packed layout: {0}")]
+    Packing(String),
     /// A register's facts are inconsistent.
     #[error("register {register} (`{name}`): {problem}")]
     Register {
@@ -85,7 +88,11 @@ impl Plan {
         self.validate_output()?;
         self.validate_value_bounds()?;
         self.validate_noise_budgets()?;
-        self.validate_compression()
+        self.validate_compression()?;
+        if let Some(packing) = &self.packing {
+            packing.validate(self).map_err(ValidationError::Packing)?;
+        }
+        Ok(())
     }
 
     /// The low bits rounded away on the wire: one count per component of the output (or
@@ -505,6 +512,7 @@ mod tests {
             predicted_noise_budget_bits: 30.0,
             compression: Default::default(),
             calibration: None,
+            packing: None,
         }
     }
 

@@ -1,0 +1,538 @@
+//! The packed layout: one ciphertext per register, every value of an image in its own slot.
+//!
+//! The slot layout ([`super::Plan`] without [`Packing`]) spends one ciphertext per value and
+//! one slot per image, which pays off only for thousands of images. The packed layout gives
+//! each image a *lane* of slots (a power of two dividing n/2; a row of n/2 slots holds
+//! `n/2 / lane` lanes and a ciphertext two rows, so `n / lane` images share each ciphertext)
+//! and keeps a whole register of one image in its lane: value `i` of register `r` sits at lane
+//! slot `layouts[r][i]`. Slots a layout does not name hold whatever the program left there;
+//! nothing reads them.
+//!
+//! The plan's steps keep their meaning, so the exact reference runs a packed plan unchanged;
+//! only the encrypted evaluation differs:
+//! - `Square`, `Relinearize`, `ModSwitch` act on the one ciphertext slot-wise (a square's
+//!   output has its input's layout);
+//! - `Linear` is the diagonal method. Each weight M[r][c] pairs input slot s = in(c) with a
+//!   *partial slot* x = out(r) + part·F (F the fold stride, `part` the fold part the
+//!   difference d = s − out(r) falls in: part = ⌊d / F⌋ when the step folds, 0 otherwise). The
+//!   pairs with the same rotation δ = s − x form one plaintext vector (a "diagonal"), and
+//!   `Σ_δ diag_δ ⊙ rot(ct, δ)` puts every product at its partial slot. Rotations are split
+//!   baby-step giant-step: δ = G + β with β = δ mod b, so `rot(ct, β)` is shared (hoisted) by
+//!   every giant step G and each giant step is one rotation of a sum; the diagonal of a giant
+//!   step is stored pre-rotated by −G. A folding step then adds the `parts` partial sums of
+//!   each output with log2(parts) rotations (by F·parts/2, …, F), leaving output r at out(r).
+//!   Folding lets a dense layer use F diagonals instead of one per input.
+//!
+//! A diagonal is zero wherever no weight lands, so the leftovers in unnamed slots never reach
+//! a named one. [`linear_schedule`] is the one home of this rule: the executor builds its
+//! plaintexts from it and the compiler counts its rotations and diagonals with it.
+
+use super::{IntMatrix, Plan, Step};
+use crate::bfv::row_rotation_element;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Where every register's values sit when a plan runs in the packed layout.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Packing {
+    /// Slots per image: a power of two dividing n/2.
+    pub lane: usize,
+    /// Per register (indexed like [`Plan::registers`]): the lane slot of each value.
+    pub layouts: Vec<Vec<u32>>,
+    /// Per `Linear` step, in program order: how it is evaluated.
+    pub linears: Vec<LinearPacking>,
+}
+
+/// How one `Linear` step runs in the packed layout (see the module documentation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinearPacking {
+    /// Distance between the partial slots of one output (unused when `fold_parts` is 1).
+    pub fold_stride: usize,
+    /// Partial sums per output, a power of two; 1 means no fold.
+    pub fold_parts: usize,
+    /// Baby-step size b of the rotations (≥ 1; 1 makes every rotation a giant step).
+    pub baby_steps: usize,
+}
+
+/// One giant step of a packed `Linear`: `rot(Σ_terms diag ⊙ rot(input, baby), rotation)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GiantStep {
+    /// The giant rotation G (left, in slots; 0 for none).
+    pub rotation: i64,
+    /// The products summed before the rotation.
+    pub terms: Vec<DiagonalTerm>,
+}
+
+/// One plaintext-vector product of a giant step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiagonalTerm {
+    /// Which input register of the step (index into its `inputs`).
+    pub input: usize,
+    /// The baby rotation β applied to that input first.
+    pub baby: i64,
+    /// Non-zero entries of the diagonal as (lane offset, weight): the offset is the partial
+    /// slot plus G (pre-rotated by −G), so it may leave the lane; the executor places it at
+    /// lane base + offset, cyclically in the row.
+    pub entries: Vec<(i64, i64)>,
+}
+
+/// Everything a packed `Linear` does, derived from the matrix and the layouts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinearSchedule {
+    /// Per input register: the baby rotations used, ascending (0 means the input itself).
+    pub babies: Vec<Vec<i64>>,
+    /// The giant steps, by ascending rotation.
+    pub giants: Vec<GiantStep>,
+    /// The fold's rotations, in the order applied (`acc += rot(acc, r)`).
+    pub fold: Vec<i64>,
+}
+
+impl LinearSchedule {
+    /// Number of plaintext-vector products.
+    pub fn diagonals(&self) -> usize {
+        self.giants.iter().map(|g| g.terms.len()).sum()
+    }
+
+    /// Every rotation amount the step uses (baby, giant and fold), without 0.
+    pub fn rotations(&self) -> BTreeSet<i64> {
+        let babies = self.babies.iter().flatten().copied();
+        let giants = self.giants.iter().map(|g| g.rotation);
+        babies
+            .chain(giants)
+            .chain(self.fold.iter().copied())
+            .filter(|&r| r != 0)
+            .collect()
+    }
+
+    /// Key switches the step performs: one per non-zero baby rotation (hoisted per input),
+    /// giant rotation and fold rotation.
+    pub fn key_switches(&self) -> usize {
+        let babies: usize = self
+            .babies
+            .iter()
+            .map(|b| b.iter().filter(|&&r| r != 0).count())
+            .sum();
+        let giants = self.giants.iter().filter(|g| g.rotation != 0).count();
+        babies + giants + self.fold.len()
+    }
+}
+
+/// Builds the schedule of a packed `Linear`: `inputs` are the layouts of its input registers
+/// in order (the matrix's columns index their concatenation), `output` the layout of its
+/// output register. Errors name the first weight that cannot be placed.
+pub fn linear_schedule(
+    matrix: &IntMatrix,
+    inputs: &[&[u32]],
+    output: &[u32],
+    packing: &LinearPacking,
+) -> Result<LinearSchedule, String> {
+    let LinearPacking {
+        fold_stride,
+        fold_parts,
+        baby_steps,
+    } = *packing;
+    if baby_steps == 0 {
+        return Err("baby_steps must be at least 1".into());
+    }
+    if !fold_parts.is_power_of_two() || (fold_parts > 1 && fold_stride == 0) {
+        return Err(format!(
+            "fold of {fold_parts} parts with stride {fold_stride}: parts must be a power of two, \
+             the stride positive"
+        ));
+    }
+    // Column c of the matrix → (input register, lane slot).
+    let columns: Vec<(usize, i64)> = inputs
+        .iter()
+        .enumerate()
+        .flat_map(|(j, layout)| layout.iter().map(move |&s| (j, i64::from(s))))
+        .collect();
+    if columns.len() != matrix.cols || output.len() != matrix.rows {
+        return Err(format!(
+            "a {}×{} matrix between layouts of {} and {} values",
+            matrix.rows,
+            matrix.cols,
+            columns.len(),
+            output.len()
+        ));
+    }
+    let (f, parts, b) = (fold_stride as i64, fold_parts as i64, baby_steps as i64);
+    // giant G → (input, baby β) → entries.
+    let mut groups: BTreeMap<i64, BTreeMap<(usize, i64), Vec<(i64, i64)>>> = BTreeMap::new();
+    for (r, &out) in output.iter().enumerate() {
+        let out = i64::from(out);
+        for (c, w) in matrix.row(r).filter(|&(_, w)| w != 0) {
+            let (j, s) = columns[c];
+            let d = s - out;
+            let part = if parts > 1 { d.div_euclid(f) } else { 0 };
+            if !(0..parts).contains(&part) {
+                return Err(format!(
+                    "weight ({r}, {c}): input slot {s} lies {d} slots from output slot {out}, \
+                     outside the {parts} fold parts of stride {f}"
+                ));
+            }
+            let x = out + part * f;
+            let delta = s - x;
+            let giant = delta.div_euclid(b) * b;
+            let baby = delta - giant;
+            groups
+                .entry(giant)
+                .or_default()
+                .entry((j, baby))
+                .or_default()
+                .push((x + giant, w));
+        }
+    }
+    let mut babies: Vec<BTreeSet<i64>> = vec![BTreeSet::new(); inputs.len()];
+    let giants = groups
+        .into_iter()
+        .map(|(rotation, terms)| GiantStep {
+            rotation,
+            terms: terms
+                .into_iter()
+                .map(|((input, baby), mut entries)| {
+                    babies[input].insert(baby);
+                    entries.sort_unstable();
+                    DiagonalTerm {
+                        input,
+                        baby,
+                        entries,
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    let mut fold = Vec::new();
+    let mut half = parts / 2;
+    while half >= 1 {
+        fold.push(half * f);
+        half /= 2;
+    }
+    Ok(LinearSchedule {
+        babies: babies
+            .into_iter()
+            .map(|set| set.into_iter().collect())
+            .collect(),
+        giants,
+        fold,
+    })
+}
+
+impl Packing {
+    /// Images one ciphertext holds on a ring of degree `degree`: one per lane of each row.
+    pub fn images_per_ciphertext(&self, degree: usize) -> usize {
+        degree / self.lane.max(1)
+    }
+
+    /// The first slot (in the encoder's slot order) of image `image`'s lane: lanes fill row 0,
+    /// then row 1.
+    pub fn lane_base(&self, degree: usize, image: usize) -> usize {
+        let row = degree / 2;
+        let per_row = row / self.lane.max(1);
+        (image / per_row) * row + (image % per_row) * self.lane
+    }
+
+    /// The slot at `offset` from `base` (a lane base), cyclically within base's row: where a
+    /// pre-rotated diagonal entry lands.
+    pub fn slot_at(degree: usize, base: usize, offset: i64) -> usize {
+        let row = degree / 2;
+        let start = base / row * row;
+        let within = (base - start) as i64 + offset;
+        start + within.rem_euclid(row as i64) as usize
+    }
+
+    /// The schedule of every `Linear` step of `plan`, in program order (`plan.packing` must be
+    /// `self`; [`Plan::validate`] has checked that they build).
+    pub fn schedules(&self, plan: &Plan) -> Result<Vec<LinearSchedule>, String> {
+        let mut linears = self.linears.iter();
+        let mut out = Vec::new();
+        for step in &plan.steps {
+            let Step::Linear {
+                inputs,
+                output,
+                matrix,
+                ..
+            } = step
+            else {
+                continue;
+            };
+            let packing = linears
+                .next()
+                .ok_or("fewer linear packings than Linear steps")?;
+            let layout = |r: usize| {
+                self.layouts
+                    .get(r)
+                    .map(Vec::as_slice)
+                    .ok_or(format!("register {r} has no layout"))
+            };
+            let ins = inputs
+                .iter()
+                .map(|&r| layout(r))
+                .collect::<Result<Vec<_>, _>>()?;
+            out.push(linear_schedule(matrix, &ins, layout(*output)?, packing)?);
+        }
+        Ok(out)
+    }
+
+    /// The Galois elements the plan's rotations need on a ring of degree `degree`, ascending
+    /// (rotations by a multiple of n/2 are the identity and need none): exactly the keys a
+    /// key set for this plan holds.
+    pub fn galois_elements(&self, plan: &Plan) -> Result<Vec<u64>, String> {
+        let degree = plan.params.degree;
+        let half = (degree / 2) as i64;
+        let elements: BTreeSet<u64> = self
+            .schedules(plan)?
+            .iter()
+            .flat_map(LinearSchedule::rotations)
+            .filter(|r| r.rem_euclid(half) != 0)
+            .map(|r| row_rotation_element(degree, r))
+            .collect();
+        Ok(elements.into_iter().collect())
+    }
+}
+
+impl Packing {
+    /// Checks the layout against `plan` (whose registers and steps are already valid): a lane
+    /// that divides the row, one layout per register with distinct slots inside the lane, a
+    /// packing per `Linear` whose schedule builds and whose partial slots stay in the lane,
+    /// squares that keep their input's layout, and an output not written by a fold (a fold
+    /// leaves partial sums of the weights in the output's other slots, which the client would
+    /// receive). The packed executor exists for BFV only.
+    pub(crate) fn validate(&self, plan: &Plan) -> Result<(), String> {
+        let degree = plan.params.degree;
+        if plan.params.scheme != super::Scheme::Bfv {
+            return Err("the packed layout runs in BFV only".into());
+        }
+        if !self.lane.is_power_of_two() || self.lane > degree / 2 {
+            return Err(format!(
+                "lane of {} slots: must be a power of two of at most n/2 = {}",
+                self.lane,
+                degree / 2
+            ));
+        }
+        if self.layouts.len() != plan.registers.len() {
+            return Err(format!(
+                "{} layouts for {} registers",
+                self.layouts.len(),
+                plan.registers.len()
+            ));
+        }
+        for (r, (layout, reg)) in self.layouts.iter().zip(&plan.registers).enumerate() {
+            self.check_layout(r, layout, reg.len)?;
+        }
+        let linear_steps = plan
+            .steps
+            .iter()
+            .filter(|s| matches!(s, Step::Linear { .. }))
+            .count();
+        if self.linears.len() != linear_steps {
+            return Err(format!(
+                "{} linear packings for {linear_steps} Linear steps",
+                self.linears.len()
+            ));
+        }
+        let mut linears = self.linears.iter();
+        for (index, step) in plan.steps.iter().enumerate() {
+            match step {
+                Step::Linear { output, .. } => {
+                    let p = linears.next().ok_or("missing linear packing")?;
+                    self.check_linear(index, *output, p, plan)?;
+                }
+                Step::Square { input, output, .. }
+                    if self.layouts[*input] != self.layouts[*output] =>
+                {
+                    return Err(format!(
+                        "step {index}: a square must keep its input's layout"
+                    ));
+                }
+                _ => {}
+            }
+        }
+        self.schedules(plan)?;
+        Ok(())
+    }
+
+    fn check_layout(&self, register: usize, layout: &[u32], len: usize) -> Result<(), String> {
+        if layout.len() != len {
+            return Err(format!(
+                "register {register}: {} slots for {len} values",
+                layout.len()
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        for &s in layout {
+            if s as usize >= self.lane || !seen.insert(s) {
+                return Err(format!(
+                    "register {register}: slot {s} repeats or lies outside the lane of {}",
+                    self.lane
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_linear(
+        &self,
+        index: usize,
+        output: usize,
+        p: &LinearPacking,
+        plan: &Plan,
+    ) -> Result<(), String> {
+        if p.baby_steps == 0 || p.baby_steps > self.lane {
+            return Err(format!(
+                "step {index}: baby steps {} outside 1..={}",
+                p.baby_steps, self.lane
+            ));
+        }
+        if p.fold_parts == 1 {
+            return Ok(());
+        }
+        if output == plan.output.register {
+            return Err(format!(
+                "step {index}: the output register must not come from a fold"
+            ));
+        }
+        let span = p.fold_stride.checked_mul(p.fold_parts);
+        let inside = self.layouts[output]
+            .iter()
+            .all(|&s| (s as usize) < p.fold_stride);
+        if !p.fold_parts.is_power_of_two() || span.is_none_or(|s| s > self.lane) || !inside {
+            return Err(format!(
+                "step {index}: a fold of {} parts of stride {} must be a power of two of parts \
+                 within the lane of {}, with every output slot below the stride",
+                p.fold_parts, p.fold_stride, self.lane
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dense(rows: usize, cols: usize, f: impl Fn(usize, usize) -> i64) -> IntMatrix {
+        let mut row_ptr = vec![0];
+        let (mut col_idx, mut values) = (Vec::new(), Vec::new());
+        for r in 0..rows {
+            for c in 0..cols {
+                let w = f(r, c);
+                if w != 0 {
+                    col_idx.push(c as u32);
+                    values.push(w);
+                }
+            }
+            row_ptr.push(values.len());
+        }
+        IntMatrix {
+            rows,
+            cols,
+            row_ptr,
+            col_idx,
+            values,
+        }
+    }
+
+    /// Applies a schedule to one lane in the clear: what the executor does slot by slot.
+    fn apply(sched: &LinearSchedule, inputs: &[Vec<i64>], lane: usize) -> Vec<i64> {
+        let rot = |v: &[i64], k: i64| -> Vec<i64> {
+            (0..lane)
+                .map(|i| v[(i as i64 + k).rem_euclid(lane as i64) as usize])
+                .collect()
+        };
+        let mut acc = vec![0i64; lane];
+        for g in &sched.giants {
+            let mut inner = vec![0i64; lane];
+            for t in &g.terms {
+                let rotated = rot(&inputs[t.input], t.baby);
+                for &(off, w) in &t.entries {
+                    let i = off.rem_euclid(lane as i64) as usize;
+                    inner[i] += w * rotated[i];
+                }
+            }
+            for (a, v) in acc.iter_mut().zip(rot(&inner, g.rotation)) {
+                *a += v;
+            }
+        }
+        for &r in &sched.fold {
+            let rotated = rot(&acc, r);
+            for (a, v) in acc.iter_mut().zip(rotated) {
+                *a += v;
+            }
+        }
+        acc
+    }
+
+    #[test]
+    fn every_schedule_computes_the_matrix_product() {
+        let m = dense(5, 12, |r, c| ((r * 7 + c * 3) % 11) as i64 - 5);
+        let x: Vec<i64> = (0..12).map(|c| c as i64 * 2 - 7).collect();
+        let expected: Vec<i64> = (0..5)
+            .map(|r| m.row(r).map(|(c, w)| w * x[c]).sum())
+            .collect();
+        let lane = 64;
+        let in_layout: Vec<u32> = (0..12).map(|c| 9 + 3 * c).collect();
+        for (out_layout, packing) in [
+            ((0..5).map(|r| 40 + r).collect::<Vec<u32>>(), (0, 1, 1)),
+            ((0..5).map(|r| 40 + r).collect(), (0, 1, 4)),
+            ((0..5).map(|r| r + 2).collect(), (8, 8, 3)),
+            ((0..5).map(|r| r).collect(), (16, 4, 4)),
+        ] {
+            let p = LinearPacking {
+                fold_stride: packing.0,
+                fold_parts: packing.1,
+                baby_steps: packing.2,
+            };
+            let sched = linear_schedule(&m, &[&in_layout], &out_layout, &p).unwrap();
+            let mut lane_in = vec![1000i64; lane];
+            for (c, &s) in in_layout.iter().enumerate() {
+                lane_in[s as usize] = x[c];
+            }
+            let out = apply(&sched, &[lane_in], lane);
+            let got: Vec<i64> = out_layout.iter().map(|&s| out[s as usize]).collect();
+            assert_eq!(got, expected, "{p:?}");
+        }
+    }
+
+    #[test]
+    fn folding_needs_at_most_stride_diagonals() {
+        let m = dense(10, 100, |r, c| (r + c) as i64 % 3 + 1);
+        let ins: Vec<u32> = (0..100).map(|c| 16 + c).collect();
+        let outs: Vec<u32> = (0..10).collect();
+        let p = LinearPacking {
+            fold_stride: 16,
+            fold_parts: 8,
+            baby_steps: 4,
+        };
+        let s = linear_schedule(&m, &[&ins], &outs, &p).unwrap();
+        assert!(s.diagonals() <= 16, "{}", s.diagonals());
+        assert_eq!(s.fold, vec![64, 32, 16]);
+        assert_eq!(s.babies[0], vec![0, 1, 2, 3]);
+        assert_eq!(s.key_switches(), 3 + 3 + s.giants.len() - 1);
+    }
+
+    #[test]
+    fn a_weight_outside_the_fold_is_refused() {
+        let m = dense(2, 2, |_, _| 1);
+        let p = LinearPacking {
+            fold_stride: 4,
+            fold_parts: 2,
+            baby_steps: 1,
+        };
+        let err = linear_schedule(&m, &[&[0, 1]], &[2, 3], &p).unwrap_err();
+        assert!(err.contains("outside the 2 fold parts"), "{err}");
+    }
+
+    #[test]
+    fn lanes_fill_row_zero_then_row_one() {
+        let p = Packing {
+            lane: 4,
+            layouts: vec![],
+            linears: vec![],
+        };
+        assert_eq!(p.images_per_ciphertext(16), 4);
+        assert_eq!(p.lane_base(16, 1), 4);
+        assert_eq!(p.lane_base(16, 2), 8);
+        assert_eq!(Packing::slot_at(16, 12, 5), 9);
+        assert_eq!(Packing::slot_at(16, 4, -5), 7);
+    }
+}
