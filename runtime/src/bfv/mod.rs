@@ -46,7 +46,7 @@ pub(crate) use serial::{
 pub use ciphertext::Ciphertext;
 pub use compress::{coefficient_bits, modulus_bits, rounded_width};
 pub use encoding::{centre, EncodeError, Encoder, Plaintext, SLOT_GENERATOR};
-pub use evaluator::{EvalError, Evaluator};
+pub use evaluator::{EvalError, Evaluator, NttCiphertext, NttPlaintext};
 pub use galois::{check_galois_element, column_swap_element, row_rotation_element};
 pub use keys::{GaloisKeys, KeyId, PublicKey, RelinKey, SecretKey};
 pub use params::{

@@ -28,6 +28,24 @@ pub trait Backend: Sync {
     /// Switches `value` down to `level` ciphertext primes (identity for plain values).
     fn mod_switch(&self, value: Self::Value, level: usize) -> Result<Self::Value, ExecError>;
 
+    /// Values a register of `len` values takes: one each, unless the backend packs a whole
+    /// register into one value (the packed layout).
+    fn register_values(&self, len: usize) -> usize {
+        len
+    }
+
+    /// The plan's `index`-th `Linear` step (0-based, in program order), for backends that
+    /// prepare per-step work (the packed layout's schedules); the default is [`Backend::linear`].
+    fn linear_step(
+        &self,
+        _index: usize,
+        inputs: &[&Self::Value],
+        matrix: &IntMatrix,
+        bias: &[i128],
+    ) -> Result<Vec<Self::Value>, ExecError> {
+        self.linear(inputs, matrix, bias)
+    }
+
     /// `matrix · inputs + bias`, one output per matrix row. The default runs [`Backend::dot`]
     /// for every row in parallel; a backend may override it with a blocked matrix product.
     fn linear(

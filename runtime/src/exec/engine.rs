@@ -98,7 +98,10 @@ fn run_steps<B: Backend>(
     retention: Retention,
 ) -> Result<Registers<B::Value>, ExecError> {
     let input_reg = plan.input.register;
-    let expected = plan.registers.get(input_reg).map_or(0, |r| r.len);
+    let expected = plan
+        .registers
+        .get(input_reg)
+        .map_or(0, |r| backend.register_values(r.len));
     if inputs.len() != expected {
         return Err(ExecError::InputCount {
             expected,
@@ -110,6 +113,7 @@ fn run_steps<B: Backend>(
     let last = last_reads(plan);
     let output_reg = plan.output.register;
     let total = plan.steps.len();
+    let mut linear_index = 0;
     for (index, step) in plan.steps.iter().enumerate() {
         let label = step_label(step);
         let started = Instant::now();
@@ -118,8 +122,10 @@ fn run_steps<B: Backend>(
             total,
             label: &label,
             progress,
+            linear_index,
         };
         run_step(step, backend, &mut registers, &at)?;
+        linear_index += usize::from(matches!(step, Step::Linear { .. }));
         if retention == Retention::FreeDead {
             for reg in step_reads(step) {
                 if last[reg] == Some(index) && reg != output_reg {
@@ -135,6 +141,8 @@ fn run_steps<B: Backend>(
 /// Where a step sits in the program, for progress reports and error context.
 struct StepAt<'a> {
     index: usize,
+    /// How many `Linear` steps come before this one.
+    linear_index: usize,
     total: usize,
     label: &'a str,
     progress: &'a dyn Progress,
@@ -190,7 +198,7 @@ fn run_step<B: Backend>(
                 refs.extend(values.iter());
             }
             let out = backend
-                .linear(&refs, matrix, bias)
+                .linear_step(at.linear_index, &refs, matrix, bias)
                 .map_err(|e| at.with_context(e))?;
             drop(refs);
             registers[*output] = Some(out);

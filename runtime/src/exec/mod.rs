@@ -19,6 +19,7 @@ mod encrypted;
 mod engine;
 mod error;
 mod matmul;
+mod packed;
 mod reference;
 
 pub use backend::{linear_by_rows, Backend};
@@ -27,4 +28,5 @@ pub use crt::{Crt, CrtError};
 pub use encrypted::EncryptedBackend;
 pub use engine::{run_plan, run_plan_keeping_registers, step_label, NoProgress, Progress};
 pub use error::ExecError;
+pub use packed::PackedBackend;
 pub use reference::{exact_registers, exact_scores, ExactBackend};

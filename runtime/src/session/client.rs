@@ -78,7 +78,7 @@ impl Context {
                 found: raw.len(),
             });
         }
-        let (columns, clamped) = self.feature_major(images.start, raw)?;
+        let (columns, clamped) = self.input_slots(images.start, raw)?;
         let mut values = Vec::with_capacity(self.params.len());
         for (prime, params) in self.params.iter().enumerate() {
             let encoder = Encoder::new(params);
@@ -215,7 +215,7 @@ impl Context {
         chunk: &EncryptedChunk,
     ) -> Result<Decrypted, SessionError> {
         self.check_key_set("result", &chunk.batch, client.id())?;
-        self.check_chunk(chunk, self.outputs())?;
+        self.check_chunk(chunk, self.output_ciphertexts())?;
         let crt = Crt::new(&self.plan.params.plain_primes)?;
         let outputs = self.outputs();
         let in_chunk = self.chunk_images(&chunk.batch, chunk.index).len();
@@ -247,8 +247,9 @@ impl Context {
         let mut buffer = vec![0u64; residues.len()];
         for (k, image) in scores.iter_mut().enumerate() {
             for (o, score) in image.iter_mut().enumerate() {
+                let (ct, slot) = self.position(self.plan.output.register, o, k);
                 for (p, per) in residues.iter().enumerate() {
-                    buffer[p] = per[o][k];
+                    buffer[p] = per[ct][slot];
                 }
                 *score = crt.recombine(&buffer)?;
             }

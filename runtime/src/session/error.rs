@@ -31,6 +31,9 @@ pub enum SessionError {
         /// Index of the plaintext prime.
         prime: usize,
     },
+    /// A packed plan's server key holds no Galois keys (rotations are impossible without).
+    #[error("the plan runs in the packed layout, which rotates, but the server key holds no Galois keys: generate the key set for this plan")]
+    MissingGaloisKeys,
     /// A batch needs at least one image.
     #[error("a batch needs at least one image")]
     NoImages,

@@ -11,7 +11,7 @@
 use super::{Context, SessionError};
 use crate::bfv::{self, KeyId, RelinKey, SecretKey, SerialError, KEY_FORMAT_VERSION};
 use crate::bgv;
-use crate::plan::Scheme;
+use crate::plan::{Scheme, ValidationError};
 use rand::{CryptoRng, RngCore};
 use zeroize::Zeroizing;
 
@@ -25,6 +25,9 @@ pub const MAX_KEY_BYTES: u64 = 256 << 20;
 pub const MAGIC_BGV_PUBLIC_KEYS: &[u8; 4] = b"VGPL";
 /// Magic bytes of a BGV evaluation-key file: one relinearisation key per plaintext prime.
 pub const MAGIC_BGV_EVAL_KEYS: &[u8; 4] = b"VGEL";
+/// Magic bytes of a packed plan's evaluation-key file: a list of two keys, the BFV
+/// relinearisation key and the Galois keys of exactly the plan's rotations.
+pub const MAGIC_PACKED_EVAL_KEYS: &[u8; 4] = b"VPEK";
 
 /// The client's key: the secret key. It encrypts (seeded, half-size ciphertexts) and decrypts;
 /// it never leaves the client. Wiped on drop, redacted in `Debug` (as [`SecretKey`] is).
@@ -33,11 +36,12 @@ pub struct ClientKey {
     secret: SecretKey,
 }
 
-/// The server's key: relinearisation keys. It evaluates a plan on ciphertexts and can neither
-/// encrypt nor decrypt.
+/// The server's key: relinearisation keys, and for a packed plan the Galois keys of its
+/// rotations. It evaluates a plan on ciphertexts and can neither encrypt nor decrypt.
 #[derive(Debug)]
 pub struct ServerKey {
     keys: EvalKeys,
+    galois: Option<bfv::GaloisKeys>,
 }
 
 /// The relinearisation key(s) of a scheme.
@@ -123,10 +127,22 @@ impl KeySet {
                 (PublicKeys::Bgv(public), EvalKeys::Bgv(relin))
             }
         };
+        let galois = match &context.plan().packing {
+            Some(packing) => {
+                let elements = packing
+                    .galois_elements(context.plan())
+                    .map_err(|e| SessionError::Plan(ValidationError::Packing(e)))?;
+                Some(bfv::GaloisKeys::new(&secret, &elements, rng)?)
+            }
+            None => None,
+        };
         Ok(KeySet {
             client: ClientKey { secret },
             public: PublicKey { keys: public },
-            server: ServerKey { keys: server },
+            server: ServerKey {
+                keys: server,
+                galois,
+            },
         })
     }
 }
@@ -178,6 +194,11 @@ impl ServerKey {
         }
     }
 
+    /// The Galois keys of a packed plan's rotations, or `None` for a slot-layout plan.
+    pub fn galois(&self) -> Option<&bfv::GaloisKeys> {
+        self.galois.as_ref()
+    }
+
     /// The key set this key belongs to.
     pub fn id(&self) -> KeyId {
         match &self.keys {
@@ -188,7 +209,17 @@ impl ServerKey {
 
     /// The serialised key(s).
     pub fn to_bytes(&self) -> Vec<u8> {
-        match &self.keys {
+        match (&self.keys, &self.galois) {
+            (EvalKeys::Bfv(key), Some(galois)) => key_list_to_bytes(
+                MAGIC_PACKED_EVAL_KEYS,
+                [key.to_bytes(), galois.to_bytes()].into_iter(),
+            ),
+            (keys, _) => Self::relin_bytes(keys),
+        }
+    }
+
+    fn relin_bytes(keys: &EvalKeys) -> Vec<u8> {
+        match keys {
             EvalKeys::Bfv(key) => key.to_bytes(),
             EvalKeys::Bgv(keys) => {
                 key_list_to_bytes(MAGIC_BGV_EVAL_KEYS, keys.iter().map(|k| k.to_bytes()))
@@ -199,13 +230,16 @@ impl ServerKey {
     /// Reads serialised key(s) made for `context`'s ring and scheme.
     pub fn from_bytes(context: &Context, bytes: &[u8]) -> Result<Self, SerialError> {
         let params = &context.params()[0];
+        if context.plan().packing.is_some() {
+            return Self::packed_from_bytes(context, bytes);
+        }
         let keys = match context.plan().params.scheme {
             Scheme::Bfv => EvalKeys::Bfv(RelinKey::from_bytes(params, bytes)?),
             Scheme::Bgv => {
                 let parts = key_list_from_bytes(
                     MAGIC_BGV_EVAL_KEYS,
                     "BGV relinearisation keys",
-                    context,
+                    context.plan().params.plain_primes.len(),
                     bytes,
                 )?;
                 let keys = parts
@@ -216,7 +250,41 @@ impl ServerKey {
                 EvalKeys::Bgv(keys)
             }
         };
-        Ok(ServerKey { keys })
+        Ok(ServerKey { keys, galois: None })
+    }
+
+    /// A packed plan's key list: the relinearisation key, then Galois keys of one key set
+    /// holding exactly the elements the plan's rotations need.
+    fn packed_from_bytes(context: &Context, bytes: &[u8]) -> Result<Self, SerialError> {
+        let what = "packed evaluation keys";
+        let params = &context.params()[0];
+        let parts = key_list_from_bytes(MAGIC_PACKED_EVAL_KEYS, what, 2, bytes)?;
+        let relin = RelinKey::from_bytes(params, parts[0])?;
+        let galois = bfv::GaloisKeys::from_bytes(params, parts[1])?;
+        let needed = context
+            .plan()
+            .packing
+            .as_ref()
+            .map(|p| p.galois_elements(context.plan()))
+            .transpose()
+            .map_err(|detail| SerialError::Invalid { what, detail })?
+            .unwrap_or_default();
+        let bad = |detail: String| Err(SerialError::Invalid { what, detail });
+        if galois.id() != relin.id() {
+            return bad(
+                "the Galois keys belong to another key set than the relinearisation key".into(),
+            );
+        }
+        if galois.elements() != needed {
+            return bad(format!(
+                "the Galois keys hold elements {:?}, but the plan rotates with {needed:?}",
+                galois.elements()
+            ));
+        }
+        Ok(ServerKey {
+            keys: EvalKeys::Bfv(relin),
+            galois: Some(galois),
+        })
     }
 }
 
@@ -224,6 +292,7 @@ impl From<RelinKey> for ServerKey {
     fn from(relin: RelinKey) -> Self {
         ServerKey {
             keys: EvalKeys::Bfv(relin),
+            galois: None,
         }
     }
 }
@@ -269,8 +338,12 @@ impl PublicKey {
         let keys = match context.plan().params.scheme {
             Scheme::Bfv => PublicKeys::Bfv(bfv::PublicKey::from_bytes(params, bytes)?),
             Scheme::Bgv => {
-                let parts =
-                    key_list_from_bytes(MAGIC_BGV_PUBLIC_KEYS, "BGV public keys", context, bytes)?;
+                let parts = key_list_from_bytes(
+                    MAGIC_BGV_PUBLIC_KEYS,
+                    "BGV public keys",
+                    context.plan().params.plain_primes.len(),
+                    bytes,
+                )?;
                 let keys = parts
                     .into_iter()
                     .map(|part| bgv::PublicKey::from_bytes(params, part))
@@ -309,17 +382,17 @@ fn key_list_to_bytes(magic: &[u8; 4], keys: impl ExactSizeIterator<Item = Vec<u8
     out
 }
 
-/// Splits a key list into its keys: exactly one per plaintext prime of `context`'s plan, every
-/// length within the bytes present, nothing after the last.
+/// Splits a key list into its keys: exactly `expected` of them (one per plaintext prime of a
+/// BGV plan), every length within the bytes present, nothing after the last.
 fn key_list_from_bytes<'b>(
     magic: &[u8; 4],
     what: &'static str,
-    context: &Context,
+    expected: usize,
     bytes: &'b [u8],
 ) -> Result<Vec<&'b [u8]>, SerialError> {
     let bad = |detail: String| SerialError::Invalid { what, detail };
     let Some(rest) = bytes.strip_prefix(magic.as_slice()) else {
-        return Err(bad("not a BGV key list (wrong magic bytes)".into()));
+        return Err(bad("not a key list of this kind (wrong magic bytes)".into()));
     };
     let Some((&version, rest)) = rest.split_first() else {
         return Err(bad(
@@ -336,14 +409,11 @@ fn key_list_from_bytes<'b>(
     let Some((&count, mut rest)) = rest.split_first() else {
         return Err(bad("truncated before the key count (truncated?)".into()));
     };
-    let primes = context.plan().params.plain_primes.len();
-    if usize::from(count) != primes {
-        return Err(bad(format!(
-            "{count} keys, but the plan has {primes} plaintext primes"
-        )));
+    if usize::from(count) != expected {
+        return Err(bad(format!("{count} keys, but the plan needs {expected}")));
     }
-    let mut parts = Vec::with_capacity(primes);
-    for k in 0..primes {
+    let mut parts = Vec::with_capacity(expected);
+    for k in 0..expected {
         let (len, tail) = rest
             .split_first_chunk::<4>()
             .ok_or_else(|| bad(format!("truncated before key {k}")))?;

@@ -44,7 +44,7 @@ pub use client::Decrypted;
 pub use error::SessionError;
 pub use keys::{
     ClientKey, EncryptionKey, KeySet, PublicKey, ServerKey, MAGIC_BGV_EVAL_KEYS,
-    MAGIC_BGV_PUBLIC_KEYS, MAX_KEY_BYTES,
+    MAGIC_BGV_PUBLIC_KEYS, MAGIC_PACKED_EVAL_KEYS, MAX_KEY_BYTES,
 };
 pub use value::Ciphertext;
 pub use wire::{
@@ -138,9 +138,34 @@ impl Context {
         &self.params
     }
 
-    /// Slots per ciphertext: images per chunk.
+    /// Images per chunk: n (one per slot) in the slot layout, n / lane packed.
     pub fn slots(&self) -> usize {
-        self.plan.params.degree
+        self.plan.images_per_ciphertext()
+    }
+
+    /// Ciphertexts per plaintext prime of an uploaded chunk: one per input value in the slot
+    /// layout, one packed.
+    pub fn input_ciphertexts(&self) -> usize {
+        self.plan.ciphertexts_of(self.plan.input.register)
+    }
+
+    /// Ciphertexts per plaintext prime of a result chunk.
+    pub fn output_ciphertexts(&self) -> usize {
+        self.plan.ciphertexts_of(self.plan.output.register)
+    }
+
+    /// Where value `value` of register `register` of image `image` (of a chunk) sits: its
+    /// ciphertext and slot. In the slot layout, ciphertext `value`, slot `image`; packed, the
+    /// one ciphertext, at the image's lane base plus the value's lane slot.
+    fn position(&self, register: usize, value: usize, image: usize) -> (usize, usize) {
+        match &self.plan.packing {
+            None => (value, image),
+            Some(p) => {
+                let base = p.lane_base(self.plan.params.degree, image);
+                let offset = p.layouts[register][value] as usize;
+                (0, base + offset)
+            }
+        }
     }
 
     /// Number of chunks `images` images take.
@@ -170,7 +195,7 @@ impl Context {
         let outputs = self.outputs();
         let mut scores = Vec::new();
         for chunk in self.image_chunks(raw)? {
-            let (columns, _) = self.feature_major(chunk.first_image, chunk.raw)?;
+            let columns = self.feature_major(chunk.first_image, chunk.raw)?;
             let inputs = columns
                 .into_iter()
                 .map(|c| c.into_iter().map(i128::from).collect())
@@ -272,16 +297,22 @@ impl Context {
             .collect())
     }
 
-    /// Encodes the images of one chunk and lays them out feature-major: `columns[f][k]` is
-    /// input value `f` of image `k`, i.e. the slots of the `f`-th input ciphertext. Also returns
-    /// how many raw values were clamped to the declared range.
-    fn feature_major(
+    /// Encodes the images of one chunk and places every value in its ciphertext's slot
+    /// ([`Context::position`]): `slots[c][s]` is slot `s` of input ciphertext `c` (in the slot
+    /// layout, `slots[f][k]` is input value `f` of image `k`). Also returns how many raw
+    /// values were clamped to the declared range.
+    fn input_slots(
         &self,
         first_image: usize,
         raw: &[f32],
     ) -> Result<(Vec<Vec<i64>>, usize), SessionError> {
         let input = &self.plan.input;
-        let mut columns: Vec<Vec<i64>> = vec![Vec::new(); input.features.len()];
+        let images = raw.len() / self.input_len().max(1);
+        let width = match self.plan.packing {
+            Some(_) => self.plan.params.degree,
+            None => images,
+        };
+        let mut slots: Vec<Vec<i64>> = vec![vec![0; width]; self.input_ciphertexts()];
         let mut clamped = 0;
         for (offset, image) in raw.chunks(self.input_len()).enumerate() {
             let encoded = input.encode(image).map_err(|source| SessionError::Input {
@@ -289,11 +320,33 @@ impl Context {
                 source,
             })?;
             clamped += encoded.clamped;
+            for (f, v) in encoded.values.into_iter().enumerate() {
+                let (ct, slot) = self.position(input.register, f, offset);
+                slots[ct][slot] = v;
+            }
+        }
+        Ok((slots, clamped))
+    }
+
+    /// Encodes the images of one chunk feature-major, for the exact reference: `columns[f][k]`
+    /// is input value `f` of image `k`, whatever the layout.
+    fn feature_major(
+        &self,
+        first_image: usize,
+        raw: &[f32],
+    ) -> Result<Vec<Vec<i64>>, SessionError> {
+        let input = &self.plan.input;
+        let mut columns: Vec<Vec<i64>> = vec![Vec::new(); input.features.len()];
+        for (offset, image) in raw.chunks(self.input_len()).enumerate() {
+            let encoded = input.encode(image).map_err(|source| SessionError::Input {
+                image: first_image + offset,
+                source,
+            })?;
             for (column, v) in columns.iter_mut().zip(encoded.values) {
                 column.push(v);
             }
         }
-        Ok((columns, clamped))
+        Ok(columns)
     }
 }
 
@@ -304,5 +357,7 @@ struct RawChunk<'a> {
     raw: &'a [f32],
 }
 
+#[cfg(test)]
+mod packed_tests;
 #[cfg(test)]
 mod tests;

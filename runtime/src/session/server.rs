@@ -2,7 +2,7 @@
 
 use super::{Ciphertext, Context, EncryptedBatch, EncryptedChunk, ServerKey, SessionError};
 use crate::bfv;
-use crate::exec::{run_plan, BgvBackend, EncryptedBackend, Progress};
+use crate::exec::{run_plan, BgvBackend, EncryptedBackend, PackedBackend, Progress};
 use crate::plan::Scheme;
 use rayon::prelude::*;
 
@@ -17,7 +17,7 @@ impl Context {
         progress: &dyn Progress,
     ) -> Result<EncryptedChunk, SessionError> {
         self.check_key_set("batch", &chunk.batch, server.id())?;
-        self.check_chunk(&chunk, self.plan.input.features.len())?;
+        self.check_chunk(&chunk, self.input_ciphertexts())?;
         let mut values = Vec::with_capacity(chunk.values.len());
         for (prime, inputs) in chunk.values.into_iter().enumerate() {
             values.push(self.eval_prime(server, prime, inputs, progress)?);
@@ -47,12 +47,21 @@ impl Context {
             Scheme::Bfv => {
                 let key = server.bfv().ok_or_else(wrong)?;
                 let inputs = all_of(inputs, Ciphertext::into_bfv).ok_or_else(wrong)?;
-                let outputs = run_plan(
-                    &self.plan,
-                    &EncryptedBackend::new(params, key),
-                    inputs,
-                    progress,
-                )?;
+                let outputs = match (&self.plan.packing, server.galois()) {
+                    (None, _) => run_plan(
+                        &self.plan,
+                        &EncryptedBackend::new(params, key),
+                        inputs,
+                        progress,
+                    )?,
+                    (Some(_), Some(galois)) => run_plan(
+                        &self.plan,
+                        &PackedBackend::new(&self.plan, params, key, galois)?,
+                        inputs,
+                        progress,
+                    )?,
+                    (Some(_), None) => return Err(SessionError::MissingGaloisKeys),
+                };
                 wrap(self.round_for_download(outputs)?, Ciphertext::Bfv)
             }
             Scheme::Bgv => {

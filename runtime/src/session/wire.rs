@@ -1036,8 +1036,8 @@ impl Context {
     /// Ciphertexts per chunk and prime in a container of `kind`.
     fn values_of(&self, kind: ContainerKind) -> usize {
         match kind {
-            ContainerKind::Batch => self.plan().input.features.len(),
-            ContainerKind::Result => self.outputs(),
+            ContainerKind::Batch => self.input_ciphertexts(),
+            ContainerKind::Result => self.output_ciphertexts(),
         }
     }
 

@@ -4,12 +4,14 @@
 //! one holds the evaluator itself and the operand checks every family shares.
 
 mod arithmetic;
+mod diagonal;
 mod key_switch;
 mod mod_switch;
 mod multiply;
 mod rotate;
 
 pub(crate) use arithmetic::{dot_polys, mul_scalar_polys};
+pub use diagonal::{NttCiphertext, NttPlaintext};
 pub(crate) use key_switch::{decompose, key_inner_product, KeyBasis};
 
 use super::ciphertext::Ciphertext;

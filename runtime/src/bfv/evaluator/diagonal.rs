@@ -1,0 +1,176 @@
+//! Sums of products with plaintext vectors, the inner loop of the diagonal method.
+//!
+//! A packed matrix-vector product multiplies a few rotated ciphertexts by many plaintexts (one
+//! per diagonal) and sums the products. [`Evaluator::mul_plain`] would transform both operands
+//! for every product; here each ciphertext is transformed once ([`NttCiphertext`]), each
+//! plaintext once per level ([`NttPlaintext`]), and [`Evaluator::dot_plain`] multiplies and
+//! adds in evaluation form, leaving one inverse transform per component for the whole sum.
+
+use super::{EvalError, Evaluator};
+use crate::bfv::ciphertext::Ciphertext;
+use crate::bfv::encoding::Plaintext;
+use crate::math::{Ntt, RnsPoly};
+use rayon::prelude::*;
+
+/// A ciphertext's components in evaluation (NTT) form, ready for many plaintext products.
+#[derive(Clone, Debug)]
+pub struct NttCiphertext {
+    polys: Vec<RnsPoly<Ntt>>,
+    level: usize,
+    fingerprint: u64,
+}
+
+/// A plaintext's centred lift to the q primes of one level, in evaluation form.
+#[derive(Clone, Debug)]
+pub struct NttPlaintext {
+    poly: RnsPoly<Ntt>,
+    level: usize,
+    fingerprint: u64,
+}
+
+impl NttCiphertext {
+    /// The level the components are at.
+    pub fn level(&self) -> usize {
+        self.level
+    }
+}
+
+impl Evaluator {
+    /// Transforms `ct`'s components for [`Evaluator::dot_plain`].
+    pub fn to_ntt(&self, ct: &Ciphertext) -> Result<NttCiphertext, EvalError> {
+        self.check(ct)?;
+        let tables = self.params.ring().q_tables(ct.level);
+        let polys = ct
+            .polys
+            .par_iter()
+            .map(|p| p.clone().into_ntt(tables))
+            .collect();
+        Ok(NttCiphertext {
+            polys,
+            level: ct.level,
+            fingerprint: ct.fingerprint(),
+        })
+    }
+
+    /// Lifts `pt` (coefficients centred mod t) to the q primes of `level` and transforms it.
+    pub fn plain_to_ntt(&self, pt: &Plaintext, level: usize) -> Result<NttPlaintext, EvalError> {
+        self.check_pt(pt)?;
+        self.level_ctx(level)?;
+        let n = self.params.degree();
+        let t = self.params.plain_modulus();
+        let mut m = RnsPoly::zero(level, n);
+        for (limb, q) in m.data_mut().chunks_exact_mut(n).zip(self.moduli(level)) {
+            for (o, &v) in limb.iter_mut().zip(pt.coeffs()) {
+                *o = q.lift_centred(v, t);
+            }
+        }
+        Ok(NttPlaintext {
+            poly: m.into_ntt(self.params.ring().q_tables(level)),
+            level,
+            fingerprint: self.params.fingerprint(),
+        })
+    }
+
+    /// `Σ_i pt_i ⊙ ct_i` (slot-wise products summed), in coefficient form. Every term must be
+    /// at one level and of one size; the noise of each product grows by the plaintext's
+    /// polynomial (about δ·t/2), not by its slot values.
+    pub fn dot_plain(
+        &self,
+        terms: &[(&NttCiphertext, &NttPlaintext)],
+    ) -> Result<Ciphertext, EvalError> {
+        let (first, _) = terms.first().ok_or(EvalError::Empty)?;
+        let (level, size) = (first.level, first.polys.len());
+        let fingerprint = self.params.fingerprint();
+        for (ct, pt) in terms {
+            if ct.fingerprint != fingerprint || pt.fingerprint != fingerprint {
+                return Err(EvalError::ParamsMismatch {
+                    expected: fingerprint,
+                    found: if ct.fingerprint != fingerprint {
+                        ct.fingerprint
+                    } else {
+                        pt.fingerprint
+                    },
+                });
+            }
+            if ct.level != level || pt.level != level {
+                return Err(EvalError::LevelMismatch {
+                    left: level,
+                    right: if ct.level != level {
+                        ct.level
+                    } else {
+                        pt.level
+                    },
+                });
+            }
+            if ct.polys.len() != size {
+                return Err(EvalError::UnsupportedSize {
+                    size: ct.polys.len(),
+                    max: size,
+                });
+            }
+        }
+        let n = self.params.degree();
+        let moduli = self.moduli(level);
+        let tables = self.params.ring().q_tables(level);
+        let polys = (0..size)
+            .into_par_iter()
+            .map(|component| {
+                let mut acc = RnsPoly::<Ntt>::zero(level, n);
+                acc.data_mut()
+                    .par_chunks_exact_mut(n)
+                    .zip(moduli)
+                    .enumerate()
+                    .for_each(|(limb, (out, q))| {
+                        for (ct, pt) in terms {
+                            let a = ct.polys[component].limb(limb);
+                            let b = pt.poly.limb(limb);
+                            for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+                                *o = q.add(*o, q.mul(x, y));
+                            }
+                        }
+                    });
+                acc.into_coeff(tables)
+            })
+            .collect();
+        Ok(Ciphertext::new(self.params.clone(), polys, level))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::support::setup;
+    use crate::bfv::params::tests::toy;
+
+    #[test]
+    fn dot_plain_equals_the_sum_of_slotwise_products() {
+        let mut s = setup(toy(2048), 11);
+        let (a, b) = (s.random(20), s.random(20));
+        let (u, v) = (s.random(9), s.random(9));
+        let (ca, cb) = (s.encrypt(&a), s.encrypt(&b));
+        let (pu, pv) = (s.enc.encode(&u).unwrap(), s.enc.encode(&v).unwrap());
+        let level = ca.level();
+        let (na, nb) = (s.ev.to_ntt(&ca).unwrap(), s.ev.to_ntt(&cb).unwrap());
+        let (nu, nv) = (
+            s.ev.plain_to_ntt(&pu, level).unwrap(),
+            s.ev.plain_to_ntt(&pv, level).unwrap(),
+        );
+        let sum = s.ev.dot_plain(&[(&na, &nu), (&nb, &nv)]).unwrap();
+        let expected =
+            s.expect(|i| i128::from(a[i]) * i128::from(u[i]) + i128::from(b[i]) * i128::from(v[i]));
+        assert_eq!(s.decrypt(&sum), expected);
+        let single = s.ev.mul_plain(&ca, &pu).unwrap();
+        assert_eq!(s.ev.dot_plain(&[(&na, &nu)]).unwrap(), single);
+    }
+
+    #[test]
+    fn mismatched_levels_are_refused() {
+        let mut s = setup(toy(2048), 12);
+        let a = s.random(5);
+        let ca = s.encrypt(&a);
+        let pt = s.enc.encode(&a).unwrap();
+        let na = s.ev.to_ntt(&ca).unwrap();
+        let low = s.ev.plain_to_ntt(&pt, ca.level() - 1).unwrap();
+        assert!(s.ev.dot_plain(&[(&na, &low)]).is_err());
+        assert!(s.ev.dot_plain(&[]).is_err());
+    }
+}

@@ -1,0 +1,191 @@
+//! The session API on a packed toy plan (insecure parameters): many images per ciphertext,
+//! exact scores, Galois keys that travel with the evaluation key and are checked on reading.
+
+use super::*;
+use crate::exec::NoProgress;
+use crate::math::ntt_primes;
+use crate::plan::*;
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+fn dense(rows: usize, cols: usize, f: impl Fn(usize, usize) -> i64) -> IntMatrix {
+    let mut m = IntMatrix {
+        rows,
+        cols,
+        row_ptr: vec![0],
+        col_idx: vec![],
+        values: vec![],
+    };
+    for r in 0..rows {
+        for c in 0..cols {
+            let w = f(r, c);
+            if w != 0 {
+                m.col_idx.push(c as u32);
+                m.values.push(w);
+            }
+        }
+        m.row_ptr.push(m.values.len());
+    }
+    m
+}
+
+/// Six raw inputs in [0, 7]; a folded 6→4 map, a square, and an unfolded 4→2 map; lanes of 16
+/// slots, so a ciphertext of n = 1024 holds 64 images.
+pub(super) fn packed_toy_plan() -> Plan {
+    let n = 1024;
+    let q = ntt_primes(50, n, 4, &[]).unwrap();
+    let register = |name: &str, len: usize, value_bits: f64, depth: u32| RegisterInfo {
+        name: name.into(),
+        len,
+        value_bits,
+        depth,
+        level: 3,
+        ct_size: 2,
+        noise_budget_bits: 10.0,
+        calibrated_value_bits: None,
+    };
+    Plan {
+        format_version: PLAN_FORMAT_VERSION,
+        model: "packed toy".into(),
+        params: PlanParams {
+            degree: n,
+            q_primes: q[..3].to_vec(),
+            special_primes: vec![q[3]],
+            plain_primes: vec![65537, 40961],
+            security_bits: 0,
+            scheme: Default::default(),
+        },
+        input: InputEncoding {
+            register: 0,
+            shape: vec![6],
+            raw_min: 0.0,
+            raw_max: 7.0,
+            scale: 1.0,
+            max_abs: 7,
+            features: (0..6).collect(),
+        },
+        registers: vec![
+            register("input", 6, 3.0, 0),
+            register("fc1", 4, 9.0, 0),
+            register("act", 4, 18.0, 1),
+            register("fc2", 2, 22.0, 1),
+        ],
+        steps: vec![
+            Step::Linear {
+                name: "fc1".into(),
+                inputs: vec![0],
+                output: 1,
+                matrix: dense(4, 6, |r, c| ((r * 5 + c * 3) % 7) as i64 - 3),
+                bias: vec![1, -2, 0, 5],
+            },
+            Step::Square {
+                name: "act".into(),
+                input: 1,
+                output: 2,
+            },
+            Step::Relinearize { register: 2 },
+            Step::Linear {
+                name: "fc2".into(),
+                inputs: vec![2],
+                output: 3,
+                matrix: dense(2, 4, |r, c| (r as i64 + 1) * (c as i64 - 1)),
+                bias: vec![-7, 3],
+            },
+        ],
+        output: OutputDecoding {
+            register: 3,
+            scale: 1.0,
+            class_names: vec![],
+        },
+        depth: 1,
+        predicted_noise_budget_bits: 10.0,
+        compression: Default::default(),
+        calibration: None,
+        packing: Some(Packing {
+            lane: 16,
+            layouts: vec![
+                (8..14).collect(),
+                (0..4).collect(),
+                (0..4).collect(),
+                vec![5, 9],
+            ],
+            linears: vec![
+                LinearPacking {
+                    fold_stride: 4,
+                    fold_parts: 4,
+                    baby_steps: 2,
+                },
+                LinearPacking {
+                    fold_stride: 0,
+                    fold_parts: 1,
+                    baby_steps: 2,
+                },
+            ],
+        }),
+    }
+}
+
+#[test]
+fn packed_images_decrypt_to_the_reference_across_chunks() {
+    let context = Context::new(packed_toy_plan()).unwrap();
+    assert_eq!(context.slots(), 64);
+    assert_eq!(
+        (context.input_ciphertexts(), context.output_ciphertexts()),
+        (1, 1)
+    );
+    let mut rng = ChaCha20Rng::seed_from_u64(7);
+    let keys = context.keygen(&mut rng).unwrap();
+    let images = 64 + 5;
+    let raw: Vec<f32> = (0..images * 6).map(|i| ((i * 7) % 8) as f32).collect();
+    let (batch, _) = context
+        .encrypt(EncryptionKey::Client(&keys.client), &raw, &mut rng, &|_| {})
+        .unwrap();
+    assert_eq!(batch.chunks.len(), 2);
+    let bytes = context
+        .batch_to_bytes(ContainerKind::Batch, &batch)
+        .unwrap();
+    let batch = context
+        .batch_from_bytes(ContainerKind::Batch, &bytes)
+        .unwrap();
+    let server = ServerKey::from_bytes(&context, &keys.server.to_bytes()).unwrap();
+    let result = context.eval(&server, batch, &NoProgress).unwrap();
+    let decrypted = context.decrypt(&keys.client, &result).unwrap();
+    assert_eq!(decrypted.scores, context.reference(&raw).unwrap());
+    assert!(decrypted.min_noise_budget_bits > 0);
+}
+
+#[test]
+fn packed_evaluation_keys_must_hold_exactly_the_plans_rotations() {
+    let context = Context::new(packed_toy_plan()).unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(8);
+    let keys = context.keygen(&mut rng).unwrap();
+    let needed = context
+        .plan()
+        .packing
+        .as_ref()
+        .unwrap()
+        .galois_elements(context.plan())
+        .unwrap();
+    assert_eq!(keys.server.galois().unwrap().elements(), needed);
+    let bytes = keys.server.to_bytes();
+    assert_eq!(&bytes[..4], MAGIC_PACKED_EVAL_KEYS);
+    for cut in [3, 10, bytes.len() / 2, bytes.len() - 1] {
+        assert!(
+            ServerKey::from_bytes(&context, &bytes[..cut]).is_err(),
+            "cut {cut}"
+        );
+    }
+    // A relinearisation key alone is not enough for a packed plan.
+    let relin_only = ServerKey::from(crate::bfv::RelinKey::new(keys.client.secret(), &mut rng));
+    assert!(ServerKey::from_bytes(&context, &relin_only.to_bytes()).is_err());
+    let (batch, _) = context
+        .encrypt(
+            EncryptionKey::Client(&keys.client),
+            &[1.0; 6],
+            &mut rng,
+            &|_| {},
+        )
+        .unwrap();
+    let err = context.eval(&relin_only, batch, &NoProgress).unwrap_err();
+    assert!(matches!(err, SessionError::MissingGaloisKeys), "{err}");
+}
