@@ -1,6 +1,7 @@
 //! Rotation benchmarks at n=8192 (218-bit modulus) and n=16384 (438-bit modulus), the sets of
 //! the `bfv` bench: one row rotation, eight rotations of one ciphertext hoisted against eight
-//! single ones, the column swap, and Galois key generation per element.
+//! single ones, the column swap, Galois key generation per element, and the diagonal method's
+//! inner loop (a ciphertext to evaluation form, a diagonal encoded, 16 products summed).
 //! `cargo bench -p veil-runtime --bench rotate -- --warm-up-time 1 --measurement-time 3`;
 //! `VEIL_BENCH_8192_ONLY=1` skips the larger set.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -85,6 +86,25 @@ fn bench_rotate(c: &mut Criterion) {
                     .map(|&s| ev.rotate_rows(black_box(&ct), s, &gk).unwrap())
                     .collect::<Vec<_>>()
             })
+        });
+        // The diagonal method's inner loop: one ciphertext to evaluation form, one diagonal
+        // encoded and lifted, and a sum of 16 diagonal products.
+        let pt = enc.encode(&values).unwrap();
+        let level = ct.level();
+        let ntt_ct = ev.to_ntt(&ct).unwrap();
+        let ntt_pt = ev.plain_to_ntt(&pt, level).unwrap();
+        g.bench_function(format!("to_ntt/{label}"), |b| {
+            b.iter(|| ev.to_ntt(black_box(&ct)).unwrap())
+        });
+        g.bench_function(format!("encode_diagonal/{label}"), |b| {
+            b.iter(|| {
+                let pt = enc.encode(black_box(&values)).unwrap();
+                ev.plain_to_ntt(&pt, level).unwrap()
+            })
+        });
+        let terms: Vec<_> = (0..16).map(|_| (&ntt_ct, &ntt_pt)).collect();
+        g.bench_function(format!("dot_plain_16/{label}"), |b| {
+            b.iter(|| ev.dot_plain(black_box(&terms)).unwrap())
         });
         let one = [row_rotation_element(n, 1)];
         g.bench_function(format!("galois_keygen_per_element/{label}"), |b| {

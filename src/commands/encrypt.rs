@@ -40,7 +40,7 @@ pub fn run(args: EncryptArgs) -> Result<(), CliError> {
     let batch = context.new_batch(key, images.count(), &mut rng)?;
     let chunks = context.chunks_for(images.count());
     let primes = context.params().len();
-    let values = context.plan().input.features.len();
+    let values = context.input_ciphertexts();
     let total = (chunks * primes * values) as u64;
     let mut out = create_container(&context, ContainerKind::Batch, &batch, 0..chunks, &args.out)?;
     let bar = StepBar::new("encrypt", total, false);

@@ -49,7 +49,7 @@
 //! to be read whole) and 3 (every ciphertext whole) are refused with a message naming the
 //! version.
 
-use super::keys::{MAGIC_BGV_EVAL_KEYS, MAGIC_BGV_PUBLIC_KEYS};
+use super::keys::{MAGIC_BGV_EVAL_KEYS, MAGIC_BGV_PUBLIC_KEYS, MAGIC_PACKED_EVAL_KEYS};
 use super::Ciphertext;
 use super::{BatchId, BatchInfo, Context, EncryptedBatch, EncryptedChunk};
 use crate::bfv::KeyId;
@@ -126,7 +126,10 @@ pub fn key_kind(bytes: &[u8]) -> Option<KeyKind> {
         Some(KeyKind::Secret)
     } else if bytes.starts_with(MAGIC_PUBLIC_KEY) || bytes.starts_with(MAGIC_BGV_PUBLIC_KEYS) {
         Some(KeyKind::Public)
-    } else if bytes.starts_with(MAGIC_RELIN_KEY) || bytes.starts_with(MAGIC_BGV_EVAL_KEYS) {
+    } else if bytes.starts_with(MAGIC_RELIN_KEY)
+        || bytes.starts_with(MAGIC_BGV_EVAL_KEYS)
+        || bytes.starts_with(MAGIC_PACKED_EVAL_KEYS)
+    {
         Some(KeyKind::Eval)
     } else {
         None

@@ -12,6 +12,10 @@ use crate::bfv::encoding::Plaintext;
 use crate::math::{Ntt, RnsPoly};
 use rayon::prelude::*;
 
+/// Products summed in 128 bits between reductions: 31 products below 2^122 plus a reduced
+/// residue stay below 2^127.
+const LAZY_TERMS: usize = 31;
+
 /// A ciphertext's components in evaluation (NTT) form, ready for many plaintext products.
 #[derive(Clone, Debug)]
 pub struct NttCiphertext {
@@ -121,12 +125,23 @@ impl Evaluator {
                     .zip(moduli)
                     .enumerate()
                     .for_each(|(limb, (out, q))| {
-                        for (ct, pt) in terms {
-                            let a = ct.polys[component].limb(limb);
-                            let b = pt.poly.limb(limb);
-                            for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
-                                *o = q.add(*o, q.mul(x, y));
+                        // Products of two residues below 2^61 are below 2^122, so 32 of them
+                        // add up without overflow: reduce once per 32 terms.
+                        let mut wide = vec![0u128; n];
+                        for batch in terms.chunks(LAZY_TERMS) {
+                            for (ct, pt) in batch {
+                                let a = ct.polys[component].limb(limb);
+                                let b = pt.poly.limb(limb);
+                                for ((w, &x), &y) in wide.iter_mut().zip(a).zip(b) {
+                                    *w += u128::from(x) * u128::from(y);
+                                }
                             }
+                            for w in wide.iter_mut() {
+                                *w = u128::from(q.reduce_u128(*w));
+                            }
+                        }
+                        for (o, w) in out.iter_mut().zip(wide) {
+                            *o = w as u64;
                         }
                     });
                 acc.into_coeff(tables)
