@@ -55,6 +55,14 @@ pub struct BenchReport {
     pub threads: usize,
     /// Ring degree.
     pub n: usize,
+    /// The plan's layout: `slots` (one image per slot) or `packed` (one image per lane).
+    pub layout: &'static str,
+    /// Images one ciphertext serves (n in the slot layout).
+    pub images_per_ciphertext: usize,
+    /// Bytes of the evaluation-key file (relinearisation and Galois keys), uploaded once.
+    pub eval_key_bytes: usize,
+    /// Galois keys in it (0 in the slot layout).
+    pub galois_keys: usize,
     /// Plaintext primes (one circuit run each).
     pub plain_primes: usize,
     /// Seconds: key generation.
@@ -178,7 +186,15 @@ fn bench(args: &BenchArgs) -> Result<(), CliError> {
     let report = BenchReport {
         images: count,
         threads: rayon::current_num_threads(),
-        n,
+        n: context.plan().params.degree,
+        layout: if context.plan().packing.is_some() {
+            "packed"
+        } else {
+            "slots"
+        },
+        images_per_ciphertext: n,
+        eval_key_bytes: keys.server.to_bytes().len(),
+        galois_keys: keys.server.galois().map_or(0, |g| g.len()),
         plain_primes: context.params().len(),
         keygen_seconds,
         encrypt_seconds,
@@ -208,8 +224,8 @@ fn format_report(r: &BenchReport) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "benchmark: {} images (n = {}), {} plaintext prime(s), {} threads",
-        r.images, r.n, r.plain_primes, r.threads
+        "benchmark: {} images (n = {}, {} layout, {} images per ciphertext), {} plaintext prime(s), {} threads",
+        r.images, r.n, r.layout, r.images_per_ciphertext, r.plain_primes, r.threads
     );
     let _ = writeln!(out, "  {:<40} {:>9}", "phase", "seconds");
     let _ = writeln!(out, "  {:<40} {:>9.3}", "keygen", r.keygen_seconds);
@@ -234,6 +250,12 @@ fn format_report(r: &BenchReport) -> String {
         "  per image: {} up, {} down",
         human_bytes(r.upload_bytes_per_image),
         human_bytes(r.download_bytes_per_image)
+    );
+    let _ = writeln!(
+        out,
+        "  evaluation keys: {} ({} Galois keys), uploaded once",
+        human_bytes(r.eval_key_bytes as f64),
+        r.galois_keys
     );
     if let Some(peak) = r.peak_memory_bytes {
         let _ = writeln!(out, "  peak memory: {}", human_bytes(peak as f64));
