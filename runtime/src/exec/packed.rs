@@ -6,17 +6,149 @@
 //! ciphertext. A `Linear` follows its [`LinearSchedule`]: the baby rotations of each input are
 //! hoisted ([`Evaluator::rotate_many`]) and transformed once, every giant step sums its
 //! diagonal products in evaluation form ([`Evaluator::dot_plain`]) and is rotated once, the
-//! fold adds the partial sums, and the bias is added as a plaintext vector. Diagonals are
-//! encoded when the step runs, with every image lane of the ciphertext filled alike.
+//! fold adds the partial sums, and the bias is added as a plaintext vector. A diagonal fills
+//! every image lane of the ciphertext alike; it is encoded when the step runs unless the
+//! backend was given [`PreparedDiagonals`], which a server makes once per plan and prime.
 
 use super::{Backend, EncryptedBackend, ExecError};
 use crate::bfv::{
-    BfvParameters, Ciphertext, EvalError, Evaluator, GaloisKeys, NttCiphertext, Plaintext, RelinKey,
+    BfvParameters, Ciphertext, EvalError, Evaluator, GaloisKeys, NttCiphertext, NttPlaintext,
+    Plaintext, RelinKey,
 };
 use crate::plan::packing::{GiantStep, LinearSchedule};
-use crate::plan::{IntMatrix, Packing, Plan};
+use crate::plan::{IntMatrix, Packing, Plan, Step};
 use rayon::prelude::*;
 use std::sync::Arc;
+
+/// A packed plan's diagonals for one plaintext prime, encoded and transformed once at the
+/// level each `Linear` runs at: what a server keeps between requests, so that evaluation
+/// only multiplies. `diagonals[k][g][i]` is term `i` of giant step `g` of the `k`-th `Linear`.
+#[derive(Debug)]
+pub struct PreparedDiagonals {
+    params_fingerprint: u64,
+    diagonals: Vec<Vec<Vec<NttPlaintext>>>,
+}
+
+impl PreparedDiagonals {
+    /// Encodes every diagonal of `plan` (which must be packed) under `params`, at the level
+    /// its step reads (a replay of the program's modulus switches from the top level).
+    pub fn new(plan: &Plan, params: &Arc<BfvParameters>) -> Result<Self, ExecError> {
+        let packing = plan.packing.as_ref().ok_or_else(not_packed)?;
+        let schedules = packing
+            .schedules(plan)
+            .map_err(|e| ExecError::Backend(e.into()))?;
+        let levels = linear_levels(plan);
+        let evaluator = Evaluator::new(params);
+        let encoder = crate::bfv::Encoder::new(params);
+        let diagonals = schedules
+            .iter()
+            .zip(levels)
+            .map(|(sched, level)| {
+                sched
+                    .giants
+                    .par_iter()
+                    .map(|g| {
+                        g.terms
+                            .iter()
+                            .map(|term| {
+                                let pt = diagonal_plaintext(&encoder, packing, &term.entries)?;
+                                Ok(evaluator.plain_to_ntt(&pt, level)?)
+                            })
+                            .collect::<Result<Vec<_>, ExecError>>()
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(PreparedDiagonals {
+            params_fingerprint: params.fingerprint(),
+            diagonals,
+        })
+    }
+
+    /// The prepared term, if it was prepared for this level.
+    fn get(&self, linear: usize, giant: usize, term: usize, level: usize) -> Option<&NttPlaintext> {
+        self.diagonals
+            .get(linear)?
+            .get(giant)?
+            .get(term)
+            .filter(|pt| pt.level() == level)
+    }
+}
+
+/// The level every `Linear` step of `plan` reads its inputs at: fresh inputs at the top, each
+/// register at its producer's level until a switch lowers it.
+fn linear_levels(plan: &Plan) -> Vec<usize> {
+    let mut level = vec![plan.params.q_primes.len(); plan.registers.len()];
+    let mut out = Vec::new();
+    for step in &plan.steps {
+        match step {
+            Step::Linear { inputs, output, .. } => {
+                let at = inputs
+                    .first()
+                    .and_then(|&r| level.get(r))
+                    .copied()
+                    .unwrap_or(0);
+                out.push(at);
+                if let Some(l) = level.get_mut(*output) {
+                    *l = at;
+                }
+            }
+            Step::Square { input, output, .. } => {
+                let at = level.get(*input).copied().unwrap_or(0);
+                if let Some(l) = level.get_mut(*output) {
+                    *l = at;
+                }
+            }
+            Step::ModSwitch {
+                register,
+                level: to,
+            } => {
+                if let Some(l) = level.get_mut(*register) {
+                    *l = *to;
+                }
+            }
+            Step::Relinearize { .. } => {}
+        }
+    }
+    out
+}
+
+fn not_packed() -> ExecError {
+    ExecError::Backend("the plan has no packed layout to run".to_string().into())
+}
+
+/// The plaintext with the diagonal `entries` (lane offset, weight) in every image lane.
+fn diagonal_plaintext(
+    encoder: &crate::bfv::Encoder,
+    packing: &Packing,
+    entries: &[(i64, i64)],
+) -> Result<Plaintext, ExecError> {
+    let t = encoder.params().plain();
+    lane_plaintext(
+        encoder,
+        packing,
+        entries.iter().map(|&(o, w)| (o, t.reduce_i64(w))),
+    )
+}
+
+/// The plaintext with `entries` (lane offset, value mod t) placed in every image lane.
+fn lane_plaintext(
+    encoder: &crate::bfv::Encoder,
+    packing: &Packing,
+    entries: impl Iterator<Item = (i64, u64)> + Clone,
+) -> Result<Plaintext, ExecError> {
+    let n = encoder.params().degree();
+    let mut slots = vec![0u64; n];
+    for image in 0..packing.images_per_ciphertext(n) {
+        let base = packing.lane_base(n, image);
+        for (offset, value) in entries.clone() {
+            slots[Packing::slot_at(n, base, offset)] = value;
+        }
+    }
+    encoder
+        .encode_unsigned(&slots)
+        .map_err(|e| ExecError::Backend(Box::new(e)))
+}
 
 /// Runs a packed plan's steps on BFV ciphertexts of one plaintext prime.
 #[derive(Debug)]
@@ -28,6 +160,7 @@ pub struct PackedBackend<'k> {
     packing: Packing,
     /// Per Linear step: its schedule and its output layout (where the bias goes).
     linears: Vec<(LinearSchedule, Vec<u32>)>,
+    prepared: Option<Arc<PreparedDiagonals>>,
 }
 
 impl<'k> PackedBackend<'k> {
@@ -39,14 +172,12 @@ impl<'k> PackedBackend<'k> {
         relin_key: &'k RelinKey,
         galois: &'k GaloisKeys,
     ) -> Result<Self, ExecError> {
-        let packing = plan.packing.clone().ok_or_else(|| {
-            ExecError::Backend("the plan has no packed layout to run".to_string().into())
-        })?;
+        let packing = plan.packing.clone().ok_or_else(not_packed)?;
         let schedules = packing
             .schedules(plan)
             .map_err(|e| ExecError::Backend(e.into()))?;
         let outputs = plan.steps.iter().filter_map(|s| match s {
-            crate::plan::Step::Linear { output, .. } => packing.layouts.get(*output).cloned(),
+            Step::Linear { output, .. } => packing.layouts.get(*output).cloned(),
             _ => None,
         });
         let linears = schedules.into_iter().zip(outputs).collect();
@@ -57,52 +188,58 @@ impl<'k> PackedBackend<'k> {
             galois,
             packing,
             linears,
+            prepared: None,
         })
+    }
+
+    /// Uses `prepared` (made by [`PreparedDiagonals::new`] for this plan and these
+    /// parameters) instead of encoding the diagonals at every step; ignored when made for
+    /// other parameters.
+    pub fn with_prepared(mut self, prepared: Arc<PreparedDiagonals>) -> Self {
+        if prepared.params_fingerprint == self.evaluator.params().fingerprint() {
+            self.prepared = Some(prepared);
+        }
+        self
     }
 
     fn degree(&self) -> usize {
         self.evaluator.params().degree()
     }
 
-    /// The plaintext with `entries` (lane offset, value mod t) placed in every image lane.
-    fn lane_plaintext(
-        &self,
-        entries: impl Iterator<Item = (i64, u64)> + Clone,
-    ) -> Result<Plaintext, ExecError> {
-        let n = self.degree();
-        let mut slots = vec![0u64; n];
-        for image in 0..self.packing.images_per_ciphertext(n) {
-            let base = self.packing.lane_base(n, image);
-            for (offset, value) in entries.clone() {
-                slots[Packing::slot_at(n, base, offset)] = value;
-            }
-        }
-        self.encoder
-            .encode_unsigned(&slots)
-            .map_err(|e| ExecError::Backend(Box::new(e)))
-    }
-
-    /// One giant step: its diagonal products summed, then rotated.
+    /// One giant step (`index` = (Linear step, giant step)): its diagonal products summed,
+    /// then rotated. Prepared diagonals are used where they match the level; the others are
+    /// encoded here.
     fn giant(
         &self,
+        (linear, index): (usize, usize),
         giant: &GiantStep,
         babies: &[Vec<(i64, NttCiphertext)>],
     ) -> Result<Ciphertext, ExecError> {
-        let t = self.evaluator.params().plain();
-        let mut pts = Vec::with_capacity(giant.terms.len());
         let mut cts = Vec::with_capacity(giant.terms.len());
-        for term in &giant.terms {
+        let mut encoded = Vec::new();
+        for (i, term) in giant.terms.iter().enumerate() {
             let ct = babies
                 .get(term.input)
                 .and_then(|b| b.iter().find(|(beta, _)| *beta == term.baby))
                 .map(|(_, ct)| ct)
                 .ok_or(EvalError::Empty)?;
-            let pt =
-                self.lane_plaintext(term.entries.iter().map(|&(o, w)| (o, t.reduce_i64(w))))?;
-            pts.push(self.evaluator.plain_to_ntt(&pt, ct.level())?);
-            cts.push(ct);
+            let level = ct.level();
+            let ready = self
+                .prepared
+                .as_ref()
+                .and_then(|p| p.get(linear, index, i, level));
+            if ready.is_none() {
+                let pt = diagonal_plaintext(&self.encoder, &self.packing, &term.entries)?;
+                encoded.push(self.evaluator.plain_to_ntt(&pt, level)?);
+            }
+            cts.push((ct, ready));
         }
-        let terms: Vec<_> = cts.into_iter().zip(&pts).collect();
+        let mut fresh = encoded.iter();
+        let terms = cts
+            .into_iter()
+            .map(|(ct, ready)| ready.or_else(|| fresh.next()).map(|pt| (ct, pt)))
+            .collect::<Option<Vec<_>>>()
+            .ok_or(EvalError::Empty)?;
         let sum = self.evaluator.dot_plain(&terms)?;
         self.rotate(&sum, giant.rotation)
     }
@@ -185,7 +322,8 @@ impl Backend for PackedBackend<'_> {
         let parts = sched
             .giants
             .par_iter()
-            .map(|g| self.giant(g, &babies))
+            .enumerate()
+            .map(|(g, giant)| self.giant((index, g), giant, &babies))
             .collect::<Result<Vec<_>, _>>()?;
         drop(babies);
         let mut parts = parts.into_iter();
@@ -206,9 +344,8 @@ impl Backend for PackedBackend<'_> {
                 .iter()
                 .zip(bias)
                 .map(|(&s, &b)| (i64::from(s), t.reduce_i128(b)));
-            acc = self
-                .evaluator
-                .add_plain(&acc, &self.lane_plaintext(entries)?)?;
+            let pt = lane_plaintext(&self.encoder, &self.packing, entries)?;
+            acc = self.evaluator.add_plain(&acc, &pt)?;
         }
         Ok(vec![acc])
     }

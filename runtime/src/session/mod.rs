@@ -54,11 +54,11 @@ pub use wire::{
 };
 
 use crate::bfv::{BfvParameters, KeyId};
-use crate::exec::{run_plan, ExactBackend, NoProgress};
+use crate::exec::{run_plan, ExactBackend, NoProgress, PreparedDiagonals};
 use crate::plan::Plan;
 use rand::{CryptoRng, RngCore};
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// A plan with the BFV parameters of each of its plaintext primes: everything both sides
 /// share, and nothing secret.
@@ -67,6 +67,9 @@ pub struct Context {
     plan: Plan,
     fingerprint: u64,
     params: Vec<Arc<BfvParameters>>,
+    /// A packed plan's diagonals per plaintext prime, encoded on first use and kept (see
+    /// [`Context::prepare`]).
+    prepared: Vec<OnceLock<Arc<PreparedDiagonals>>>,
 }
 
 crate::random_id::random_id! {
@@ -116,11 +119,39 @@ impl Context {
         plan.validate()?;
         let params = plan.bfv_parameters()?;
         let fingerprint = plan.fingerprint();
+        let prepared = params.iter().map(|_| OnceLock::new()).collect();
         Ok(Context {
             plan,
             fingerprint,
             params,
+            prepared,
         })
+    }
+
+    /// Encodes a packed plan's diagonals for every plaintext prime now, rather than on the
+    /// first evaluation (a server does this once, before requests arrive; `veil bench` times
+    /// it apart). Nothing to do for a slot-layout plan.
+    pub fn prepare(&self) -> Result<(), SessionError> {
+        for prime in 0..self.params.len() {
+            self.prepared(prime)?;
+        }
+        Ok(())
+    }
+
+    /// The packed plan's prepared diagonals for prime `prime` (`None` for a slot plan).
+    fn prepared(&self, prime: usize) -> Result<Option<Arc<PreparedDiagonals>>, SessionError> {
+        let (Some(_), Some(cell), Some(params)) = (
+            &self.plan.packing,
+            self.prepared.get(prime),
+            self.params.get(prime),
+        ) else {
+            return Ok(None);
+        };
+        if let Some(ready) = cell.get() {
+            return Ok(Some(ready.clone()));
+        }
+        let made = Arc::new(PreparedDiagonals::new(&self.plan, params)?);
+        Ok(Some(cell.get_or_init(|| made).clone()))
     }
 
     /// The plan.

@@ -54,12 +54,13 @@ impl Context {
                         inputs,
                         progress,
                     )?,
-                    (Some(_), Some(galois)) => run_plan(
-                        &self.plan,
-                        &PackedBackend::new(&self.plan, params, key, galois)?,
-                        inputs,
-                        progress,
-                    )?,
+                    (Some(_), Some(galois)) => {
+                        let mut backend = PackedBackend::new(&self.plan, params, key, galois)?;
+                        if let Some(prepared) = self.prepared(prime)? {
+                            backend = backend.with_prepared(prepared);
+                        }
+                        run_plan(&self.plan, &backend, inputs, progress)?
+                    }
                     (Some(_), None) => return Err(SessionError::MissingGaloisKeys),
                 };
                 wrap(self.round_for_download(outputs)?, Ciphertext::Bfv)

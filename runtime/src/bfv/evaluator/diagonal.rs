@@ -32,6 +32,13 @@ pub struct NttPlaintext {
     fingerprint: u64,
 }
 
+impl NttPlaintext {
+    /// The level it was lifted to.
+    pub fn level(&self) -> usize {
+        self.level
+    }
+}
+
 impl NttCiphertext {
     /// The level the components are at.
     pub fn level(&self) -> usize {
