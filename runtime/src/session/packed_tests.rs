@@ -154,6 +154,56 @@ fn packed_images_decrypt_to_the_reference_across_chunks() {
     assert!(decrypted.min_noise_budget_bits > 0);
 }
 
+/// The toy plan with the square switched down a level before the second map.
+fn switched_toy_plan() -> Plan {
+    let mut plan = packed_toy_plan();
+    plan.steps.insert(
+        3,
+        Step::ModSwitch {
+            register: 2,
+            level: 2,
+        },
+    );
+    for r in [2, 3] {
+        plan.registers[r].level = 2;
+    }
+    plan
+}
+
+#[test]
+fn prepared_and_fresh_diagonals_give_the_same_ciphertexts_at_every_level() {
+    for plan in [packed_toy_plan(), switched_toy_plan()] {
+        let context = Context::new(plan.clone()).unwrap();
+        let mut rng = ChaCha20Rng::seed_from_u64(9);
+        let keys = context.keygen(&mut rng).unwrap();
+        let raw: Vec<f32> = (0..3 * 6).map(|i| (i % 8) as f32).collect();
+        let encrypt = |rng: &mut ChaCha20Rng| {
+            context
+                .encrypt(EncryptionKey::Public(&keys.public), &raw, rng, &|_| {})
+                .unwrap()
+                .0
+        };
+        let params = &context.params()[0];
+        let relin = keys.server.bfv().unwrap();
+        let galois = keys.server.galois().unwrap();
+        let fresh = crate::exec::PackedBackend::new(&plan, params, relin, galois).unwrap();
+        let prepared = Arc::new(crate::exec::PreparedDiagonals::new(&plan, params).unwrap());
+        let ready = crate::exec::PackedBackend::new(&plan, params, relin, galois)
+            .unwrap()
+            .with_prepared(prepared);
+        let batch = encrypt(&mut rng);
+        let input = batch.chunks[0].values[0][0].clone().into_bfv().unwrap();
+        let a = crate::exec::run_plan(&plan, &fresh, vec![input.clone()], &NoProgress).unwrap();
+        let b = crate::exec::run_plan(&plan, &ready, vec![input], &NoProgress).unwrap();
+        assert_eq!(a, b);
+        let result = context
+            .eval(&keys.server, encrypt(&mut rng), &NoProgress)
+            .unwrap();
+        let scores = context.decrypt(&keys.client, &result).unwrap().scores;
+        assert_eq!(scores, context.reference(&raw).unwrap());
+    }
+}
+
 #[test]
 fn packed_evaluation_keys_must_hold_exactly_the_plans_rotations() {
     let context = Context::new(packed_toy_plan()).unwrap();
