@@ -32,7 +32,9 @@ mod serial;
 
 // What BGV shares with BFV below the public surface: key-switching kernels, key
 // generation, serialisation helpers.
-pub(crate) use evaluator::{decompose, dot_polys, key_inner_product, mul_scalar_polys, KeyBasis};
+pub(crate) use evaluator::{
+    check_terms, decompose, dot_ntt, dot_polys, key_inner_product, mul_scalar_polys, KeyBasis,
+};
 #[cfg(test)]
 pub(crate) use keys::phase_norm;
 pub(crate) use keys::{budget_bits, check_ring, expand_a, switching_b};

@@ -27,9 +27,9 @@ pub struct NttCiphertext {
 /// A plaintext's centred lift to the q primes of one level, in evaluation form.
 #[derive(Clone, Debug)]
 pub struct NttPlaintext {
-    poly: RnsPoly<Ntt>,
-    level: usize,
-    fingerprint: u64,
+    pub(crate) poly: RnsPoly<Ntt>,
+    pub(crate) level: usize,
+    pub(crate) fingerprint: u64,
 }
 
 impl NttPlaintext {
@@ -89,73 +89,111 @@ impl Evaluator {
         &self,
         terms: &[(&NttCiphertext, &NttPlaintext)],
     ) -> Result<Ciphertext, EvalError> {
-        let (first, _) = terms.first().ok_or(EvalError::Empty)?;
-        let (level, size) = (first.level, first.polys.len());
-        let fingerprint = self.params.fingerprint();
-        for (ct, pt) in terms {
-            if ct.fingerprint != fingerprint || pt.fingerprint != fingerprint {
+        let (level, size) = check_terms(
+            self.params.fingerprint(),
+            terms
+                .iter()
+                .map(|(ct, pt)| ((ct.fingerprint, ct.level, ct.polys.len()), *pt)),
+        )?;
+        let tables = self.params.ring().q_tables(level);
+        let polys = dot_ntt(
+            terms_of(terms),
+            self.moduli(level),
+            self.params.degree(),
+            size,
+        )
+        .into_par_iter()
+        .map(|p| p.into_coeff(tables))
+        .collect();
+        Ok(Ciphertext::new(self.params.clone(), polys, level))
+    }
+}
+
+/// Checks the terms of a `dot_plain`, each given as ((ciphertext parameters fingerprint, level,
+/// size), plaintext): at least one, all made for parameters `fingerprint`, at one level and
+/// of one size. Returns that level and size.
+pub(crate) fn check_terms<'a>(
+    fingerprint: u64,
+    terms: impl Iterator<Item = ((u64, usize, usize), &'a NttPlaintext)>,
+) -> Result<(usize, usize), EvalError> {
+    let mut shape = None;
+    for ((ct_fingerprint, level, size), pt) in terms {
+        for found in [ct_fingerprint, pt.fingerprint] {
+            if found != fingerprint {
                 return Err(EvalError::ParamsMismatch {
                     expected: fingerprint,
-                    found: if ct.fingerprint != fingerprint {
-                        ct.fingerprint
-                    } else {
-                        pt.fingerprint
-                    },
-                });
-            }
-            if ct.level != level || pt.level != level {
-                return Err(EvalError::LevelMismatch {
-                    left: level,
-                    right: if ct.level != level {
-                        ct.level
-                    } else {
-                        pt.level
-                    },
-                });
-            }
-            if ct.polys.len() != size {
-                return Err(EvalError::UnsupportedSize {
-                    size: ct.polys.len(),
-                    max: size,
+                    found,
                 });
             }
         }
-        let n = self.params.degree();
-        let moduli = self.moduli(level);
-        let tables = self.params.ring().q_tables(level);
-        let polys = (0..size)
-            .into_par_iter()
-            .map(|component| {
-                let mut acc = RnsPoly::<Ntt>::zero(level, n);
-                acc.data_mut()
-                    .par_chunks_exact_mut(n)
-                    .zip(moduli)
-                    .enumerate()
-                    .for_each(|(limb, (out, q))| {
-                        // Products of two residues below 2^61 are below 2^122, so 32 of them
-                        // add up without overflow: reduce once per 32 terms.
-                        let mut wide = vec![0u128; n];
-                        for batch in terms.chunks(LAZY_TERMS) {
-                            for (ct, pt) in batch {
-                                let a = ct.polys[component].limb(limb);
-                                let b = pt.poly.limb(limb);
-                                for ((w, &x), &y) in wide.iter_mut().zip(a).zip(b) {
-                                    *w += u128::from(x) * u128::from(y);
-                                }
-                            }
-                            for w in wide.iter_mut() {
-                                *w = u128::from(q.reduce_u128(*w));
-                            }
-                        }
-                        for (o, w) in out.iter_mut().zip(wide) {
-                            *o = w as u64;
-                        }
-                    });
-                acc.into_coeff(tables)
-            })
-            .collect();
-        Ok(Ciphertext::new(self.params.clone(), polys, level))
+        let (want_level, want_size) = *shape.get_or_insert((level, size));
+        for right in [level, pt.level] {
+            if right != want_level {
+                return Err(EvalError::LevelMismatch {
+                    left: want_level,
+                    right,
+                });
+            }
+        }
+        if size != want_size {
+            return Err(EvalError::UnsupportedSize {
+                size,
+                max: want_size,
+            });
+        }
     }
+    shape.ok_or(EvalError::Empty)
+}
+
+/// The (components, plaintext) pairs of `terms`.
+fn terms_of<'a>(
+    terms: &'a [(&'a NttCiphertext, &'a NttPlaintext)],
+) -> Vec<(&'a [RnsPoly<Ntt>], &'a RnsPoly<Ntt>)> {
+    terms
+        .iter()
+        .map(|(ct, pt)| (ct.polys.as_slice(), &pt.poly))
+        .collect()
+}
+
+/// `Σ_i pt_i ⊙ c_i` component by component, in evaluation form over `moduli` (every `c_i` has
+/// `size` components): the kernel BFV's and BGV's `dot_plain` share. Products of two residues
+/// below 2^61 are below 2^122, so they add up in 128 bits and are reduced once per
+/// [`LAZY_TERMS`].
+pub(crate) fn dot_ntt(
+    terms: Vec<(&[RnsPoly<Ntt>], &RnsPoly<Ntt>)>,
+    moduli: &[crate::math::Modulus],
+    n: usize,
+    size: usize,
+) -> Vec<RnsPoly<Ntt>> {
+    (0..size)
+        .into_par_iter()
+        .map(|component| {
+            let mut acc = RnsPoly::<Ntt>::zero(moduli.len(), n);
+            acc.data_mut()
+                .par_chunks_exact_mut(n)
+                .zip(moduli)
+                .enumerate()
+                .for_each(|(limb, (out, q))| {
+                    let mut wide = vec![0u128; n];
+                    for batch in terms.chunks(LAZY_TERMS) {
+                        for (ct, pt) in batch {
+                            let a = ct[component].limb(limb);
+                            let b = pt.limb(limb);
+                            for ((w, &x), &y) in wide.iter_mut().zip(a).zip(b) {
+                                *w += u128::from(x) * u128::from(y);
+                            }
+                        }
+                        for w in wide.iter_mut() {
+                            *w = u128::from(q.reduce_u128(*w));
+                        }
+                    }
+                    for (o, w) in out.iter_mut().zip(wide) {
+                        *o = w as u64;
+                    }
+                });
+            acc
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ mod multiply;
 mod rotate;
 
 pub(crate) use arithmetic::{dot_polys, mul_scalar_polys};
+pub(crate) use diagonal::{check_terms, dot_ntt};
 pub use diagonal::{NttCiphertext, NttPlaintext};
 pub(crate) use key_switch::{decompose, key_inner_product, KeyBasis};
 

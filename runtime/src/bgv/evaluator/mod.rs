@@ -3,6 +3,7 @@
 //! must. One file per operation family; this one holds the evaluator and the operand checks.
 
 mod arithmetic;
+mod diagonal;
 mod key_switch;
 mod mod_switch;
 mod multiply;
