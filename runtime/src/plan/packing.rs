@@ -117,6 +117,9 @@ impl LinearSchedule {
     }
 }
 
+/// A giant step's diagonals while they are collected: (input, baby β) → entries.
+type TermsByBaby = BTreeMap<(usize, i64), Vec<(i64, i64)>>;
+
 /// Builds the schedule of a packed `Linear`: `inputs` are the layouts of its input registers
 /// in order (the matrix's columns index their concatenation), `output` the layout of its
 /// output register. Errors name the first weight that cannot be placed.
@@ -156,8 +159,7 @@ pub fn linear_schedule(
         ));
     }
     let (f, parts, b) = (fold_stride as i64, fold_parts as i64, baby_steps as i64);
-    // giant G → (input, baby β) → entries.
-    let mut groups: BTreeMap<i64, BTreeMap<(usize, i64), Vec<(i64, i64)>>> = BTreeMap::new();
+    let mut groups: BTreeMap<i64, TermsByBaby> = BTreeMap::new();
     for (r, &out) in output.iter().enumerate() {
         let out = i64::from(out);
         for (c, w) in matrix.row(r).filter(|&(_, w)| w != 0) {
@@ -475,7 +477,7 @@ mod tests {
             ((0..5).map(|r| 40 + r).collect::<Vec<u32>>(), (0, 1, 1)),
             ((0..5).map(|r| 40 + r).collect(), (0, 1, 4)),
             ((0..5).map(|r| r + 2).collect(), (8, 8, 3)),
-            ((0..5).map(|r| r).collect(), (16, 4, 4)),
+            ((0..5).collect(), (16, 4, 4)),
         ] {
             let p = LinearPacking {
                 fold_stride: packing.0,
