@@ -150,28 +150,114 @@ fn lane_plaintext(
         .map_err(|e| ExecError::Backend(Box::new(e)))
 }
 
-/// Runs a packed plan's steps on BFV ciphertexts of one plaintext prime.
+/// What the packed executor needs from a scheme, beyond the slot-wise steps of its
+/// [`Backend`]: rotations with the server's Galois keys, ciphertexts in the form diagonal
+/// products read, and sums.
+pub trait PackedScheme: Sync {
+    /// A ciphertext.
+    type Ct: Clone + Send + Sync;
+    /// A ciphertext ready for many diagonal products (BFV: transformed; BGV: as it is).
+    type Ready: Send + Sync;
+    /// The scheme's backend for squares, relinearisations and switches.
+    type Slotwise: Backend<Value = Self::Ct>;
+
+    /// The slot-wise backend.
+    fn slotwise(&self) -> &Self::Slotwise;
+    /// `ct` rotated left by each of `steps` (none zero), hoisted.
+    fn rotate_many(&self, ct: &Self::Ct, steps: &[i64]) -> Result<Vec<Self::Ct>, ExecError>;
+    /// `ct` made ready for [`PackedScheme::dot_plain`].
+    fn ready(&self, ct: &Self::Ct) -> Result<Self::Ready, ExecError>;
+    /// The level of a ready ciphertext.
+    fn level(ready: &Self::Ready) -> usize;
+    /// `Σ pt_i ⊙ ct_i`.
+    fn dot_plain(&self, terms: &[(&Self::Ready, &NttPlaintext)]) -> Result<Self::Ct, ExecError>;
+    /// `a += b`.
+    fn add_assign(&self, a: &mut Self::Ct, b: &Self::Ct) -> Result<(), ExecError>;
+    /// `ct + pt` slot-wise.
+    fn add_plain(&self, ct: &Self::Ct, pt: &Plaintext) -> Result<Self::Ct, ExecError>;
+    /// A ciphertext of zeros like `ct` (a map without weights).
+    fn zero_like(&self, ct: &Self::Ct) -> Result<Self::Ct, ExecError>;
+}
+
+/// BFV for the packed executor.
 #[derive(Debug)]
-pub struct PackedBackend<'k> {
+pub struct BfvPacked<'k> {
     slotwise: EncryptedBackend<'k>,
     evaluator: Evaluator,
-    encoder: crate::bfv::Encoder,
     galois: &'k GaloisKeys,
+}
+
+impl<'k> BfvPacked<'k> {
+    /// BFV under `params` with the server's relinearisation and Galois keys.
+    pub fn new(
+        params: &Arc<BfvParameters>,
+        relin_key: &'k RelinKey,
+        galois: &'k GaloisKeys,
+    ) -> Self {
+        BfvPacked {
+            slotwise: EncryptedBackend::new(params, relin_key),
+            evaluator: Evaluator::new(params),
+            galois,
+        }
+    }
+}
+
+impl<'k> PackedScheme for BfvPacked<'k> {
+    type Ct = Ciphertext;
+    type Ready = NttCiphertext;
+    type Slotwise = EncryptedBackend<'k>;
+
+    fn slotwise(&self) -> &Self::Slotwise {
+        &self.slotwise
+    }
+
+    fn rotate_many(&self, ct: &Ciphertext, steps: &[i64]) -> Result<Vec<Ciphertext>, ExecError> {
+        Ok(self.evaluator.rotate_many(ct, steps, self.galois)?)
+    }
+
+    fn ready(&self, ct: &Ciphertext) -> Result<NttCiphertext, ExecError> {
+        Ok(self.evaluator.to_ntt(ct)?)
+    }
+
+    fn level(ready: &NttCiphertext) -> usize {
+        ready.level()
+    }
+
+    fn dot_plain(
+        &self,
+        terms: &[(&NttCiphertext, &NttPlaintext)],
+    ) -> Result<Ciphertext, ExecError> {
+        Ok(self.evaluator.dot_plain(terms)?)
+    }
+
+    fn add_assign(&self, a: &mut Ciphertext, b: &Ciphertext) -> Result<(), ExecError> {
+        Ok(self.evaluator.add_assign(a, b)?)
+    }
+
+    fn add_plain(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<Ciphertext, ExecError> {
+        Ok(self.evaluator.add_plain(ct, pt)?)
+    }
+
+    fn zero_like(&self, ct: &Ciphertext) -> Result<Ciphertext, ExecError> {
+        Ok(self.evaluator.mul_scalar(ct, 0)?)
+    }
+}
+
+/// Runs a packed plan's steps on the ciphertexts of one plaintext prime, in the scheme `S`.
+#[derive(Debug)]
+pub struct PackedBackend<S> {
+    scheme: S,
+    lift: Evaluator,
+    encoder: crate::bfv::Encoder,
     packing: Packing,
     /// Per Linear step: its schedule and its output layout (where the bias goes).
     linears: Vec<(LinearSchedule, Vec<u32>)>,
     prepared: Option<Arc<PreparedDiagonals>>,
 }
 
-impl<'k> PackedBackend<'k> {
-    /// A backend for `plan` (which must be packed) on ciphertexts under `params`, with the
-    /// server's relinearisation and Galois keys.
-    pub fn new(
-        plan: &Plan,
-        params: &Arc<BfvParameters>,
-        relin_key: &'k RelinKey,
-        galois: &'k GaloisKeys,
-    ) -> Result<Self, ExecError> {
+impl<S: PackedScheme> PackedBackend<S> {
+    /// A backend for `plan` (which must be packed) on ciphertexts under `params`, in `scheme`.
+    pub fn new(plan: &Plan, params: &Arc<BfvParameters>, scheme: S) -> Result<Self, ExecError> {
         let packing = plan.packing.clone().ok_or_else(not_packed)?;
         let schedules = packing
             .schedules(plan)
@@ -182,10 +268,9 @@ impl<'k> PackedBackend<'k> {
         });
         let linears = schedules.into_iter().zip(outputs).collect();
         Ok(PackedBackend {
-            slotwise: EncryptedBackend::new(params, relin_key),
-            evaluator: Evaluator::new(params),
+            scheme,
+            lift: Evaluator::new(params),
             encoder: crate::bfv::Encoder::new(params),
-            galois,
             packing,
             linears,
             prepared: None,
@@ -196,14 +281,14 @@ impl<'k> PackedBackend<'k> {
     /// parameters) instead of encoding the diagonals at every step; ignored when made for
     /// other parameters.
     pub fn with_prepared(mut self, prepared: Arc<PreparedDiagonals>) -> Self {
-        if prepared.params_fingerprint == self.evaluator.params().fingerprint() {
+        if prepared.params_fingerprint == self.lift.params().fingerprint() {
             self.prepared = Some(prepared);
         }
         self
     }
 
     fn degree(&self) -> usize {
-        self.evaluator.params().degree()
+        self.lift.params().degree()
     }
 
     /// One giant step (`index` = (Linear step, giant step)): its diagonal products summed,
@@ -213,8 +298,8 @@ impl<'k> PackedBackend<'k> {
         &self,
         (linear, index): (usize, usize),
         giant: &GiantStep,
-        babies: &[Vec<(i64, NttCiphertext)>],
-    ) -> Result<Ciphertext, ExecError> {
+        babies: &[Vec<(i64, S::Ready)>],
+    ) -> Result<S::Ct, ExecError> {
         let mut cts = Vec::with_capacity(giant.terms.len());
         let mut encoded = Vec::new();
         for (i, term) in giant.terms.iter().enumerate() {
@@ -223,14 +308,14 @@ impl<'k> PackedBackend<'k> {
                 .and_then(|b| b.iter().find(|(beta, _)| *beta == term.baby))
                 .map(|(_, ct)| ct)
                 .ok_or(EvalError::Empty)?;
-            let level = ct.level();
+            let level = S::level(ct);
             let ready = self
                 .prepared
                 .as_ref()
                 .and_then(|p| p.get(linear, index, i, level));
             if ready.is_none() {
                 let pt = diagonal_plaintext(&self.encoder, &self.packing, &term.entries)?;
-                encoded.push(self.evaluator.plain_to_ntt(&pt, level)?);
+                encoded.push(self.lift.plain_to_ntt(&pt, level)?);
             }
             cts.push((ct, ready));
         }
@@ -240,37 +325,44 @@ impl<'k> PackedBackend<'k> {
             .map(|(ct, ready)| ready.or_else(|| fresh.next()).map(|pt| (ct, pt)))
             .collect::<Option<Vec<_>>>()
             .ok_or(EvalError::Empty)?;
-        let sum = self.evaluator.dot_plain(&terms)?;
+        let sum = self.scheme.dot_plain(&terms)?;
         self.rotate(&sum, giant.rotation)
     }
 
-    fn rotate(&self, ct: &Ciphertext, steps: i64) -> Result<Ciphertext, ExecError> {
+    fn rotate(&self, ct: &S::Ct, steps: i64) -> Result<S::Ct, ExecError> {
         let half = (self.degree() / 2) as i64;
         if steps.rem_euclid(half) == 0 {
             return Ok(ct.clone());
         }
-        Ok(self.evaluator.rotate_rows(ct, steps, self.galois)?)
+        self.scheme
+            .rotate_many(ct, &[steps])?
+            .pop()
+            .ok_or_else(|| EvalError::Empty.into())
     }
 
-    /// Every baby rotation of every input, in evaluation form.
+    /// Every baby rotation of every input, ready for the diagonal products.
     fn babies(
         &self,
         sched: &LinearSchedule,
-        inputs: &[&Ciphertext],
-    ) -> Result<Vec<Vec<(i64, NttCiphertext)>>, ExecError> {
+        inputs: &[&S::Ct],
+    ) -> Result<Vec<Vec<(i64, S::Ready)>>, ExecError> {
         sched
             .babies
             .iter()
             .zip(inputs)
             .map(|(steps, &ct)| {
                 let moving: Vec<i64> = steps.iter().copied().filter(|&s| s != 0).collect();
-                let rotated = self.evaluator.rotate_many(ct, &moving, self.galois)?;
+                let rotated = if moving.is_empty() {
+                    Vec::new()
+                } else {
+                    self.scheme.rotate_many(ct, &moving)?
+                };
                 let mut out = Vec::with_capacity(steps.len());
                 if steps.contains(&0) {
-                    out.push((0, self.evaluator.to_ntt(ct)?));
+                    out.push((0, self.scheme.ready(ct)?));
                 }
                 for (s, r) in moving.into_iter().zip(&rotated) {
-                    out.push((s, self.evaluator.to_ntt(r)?));
+                    out.push((s, self.scheme.ready(r)?));
                 }
                 Ok(out)
             })
@@ -278,14 +370,14 @@ impl<'k> PackedBackend<'k> {
     }
 }
 
-impl Backend for PackedBackend<'_> {
-    type Value = Ciphertext;
+impl<S: PackedScheme> Backend for PackedBackend<S> {
+    type Value = S::Ct;
 
     fn register_values(&self, _len: usize) -> usize {
         1
     }
 
-    fn dot(&self, _: &[&Ciphertext], _: &[i64], _: i128) -> Result<Ciphertext, ExecError> {
+    fn dot(&self, _: &[&S::Ct], _: &[i64], _: i128) -> Result<S::Ct, ExecError> {
         Err(ExecError::Backend(
             "a packed plan runs whole Linear steps, not rows"
                 .to_string()
@@ -293,22 +385,17 @@ impl Backend for PackedBackend<'_> {
         ))
     }
 
-    fn linear(
-        &self,
-        _: &[&Ciphertext],
-        _: &IntMatrix,
-        _: &[i128],
-    ) -> Result<Vec<Ciphertext>, ExecError> {
+    fn linear(&self, _: &[&S::Ct], _: &IntMatrix, _: &[i128]) -> Result<Vec<S::Ct>, ExecError> {
         self.dot(&[], &[], 0).map(|c| vec![c])
     }
 
     fn linear_step(
         &self,
         index: usize,
-        inputs: &[&Ciphertext],
+        inputs: &[&S::Ct],
         _matrix: &IntMatrix,
         bias: &[i128],
-    ) -> Result<Vec<Ciphertext>, ExecError> {
+    ) -> Result<Vec<S::Ct>, ExecError> {
         let (sched, out_layout) = self.linears.get(index).ok_or_else(|| {
             ExecError::Backend(format!("no packed schedule for Linear step {index}").into())
         })?;
@@ -329,36 +416,36 @@ impl Backend for PackedBackend<'_> {
         let mut parts = parts.into_iter();
         let mut acc = match parts.next() {
             Some(first) => first,
-            None => self.evaluator.mul_scalar(inputs[0], 0)?,
+            None => self.scheme.zero_like(inputs[0])?,
         };
         for part in parts {
-            self.evaluator.add_assign(&mut acc, &part)?;
+            self.scheme.add_assign(&mut acc, &part)?;
         }
         for &r in &sched.fold {
             let moved = self.rotate(&acc, r)?;
-            self.evaluator.add_assign(&mut acc, &moved)?;
+            self.scheme.add_assign(&mut acc, &moved)?;
         }
         if bias.iter().any(|&b| b != 0) {
-            let t = self.evaluator.params().plain();
+            let t = self.lift.params().plain();
             let entries = out_layout
                 .iter()
                 .zip(bias)
                 .map(|(&s, &b)| (i64::from(s), t.reduce_i128(b)));
             let pt = lane_plaintext(&self.encoder, &self.packing, entries)?;
-            acc = self.evaluator.add_plain(&acc, &pt)?;
+            acc = self.scheme.add_plain(&acc, &pt)?;
         }
         Ok(vec![acc])
     }
 
-    fn square(&self, value: &Ciphertext) -> Result<Ciphertext, ExecError> {
-        self.slotwise.square(value)
+    fn square(&self, value: &S::Ct) -> Result<S::Ct, ExecError> {
+        self.scheme.slotwise().square(value)
     }
 
-    fn relinearize(&self, value: Ciphertext) -> Result<Ciphertext, ExecError> {
-        self.slotwise.relinearize(value)
+    fn relinearize(&self, value: S::Ct) -> Result<S::Ct, ExecError> {
+        self.scheme.slotwise().relinearize(value)
     }
 
-    fn mod_switch(&self, value: Ciphertext, level: usize) -> Result<Ciphertext, ExecError> {
-        self.slotwise.mod_switch(value, level)
+    fn mod_switch(&self, value: S::Ct, level: usize) -> Result<S::Ct, ExecError> {
+        self.scheme.slotwise().mod_switch(value, level)
     }
 }

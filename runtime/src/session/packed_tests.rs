@@ -186,9 +186,10 @@ fn prepared_and_fresh_diagonals_give_the_same_ciphertexts_at_every_level() {
         let params = &context.params()[0];
         let relin = keys.server.bfv().unwrap();
         let galois = keys.server.galois().unwrap();
-        let fresh = crate::exec::PackedBackend::new(&plan, params, relin, galois).unwrap();
+        let scheme = || crate::exec::BfvPacked::new(params, relin, galois);
+        let fresh = crate::exec::PackedBackend::new(&plan, params, scheme()).unwrap();
         let prepared = Arc::new(crate::exec::PreparedDiagonals::new(&plan, params).unwrap());
-        let ready = crate::exec::PackedBackend::new(&plan, params, relin, galois)
+        let ready = crate::exec::PackedBackend::new(&plan, params, scheme())
             .unwrap()
             .with_prepared(prepared);
         let batch = encrypt(&mut rng);

@@ -2,7 +2,7 @@
 
 use super::{Ciphertext, Context, EncryptedBatch, EncryptedChunk, ServerKey, SessionError};
 use crate::bfv;
-use crate::exec::{run_plan, BgvBackend, EncryptedBackend, PackedBackend, Progress};
+use crate::exec::{run_plan, BfvPacked, BgvBackend, EncryptedBackend, PackedBackend, Progress};
 use crate::plan::Scheme;
 use rayon::prelude::*;
 
@@ -55,7 +55,8 @@ impl Context {
                         progress,
                     )?,
                     (Some(_), Some(galois)) => {
-                        let mut backend = PackedBackend::new(&self.plan, params, key, galois)?;
+                        let scheme = BfvPacked::new(params, key, galois);
+                        let mut backend = PackedBackend::new(&self.plan, params, scheme)?;
                         if let Some(prepared) = self.prepared(prime)? {
                             backend = backend.with_prepared(prepared);
                         }
