@@ -243,6 +243,9 @@ impl<'k> PackedScheme for BfvPacked<'k> {
     }
 }
 
+/// One input's baby rotations, by rotation, ready for the diagonal products.
+type Babies<S> = Vec<(i64, <S as PackedScheme>::Ready)>;
+
 /// Runs a packed plan's steps on the ciphertexts of one plaintext prime, in the scheme `S`.
 #[derive(Debug)]
 pub struct PackedBackend<S> {
@@ -298,7 +301,7 @@ impl<S: PackedScheme> PackedBackend<S> {
         &self,
         (linear, index): (usize, usize),
         giant: &GiantStep,
-        babies: &[Vec<(i64, S::Ready)>],
+        babies: &[Babies<S>],
     ) -> Result<S::Ct, ExecError> {
         let mut cts = Vec::with_capacity(giant.terms.len());
         let mut encoded = Vec::new();
@@ -345,7 +348,7 @@ impl<S: PackedScheme> PackedBackend<S> {
         &self,
         sched: &LinearSchedule,
         inputs: &[&S::Ct],
-    ) -> Result<Vec<Vec<(i64, S::Ready)>>, ExecError> {
+    ) -> Result<Vec<Babies<S>>, ExecError> {
         sched
             .babies
             .iter()
