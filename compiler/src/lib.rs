@@ -14,6 +14,7 @@ pub mod emit;
 pub mod ir;
 pub mod model;
 pub mod onnx;
+pub mod packing;
 pub mod params;
 pub mod passes;
 pub mod report;
@@ -25,9 +26,11 @@ use analysis::{LayerError, NodeRange, QCircuit, QuantError, QuantOptions};
 use ir::Graph;
 use model::{LoadedModel, ModelError};
 pub use onnx::ImportOptions;
+use packing::{LayoutPrice, PackOptions};
 use params::{ParamError, ParamOptions};
 pub use passes::ActivationChoice;
 use passes::{PassError, PassManager, ReplaceActivations};
+use report::LayoutComparison;
 pub use report::Report;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -77,6 +80,24 @@ pub struct CompileOptions {
     /// What an ONNX file does not say (the input range, class names); for model files, when
     /// given, it replaces what the file declares. Used by [`compile_path`].
     pub import: ImportOptions,
+    /// The layout: one image per slot, one image per lane of slots (packed), or the cheaper
+    /// for [`CompileOptions::batch_size`] images (`--layout`).
+    pub layout: LayoutChoice,
+    /// The batch size the user expects (`--batch-size`); `None` means a full batch, for which
+    /// [`LayoutChoice::Auto`] keeps the slot layout without pricing the packed one.
+    pub batch_size: Option<usize>,
+}
+
+/// Which layout the compiler emits (`--layout`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LayoutChoice {
+    /// The cheaper for the batch size by the cost model (the slot layout without one).
+    #[default]
+    Auto,
+    /// One image per slot, one ciphertext per value ([`Plan::packing`] absent).
+    Slots,
+    /// One image per lane of slots, one ciphertext per register ([`packing`]).
+    Packed,
 }
 
 impl Default for CompileOptions {
@@ -93,6 +114,8 @@ impl Default for CompileOptions {
             activation: ActivationChoice::Square,
             dump_ir: false,
             import: ImportOptions::default(),
+            layout: LayoutChoice::Auto,
+            batch_size: None,
         }
     }
 }
@@ -118,6 +141,9 @@ pub enum CompileError {
     /// No parameters hold the circuit.
     #[error(transparent)]
     Params(#[from] ParamError),
+    /// The packed layout was asked for and does not apply.
+    #[error(transparent)]
+    Packing(#[from] packing::PackError),
     /// The emitted plan is inconsistent (a compiler bug).
     #[error("internal error: the emitted plan is invalid: {0}")]
     Plan(#[from] ValidationError),
@@ -307,6 +333,8 @@ pub fn compile_graph(source: Graph, opts: &CompileOptions) -> Result<Compiled, C
     let mut plan = emit::emit(&circuit, &ranges, &chosen, &info);
     rounding.apply(&mut plan);
     plan.validate()?;
+    let slots = LayoutPrice::slots(chosen.n, chosen.sim.cost_per_image);
+    let (plan, layouts) = choose_layout(plan, slots, opts)?;
     let mut ir_dumps = outcome.dumps;
     if opts.dump_ir {
         ir_dumps.push(("analysis".into(), g.to_text_with(&facts(&circuit, &plan))));
@@ -319,7 +347,10 @@ pub fn compile_graph(source: Graph, opts: &CompileOptions) -> Result<Compiled, C
             .map(LayerError::warning),
     );
     let mut report = Report::from_plan(&plan);
-    report.schemes = chosen.options.clone();
+    if plan.packing.is_none() {
+        report.schemes = chosen.options.clone();
+    }
+    report.layouts = layouts;
     report.passes = outcome
         .applied
         .iter()
@@ -342,6 +373,56 @@ pub fn compile_graph(source: Graph, opts: &CompileOptions) -> Result<Compiled, C
         circuit,
         ranges,
     })
+}
+
+/// The layout `opts` asks for, given the slot plan `slot` and its price: the plan to emit,
+/// and the comparison of both layouts for the report (when a batch size or a layout was given).
+fn choose_layout(
+    slot: Plan,
+    slot_price: LayoutPrice,
+    opts: &CompileOptions,
+) -> Result<(Plan, Option<LayoutComparison>), CompileError> {
+    if opts.layout == LayoutChoice::Auto && opts.batch_size.is_none() {
+        return Ok((slot, None));
+    }
+    let pack_opts = PackOptions {
+        security: opts.security,
+        margin_bits: opts.margin_bits,
+    };
+    let packed = match packing::pack(&slot, &pack_opts) {
+        Ok(packed) => Ok(packed),
+        Err(e) if opts.layout == LayoutChoice::Packed => return Err(e.into()),
+        Err(e) => Err(e),
+    };
+    let batch = opts.batch_size.unwrap_or(1).max(1);
+    let slot_option = report::LayoutOption::of(&slot, "slots", slot_price, batch, 0);
+    let Ok(packed) = packed else {
+        let reason = packed.err().map(|e| e.to_string());
+        let comparison = LayoutComparison::new(batch, slot_option, None, reason);
+        return Ok((slot, Some(comparison)));
+    };
+    let packed_option = report::LayoutOption::of(
+        &packed.plan,
+        "packed",
+        packed.price,
+        batch,
+        packed.figures.galois_keys,
+    );
+    let use_packed = match opts.layout {
+        LayoutChoice::Packed => true,
+        LayoutChoice::Slots => false,
+        LayoutChoice::Auto => packed_option.seconds < slot_option.seconds,
+    };
+    let (mut chosen, mut rejected) = (slot_option, packed_option);
+    if use_packed {
+        std::mem::swap(&mut chosen, &mut rejected);
+    }
+    chosen.chosen = true;
+    let comparison = LayoutComparison::new(batch, chosen, Some(rejected), None);
+    Ok((
+        if use_packed { packed.plan } else { slot },
+        Some(comparison),
+    ))
 }
 
 /// The analysis facts of every circuit node, as the IR text prints them after the node:

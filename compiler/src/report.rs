@@ -1,5 +1,6 @@
 //! The per-layer report of a plan (`veil report`, and the summary of `veil compile`).
 
+use crate::packing::{self, LayoutPrice, PackedFigures};
 use crate::params::SchemeOption;
 use serde::Serialize;
 use std::fmt::Write;
@@ -174,6 +175,202 @@ pub struct Report {
     /// is visible (`--scheme auto` searches both).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub schemes: Vec<SchemeOption>,
+    /// When compiled with a batch size or a layout: both layouts priced for that batch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layouts: Option<LayoutComparison>,
+    /// When the plan is packed: its lane and each linear map's diagonals and key switches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub packing: Option<PackedFigures>,
+}
+
+/// One layout priced for a batch (the report's layout comparison).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LayoutOption {
+    /// `slots` or `packed`.
+    pub layout: &'static str,
+    /// Whether the plan uses it.
+    pub chosen: bool,
+    /// Ring degree.
+    pub n: usize,
+    /// Plaintext primes (runs).
+    pub plain_primes: usize,
+    /// q primes.
+    pub q_primes: usize,
+    /// Images one ciphertext serves.
+    pub images_per_ciphertext: usize,
+    /// Predicted seconds (encryption and evaluation) for the batch.
+    pub seconds: f64,
+    /// Predicted seconds per ciphertext group.
+    pub seconds_per_group: f64,
+    /// Bytes uploaded per image of the batch (whole ciphertexts).
+    pub upload_bytes_per_image: f64,
+    /// Bytes downloaded per image of the batch (whole ciphertexts).
+    pub download_bytes_per_image: f64,
+    /// Evaluation keys (relinearisation and Galois), bytes, uploaded once.
+    pub eval_key_bytes: f64,
+    /// Galois keys.
+    pub galois_keys: usize,
+}
+
+impl LayoutOption {
+    /// The figures of `plan` (named `layout`) for a batch of `batch` images.
+    pub fn of(
+        plan: &Plan,
+        layout: &'static str,
+        price: LayoutPrice,
+        batch: usize,
+        galois_keys: usize,
+    ) -> Self {
+        let per = price.images_per_ciphertext.max(1);
+        // Whole ciphertexts travel: a batch smaller than a ciphertext pays for all of it.
+        let fill = (batch.div_ceil(per) * per) as f64 / batch.max(1) as f64;
+        LayoutOption {
+            layout,
+            chosen: false,
+            n: plan.params.degree,
+            plain_primes: plan.params.plain_primes.len(),
+            q_primes: plan.params.q_primes.len(),
+            images_per_ciphertext: per,
+            seconds: price.seconds(batch),
+            seconds_per_group: price.seconds_per_group,
+            upload_bytes_per_image: plan.upload_bytes_per_image() * fill,
+            download_bytes_per_image: plan.download_bytes_per_image() * fill,
+            eval_key_bytes: packing::eval_key_bytes(plan, galois_keys),
+            galois_keys,
+        }
+    }
+
+    fn price(&self) -> LayoutPrice {
+        LayoutPrice {
+            images_per_ciphertext: self.images_per_ciphertext,
+            seconds_per_group: self.seconds_per_group,
+        }
+    }
+}
+
+/// The two layouts priced for the batch size the user expects.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LayoutComparison {
+    /// Images per batch the figures are for.
+    pub batch_size: usize,
+    /// The layout the plan uses.
+    pub chosen: LayoutOption,
+    /// The other layout, when it applies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejected: Option<LayoutOption>,
+    /// The smallest batch at which the layout cheaper for one image stops being cheaper.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crossover_batch: Option<usize>,
+    /// Why the packed layout does not apply, when it does not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub packed_unavailable: Option<String>,
+}
+
+impl LayoutComparison {
+    /// The comparison of `chosen` and `rejected` (the crossover from their prices).
+    pub fn new(
+        batch_size: usize,
+        chosen: LayoutOption,
+        rejected: Option<LayoutOption>,
+        packed_unavailable: Option<String>,
+    ) -> Self {
+        let crossover_batch = rejected
+            .as_ref()
+            .and_then(|r| packing::crossover(&chosen.price(), &r.price()));
+        LayoutComparison {
+            batch_size,
+            chosen,
+            rejected,
+            crossover_batch,
+            packed_unavailable,
+        }
+    }
+
+    /// The comparison as text.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "layouts for a batch of {} image(s)", self.batch_size);
+        let _ = writeln!(
+            out,
+            "  {:<8} {:>6} {:>5} {:>10} {:>11} {:>12} {:>14} {:>12} {:>7}",
+            "layout",
+            "n",
+            "runs",
+            "images/ct",
+            "seconds",
+            "up/image",
+            "down/image",
+            "eval keys",
+            "Galois"
+        );
+        for (o, mark) in [(Some(&self.chosen), "chosen"), (self.rejected.as_ref(), "")] {
+            let Some(o) = o else { continue };
+            let _ = writeln!(
+                out,
+                "  {:<8} {:>6} {:>5} {:>10} {:>11.3} {:>10.0} B {:>12.0} B {:>10.1} MB {:>7} {mark}",
+                o.layout,
+                o.n,
+                o.plain_primes,
+                o.images_per_ciphertext,
+                o.seconds,
+                o.upload_bytes_per_image,
+                o.download_bytes_per_image,
+                o.eval_key_bytes / 1e6,
+                o.galois_keys
+            );
+        }
+        match (self.crossover_batch, &self.rejected) {
+            (Some(b), Some(_)) => {
+                let _ = writeln!(
+                    out,
+                    "  crossover          the layouts cost the same at about {b} images"
+                );
+            }
+            (None, Some(_)) => {
+                let _ = writeln!(out, "  crossover          none below 2^22 images");
+            }
+            _ => {}
+        }
+        if let Some(why) = &self.packed_unavailable {
+            let _ = writeln!(out, "  packed             {why}");
+        }
+        out
+    }
+}
+
+/// The packed layout's figures as text.
+fn packing_text(p: &PackedFigures) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "packed layout: lane {} slots, {} images per ciphertext, {} Galois keys",
+        p.lane, p.images_per_ciphertext, p.galois_keys
+    );
+    let w = p
+        .linears
+        .iter()
+        .map(|l| l.name.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    let _ = writeln!(
+        out,
+        "  {:<w$}  {:>11} {:>9} {:>12} {:>5} {:>10}",
+        "layer", "map", "diagonals", "key switches", "fold", "baby steps"
+    );
+    for l in &p.linears {
+        let _ = writeln!(
+            out,
+            "  {:<w$}  {:>11} {:>9} {:>12} {:>5} {:>10}",
+            l.name,
+            format!("{}→{}", l.cols, l.rows),
+            l.diagonals,
+            l.key_switches,
+            l.fold_parts,
+            l.baby_steps
+        );
+    }
+    out
 }
 
 /// `x` to four significant digits, without trailing zeros (255 → "255", 1/255 → "0.003922"):
@@ -229,7 +426,7 @@ impl Report {
             LayerRow {
                 name: reg.name.clone(),
                 op,
-                outputs: reg.len,
+                outputs: plan.ciphertexts_of(r),
                 depth: reg.depth,
                 value_bits: reg.value_bits,
                 calibrated_value_bits: reg.calibrated_value_bits,
@@ -269,18 +466,18 @@ impl Report {
                 }
                 Step::Square { output, .. } => {
                     let mut r = row(*output, "square".into());
-                    r.squares = plan.registers[*output].len;
+                    r.squares = plan.ciphertexts_of(*output);
                     rows[*output] = Some(r);
                     order.push(*output);
                 }
                 Step::Relinearize { register } => {
                     if let Some(Some(r)) = rows.get_mut(*register) {
-                        r.relins += plan.registers[*register].len;
+                        r.relins += plan.ciphertexts_of(*register);
                     }
                 }
                 Step::ModSwitch { register, .. } => {
                     if let Some(Some(r)) = rows.get_mut(*register) {
-                        r.mod_switches += plan.registers[*register].len;
+                        r.mod_switches += plan.ciphertexts_of(*register);
                     }
                 }
             }
@@ -309,6 +506,8 @@ impl Report {
             weight_error_target: None,
             calibration: plan.calibration.clone(),
             schemes: Vec::new(),
+            layouts: None,
+            packing: packing::figures(plan).ok(),
         }
     }
 
@@ -508,8 +707,14 @@ impl Report {
             let _ = writeln!(out, "(* calibrated bound)");
         }
         out.push_str(&self.quantisation_text());
+        if let Some(p) = &self.packing {
+            out.push_str(&packing_text(p));
+        }
         let _ = writeln!(out, "parameters");
         out.push_str(&self.params_text());
+        if let Some(l) = &self.layouts {
+            out.push_str(&l.to_text());
+        }
         out
     }
 }

@@ -6,7 +6,7 @@ use crate::data;
 use crate::error::CliError;
 use clap::Args;
 use std::path::{Path, PathBuf};
-use veil_compiler::{ActivationChoice, CompileOptions};
+use veil_compiler::{ActivationChoice, CompileOptions, LayoutChoice};
 use veil_runtime::plan::Scheme;
 use veil_runtime::security::SecurityLevel;
 
@@ -45,6 +45,15 @@ pub struct CompileFlags {
     /// both), `bfv` or `bgv`.
     #[arg(long, default_value = DEFAULT_SCHEME_FLAG, value_parser = parse_scheme)]
     pub scheme: SchemeFlag,
+    /// The layout: `slots` (one image per slot; pays off for thousands of images), `packed`
+    /// (each image in a lane of slots, one ciphertext per layer; about a second per image) or
+    /// `auto` (the cheaper for --batch-size images; slots without one).
+    #[arg(long, default_value = "auto", value_parser = parse_layout)]
+    pub layout: LayoutChoice,
+    /// The number of images you expect per batch: `auto` layout picks the layout with the
+    /// lower predicted time for it, and the report prices both layouts for it.
+    #[arg(long, value_name = "B", value_parser = parse_batch_size)]
+    pub batch_size: Option<usize>,
     /// Allow parameters below 128-bit security (the plan records security 0). For tests only.
     #[arg(long)]
     pub insecure: bool,
@@ -66,6 +75,8 @@ impl Default for CompileFlags {
             activation: ActivationChoice::Square,
             margin: veil_compiler::params::model::DEFAULT_MARGIN_BITS,
             scheme: SchemeFlag(veil_compiler::params::DEFAULT_SCHEME),
+            layout: LayoutChoice::Auto,
+            batch_size: None,
             insecure: false,
             model: ModelFlags::default(),
         }
@@ -102,6 +113,8 @@ impl CompileFlags {
             calibration_samples,
             activation: self.activation,
             import: self.model.import_options(),
+            layout: self.layout,
+            batch_size: self.batch_size,
             ..CompileOptions::default()
         })
     }
@@ -190,4 +203,22 @@ fn parse_margin(s: &str) -> Result<f64, String> {
         .ok()
         .filter(|m| m.is_finite() && *m >= 0.0)
         .ok_or_else(|| format!("`{s}` is not a noise margin: give a number of bits, 0 or more"))
+}
+
+fn parse_layout(s: &str) -> Result<LayoutChoice, String> {
+    match s {
+        "auto" => Ok(LayoutChoice::Auto),
+        "slots" => Ok(LayoutChoice::Slots),
+        "packed" => Ok(LayoutChoice::Packed),
+        _ => Err(format!(
+            "`{s}` is not a layout: use `auto` (the cheaper for --batch-size), `slots` or `packed`"
+        )),
+    }
+}
+
+fn parse_batch_size(s: &str) -> Result<usize, String> {
+    s.parse::<usize>()
+        .ok()
+        .filter(|&b| b >= 1)
+        .ok_or_else(|| format!("`{s}` is not a batch size: give a number of images, 1 or more"))
 }

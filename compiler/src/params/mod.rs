@@ -161,7 +161,7 @@ fn traffic_bits(shape: &CircuitShape, sp: &SimParams, sim: &Simulation) -> f64 {
 }
 
 /// The outcome of looking for `count` plaintext primes at ring degree `n`.
-enum PlainChoice {
+pub(crate) enum PlainChoice {
     /// Primes whose product exceeds the values' range and recombines exactly.
     Found(Vec<u64>),
     /// Primes that hold the values but multiply past 2^[`MAX_PLAIN_MODULUS_BITS`].
@@ -172,7 +172,7 @@ enum PlainChoice {
 
 /// `count` NTT-friendly plaintext primes of equal size (the smallest size, trying up to two
 /// bits more, whose product exceeds 2^`needed`), at least `t_min` bits each.
-fn plain_primes(n: usize, count: usize, needed: f64, t_min: u32) -> PlainChoice {
+pub(crate) fn plain_primes(n: usize, count: usize, needed: f64, t_min: u32) -> PlainChoice {
     let t_bits = ((needed / count as f64).ceil() as u32 + 1).max(t_min);
     if t_bits > model::MAX_T_BITS {
         return PlainChoice::None;

@@ -1,0 +1,344 @@
+//! Layout assignment: where each register's values sit in an image's lane, and how each
+//! `Linear` runs ([`LinearPacking`]).
+//!
+//! The rule every choice is measured with is the runtime's [`linear_schedule`]; this module
+//! only chooses its inputs:
+//! - the input register sits at `margin, margin + 1, …` (the margin keeps it above the output
+//!   slots of a later fold, which must not lie above the inputs they read);
+//! - a square keeps its input's layout (the packed square acts slot-wise);
+//! - a `Linear` either places its rows *greedily* (each row at the free slot that reuses the
+//!   most rotations δ = input slot − output slot already used; a convolution then needs about
+//!   one diagonal per kernel offset, whatever its number of outputs) or *folds* (rows at
+//!   slots 0, 1, … below the stride F = next_pow2(rows), the products of each row split into
+//!   parts of F slots summed by log2(parts) rotations: at most F diagonals for a dense map);
+//!   whichever the cost proxy prefers. The map producing the plan's output never folds;
+//! - the baby-step size of each map is the candidate with the cheapest rotations.
+
+use super::cost;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use veil_runtime::plan::packing::{linear_schedule, LinearSchedule};
+use veil_runtime::plan::{IntMatrix, LinearPacking, Packing, Plan, Step};
+
+/// Rows with more non-zero weights than this are placed one after the other instead of by the
+/// greedy search (whose work grows with the weights per row times the rotations in use).
+const GREEDY_MAX_ROW_WEIGHTS: usize = 256;
+
+/// Largest baby-step size tried (a power of two).
+const MAX_BABY_STEPS: usize = 2048;
+
+/// Ring degree and level at which candidate layouts are compared (the figures only rank
+/// layouts; the parameter search prices the chosen one exactly).
+const PROXY_DEGREE: usize = 16384;
+/// See [`PROXY_DEGREE`].
+const PROXY_LEVEL: usize = 4;
+
+/// A layout and its schedules, before parameters are chosen.
+#[derive(Clone, Debug)]
+pub struct Assignment {
+    /// The packing (lane, layouts, per-`Linear` packing).
+    pub packing: Packing,
+    /// The schedule of every `Linear` step, in program order.
+    pub schedules: Vec<LinearSchedule>,
+}
+
+impl Assignment {
+    /// The cost proxy of the layout: its linear maps at a nominal level and degree.
+    pub fn proxy_cost(&self) -> f64 {
+        self.schedules
+            .iter()
+            .map(|s| cost::linear(s, PROXY_LEVEL, PROXY_DEGREE))
+            .sum()
+    }
+}
+
+/// Chooses the packed layout of `plan` (a slot-layout plan: its registers, steps and matrices
+/// are what is packed). The margin below the input and every greedy output is tried at 0 (no
+/// fold can apply) and at the row count of each map that may fold (its outputs sit below the
+/// margin, so every input it reads lies above them); the cheapest layout by the cost proxy,
+/// then the narrowest lane, wins. Errors are schedule failures (a compiler bug).
+pub fn assign(plan: &Plan) -> Result<Assignment, String> {
+    let mut margins: BTreeSet<u32> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Linear { output, matrix, .. } if *output != plan.output.register => {
+                u32::try_from(matrix.rows).ok()
+            }
+            _ => None,
+        })
+        .collect();
+    margins.insert(0);
+    let mut best: Option<(f64, usize, Assignment)> = None;
+    for margin in margins {
+        let candidate = assign_with_margin(plan, margin)?;
+        let key = (candidate.proxy_cost(), candidate.packing.lane);
+        if best.as_ref().is_none_or(|(c, l, _)| key < (*c, *l)) {
+            best = Some((key.0, key.1, candidate));
+        }
+    }
+    best.map(|(_, _, a)| a).ok_or_else(|| "no layout".into())
+}
+
+/// The layout with the input at `margin` and every greedy output at or above it.
+fn assign_with_margin(plan: &Plan, margin: u32) -> Result<Assignment, String> {
+    let mut layouts: Vec<Option<Vec<u32>>> = vec![None; plan.registers.len()];
+    let input_len = plan.registers[plan.input.register].len as u32;
+    layouts[plan.input.register] = Some((margin..margin + input_len).collect());
+    let mut chosen = Vec::new();
+    for step in &plan.steps {
+        match step {
+            Step::Square { input, output, .. } => {
+                layouts[*output] = layouts[*input].clone();
+            }
+            Step::Linear {
+                inputs,
+                output,
+                matrix,
+                ..
+            } => {
+                let ins: Vec<&[u32]> = inputs
+                    .iter()
+                    .map(|&r| {
+                        layouts[r]
+                            .as_deref()
+                            .ok_or(format!("register {r} unplaced"))
+                    })
+                    .collect::<Result<_, _>>()?;
+                let may_fold = *output != plan.output.register;
+                let (out, packing, schedule) = place_linear(matrix, &ins, margin, may_fold)?;
+                layouts[*output] = Some(out);
+                chosen.push((packing, schedule));
+            }
+            Step::Relinearize { .. } | Step::ModSwitch { .. } => {}
+        }
+    }
+    let layouts: Vec<Vec<u32>> = layouts.into_iter().map(Option::unwrap_or_default).collect();
+    let lane = lane_for(&layouts, chosen.iter().map(|(p, _)| p));
+    // Baby steps last: their candidates go up to the lane.
+    let mut linears = Vec::new();
+    let mut schedules = Vec::new();
+    let mut index = 0;
+    for step in &plan.steps {
+        let Step::Linear {
+            inputs,
+            output,
+            matrix,
+            ..
+        } = step
+        else {
+            continue;
+        };
+        let ins: Vec<&[u32]> = inputs.iter().map(|&r| layouts[r].as_slice()).collect();
+        let (packing, schedule) =
+            best_baby_steps(matrix, &ins, &layouts[*output], chosen[index].0, lane)?;
+        linears.push(packing);
+        schedules.push(schedule);
+        index += 1;
+    }
+    Ok(Assignment {
+        packing: Packing {
+            lane,
+            layouts,
+            linears,
+        },
+        schedules,
+    })
+}
+
+/// The smallest power-of-two lane holding every named slot and every fold's partial slots.
+fn lane_for<'a>(layouts: &[Vec<u32>], linears: impl Iterator<Item = &'a LinearPacking>) -> usize {
+    let named = layouts
+        .iter()
+        .flatten()
+        .map(|&s| s as usize + 1)
+        .max()
+        .unwrap_or(1);
+    let folds = linears
+        .filter(|p| p.fold_parts > 1)
+        .map(|p| p.fold_stride * p.fold_parts)
+        .max()
+        .unwrap_or(1);
+    named.max(folds).next_power_of_two()
+}
+
+/// Output layout, packing (baby steps 1 for now) and schedule of one map: the folded and the
+/// greedy placements are both tried and the cheaper kept.
+fn place_linear(
+    m: &IntMatrix,
+    ins: &[&[u32]],
+    margin: u32,
+    may_fold: bool,
+) -> Result<(Vec<u32>, LinearPacking, LinearSchedule), String> {
+    let greedy_out = place_greedy(m, ins, margin);
+    let unfolded = LinearPacking {
+        fold_stride: 0,
+        fold_parts: 1,
+        baby_steps: 1,
+    };
+    let greedy = linear_schedule(m, ins, &greedy_out, &unfolded)?;
+    let mut best = (greedy_out, unfolded, greedy);
+    if let Some((out, packing)) = may_fold.then(|| fold_placement(m, ins)).flatten() {
+        let folded = linear_schedule(m, ins, &out, &packing)?;
+        let price = |s: &LinearSchedule| cost::linear(s, PROXY_LEVEL, PROXY_DEGREE);
+        // Compared at their best baby steps: the greedy map may need many more rotations.
+        let (_, a) = best_baby_steps(m, ins, &best.0, best.1, MAX_BABY_STEPS)?;
+        let (_, b) = best_baby_steps(m, ins, &out, packing, MAX_BABY_STEPS)?;
+        if price(&b) < price(&a) {
+            best = (out, packing, folded);
+        }
+    }
+    Ok(best)
+}
+
+/// Rows at slots 0..rows, stride F = next_pow2(rows), parts enough to reach the highest input
+/// slot; `None` when some weight reads a slot below its row's (a fold cannot reach it).
+fn fold_placement(m: &IntMatrix, ins: &[&[u32]]) -> Option<(Vec<u32>, LinearPacking)> {
+    let columns: Vec<u32> = ins.iter().flat_map(|l| l.iter().copied()).collect();
+    let mut highest = 0u32;
+    for r in 0..m.rows {
+        for (c, _) in m.row(r).filter(|&(_, w)| w != 0) {
+            let s = columns[c];
+            if (s as usize) < r {
+                return None;
+            }
+            highest = highest.max(s);
+        }
+    }
+    let stride = m.rows.next_power_of_two();
+    let parts = (highest as usize / stride + 1).next_power_of_two();
+    let out = (0..m.rows as u32).collect();
+    Some((
+        out,
+        LinearPacking {
+            fold_stride: stride,
+            fold_parts: parts,
+            baby_steps: 1,
+        },
+    ))
+}
+
+/// Greedy row placement without fold. The rotations of the fullest row (placed at slot 0)
+/// seed the set in use, so that rows cut short by padding follow the full pattern; then each
+/// row, in order, goes to the free slot where the most of its rotations
+/// (input register, δ) are already in use, ties to the lowest slot: every weight votes for the
+/// slots that would reuse a rotation in use. Rows with no vote (or more than
+/// [`GREEDY_MAX_ROW_WEIGHTS`] weights) take the lowest free slot. Slots may go negative while
+/// placing; the whole layout is then shifted to start at `margin`, which keeps every δ's
+/// multiplicity (a shift changes all rotations by the same amount).
+fn place_greedy(m: &IntMatrix, ins: &[&[u32]], margin: u32) -> Vec<u32> {
+    let columns: Vec<(usize, i64)> = ins
+        .iter()
+        .enumerate()
+        .flat_map(|(j, l)| l.iter().map(move |&s| (j, i64::from(s))))
+        .collect();
+    let rows: Vec<Vec<(usize, i64)>> = (0..m.rows)
+        .map(|r| {
+            m.row(r)
+                .filter(|&(_, w)| w != 0)
+                .map(|(c, _)| columns[c])
+                .collect()
+        })
+        .collect();
+    let mut used: HashSet<i64> = HashSet::new();
+    // Rotations in use, per input register.
+    let mut deltas: Vec<BTreeSet<i64>> = vec![BTreeSet::new(); ins.len()];
+    if let Some(fullest) = rows
+        .iter()
+        .filter(|r| r.len() <= GREEDY_MAX_ROW_WEIGHTS)
+        .max_by_key(|r| r.len())
+    {
+        for &(j, s) in fullest {
+            deltas[j].insert(s);
+        }
+    }
+    let mut lowest_free = 0;
+    let mut placed = vec![0i64; m.rows];
+    // The previous row's slot and input centroid: ties go to the slot that moves with the
+    // inputs (a convolution's next output follows its window).
+    let mut previous: Option<(i64, i64)> = None;
+    let mut highest = -1;
+    for (r, row) in rows.iter().enumerate() {
+        while used.contains(&lowest_free) {
+            lowest_free += 1;
+        }
+        let centroid = row.iter().map(|&(_, s)| s).sum::<i64>() / row.len().max(1) as i64;
+        let predicted = previous.map_or(lowest_free, |(o, c)| o + centroid - c);
+        let mut best = (0, i64::MAX, lowest_free);
+        if row.len() <= GREEDY_MAX_ROW_WEIGHTS {
+            let mut votes: HashMap<i64, usize> = HashMap::new();
+            for &(j, s) in row {
+                for &d in &deltas[j] {
+                    let o = s - d;
+                    if !used.contains(&o) {
+                        *votes.entry(o).or_default() += 1;
+                    }
+                }
+            }
+            for (o, v) in votes {
+                let key = (
+                    v,
+                    std::cmp::Reverse((o - predicted).abs()),
+                    std::cmp::Reverse(o),
+                );
+                if key > (best.0, std::cmp::Reverse(best.1), std::cmp::Reverse(best.2)) {
+                    best = (v, (o - predicted).abs(), o);
+                }
+            }
+        }
+        // No slot reuses every rotation: continue the previous row's shift if its slot is
+        // free, otherwise start a fresh region above everything placed, so the rows after it
+        // can follow one shift.
+        let o = if best.0 == row.len() {
+            best.2
+        } else if !used.contains(&predicted) {
+            predicted
+        } else {
+            highest + 1
+        };
+        highest = highest.max(o);
+        used.insert(o);
+        for &(j, s) in row {
+            deltas[j].insert(s - o);
+        }
+        placed[r] = o;
+        previous = Some((o, centroid));
+    }
+    let low = placed.iter().copied().min().unwrap_or(0);
+    placed
+        .into_iter()
+        .map(|o| (o - low) as u32 + margin)
+        .collect()
+}
+
+/// The baby-step size (1, 2, 4, … up to the lane, and the square root of the diagonal count)
+/// whose rotations cost least; returns the packing with it and its schedule.
+fn best_baby_steps(
+    m: &IntMatrix,
+    ins: &[&[u32]],
+    out: &[u32],
+    packing: LinearPacking,
+    lane: usize,
+) -> Result<(LinearPacking, LinearSchedule), String> {
+    let first = linear_schedule(m, ins, out, &packing)?;
+    let diagonals = first.diagonals().max(1);
+    let most = lane.min(MAX_BABY_STEPS);
+    let mut candidates: Vec<usize> = (0..=most.trailing_zeros()).map(|k| 1usize << k).collect();
+    candidates.push(((diagonals as f64).sqrt().round() as usize).clamp(1, lane));
+    let mut best = (
+        cost::linear(&first, PROXY_LEVEL, PROXY_DEGREE),
+        packing,
+        first,
+    );
+    for b in candidates {
+        let p = LinearPacking {
+            baby_steps: b,
+            ..packing
+        };
+        let s = linear_schedule(m, ins, out, &p)?;
+        let c = cost::linear(&s, PROXY_LEVEL, PROXY_DEGREE);
+        if c < best.0 {
+            best = (c, p, s);
+        }
+    }
+    Ok((best.1, best.2))
+}
