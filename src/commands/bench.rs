@@ -23,7 +23,9 @@ use veil_runtime::session::{Context, EncryptionKey};
 pub struct BenchArgs {
     /// A model file or an ONNX model (compiled first), or a compiled plan.
     pub model: PathBuf,
-    /// Number of full batches (n images each) to run.
+    /// Number of full batches (a full ciphertext's images each) to run; ignored with
+    /// `--batch-size`, which runs exactly that many images (`--batch-size 1` measures the
+    /// latency of one image).
     #[arg(long, default_value_t = 1)]
     pub batches: usize,
     /// Worker threads (default: all cores).
@@ -49,7 +51,7 @@ pub struct StepTime {
 /// What `veil bench --json` prints.
 #[derive(Debug, Serialize)]
 pub struct BenchReport {
-    /// Images evaluated (batches × n).
+    /// Images evaluated (`--batch-size`, or batches × images per ciphertext).
     pub images: usize,
     /// Worker threads.
     pub threads: usize,
@@ -67,6 +69,9 @@ pub struct BenchReport {
     pub plain_primes: usize,
     /// Seconds: key generation.
     pub keygen_seconds: f64,
+    /// Seconds: the server's one-time preparation of the plan (a packed plan's diagonals
+    /// encoded for every plaintext prime; 0 for the slot layout), before any request.
+    pub prepare_seconds: f64,
     /// Seconds: encryption.
     pub encrypt_seconds: f64,
     /// Seconds: evaluation.
@@ -131,8 +136,12 @@ fn bench(args: &BenchArgs) -> Result<(), CliError> {
     let plan = obtain_plan(&args.model, &args.compile, !args.json)?.plan;
     let context = Context::new(plan)?;
     let n = context.slots();
-    let batches = args.batches.max(1);
-    let count = n * batches;
+    let count = args
+        .compile
+        .batch_size
+        .unwrap_or(n * args.batches.max(1))
+        .max(1);
+    let batches = context.chunks_for(count);
     let input = &context.plan().input;
     let per_image = context.input_len();
     let mut rng = veil_runtime::bfv::os_rng();
@@ -141,6 +150,9 @@ fn bench(args: &BenchArgs) -> Result<(), CliError> {
     let t = Instant::now();
     let keys = context.keygen(&mut rng)?;
     let keygen_seconds = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    context.prepare()?;
+    let prepare_seconds = t.elapsed().as_secs_f64();
 
     // One batch of n images at a time: random inputs, encrypt, evaluate, decrypt, compare,
     // drop; memory holds one chunk whatever the number of batches.
@@ -197,6 +209,7 @@ fn bench(args: &BenchArgs) -> Result<(), CliError> {
         galois_keys: keys.server.galois().map_or(0, |g| g.len()),
         plain_primes: context.params().len(),
         keygen_seconds,
+        prepare_seconds,
         encrypt_seconds,
         eval_seconds,
         decrypt_seconds,
@@ -229,6 +242,11 @@ fn format_report(r: &BenchReport) -> String {
     );
     let _ = writeln!(out, "  {:<40} {:>9}", "phase", "seconds");
     let _ = writeln!(out, "  {:<40} {:>9.3}", "keygen", r.keygen_seconds);
+    let _ = writeln!(
+        out,
+        "  {:<40} {:>9.3}",
+        "prepare (once per server)", r.prepare_seconds
+    );
     let _ = writeln!(out, "  {:<40} {:>9.3}", "encrypt", r.encrypt_seconds);
     let _ = writeln!(out, "  {:<40} {:>9.3}", "eval", r.eval_seconds);
     for step in &r.eval_steps {
