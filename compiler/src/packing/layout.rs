@@ -174,6 +174,7 @@ fn place_linear(
         fold_stride: 0,
         fold_parts: 1,
         baby_steps: 1,
+        outer_steps: 0,
     };
     let greedy = linear_schedule(m, ins, &greedy_out, &unfolded)?;
     let mut best = (greedy_out, unfolded, greedy);
@@ -213,6 +214,7 @@ fn fold_placement(m: &IntMatrix, ins: &[&[u32]]) -> Option<(Vec<u32>, LinearPack
             fold_stride: stride,
             fold_parts: parts,
             baby_steps: 1,
+            outer_steps: 0,
         },
     ))
 }

@@ -409,13 +409,33 @@ impl<S: PackedScheme> Backend for PackedBackend<S> {
             });
         }
         let babies = self.babies(sched, inputs)?;
-        let parts = sched
+        let giants = sched
             .giants
             .par_iter()
             .enumerate()
             .map(|(g, giant)| self.giant((index, g), giant, &babies))
             .collect::<Result<Vec<_>, _>>()?;
         drop(babies);
+        // Each outer step sums its giant steps and rotates once (a two-level split has the
+        // one outer step 0).
+        let mut giants: Vec<Option<S::Ct>> = giants.into_iter().map(Some).collect();
+        let parts = sched
+            .outers()
+            .into_iter()
+            .map(|outer| {
+                let mut mine = sched
+                    .giants
+                    .iter()
+                    .zip(giants.iter_mut())
+                    .filter(|(g, _)| g.outer == outer)
+                    .filter_map(|(_, ct)| ct.take());
+                let mut sum = mine.next().ok_or(EvalError::Empty)?;
+                for ct in mine {
+                    self.scheme.add_assign(&mut sum, &ct)?;
+                }
+                self.rotate(&sum, outer)
+            })
+            .collect::<Result<Vec<_>, ExecError>>()?;
         let mut parts = parts.into_iter();
         let mut acc = match parts.next() {
             Some(first) => first,

@@ -44,7 +44,7 @@ pub struct Packing {
 }
 
 /// How one `Linear` step runs in the packed layout (see the module documentation).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinearPacking {
     /// Distance between the partial slots of one output (unused when `fold_parts` is 1).
     pub fold_stride: usize,
@@ -52,11 +52,25 @@ pub struct LinearPacking {
     pub fold_parts: usize,
     /// Baby-step size b of the rotations (≥ 1; 1 makes every rotation a giant step).
     pub baby_steps: usize,
+    /// Outer-step size g of a three-level split (a multiple of b), or 0 for two levels: the
+    /// rotation δ = O + G + β with β = δ mod b, G = (δ − β) mod g and O the rest, so that a
+    /// convolution's rotations (map offset + kernel row + kernel column) need keys for each
+    /// part rather than for every sum. Absent in plans that do not use it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub outer_steps: usize,
 }
 
-/// One giant step of a packed `Linear`: `rot(Σ_terms diag ⊙ rot(input, baby), rotation)`.
+fn is_zero(x: &usize) -> bool {
+    *x == 0
+}
+
+/// One giant step of a packed `Linear`: `rot(Σ_terms diag ⊙ rot(input, baby), rotation)`,
+/// summed with the other giant steps of its outer step and rotated by `outer`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GiantStep {
+    /// The outer rotation O this step's sum shares with others (0 for none, and always 0
+    /// in a two-level split).
+    pub outer: i64,
     /// The giant rotation G (left, in slots; 0 for none).
     pub rotation: i64,
     /// The products summed before the rotation.
@@ -71,8 +85,8 @@ pub struct DiagonalTerm {
     /// The baby rotation β applied to that input first.
     pub baby: i64,
     /// Non-zero entries of the diagonal as (lane offset, weight): the offset is the partial
-    /// slot plus G (pre-rotated by −G), so it may leave the lane; the executor places it at
-    /// lane base + offset, cyclically in the row.
+    /// slot plus O + G (pre-rotated by −(O + G)), so it may leave the lane; the executor
+    /// places it at lane base + offset, cyclically in the row.
     pub entries: Vec<(i64, i64)>,
 }
 
@@ -81,7 +95,7 @@ pub struct DiagonalTerm {
 pub struct LinearSchedule {
     /// Per input register: the baby rotations used, ascending (0 means the input itself).
     pub babies: Vec<Vec<i64>>,
-    /// The giant steps, by ascending rotation.
+    /// The giant steps, by ascending (outer, rotation).
     pub giants: Vec<GiantStep>,
     /// The fold's rotations, in the order applied (`acc += rot(acc, r)`).
     pub fold: Vec<i64>,
@@ -93,10 +107,10 @@ impl LinearSchedule {
         self.giants.iter().map(|g| g.terms.len()).sum()
     }
 
-    /// Every rotation amount the step uses (baby, giant and fold), without 0.
+    /// Every rotation amount the step uses (baby, giant, outer and fold), without 0.
     pub fn rotations(&self) -> BTreeSet<i64> {
         let babies = self.babies.iter().flatten().copied();
-        let giants = self.giants.iter().map(|g| g.rotation);
+        let giants = self.giants.iter().flat_map(|g| [g.rotation, g.outer]);
         babies
             .chain(giants)
             .chain(self.fold.iter().copied())
@@ -104,8 +118,14 @@ impl LinearSchedule {
             .collect()
     }
 
+    /// The distinct outer rotations, ascending.
+    pub fn outers(&self) -> Vec<i64> {
+        let set: BTreeSet<i64> = self.giants.iter().map(|g| g.outer).collect();
+        set.into_iter().collect()
+    }
+
     /// Key switches the step performs: one per non-zero baby rotation (hoisted per input),
-    /// giant rotation and fold rotation.
+    /// giant rotation, outer rotation and fold rotation.
     pub fn key_switches(&self) -> usize {
         let babies: usize = self
             .babies
@@ -113,12 +133,25 @@ impl LinearSchedule {
             .map(|b| b.iter().filter(|&&r| r != 0).count())
             .sum();
         let giants = self.giants.iter().filter(|g| g.rotation != 0).count();
-        babies + giants + self.fold.len()
+        let outers = self.outers().into_iter().filter(|&o| o != 0).count();
+        babies + giants + outers + self.fold.len()
     }
 }
 
 /// A giant step's diagonals while they are collected: (input, baby β) → entries.
 type TermsByBaby = BTreeMap<(usize, i64), Vec<(i64, i64)>>;
+
+/// Splits a rotation δ into (outer O, giant G, baby β) for baby size `b` and outer size `g`
+/// (0: two levels, O = 0): β = δ mod b, G = (δ − β) mod g, O = δ − β − G.
+pub fn split_rotation(delta: i64, b: i64, g: i64) -> (i64, i64, i64) {
+    let baby = delta.rem_euclid(b);
+    let rest = delta - baby;
+    if g == 0 {
+        return (0, rest, baby);
+    }
+    let giant = rest.rem_euclid(g);
+    (rest - giant, giant, baby)
+}
 
 /// Builds the schedule of a packed `Linear`: `inputs` are the layouts of its input registers
 /// in order (the matrix's columns index their concatenation), `output` the layout of its
@@ -133,9 +166,15 @@ pub fn linear_schedule(
         fold_stride,
         fold_parts,
         baby_steps,
+        outer_steps,
     } = *packing;
     if baby_steps == 0 {
         return Err("baby_steps must be at least 1".into());
+    }
+    if !outer_steps.is_multiple_of(baby_steps) {
+        return Err(format!(
+            "outer steps {outer_steps} are not a multiple of the baby steps {baby_steps}"
+        ));
     }
     if !fold_parts.is_power_of_two() || (fold_parts > 1 && fold_stride == 0) {
         return Err(format!(
@@ -159,7 +198,8 @@ pub fn linear_schedule(
         ));
     }
     let (f, parts, b) = (fold_stride as i64, fold_parts as i64, baby_steps as i64);
-    let mut groups: BTreeMap<i64, TermsByBaby> = BTreeMap::new();
+    let g = outer_steps as i64;
+    let mut groups: BTreeMap<(i64, i64), TermsByBaby> = BTreeMap::new();
     for (r, &out) in output.iter().enumerate() {
         let out = i64::from(out);
         for (c, w) in matrix.row(r).filter(|&(_, w)| w != 0) {
@@ -173,21 +213,20 @@ pub fn linear_schedule(
                 ));
             }
             let x = out + part * f;
-            let delta = s - x;
-            let giant = delta.div_euclid(b) * b;
-            let baby = delta - giant;
+            let (outer, giant, baby) = split_rotation(s - x, b, g);
             groups
-                .entry(giant)
+                .entry((outer, giant))
                 .or_default()
                 .entry((j, baby))
                 .or_default()
-                .push((x + giant, w));
+                .push((x + outer + giant, w));
         }
     }
     let mut babies: Vec<BTreeSet<i64>> = vec![BTreeSet::new(); inputs.len()];
     let giants = groups
         .into_iter()
-        .map(|(rotation, terms)| GiantStep {
+        .map(|((outer, rotation), terms)| GiantStep {
+            outer,
             rotation,
             terms: terms
                 .into_iter()
@@ -379,6 +418,12 @@ impl Packing {
         p: &LinearPacking,
         plan: &Plan,
     ) -> Result<(), String> {
+        if p.outer_steps > self.lane || !p.outer_steps.is_multiple_of(p.baby_steps.max(1)) {
+            return Err(format!(
+                "step {index}: outer steps {} must be a multiple of the baby steps within the lane",
+                p.outer_steps
+            ));
+        }
         if p.baby_steps == 0 || p.baby_steps > self.lane {
             return Err(format!(
                 "step {index}: baby steps {} outside 1..={}",
@@ -442,16 +487,22 @@ mod tests {
                 .collect()
         };
         let mut acc = vec![0i64; lane];
-        for g in &sched.giants {
-            let mut inner = vec![0i64; lane];
-            for t in &g.terms {
-                let rotated = rot(&inputs[t.input], t.baby);
-                for &(off, w) in &t.entries {
-                    let i = off.rem_euclid(lane as i64) as usize;
-                    inner[i] += w * rotated[i];
+        for outer in sched.outers() {
+            let mut mid = vec![0i64; lane];
+            for g in sched.giants.iter().filter(|g| g.outer == outer) {
+                let mut inner = vec![0i64; lane];
+                for t in &g.terms {
+                    let rotated = rot(&inputs[t.input], t.baby);
+                    for &(off, w) in &t.entries {
+                        let i = off.rem_euclid(lane as i64) as usize;
+                        inner[i] += w * rotated[i];
+                    }
+                }
+                for (a, v) in mid.iter_mut().zip(rot(&inner, g.rotation)) {
+                    *a += v;
                 }
             }
-            for (a, v) in acc.iter_mut().zip(rot(&inner, g.rotation)) {
+            for (a, v) in acc.iter_mut().zip(rot(&mid, outer)) {
                 *a += v;
             }
         }
@@ -474,15 +525,18 @@ mod tests {
         let lane = 64;
         let in_layout: Vec<u32> = (0..12).map(|c| 9 + 3 * c).collect();
         for (out_layout, packing) in [
-            ((0..5).map(|r| 40 + r).collect::<Vec<u32>>(), (0, 1, 1)),
-            ((0..5).map(|r| 40 + r).collect(), (0, 1, 4)),
-            ((0..5).map(|r| r + 2).collect(), (8, 8, 3)),
-            ((0..5).collect(), (16, 4, 4)),
+            ((0..5).map(|r| 40 + r).collect::<Vec<u32>>(), (0, 1, 1, 0)),
+            ((0..5).map(|r| 40 + r).collect(), (0, 1, 4, 0)),
+            ((0..5).map(|r| 40 + r).collect(), (0, 1, 2, 6)),
+            ((0..5).map(|r| r + 2).collect(), (8, 8, 3, 0)),
+            ((0..5).map(|r| r + 2).collect(), (8, 8, 1, 3)),
+            ((0..5).collect(), (16, 4, 4, 0)),
         ] {
             let p = LinearPacking {
                 fold_stride: packing.0,
                 fold_parts: packing.1,
                 baby_steps: packing.2,
+                outer_steps: packing.3,
             };
             let sched = linear_schedule(&m, &[&in_layout], &out_layout, &p).unwrap();
             let mut lane_in = vec![1000i64; lane];
@@ -504,6 +558,7 @@ mod tests {
             fold_stride: 16,
             fold_parts: 8,
             baby_steps: 4,
+            outer_steps: 0,
         };
         let s = linear_schedule(&m, &[&ins], &outs, &p).unwrap();
         assert!(s.diagonals() <= 16, "{}", s.diagonals());
@@ -513,12 +568,44 @@ mod tests {
     }
 
     #[test]
+    fn a_three_level_split_needs_keys_for_the_parts_only() {
+        // A convolution-like map: 3 maps at offsets 100·m, kernel rows 20·dy, columns dx.
+        let offsets: Vec<i64> = (0..3)
+            .flat_map(|m| (0..3).flat_map(move |dy| (0..3).map(move |dx| 100 * m + 20 * dy + dx)))
+            .collect();
+        let two = |b: i64| {
+            let keys: BTreeSet<i64> = offsets
+                .iter()
+                .flat_map(|&d| {
+                    let (o, g, beta) = split_rotation(d, b, 0);
+                    [o, g, beta]
+                })
+                .filter(|&r| r != 0)
+                .collect();
+            keys.len()
+        };
+        let three: BTreeSet<i64> = offsets
+            .iter()
+            .flat_map(|&d| {
+                let (o, g, beta) = split_rotation(d, 20, 100);
+                [o, g, beta]
+            })
+            .filter(|&r| r != 0)
+            .collect();
+        assert_eq!(three.len(), 2 + 2 + 2);
+        assert!((1..=30).all(|b| two(b) > three.len()));
+        assert_eq!(split_rotation(-7, 4, 8), (-8, 0, 1));
+        assert_eq!(split_rotation(13, 4, 8), (8, 4, 1));
+    }
+
+    #[test]
     fn a_weight_outside_the_fold_is_refused() {
         let m = dense(2, 2, |_, _| 1);
         let p = LinearPacking {
             fold_stride: 4,
             fold_parts: 2,
             baby_steps: 1,
+            outer_steps: 0,
         };
         let err = linear_schedule(&m, &[&[0, 1]], &[2, 3], &p).unwrap_err();
         assert!(err.contains("outside the 2 fold parts"), "{err}");

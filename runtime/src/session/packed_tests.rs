@@ -114,11 +114,13 @@ pub(super) fn packed_toy_plan() -> Plan {
                     fold_stride: 4,
                     fold_parts: 4,
                     baby_steps: 2,
+                    outer_steps: 0,
                 },
                 LinearPacking {
                     fold_stride: 0,
                     fold_parts: 1,
                     baby_steps: 2,
+                    outer_steps: 0,
                 },
             ],
         }),
@@ -170,9 +172,24 @@ fn switched_toy_plan() -> Plan {
     plan
 }
 
+/// The switched toy plan with a three-level rotation split in both maps.
+fn three_level_toy_plan() -> Plan {
+    let mut plan = switched_toy_plan();
+    if let Some(p) = plan.packing.as_mut() {
+        p.linears[0].baby_steps = 1;
+        p.linears[0].outer_steps = 2;
+        p.linears[1].outer_steps = 4;
+    }
+    plan
+}
+
 #[test]
 fn prepared_and_fresh_diagonals_give_the_same_ciphertexts_at_every_level() {
-    for plan in [packed_toy_plan(), switched_toy_plan()] {
+    for plan in [
+        packed_toy_plan(),
+        switched_toy_plan(),
+        three_level_toy_plan(),
+    ] {
         let context = Context::new(plan.clone()).unwrap();
         let mut rng = ChaCha20Rng::seed_from_u64(9);
         let keys = context.keygen(&mut rng).unwrap();
