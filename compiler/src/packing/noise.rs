@@ -341,6 +341,7 @@ mod tests {
             giants: giants
                 .iter()
                 .map(|&g| GiantStep {
+                    outer: 0,
                     rotation: g,
                     terms: babies
                         .iter()
