@@ -574,7 +574,7 @@ impl Plaintext {
 
 const CT_HEADER: usize = 4 + 1 + 8 + 3;
 /// Magic, version, ring fingerprint and key-set id of a key.
-const KEY_HEADER: usize = 4 + 1 + 8 + KeyId::LEN;
+pub(crate) const KEY_HEADER: usize = 4 + 1 + 8 + KeyId::LEN;
 const SK_HEADER: usize = KEY_HEADER;
 /// Flag bit: c_1 is given as a 32-byte seed.
 const FLAG_SEEDED: u8 = 1;

@@ -38,6 +38,7 @@
 
 mod ciphertext;
 mod evaluator;
+mod galois;
 mod keys;
 mod public;
 mod relin;
@@ -47,6 +48,7 @@ mod serial;
 pub use crate::bfv::EvalError;
 pub use ciphertext::Ciphertext;
 pub use evaluator::Evaluator;
+pub use galois::GaloisKeys;
 pub use keys::MAX_PLAIN_PRIMES;
 pub use public::PublicKey;
 pub use relin::RelinKey;
