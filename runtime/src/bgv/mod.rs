@@ -53,4 +53,6 @@ pub use keys::MAX_PLAIN_PRIMES;
 pub use public::PublicKey;
 pub use relin::RelinKey;
 pub use secret::{decrypt, encrypt, noise_budget_bits};
-pub use serial::{MAGIC_CIPHERTEXT, MAGIC_PUBLIC_KEY, MAGIC_RELIN_KEY, PUBLIC_KEY_VERSION};
+pub use serial::{
+    MAGIC_CIPHERTEXT, MAGIC_GALOIS_KEYS, MAGIC_PUBLIC_KEY, MAGIC_RELIN_KEY, PUBLIC_KEY_VERSION,
+};
