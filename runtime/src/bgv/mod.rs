@@ -15,7 +15,8 @@
 //! q⁻¹ mod t. Each [`Ciphertext`] records that factor, and decryption removes it.
 //!
 //! Keys serve every plaintext prime of a plan at once: their errors are multiplied by the
-//! product T of those primes, a multiple of each t (see [`PublicKey`] and [`RelinKey`]).
+//! product T of those primes, a multiple of each t (see [`PublicKey`], [`RelinKey`] and
+//! [`GaloisKeys`], the keys of slot rotations).
 //!
 //! ```
 //! use veil_runtime::{bfv, bgv};

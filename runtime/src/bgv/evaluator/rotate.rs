@@ -459,5 +459,20 @@ mod tests {
         );
         assert!(s.budget(&sq) - s.budget(&sq_rot) <= 1);
         assert!(s.budget(&low) - s.budget(&low_rot) <= 2);
+        // Keys shared by two plaintext primes pay log2 T in what the key switch adds: here
+        // about the second prime's 20 bits on a fresh ciphertext.
+        let t = s.params.plain_modulus();
+        let t1 = crate::math::ntt_primes(20, 8192, 1, &[t]).unwrap()[0];
+        let shared = GaloisKeys::new(&s.sk, &[3], &[t, t1], &mut s.rng).unwrap();
+        let fresh = s.budget(&ct);
+        let r = s.ev.rotate_rows(&ct, 1, &shared).unwrap();
+        assert_eq!(s.decrypt(&r), rotated(&v, 1));
+        println!(
+            "keys for t and a second 20-bit prime: public-key fresh {fresh} -> one rotation {}; \
+             {} key bytes per element",
+            s.budget(&r),
+            crate::bgv::GaloisKeys::serialized_len_per_key(&s.params)
+        );
+        assert!(fresh - s.budget(&r) <= 24);
     }
 }
