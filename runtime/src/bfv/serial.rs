@@ -19,6 +19,8 @@ use zeroize::Zeroizing;
 
 mod galois;
 
+pub(crate) use galois::{entry_len as galois_entry_len, read_entries, write_entries};
+
 /// Current format version of parameters, plaintexts and ciphertexts.
 pub const FORMAT_VERSION: u8 = 1;
 /// Current format version of keys. Version 2 added the key-set id; version-1 keys are

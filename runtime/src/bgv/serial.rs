@@ -18,11 +18,10 @@ use super::keys::{check_plain_primes, MAX_PLAIN_PRIMES};
 use super::public::PublicKey;
 use super::relin::RelinKey;
 use crate::bfv::{
-    check_galois_element, expand_seed, io_err, key_header, key_header_with_version, poly_len,
-    read_exact_vec, write_poly, BfvParameters, GaloisKey, Reader, RingContext, SerialError,
-    FORMAT_VERSION, KEY_FORMAT_VERSION, KEY_HEADER,
+    expand_seed, galois_entry_len, io_err, key_header, key_header_with_version, poly_len,
+    read_exact_vec, read_galois_entries, write_galois_entries, write_poly, BfvParameters, Reader,
+    SerialError, FORMAT_VERSION, KEY_FORMAT_VERSION, KEY_HEADER,
 };
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::sync::Arc;
 
@@ -268,11 +267,6 @@ impl RelinKey {
     }
 }
 
-/// Bytes of one Galois key: element (u32), seed, L polynomials over the key moduli.
-fn galois_entry_len(ring: &RingContext) -> usize {
-    4 + 32 + ring.max_level() * poly_len(ring.key_moduli(), ring.degree())
-}
-
 /// Bytes of a Galois key set's header with `primes` plaintext primes: the key header, the
 /// primes (count and values), the component count (u8) and the key count (u32).
 fn galois_header_len(primes: usize) -> usize {
@@ -289,13 +283,7 @@ impl GaloisKeys {
         write_primes(&self.plain_primes, &mut out);
         out.push(ring.max_level() as u8);
         out.extend_from_slice(&(self.keys.len() as u32).to_le_bytes());
-        for (&k, key) in &self.keys {
-            out.extend_from_slice(&(k as u32).to_le_bytes());
-            out.extend_from_slice(&key.seed);
-            for b in &key.b {
-                write_poly(b, ring.key_moduli(), &mut out);
-            }
-        }
+        write_galois_entries(&self.keys, ring, &mut out);
         out
     }
 
@@ -348,24 +336,7 @@ impl GaloisKeys {
                 found: bytes.len(),
             });
         }
-        let mut keys = BTreeMap::new();
-        let mut previous = 0u64;
-        for _ in 0..count {
-            let k = u64::from(r.u32()?);
-            check_galois_element(n, k).map_err(|e| invalid(e.to_string()))?;
-            if k <= previous {
-                return Err(invalid(format!(
-                    "element {k} follows {previous}; elements must increase"
-                )));
-            }
-            previous = k;
-            let seed = r.seed()?;
-            let mut b = Vec::with_capacity(levels);
-            for _ in 0..levels {
-                b.push(r.poly(ring.key_moduli(), n)?);
-            }
-            keys.insert(k, GaloisKey::from_parts(ring, seed, b));
-        }
+        let keys = read_galois_entries(&mut r, ring, count, what)?;
         r.finish()?;
         Ok(GaloisKeys {
             ring: ring.clone(),
