@@ -24,6 +24,8 @@ const PLAIN: [u64; 2] = [36028797017456641, 36028797016178689];
 const LABEL: &str = "n=16384/logq=305";
 /// Inputs of the dot: a CryptoNets layer row reads 845 ciphertexts.
 const DOT_INPUTS: usize = 845;
+/// Rotations in the hoisted bench.
+const ROTATIONS: usize = 8;
 
 fn params() -> Arc<bfv::BfvParameters> {
     bfv::BfvParameters::builder()
@@ -85,6 +87,26 @@ fn bench_schemes(c: &mut Criterion) {
         g.bench_function(format!("mod_switch_size3/{LABEL}"), |b| {
             b.iter(|| ev.mod_switch_to_next(black_box(&sq)).unwrap())
         });
+        // Rotations: one row rotation, and eight sharing one decomposition of c_1 (the baby
+        // steps of a diagonal product), at the top level.
+        let steps: Vec<i64> = (1..=ROTATIONS as i64).collect();
+        let elements: Vec<u64> = steps
+            .iter()
+            .map(|&s| bfv::row_rotation_element(n, s))
+            .collect();
+        let gk = bgv::GaloisKeys::new(&sk, &elements, &PLAIN, &mut rng).unwrap();
+        eprintln!(
+            "bgv Galois keys {LABEL}: {} bytes per element ({} for {ROTATIONS})",
+            bgv::GaloisKeys::serialized_len_per_key(&params),
+            gk.serialized_len()
+        );
+        let relin = ev.relinearize(&sq, &rk).unwrap();
+        g.bench_function(format!("rotate/{LABEL}"), |b| {
+            b.iter(|| ev.rotate_rows(black_box(&relin), 1, &gk).unwrap())
+        });
+        g.bench_function(format!("rotate_hoisted{ROTATIONS}/{LABEL}"), |b| {
+            b.iter(|| ev.rotate_many(black_box(&relin), &steps, &gk).unwrap())
+        });
         let many: Vec<bgv::Ciphertext> = (0..DOT_INPUTS)
             .map(|i| ev.mul_scalar(&ct, (i % 5) as i64 - 2).unwrap())
             .collect();
@@ -127,6 +149,19 @@ fn bench_schemes(c: &mut Criterion) {
         });
         g.bench_function(format!("mod_switch_size3/{LABEL}"), |b| {
             b.iter(|| ev.mod_switch_to_next(black_box(&sq)).unwrap())
+        });
+        let steps: Vec<i64> = (1..=ROTATIONS as i64).collect();
+        let elements: Vec<u64> = steps
+            .iter()
+            .map(|&s| bfv::row_rotation_element(n, s))
+            .collect();
+        let gk = bfv::GaloisKeys::new(&sk, &elements, &mut rng).unwrap();
+        let relin = ev.relinearize(&sq, &rk).unwrap();
+        g.bench_function(format!("rotate/{LABEL}"), |b| {
+            b.iter(|| ev.rotate_rows(black_box(&relin), 1, &gk).unwrap())
+        });
+        g.bench_function(format!("rotate_hoisted{ROTATIONS}/{LABEL}"), |b| {
+            b.iter(|| ev.rotate_many(black_box(&relin), &steps, &gk).unwrap())
         });
         let many: Vec<bfv::Ciphertext> = (0..DOT_INPUTS)
             .map(|i| ev.mul_scalar(&ct, (i % 5) as i64 - 2).unwrap())

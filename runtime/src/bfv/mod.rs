@@ -35,13 +35,16 @@ mod serial;
 pub(crate) use evaluator::{
     check_terms, decompose, dot_ntt, dot_polys, key_inner_product, mul_scalar_polys, KeyBasis,
 };
+pub(crate) use galois::automorphism_ntt;
 #[cfg(test)]
 pub(crate) use keys::phase_norm;
-pub(crate) use keys::{budget_bits, check_ring, expand_a, switching_b};
+pub(crate) use keys::{budget_bits, check_ring, expand_a, switching_b, GaloisKey};
 #[cfg(test)]
 pub(crate) use params::tests as test_params;
 pub(crate) use serial::{
-    io_err, key_header, key_header_with_version, poly_len, read_exact_vec, write_poly, Reader,
+    galois_entry_len, io_err, key_header, key_header_with_version, poly_len,
+    read_entries as read_galois_entries, read_exact_vec, write_entries as write_galois_entries,
+    write_poly, Reader, KEY_HEADER,
 };
 
 // The flat surface: every public item of the submodules has one path, `bfv::X`.

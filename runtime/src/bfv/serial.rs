@@ -19,6 +19,8 @@ use zeroize::Zeroizing;
 
 mod galois;
 
+pub(crate) use galois::{entry_len as galois_entry_len, read_entries, write_entries};
+
 /// Current format version of parameters, plaintexts and ciphertexts.
 pub const FORMAT_VERSION: u8 = 1;
 /// Current format version of keys. Version 2 added the key-set id; version-1 keys are
@@ -574,7 +576,7 @@ impl Plaintext {
 
 const CT_HEADER: usize = 4 + 1 + 8 + 3;
 /// Magic, version, ring fingerprint and key-set id of a key.
-const KEY_HEADER: usize = 4 + 1 + 8 + KeyId::LEN;
+pub(crate) const KEY_HEADER: usize = 4 + 1 + 8 + KeyId::LEN;
 const SK_HEADER: usize = KEY_HEADER;
 /// Flag bit: c_1 is given as a 32-byte seed.
 const FLAG_SEEDED: u8 = 1;

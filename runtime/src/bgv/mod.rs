@@ -15,7 +15,8 @@
 //! q⁻¹ mod t. Each [`Ciphertext`] records that factor, and decryption removes it.
 //!
 //! Keys serve every plaintext prime of a plan at once: their errors are multiplied by the
-//! product T of those primes, a multiple of each t (see [`PublicKey`] and [`RelinKey`]).
+//! product T of those primes, a multiple of each t (see [`PublicKey`], [`RelinKey`] and
+//! [`GaloisKeys`], the keys of slot rotations).
 //!
 //! ```
 //! use veil_runtime::{bfv, bgv};
@@ -38,6 +39,7 @@
 
 mod ciphertext;
 mod evaluator;
+mod galois;
 mod keys;
 mod public;
 mod relin;
@@ -47,8 +49,11 @@ mod serial;
 pub use crate::bfv::EvalError;
 pub use ciphertext::Ciphertext;
 pub use evaluator::Evaluator;
+pub use galois::GaloisKeys;
 pub use keys::MAX_PLAIN_PRIMES;
 pub use public::PublicKey;
 pub use relin::RelinKey;
 pub use secret::{decrypt, encrypt, noise_budget_bits};
-pub use serial::{MAGIC_CIPHERTEXT, MAGIC_PUBLIC_KEY, MAGIC_RELIN_KEY, PUBLIC_KEY_VERSION};
+pub use serial::{
+    MAGIC_CIPHERTEXT, MAGIC_GALOIS_KEYS, MAGIC_PUBLIC_KEY, MAGIC_RELIN_KEY, PUBLIC_KEY_VERSION,
+};

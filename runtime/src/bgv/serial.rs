@@ -8,15 +8,19 @@
 //! Public key: `VGPK`, [`PUBLIC_KEY_VERSION`], ring fingerprint, key-set id, prime count (u8),
 //! the plaintext primes (u64 each), seed, b over q_0..q_{L-1}, p. Relinearisation key: `VGRK`,
 //! key version ([`KEY_FORMAT_VERSION`]), the same header, seed, then L polynomials b_j over
-//! q_0..q_{L-1}, p.
+//! q_0..q_{L-1}, p. Galois keys: `VGGK`, key version, the same header, the component count L
+//! (u8) and the key count (u32), then per key, in increasing order of element: the element
+//! (u32), the seed of its a_j and its L polynomials b_j over q_0..q_{L-1}, p.
 
 use super::ciphertext::Ciphertext;
+use super::galois::GaloisKeys;
 use super::keys::{check_plain_primes, MAX_PLAIN_PRIMES};
 use super::public::PublicKey;
 use super::relin::RelinKey;
 use crate::bfv::{
-    expand_seed, io_err, key_header, key_header_with_version, poly_len, read_exact_vec, write_poly,
-    BfvParameters, Reader, SerialError, FORMAT_VERSION, KEY_FORMAT_VERSION,
+    expand_seed, galois_entry_len, io_err, key_header, key_header_with_version, poly_len,
+    read_exact_vec, read_galois_entries, write_galois_entries, write_poly, BfvParameters, Reader,
+    SerialError, FORMAT_VERSION, KEY_FORMAT_VERSION, KEY_HEADER,
 };
 use std::io::{Read, Write};
 use std::sync::Arc;
@@ -30,6 +34,8 @@ pub const MAGIC_CIPHERTEXT: &[u8; 4] = b"VGCT";
 pub const MAGIC_PUBLIC_KEY: &[u8; 4] = b"VGPK";
 /// Magic bytes of a BGV relinearisation key.
 pub const MAGIC_RELIN_KEY: &[u8; 4] = b"VGRK";
+/// Magic bytes of a set of BGV Galois keys.
+pub const MAGIC_GALOIS_KEYS: &[u8; 4] = b"VGGK";
 /// Format version of BGV public keys. Version 3 holds b over q_0..q_{L-1}, p (public-key
 /// encryption works over Q·P); version-2 keys, over the q primes only, are refused with a
 /// request to generate the key set again.
@@ -261,6 +267,86 @@ impl RelinKey {
     }
 }
 
+/// Bytes of a Galois key set's header with `primes` plaintext primes: the key header, the
+/// primes (count and values), the component count (u8) and the key count (u32).
+fn galois_header_len(primes: usize) -> usize {
+    KEY_HEADER + 1 + 8 * primes + 1 + 4
+}
+
+impl GaloisKeys {
+    /// Serialises the keys: header, plaintext primes, component and key counts, then per key
+    /// its element, seed and b_j (layout in the module documentation of `bgv::serial`).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let ring = &self.ring;
+        let mut out = Vec::with_capacity(self.serialized_len());
+        key_header(&mut out, MAGIC_GALOIS_KEYS, ring.fingerprint(), self.id);
+        write_primes(&self.plain_primes, &mut out);
+        out.push(ring.max_level() as u8);
+        out.extend_from_slice(&(self.keys.len() as u32).to_le_bytes());
+        write_galois_entries(&self.keys, ring, &mut out);
+        out
+    }
+
+    /// Size in bytes of [`Self::to_bytes`].
+    pub fn serialized_len(&self) -> usize {
+        galois_header_len(self.plain_primes.len()) + self.keys.len() * galois_entry_len(&self.ring)
+    }
+
+    /// Size in bytes of one serialised key for `params` (what each element adds to
+    /// [`Self::serialized_len`]).
+    pub fn serialized_len_per_key(params: &BfvParameters) -> usize {
+        galois_entry_len(params.ring())
+    }
+
+    /// Reads BGV Galois keys for the ring of `params`. The declared key count is checked
+    /// against the most a ring can have (n − 1 elements) and against the bytes present before
+    /// anything is allocated from it; elements must be valid and strictly increasing.
+    pub fn from_bytes(params: &BfvParameters, bytes: &[u8]) -> Result<Self, SerialError> {
+        let what = "BGV Galois keys";
+        let invalid = |detail: String| SerialError::Invalid { what, detail };
+        let mut r = Reader::new(bytes, what);
+        r.header(MAGIC_GALOIS_KEYS, KEY_FORMAT_VERSION)?;
+        r.fingerprint(params.ring_fingerprint(), "ring")?;
+        let id = r.key_id()?;
+        let primes = read_primes(&mut r, what, params)?;
+        let ring = params.ring();
+        let levels = ring.max_level();
+        let components = usize::from(r.u8()?);
+        if components != levels {
+            return Err(invalid(format!(
+                "{components} components per key; the ring needs {levels}"
+            )));
+        }
+        let count = r.u32()? as usize;
+        let n = ring.degree();
+        if count > n - 1 {
+            return Err(invalid(format!(
+                "{count} keys declared; a ring of degree {n} has at most {}",
+                n - 1
+            )));
+        }
+        let needed = count
+            .checked_mul(galois_entry_len(ring))
+            .and_then(|body| body.checked_add(galois_header_len(primes.len())))
+            .ok_or_else(|| invalid("length overflow".into()))?;
+        if bytes.len() < needed {
+            return Err(SerialError::Truncated {
+                what,
+                needed,
+                found: bytes.len(),
+            });
+        }
+        let keys = read_galois_entries(&mut r, ring, count, what)?;
+        r.finish()?;
+        Ok(GaloisKeys {
+            ring: ring.clone(),
+            id,
+            plain_primes: primes,
+            keys,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,6 +359,16 @@ mod tests {
 
     type Fixture = (Arc<BfvParameters>, Vec<(&'static str, Vec<u8>)>);
 
+    /// The Galois elements of the fixture's keys (n = 1024): a row rotation each way and the
+    /// column swap.
+    fn galois_elements() -> [u64; 3] {
+        [
+            crate::bfv::row_rotation_element(1024, 1),
+            crate::bfv::row_rotation_element(1024, -4),
+            crate::bfv::column_swap_element(1024),
+        ]
+    }
+
     /// Bytes of every BGV object of one toy key set: keys, a seeded fresh ciphertext, and a
     /// switched size-3 ciphertext (scale ≠ 1).
     fn fixture() -> &'static Fixture {
@@ -284,6 +380,7 @@ mod tests {
             let t = params.plain_modulus();
             let pk = PublicKey::new(&sk, &[t, 12289], &mut rng).unwrap();
             let rk = RelinKey::new(&sk, &[t, 12289], &mut rng).unwrap();
+            let gk = GaloisKeys::new(&sk, &galois_elements(), &[t, 12289], &mut rng).unwrap();
             let pt = Encoder::new(&params).encode(&[5, -6, 7]).unwrap();
             let seeded = encrypt(&sk, &pt, &mut rng).unwrap();
             let ev = Evaluator::new(&params);
@@ -291,6 +388,7 @@ mod tests {
             let objects = vec![
                 ("pk", pk.to_bytes()),
                 ("rk", rk.to_bytes()),
+                ("gk", gk.to_bytes()),
                 ("seeded", seeded.to_bytes()),
                 ("size3", size3.to_bytes()),
             ];
@@ -302,6 +400,7 @@ mod tests {
         match kind {
             "pk" => PublicKey::from_bytes(params, bytes).map(drop),
             "rk" => RelinKey::from_bytes(params, bytes).map(drop),
+            "gk" => GaloisKeys::from_bytes(params, bytes).map(drop),
             _ => Ciphertext::from_bytes(params, bytes).map(drop),
         }
     }
@@ -355,7 +454,7 @@ mod tests {
         /// different valid object), never a panic; garbled headers are always errors.
         #[test]
         fn bgv_damaged_bytes_are_errors_not_panics(
-            which in 0usize..4,
+            which in 0usize..5,
             cut in any::<prop::sample::Index>(),
             pos in any::<prop::sample::Index>(),
             flip in 1u8..=255,
@@ -472,5 +571,150 @@ mod tests {
             .unwrap();
         let err = RelinKey::from_bytes(&other, &rk).unwrap_err().to_string();
         assert!(err.contains("was written for ring"), "{err}");
+    }
+
+    #[test]
+    fn bgv_galois_keys_round_trip() {
+        let params = toy(1024);
+        let mut rng = ChaCha20Rng::seed_from_u64(42);
+        let sk = SecretKey::generate(&params, &mut rng);
+        let t = params.plain_modulus();
+        let gk = GaloisKeys::new(&sk, &galois_elements(), &[t, 12289], &mut rng).unwrap();
+        let bytes = gk.to_bytes();
+        assert_eq!(bytes.len(), gk.serialized_len());
+        let ring = params.ring();
+        // Seeded: a key costs its element, a seed and L polynomials, not 2L.
+        assert_eq!(
+            GaloisKeys::serialized_len_per_key(&params),
+            4 + 32 + ring.max_level() * poly_len(ring.key_moduli(), ring.degree())
+        );
+        assert_eq!(
+            bytes.len(),
+            KEY_HEADER + 1 + 16 + 1 + 4 + 3 * GaloisKeys::serialized_len_per_key(&params)
+        );
+        let back = GaloisKeys::from_bytes(&params, &bytes).unwrap();
+        assert_eq!(back, gk);
+        assert_eq!(
+            (back.id(), back.plain_primes(), back.elements()),
+            (gk.id(), gk.plain_primes(), gk.elements())
+        );
+        // The keys read back rotate exactly as the originals, bit for bit.
+        let enc = Encoder::new(&params);
+        let ev = Evaluator::new(&params);
+        let ct = encrypt(&sk, &enc.encode(&[1, 2, 3]).unwrap(), &mut rng).unwrap();
+        let ct = ev.mod_switch_to_next(&ct).unwrap();
+        assert_eq!(
+            ev.rotate_rows(&ct, -4, &back).unwrap(),
+            ev.rotate_rows(&ct, -4, &gk).unwrap()
+        );
+        let out = enc
+            .decode(&decrypt(&sk, &ev.rotate_rows(&ct, 1, &back).unwrap()).unwrap())
+            .unwrap();
+        assert_eq!(&out[..2], &[2, 3]);
+        let empty = GaloisKeys::new(&sk, &[], &[t], &mut rng).unwrap();
+        assert_eq!(
+            GaloisKeys::from_bytes(&params, &empty.to_bytes()).unwrap(),
+            empty
+        );
+    }
+
+    #[test]
+    fn bgv_hostile_galois_key_bytes_get_clear_errors() {
+        let (params, objects) = fixture();
+        let bytes = objects
+            .iter()
+            .find(|(k, _)| *k == "gk")
+            .map(|(_, b)| b.clone())
+            .unwrap_or_default();
+        let msg = |b: &[u8]| GaloisKeys::from_bytes(params, b).unwrap_err().to_string();
+        // Every truncation.
+        for cut in (0..bytes.len()).step_by(89).chain([bytes.len() - 1]) {
+            assert!(
+                GaloisKeys::from_bytes(params, &bytes[..cut]).is_err(),
+                "cut {cut}"
+            );
+        }
+        let mut long = bytes.clone();
+        long.push(0);
+        assert!(
+            msg(&long).contains("1 unexpected trailing bytes"),
+            "{}",
+            msg(&long)
+        );
+        // Header fields: two primes, then the component and key counts.
+        let primes_at = KEY_HEADER;
+        let components_at = primes_at + 1 + 16;
+        let count_at = components_at + 1;
+        let first = count_at + 4;
+        let entry = GaloisKeys::serialized_len_per_key(params);
+        let with = |at: usize, value: &[u8]| {
+            let mut b = bytes.clone();
+            b[at..at + value.len()].copy_from_slice(value);
+            b
+        };
+        assert_eq!(
+            msg(&with(count_at, &u32::MAX.to_le_bytes())),
+            "BGV Galois keys: 4294967295 keys declared; a ring of degree 1024 has at most 1023"
+        );
+        // A count the bytes do not back is refused before anything is allocated from it.
+        let e = GaloisKeys::from_bytes(params, &with(count_at, &1000u32.to_le_bytes()));
+        assert!(
+            matches!(e, Err(SerialError::Truncated { needed, .. }) if needed == first + 1000 * entry),
+            "{e:?}"
+        );
+        let e = GaloisKeys::from_bytes(params, &with(count_at, &2u32.to_le_bytes()));
+        assert!(matches!(e, Err(SerialError::TrailingBytes { .. })), "{e:?}");
+        assert!(msg(&with(components_at, &[7])).contains("7 components per key; the ring needs 3"));
+        for (count, want) in [(0u8, "0 plaintext primes"), (255, "255 plaintext primes")] {
+            let text = msg(&with(primes_at, &[count]));
+            assert!(text.contains(want), "{text}");
+        }
+        let dup = bytes[primes_at + 1..primes_at + 9].to_vec();
+        assert!(msg(&with(primes_at + 9, &dup)).contains("listed twice"));
+        // Elements: even, out of range, out of order.
+        for (at, value, want) in [
+            (
+                first,
+                4u32,
+                "Galois element 4 is not an odd number in 3..2048",
+            ),
+            (first, 2049, "Galois element 2049 is not an odd number"),
+            (first, 1, "Galois element 1 is not an odd number"),
+            (
+                first + entry,
+                3,
+                "element 3 follows 3; elements must increase",
+            ),
+        ] {
+            let text = msg(&with(at, &value.to_le_bytes()));
+            assert!(text.contains(want), "{text}");
+        }
+        // A residue out of range.
+        let b_at = first + 4 + 32;
+        let mut bad = bytes.clone();
+        bad[b_at..b_at + 7].fill(0xff);
+        assert!(
+            msg(&bad).contains("is not below its prime"),
+            "{}",
+            msg(&bad)
+        );
+        // BFV Galois keys, other BGV objects, other versions and rings.
+        let bfv = with(0, crate::bfv::MAGIC_GALOIS_KEYS);
+        assert!(msg(&bfv).contains("wrong magic bytes"), "{}", msg(&bfv));
+        let rk = objects
+            .iter()
+            .find(|(k, _)| *k == "rk")
+            .map(|(_, b)| b.clone())
+            .unwrap_or_default();
+        assert!(msg(&rk).contains("wrong magic bytes"));
+        assert!(matches!(
+            GaloisKeys::from_bytes(params, &with(4, &[1])),
+            Err(SerialError::BadVersion { found: 1, .. })
+        ));
+        let e = GaloisKeys::from_bytes(&toy(2048), &bytes).unwrap_err();
+        assert!(
+            matches!(e, SerialError::FingerprintMismatch { kind: "ring", .. }),
+            "{e}"
+        );
     }
 }

@@ -29,13 +29,20 @@ pub(crate) struct GaloisKey {
 }
 
 impl GaloisKey {
-    fn new(sk: &SecretKey, element: u64, rng: &mut (impl RngCore + CryptoRng)) -> Self {
+    /// The key of `element` for `sk`. The error factor is `None` for BFV; BGV passes the
+    /// residues of the product T of its plaintext primes (see `switching_b`).
+    pub(crate) fn new(
+        sk: &SecretKey,
+        element: u64,
+        error_factor: Option<&[u64]>,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Self {
         let ring = &sk.ring;
         let seed: [u8; 32] = rng.gen();
         let a = expand_a(ring, &seed);
         let inv = inverse_element(ring.degree(), element);
         let target = Zeroizing::new(automorphism_ntt(&sk.ntt, inv));
-        let b = switching_b(ring, &sk.ntt, &target, &a, None, rng);
+        let b = switching_b(ring, &sk.ntt, &target, &a, error_factor, rng);
         GaloisKey { seed, b, a }
     }
 
@@ -104,7 +111,8 @@ impl GaloisKeys {
         }
         let mut keys = BTreeMap::new();
         for &k in elements {
-            keys.entry(k).or_insert_with(|| GaloisKey::new(sk, k, rng));
+            keys.entry(k)
+                .or_insert_with(|| GaloisKey::new(sk, k, None, rng));
         }
         Ok(GaloisKeys {
             ring: sk.ring.clone(),

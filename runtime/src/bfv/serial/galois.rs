@@ -18,9 +18,58 @@ const WHAT: &str = "Galois keys";
 /// The key header, the component count (u8) and the key count (u32).
 const GK_HEADER: usize = KEY_HEADER + 1 + 4;
 
-/// Bytes of one key: element (u32), seed, L polynomials over the key moduli.
-fn entry_len(ring: &RingContext) -> usize {
+/// Bytes of one key: element (u32), seed, L polynomials over the key moduli. BGV's Galois
+/// keys (`bgv/serial.rs`) store their keys the same way.
+pub(crate) fn entry_len(ring: &RingContext) -> usize {
     4 + 32 + ring.max_level() * poly_len(ring.key_moduli(), ring.degree())
+}
+
+/// Writes every key in increasing order of element: element, seed, b_j.
+pub(crate) fn write_entries(
+    keys: &BTreeMap<u64, GaloisKey>,
+    ring: &RingContext,
+    out: &mut Vec<u8>,
+) {
+    for (&k, key) in keys {
+        out.extend_from_slice(&(k as u32).to_le_bytes());
+        out.extend_from_slice(&key.seed);
+        for b in &key.b {
+            write_poly(b, ring.key_moduli(), out);
+        }
+    }
+}
+
+/// Reads `count` keys written by [`write_entries`]; elements must be valid and strictly
+/// increasing. The caller has checked `count` against the bytes present.
+pub(crate) fn read_entries(
+    r: &mut Reader<'_>,
+    ring: &RingContext,
+    count: usize,
+    what: &'static str,
+) -> Result<BTreeMap<u64, GaloisKey>, SerialError> {
+    let mut keys = BTreeMap::new();
+    let mut previous = 0u64;
+    for _ in 0..count {
+        let k = u64::from(r.u32()?);
+        check_galois_element(ring.degree(), k).map_err(|e| SerialError::Invalid {
+            what,
+            detail: e.to_string(),
+        })?;
+        if k <= previous {
+            return Err(SerialError::Invalid {
+                what,
+                detail: format!("element {k} follows {previous}; elements must increase"),
+            });
+        }
+        previous = k;
+        let seed = r.seed()?;
+        let mut b = Vec::with_capacity(ring.max_level());
+        for _ in 0..ring.max_level() {
+            b.push(r.poly(ring.key_moduli(), ring.degree())?);
+        }
+        keys.insert(k, GaloisKey::from_parts(ring, seed, b));
+    }
+    Ok(keys)
 }
 
 /// Reads and checks the fixed header; returns the key-set id and the key count, checked
@@ -65,13 +114,7 @@ impl GaloisKeys {
         key_header(&mut out, MAGIC_GALOIS_KEYS, ring.fingerprint(), self.id);
         out.push(ring.max_level() as u8);
         out.extend_from_slice(&(self.keys.len() as u32).to_le_bytes());
-        for (&k, key) in &self.keys {
-            out.extend_from_slice(&(k as u32).to_le_bytes());
-            out.extend_from_slice(&key.seed);
-            for b in &key.b {
-                write_poly(b, ring.key_moduli(), &mut out);
-            }
-        }
+        write_entries(&self.keys, ring, &mut out);
         out
     }
 
@@ -107,28 +150,7 @@ impl GaloisKeys {
                 found: bytes.len(),
             });
         }
-        let mut keys = BTreeMap::new();
-        let mut previous = 0u64;
-        for _ in 0..count {
-            let k = u64::from(r.u32()?);
-            check_galois_element(ring.degree(), k).map_err(|e| SerialError::Invalid {
-                what: WHAT,
-                detail: e.to_string(),
-            })?;
-            if k <= previous {
-                return Err(SerialError::Invalid {
-                    what: WHAT,
-                    detail: format!("element {k} follows {previous}; elements must increase"),
-                });
-            }
-            previous = k;
-            let seed = r.seed()?;
-            let mut b = Vec::with_capacity(ring.max_level());
-            for _ in 0..ring.max_level() {
-                b.push(r.poly(ring.key_moduli(), ring.degree())?);
-            }
-            keys.insert(k, GaloisKey::from_parts(ring, seed, b));
-        }
+        let keys = read_entries(&mut r, ring, count, WHAT)?;
         r.finish()?;
         Ok(GaloisKeys {
             ring: ring.clone(),

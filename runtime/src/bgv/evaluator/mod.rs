@@ -7,6 +7,7 @@ mod diagonal;
 mod key_switch;
 mod mod_switch;
 mod multiply;
+mod rotate;
 
 pub(super) use key_switch::divide_by_special;
 

@@ -15,6 +15,7 @@ fn bgv_types_are_send_and_sync() {
     check::<Evaluator>();
     check::<PublicKey>();
     check::<RelinKey>();
+    check::<crate::bgv::GaloisKeys>();
 }
 
 #[test]
