@@ -206,7 +206,7 @@ fn bench(args: &BenchArgs) -> Result<(), CliError> {
         },
         images_per_ciphertext: n,
         eval_key_bytes: keys.server.to_bytes().len(),
-        galois_keys: keys.server.galois().map_or(0, |g| g.len()),
+        galois_keys: keys.server.galois_count(),
         plain_primes: context.params().len(),
         keygen_seconds,
         prepare_seconds,

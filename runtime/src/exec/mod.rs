@@ -28,5 +28,5 @@ pub use crt::{Crt, CrtError};
 pub use encrypted::EncryptedBackend;
 pub use engine::{run_plan, run_plan_keeping_registers, step_label, NoProgress, Progress};
 pub use error::ExecError;
-pub use packed::{BfvPacked, PackedBackend, PackedScheme, PreparedDiagonals};
+pub use packed::{BfvPacked, BgvPacked, PackedBackend, PackedScheme, PreparedDiagonals};
 pub use reference::{exact_registers, exact_scores, ExactBackend};

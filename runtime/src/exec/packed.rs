@@ -10,7 +10,7 @@
 //! every image lane of the ciphertext alike; it is encoded when the step runs unless the
 //! backend was given [`PreparedDiagonals`], which a server makes once per plan and prime.
 
-use super::{Backend, EncryptedBackend, ExecError};
+use super::{Backend, BgvBackend, EncryptedBackend, ExecError};
 use crate::bfv::{
     BfvParameters, Ciphertext, EvalError, Evaluator, GaloisKeys, NttCiphertext, NttPlaintext,
     Plaintext, RelinKey,
@@ -239,6 +239,68 @@ impl<'k> PackedScheme for BfvPacked<'k> {
     }
 
     fn zero_like(&self, ct: &Ciphertext) -> Result<Ciphertext, ExecError> {
+        Ok(self.evaluator.mul_scalar(ct, 0)?)
+    }
+}
+
+/// BGV for the packed executor: ciphertexts are already in evaluation form.
+#[derive(Debug)]
+pub struct BgvPacked<'k> {
+    slotwise: BgvBackend<'k>,
+    evaluator: crate::bgv::Evaluator,
+    galois: &'k crate::bgv::GaloisKeys,
+}
+
+impl<'k> BgvPacked<'k> {
+    /// BGV under `params` (whose t is the run's plaintext prime) with the server's BGV
+    /// relinearisation and Galois keys for that prime.
+    pub fn new(
+        params: &Arc<BfvParameters>,
+        relin_key: &'k crate::bgv::RelinKey,
+        galois: &'k crate::bgv::GaloisKeys,
+    ) -> Self {
+        BgvPacked {
+            slotwise: BgvBackend::new(params, relin_key),
+            evaluator: crate::bgv::Evaluator::new(params),
+            galois,
+        }
+    }
+}
+
+impl<'k> PackedScheme for BgvPacked<'k> {
+    type Ct = crate::bgv::Ciphertext;
+    type Ready = crate::bgv::Ciphertext;
+    type Slotwise = BgvBackend<'k>;
+
+    fn slotwise(&self) -> &Self::Slotwise {
+        &self.slotwise
+    }
+
+    fn rotate_many(&self, ct: &Self::Ct, steps: &[i64]) -> Result<Vec<Self::Ct>, ExecError> {
+        Ok(self.evaluator.rotate_many(ct, steps, self.galois)?)
+    }
+
+    fn ready(&self, ct: &Self::Ct) -> Result<Self::Ready, ExecError> {
+        Ok(ct.clone())
+    }
+
+    fn level(ready: &Self::Ready) -> usize {
+        ready.level()
+    }
+
+    fn dot_plain(&self, terms: &[(&Self::Ready, &NttPlaintext)]) -> Result<Self::Ct, ExecError> {
+        Ok(self.evaluator.dot_plain(terms)?)
+    }
+
+    fn add_assign(&self, a: &mut Self::Ct, b: &Self::Ct) -> Result<(), ExecError> {
+        Ok(self.evaluator.add_assign(a, b)?)
+    }
+
+    fn add_plain(&self, ct: &Self::Ct, pt: &Plaintext) -> Result<Self::Ct, ExecError> {
+        Ok(self.evaluator.add_plain(ct, pt)?)
+    }
+
+    fn zero_like(&self, ct: &Self::Ct) -> Result<Self::Ct, ExecError> {
         Ok(self.evaluator.mul_scalar(ct, 0)?)
     }
 }

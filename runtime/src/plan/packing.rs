@@ -337,12 +337,9 @@ impl Packing {
     /// packing per `Linear` whose schedule builds and whose partial slots stay in the lane,
     /// squares that keep their input's layout, and an output not written by a fold (a fold
     /// leaves partial sums of the weights in the output's other slots, which the client would
-    /// receive). The packed executor exists for BFV only.
+    /// receive).
     pub(crate) fn validate(&self, plan: &Plan) -> Result<(), String> {
         let degree = plan.params.degree;
-        if plan.params.scheme != super::Scheme::Bfv {
-            return Err("the packed layout runs in BFV only".into());
-        }
         if !self.lane.is_power_of_two() || self.lane > degree / 2 {
             return Err(format!(
                 "lane of {} slots: must be a power of two of at most n/2 = {}",

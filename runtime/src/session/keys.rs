@@ -41,7 +41,15 @@ pub struct ClientKey {
 #[derive(Debug)]
 pub struct ServerKey {
     keys: EvalKeys,
-    galois: Option<bfv::GaloisKeys>,
+    galois: Option<GaloisSet>,
+}
+
+/// A packed plan's Galois keys, in the plan's scheme.
+#[derive(Debug)]
+enum GaloisSet {
+    Bfv(bfv::GaloisKeys),
+    /// One per plaintext prime, in the plan's order (as the relinearisation keys).
+    Bgv(Vec<bgv::GaloisKeys>),
 }
 
 /// The relinearisation key(s) of a scheme.
@@ -132,7 +140,18 @@ impl KeySet {
                 let elements = packing
                     .galois_elements(context.plan())
                     .map_err(|e| SessionError::Plan(ValidationError::Packing(e)))?;
-                Some(bfv::GaloisKeys::new(&secret, &elements, rng)?)
+                Some(match context.plan().params.scheme {
+                    Scheme::Bfv => GaloisSet::Bfv(bfv::GaloisKeys::new(&secret, &elements, rng)?),
+                    Scheme::Bgv => GaloisSet::Bgv(
+                        context
+                            .plan()
+                            .params
+                            .plain_primes
+                            .iter()
+                            .map(|&t| bgv::GaloisKeys::new(&secret, &elements, &[t], rng))
+                            .collect::<Result<_, _>>()?,
+                    ),
+                })
             }
             None => None,
         };
@@ -194,9 +213,30 @@ impl ServerKey {
         }
     }
 
-    /// The Galois keys of a packed plan's rotations, or `None` for a slot-layout plan.
+    /// The BFV Galois keys of a packed plan's rotations, or `None` for a slot-layout or BGV
+    /// plan.
     pub fn galois(&self) -> Option<&bfv::GaloisKeys> {
-        self.galois.as_ref()
+        match &self.galois {
+            Some(GaloisSet::Bfv(keys)) => Some(keys),
+            _ => None,
+        }
+    }
+
+    /// The BGV Galois keys of plaintext prime `prime` for a packed BGV plan.
+    pub fn bgv_galois(&self, prime: usize) -> Option<&bgv::GaloisKeys> {
+        match &self.galois {
+            Some(GaloisSet::Bgv(keys)) => keys.get(prime),
+            _ => None,
+        }
+    }
+
+    /// Number of Galois keys (per plaintext prime in BGV), 0 for a slot-layout plan.
+    pub fn galois_count(&self) -> usize {
+        match &self.galois {
+            Some(GaloisSet::Bfv(keys)) => keys.len(),
+            Some(GaloisSet::Bgv(keys)) => keys.first().map_or(0, bgv::GaloisKeys::len),
+            None => 0,
+        }
     }
 
     /// The key set this key belongs to.
@@ -210,9 +250,18 @@ impl ServerKey {
     /// The serialised key(s).
     pub fn to_bytes(&self) -> Vec<u8> {
         match (&self.keys, &self.galois) {
-            (EvalKeys::Bfv(key), Some(galois)) => key_list_to_bytes(
+            (EvalKeys::Bfv(key), Some(GaloisSet::Bfv(galois))) => key_list_to_bytes(
                 MAGIC_PACKED_EVAL_KEYS,
                 [key.to_bytes(), galois.to_bytes()].into_iter(),
+            ),
+            (EvalKeys::Bgv(relin), Some(GaloisSet::Bgv(galois))) => key_list_to_bytes(
+                MAGIC_PACKED_EVAL_KEYS,
+                relin
+                    .iter()
+                    .map(bgv::RelinKey::to_bytes)
+                    .chain(galois.iter().map(bgv::GaloisKeys::to_bytes))
+                    .collect::<Vec<_>>()
+                    .into_iter(),
             ),
             (keys, _) => Self::relin_bytes(keys),
         }
@@ -253,38 +302,68 @@ impl ServerKey {
         Ok(ServerKey { keys, galois: None })
     }
 
-    /// A packed plan's key list: the relinearisation key, then Galois keys of one key set
-    /// holding exactly the elements the plan's rotations need.
+    /// A packed plan's key list: the relinearisation key(s), then the Galois keys (BFV: one of
+    /// each; BGV: one of each per plaintext prime, relinearisation keys first), all of one key
+    /// set, the Galois keys holding exactly the elements the plan's rotations need.
     fn packed_from_bytes(context: &Context, bytes: &[u8]) -> Result<Self, SerialError> {
         let what = "packed evaluation keys";
         let params = &context.params()[0];
-        let parts = key_list_from_bytes(MAGIC_PACKED_EVAL_KEYS, what, 2, bytes)?;
-        let relin = RelinKey::from_bytes(params, parts[0])?;
-        let galois = bfv::GaloisKeys::from_bytes(params, parts[1])?;
-        let needed = context
-            .plan()
+        let plan = context.plan();
+        let needed = plan
             .packing
             .as_ref()
-            .map(|p| p.galois_elements(context.plan()))
+            .map(|p| p.galois_elements(plan))
             .transpose()
             .map_err(|detail| SerialError::Invalid { what, detail })?
             .unwrap_or_default();
-        let bad = |detail: String| Err(SerialError::Invalid { what, detail });
-        if galois.id() != relin.id() {
-            return bad(
-                "the Galois keys belong to another key set than the relinearisation key".into(),
-            );
+        let bad = |detail: String| SerialError::Invalid { what, detail };
+        let check = |id: KeyId, relin: KeyId, elements: Vec<u64>| {
+            if id != relin {
+                return Err(bad(
+                    "the Galois keys belong to another key set than the relinearisation key".into(),
+                ));
+            }
+            if elements != needed {
+                return Err(bad(format!(
+                    "the Galois keys hold elements {elements:?}, but the plan rotates with {needed:?}"
+                )));
+            }
+            Ok(())
+        };
+        match plan.params.scheme {
+            Scheme::Bfv => {
+                let parts = key_list_from_bytes(MAGIC_PACKED_EVAL_KEYS, what, 2, bytes)?;
+                let relin = RelinKey::from_bytes(params, parts[0])?;
+                let galois = bfv::GaloisKeys::from_bytes(params, parts[1])?;
+                check(galois.id(), relin.id(), galois.elements())?;
+                Ok(ServerKey {
+                    keys: EvalKeys::Bfv(relin),
+                    galois: Some(GaloisSet::Bfv(galois)),
+                })
+            }
+            Scheme::Bgv => {
+                let primes = plan.params.plain_primes.len();
+                let parts = key_list_from_bytes(MAGIC_PACKED_EVAL_KEYS, what, 2 * primes, bytes)?;
+                let (relin_parts, galois_parts) = parts.split_at(primes);
+                let relin = relin_parts
+                    .iter()
+                    .map(|part| bgv::RelinKey::from_bytes(params, part))
+                    .collect::<Result<Vec<_>, _>>()?;
+                check_one_set(relin.iter().map(|k| (k.id(), k.plain_primes())), context)?;
+                let galois = galois_parts
+                    .iter()
+                    .map(|part| bgv::GaloisKeys::from_bytes(params, part))
+                    .collect::<Result<Vec<_>, _>>()?;
+                check_one_set(galois.iter().map(|k| (k.id(), k.plain_primes())), context)?;
+                for (g, r) in galois.iter().zip(&relin) {
+                    check(g.id(), r.id(), g.elements())?;
+                }
+                Ok(ServerKey {
+                    keys: EvalKeys::Bgv(relin),
+                    galois: Some(GaloisSet::Bgv(galois)),
+                })
+            }
         }
-        if galois.elements() != needed {
-            return bad(format!(
-                "the Galois keys hold elements {:?}, but the plan rotates with {needed:?}",
-                galois.elements()
-            ));
-        }
-        Ok(ServerKey {
-            keys: EvalKeys::Bfv(relin),
-            galois: Some(galois),
-        })
     }
 }
 

@@ -257,3 +257,33 @@ fn packed_evaluation_keys_must_hold_exactly_the_plans_rotations() {
     let err = context.eval(&relin_only, batch, &NoProgress).unwrap_err();
     assert!(matches!(err, SessionError::MissingGaloisKeys), "{err}");
 }
+
+#[test]
+fn packed_bgv_plans_decrypt_to_the_reference_with_keys_read_back() {
+    for mut plan in [
+        packed_toy_plan(),
+        switched_toy_plan(),
+        three_level_toy_plan(),
+    ] {
+        plan.params.scheme = Scheme::Bgv;
+        let context = Context::new(plan).unwrap();
+        let mut rng = ChaCha20Rng::seed_from_u64(10);
+        let keys = context.keygen(&mut rng).unwrap();
+        let bytes = keys.server.to_bytes();
+        assert_eq!(&bytes[..4], MAGIC_PACKED_EVAL_KEYS);
+        let server = ServerKey::from_bytes(&context, &bytes).unwrap();
+        assert_eq!(server.galois_count(), keys.server.galois_count());
+        assert!(ServerKey::from_bytes(&context, &bytes[..bytes.len() - 3]).is_err());
+        let raw: Vec<f32> = (0..70 * 6).map(|i| ((i * 5) % 8) as f32).collect();
+        for key in [
+            EncryptionKey::Client(&keys.client),
+            EncryptionKey::Public(&keys.public),
+        ] {
+            let (batch, _) = context.encrypt(key, &raw, &mut rng, &|_| {}).unwrap();
+            let result = context.eval(&server, batch, &NoProgress).unwrap();
+            let decrypted = context.decrypt(&keys.client, &result).unwrap();
+            assert_eq!(decrypted.scores, context.reference(&raw).unwrap());
+            assert!(decrypted.min_noise_budget_bits > 0);
+        }
+    }
+}

@@ -2,7 +2,9 @@
 
 use super::{Ciphertext, Context, EncryptedBatch, EncryptedChunk, ServerKey, SessionError};
 use crate::bfv;
-use crate::exec::{run_plan, BfvPacked, BgvBackend, EncryptedBackend, PackedBackend, Progress};
+use crate::exec::{
+    run_plan, BfvPacked, BgvBackend, BgvPacked, EncryptedBackend, PackedBackend, Progress,
+};
 use crate::plan::Scheme;
 use rayon::prelude::*;
 
@@ -69,10 +71,21 @@ impl Context {
             Scheme::Bgv => {
                 let key = server.bgv(prime).ok_or_else(wrong)?;
                 let inputs = all_of(inputs, Ciphertext::into_bgv).ok_or_else(wrong)?;
-                wrap(
-                    run_plan(&self.plan, &BgvBackend::new(params, key), inputs, progress)?,
-                    Ciphertext::Bgv,
-                )
+                let outputs = match (&self.plan.packing, server.bgv_galois(prime)) {
+                    (None, _) => {
+                        run_plan(&self.plan, &BgvBackend::new(params, key), inputs, progress)?
+                    }
+                    (Some(_), Some(galois)) => {
+                        let scheme = BgvPacked::new(params, key, galois);
+                        let mut backend = PackedBackend::new(&self.plan, params, scheme)?;
+                        if let Some(prepared) = self.prepared(prime)? {
+                            backend = backend.with_prepared(prepared);
+                        }
+                        run_plan(&self.plan, &backend, inputs, progress)?
+                    }
+                    (Some(_), None) => return Err(SessionError::MissingGaloisKeys),
+                };
+                wrap(outputs, Ciphertext::Bgv)
             }
         })
     }
