@@ -89,6 +89,19 @@ pub enum EvalError {
         /// The elements the keys hold, in increasing order.
         present: Vec<u64>,
     },
+    /// A Galois key made for lower levels than the ciphertext's.
+    #[error(
+        "the Galois key of element {element} serves levels up to {key_level}, but the ciphertext \
+         is at level {level}: generate the keys for the plan that rotates at this level"
+    )]
+    GaloisKeyLevel {
+        /// The Galois element.
+        element: u64,
+        /// The highest level the key serves.
+        key_level: usize,
+        /// The ciphertext's level.
+        level: usize,
+    },
     /// BGV: operands whose messages carry different scale factors mod t.
     #[error(
         "operands carry different scales mod t ({left} and {right}); multiply one by the ratio \

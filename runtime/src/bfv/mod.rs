@@ -38,11 +38,13 @@ pub(crate) use evaluator::{
 pub(crate) use galois::automorphism_ntt;
 #[cfg(test)]
 pub(crate) use keys::phase_norm;
-pub(crate) use keys::{budget_bits, check_ring, expand_a, switching_b, GaloisKey};
+pub(crate) use keys::{
+    budget_bits, check_ring, expand_a, generate_at_levels, switching_b, GaloisKey,
+};
 #[cfg(test)]
 pub(crate) use params::tests as test_params;
 pub(crate) use serial::{
-    galois_entry_len, io_err, key_header, key_header_with_version, poly_len,
+    galois_entries_len, galois_entry_len, io_err, key_header, key_header_with_version, poly_len,
     read_entries as read_galois_entries, read_exact_vec, write_entries as write_galois_entries,
     write_poly, Reader, KEY_HEADER,
 };

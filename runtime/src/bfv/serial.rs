@@ -19,7 +19,9 @@ use zeroize::Zeroizing;
 
 mod galois;
 
-pub(crate) use galois::{entry_len as galois_entry_len, read_entries, write_entries};
+pub(crate) use galois::{
+    entries_len as galois_entries_len, entry_len as galois_entry_len, read_entries, write_entries,
+};
 
 /// Current format version of parameters, plaintexts and ciphertexts.
 pub const FORMAT_VERSION: u8 = 1;

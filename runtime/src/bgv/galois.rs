@@ -6,7 +6,7 @@
 //! are BFV's (`bfv/keys/galois.rs`), shared rather than repeated.
 
 use super::keys::{check_plain_primes, product_mod};
-use crate::bfv::{check_galois_element, EvalError, GaloisKey, KeyId, RingContext, SecretKey};
+use crate::bfv::{generate_at_levels, EvalError, GaloisKey, KeyId, RingContext, SecretKey};
 use rand::{CryptoRng, RngCore};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -74,20 +74,25 @@ impl GaloisKeys {
         plain_primes: &[u64],
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Result<Self, EvalError> {
+        let top = sk.ring().max_level();
+        let at: Vec<(u64, usize)> = elements.iter().map(|&k| (k, top)).collect();
+        Self::new_at_levels(sk, &at, plain_primes, rng)
+    }
+
+    /// Like [`GaloisKeys::new`], but each key serves levels up to its own (see
+    /// [`crate::bfv::GaloisKeys::new_at_levels`]).
+    pub fn new_at_levels(
+        sk: &SecretKey,
+        elements: &[(u64, usize)],
+        plain_primes: &[u64],
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<Self, EvalError> {
         let ring = sk.ring().clone();
         let mut ring_primes = ring.q_values();
         ring_primes.push(ring.special().value());
         check_plain_primes(plain_primes, &ring_primes)?;
-        let n = ring.degree();
-        for &k in elements {
-            check_galois_element(n, k)?;
-        }
         let factor = product_mod(plain_primes, ring.key_moduli());
-        let mut keys = BTreeMap::new();
-        for &k in elements {
-            keys.entry(k)
-                .or_insert_with(|| GaloisKey::new(sk, k, Some(&factor), rng));
-        }
+        let keys = generate_at_levels(sk, elements, Some(&factor), rng)?;
         Ok(GaloisKeys {
             ring,
             id: sk.id(),
@@ -99,6 +104,11 @@ impl GaloisKeys {
     /// The elements held, in increasing order.
     pub fn elements(&self) -> Vec<u64> {
         self.keys.keys().copied().collect()
+    }
+
+    /// The highest level each element's key serves, by increasing element.
+    pub fn levels(&self) -> Vec<(u64, usize)> {
+        self.keys.iter().map(|(&k, key)| (k, key.level())).collect()
     }
 
     /// Whether the key of `element` is held.

@@ -18,9 +18,9 @@ use super::keys::{check_plain_primes, MAX_PLAIN_PRIMES};
 use super::public::PublicKey;
 use super::relin::RelinKey;
 use crate::bfv::{
-    expand_seed, galois_entry_len, io_err, key_header, key_header_with_version, poly_len,
-    read_exact_vec, read_galois_entries, write_galois_entries, write_poly, BfvParameters, Reader,
-    SerialError, FORMAT_VERSION, KEY_FORMAT_VERSION, KEY_HEADER,
+    expand_seed, galois_entries_len, galois_entry_len, io_err, key_header, key_header_with_version,
+    poly_len, read_exact_vec, read_galois_entries, write_galois_entries, write_poly, BfvParameters,
+    Reader, SerialError, FORMAT_VERSION, KEY_FORMAT_VERSION, KEY_HEADER,
 };
 use std::io::{Read, Write};
 use std::sync::Arc;
@@ -289,13 +289,13 @@ impl GaloisKeys {
 
     /// Size in bytes of [`Self::to_bytes`].
     pub fn serialized_len(&self) -> usize {
-        galois_header_len(self.plain_primes.len()) + self.keys.len() * galois_entry_len(&self.ring)
+        galois_header_len(self.plain_primes.len()) + galois_entries_len(&self.keys, &self.ring)
     }
 
     /// Size in bytes of one serialised key for `params` (what each element adds to
     /// [`Self::serialized_len`]).
     pub fn serialized_len_per_key(params: &BfvParameters) -> usize {
-        galois_entry_len(params.ring())
+        galois_entry_len(params.ring(), params.ring().max_level())
     }
 
     /// Reads BGV Galois keys for the ring of `params`. The declared key count is checked
@@ -326,7 +326,7 @@ impl GaloisKeys {
             )));
         }
         let needed = count
-            .checked_mul(galois_entry_len(ring))
+            .checked_mul(galois_entry_len(ring, 1))
             .and_then(|body| body.checked_add(galois_header_len(primes.len())))
             .ok_or_else(|| invalid("length overflow".into()))?;
         if bytes.len() < needed {
@@ -586,7 +586,7 @@ mod tests {
         // Seeded: a key costs its element, a seed and L polynomials, not 2L.
         assert_eq!(
             GaloisKeys::serialized_len_per_key(&params),
-            4 + 32 + ring.max_level() * poly_len(ring.key_moduli(), ring.degree())
+            4 + 1 + 32 + ring.max_level() * poly_len(ring.key_moduli(), ring.degree())
         );
         assert_eq!(
             bytes.len(),
@@ -647,6 +647,12 @@ mod tests {
         let count_at = components_at + 1;
         let first = count_at + 4;
         let entry = GaloisKeys::serialized_len_per_key(params);
+        // The count check assumes the smallest entry, a key for level 1 only.
+        let smallest = 4 + 1 + 32 + {
+            let ring = params.ring();
+            let moduli = [ring.key_moduli()[0], ring.key_moduli()[ring.max_level()]];
+            poly_len(&moduli, ring.degree())
+        };
         let with = |at: usize, value: &[u8]| {
             let mut b = bytes.clone();
             b[at..at + value.len()].copy_from_slice(value);
@@ -659,7 +665,7 @@ mod tests {
         // A count the bytes do not back is refused before anything is allocated from it.
         let e = GaloisKeys::from_bytes(params, &with(count_at, &1000u32.to_le_bytes()));
         assert!(
-            matches!(e, Err(SerialError::Truncated { needed, .. }) if needed == first + 1000 * entry),
+            matches!(e, Err(SerialError::Truncated { needed, .. }) if needed == first + 1000 * smallest),
             "{e:?}"
         );
         let e = GaloisKeys::from_bytes(params, &with(count_at, &2u32.to_le_bytes()));
@@ -689,8 +695,13 @@ mod tests {
             let text = msg(&with(at, &value.to_le_bytes()));
             assert!(text.contains(want), "{text}");
         }
+        // A level outside the ring's.
+        for level in [0u8, 4] {
+            let text = msg(&with(first + 4, &[level]));
+            assert!(text.contains("the ring has levels 1..=3"), "{text}");
+        }
         // A residue out of range.
-        let b_at = first + 4 + 32;
+        let b_at = first + 4 + 1 + 32;
         let mut bad = bytes.clone();
         bad[b_at..b_at + 7].fill(0xff);
         assert!(

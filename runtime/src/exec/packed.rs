@@ -37,7 +37,7 @@ impl PreparedDiagonals {
         let schedules = packing
             .schedules(plan)
             .map_err(|e| ExecError::Backend(e.into()))?;
-        let levels = linear_levels(plan);
+        let levels = Packing::linear_levels(plan);
         let evaluator = Evaluator::new(params);
         let encoder = crate::bfv::Encoder::new(params);
         let diagonals = schedules
@@ -73,44 +73,6 @@ impl PreparedDiagonals {
             .get(term)
             .filter(|pt| pt.level() == level)
     }
-}
-
-/// The level every `Linear` step of `plan` reads its inputs at: fresh inputs at the top, each
-/// register at its producer's level until a switch lowers it.
-fn linear_levels(plan: &Plan) -> Vec<usize> {
-    let mut level = vec![plan.params.q_primes.len(); plan.registers.len()];
-    let mut out = Vec::new();
-    for step in &plan.steps {
-        match step {
-            Step::Linear { inputs, output, .. } => {
-                let at = inputs
-                    .first()
-                    .and_then(|&r| level.get(r))
-                    .copied()
-                    .unwrap_or(0);
-                out.push(at);
-                if let Some(l) = level.get_mut(*output) {
-                    *l = at;
-                }
-            }
-            Step::Square { input, output, .. } => {
-                let at = level.get(*input).copied().unwrap_or(0);
-                if let Some(l) = level.get_mut(*output) {
-                    *l = at;
-                }
-            }
-            Step::ModSwitch {
-                register,
-                level: to,
-            } => {
-                if let Some(l) = level.get_mut(*register) {
-                    *l = *to;
-                }
-            }
-            Step::Relinearize { .. } => {}
-        }
-    }
-    out
 }
 
 fn not_packed() -> ExecError {

@@ -318,16 +318,69 @@ impl Packing {
     /// (rotations by a multiple of n/2 are the identity and need none): exactly the keys a
     /// key set for this plan holds.
     pub fn galois_elements(&self, plan: &Plan) -> Result<Vec<u64>, String> {
+        Ok(self
+            .galois_levels(plan)?
+            .into_iter()
+            .map(|(element, _)| element)
+            .collect())
+    }
+
+    /// Every Galois element the plan's rotations need, ascending, with the highest level a
+    /// rotation by it runs at: a key need serve no level above that (see
+    /// [`crate::bfv::GaloisKeys::new_at_levels`]), which shrinks the keys of rotations made
+    /// after modulus switching.
+    pub fn galois_levels(&self, plan: &Plan) -> Result<Vec<(u64, usize)>, String> {
         let degree = plan.params.degree;
         let half = (degree / 2) as i64;
-        let elements: BTreeSet<u64> = self
-            .schedules(plan)?
-            .iter()
-            .flat_map(LinearSchedule::rotations)
-            .filter(|r| r.rem_euclid(half) != 0)
-            .map(|r| row_rotation_element(degree, r))
-            .collect();
-        Ok(elements.into_iter().collect())
+        let mut levels: BTreeMap<u64, usize> = BTreeMap::new();
+        let schedules = self.schedules(plan)?;
+        for (schedule, level) in schedules.iter().zip(Self::linear_levels(plan)) {
+            for r in schedule.rotations() {
+                if r.rem_euclid(half) != 0 {
+                    let at = levels.entry(row_rotation_element(degree, r)).or_default();
+                    *at = (*at).max(level);
+                }
+            }
+        }
+        Ok(levels.into_iter().collect())
+    }
+
+    /// The level every `Linear` step of `plan` reads its inputs at, in program order: fresh
+    /// inputs at the top, each register at its producer's level until a switch lowers it.
+    pub fn linear_levels(plan: &Plan) -> Vec<usize> {
+        let mut level = vec![plan.params.q_primes.len(); plan.registers.len()];
+        let mut out = Vec::new();
+        for step in &plan.steps {
+            match step {
+                Step::Linear { inputs, output, .. } => {
+                    let at = inputs
+                        .first()
+                        .and_then(|&r| level.get(r))
+                        .copied()
+                        .unwrap_or(0);
+                    out.push(at);
+                    if let Some(l) = level.get_mut(*output) {
+                        *l = at;
+                    }
+                }
+                Step::Square { input, output, .. } => {
+                    let at = level.get(*input).copied().unwrap_or(0);
+                    if let Some(l) = level.get_mut(*output) {
+                        *l = at;
+                    }
+                }
+                Step::ModSwitch {
+                    register,
+                    level: to,
+                } => {
+                    if let Some(l) = level.get_mut(*register) {
+                        *l = *to;
+                    }
+                }
+                Step::Relinearize { .. } => {}
+            }
+        }
+        out
     }
 }
 

@@ -137,18 +137,20 @@ impl KeySet {
         };
         let galois = match &context.plan().packing {
             Some(packing) => {
-                let elements = packing
-                    .galois_elements(context.plan())
+                let levels = packing
+                    .galois_levels(context.plan())
                     .map_err(|e| SessionError::Plan(ValidationError::Packing(e)))?;
                 Some(match context.plan().params.scheme {
-                    Scheme::Bfv => GaloisSet::Bfv(bfv::GaloisKeys::new(&secret, &elements, rng)?),
+                    Scheme::Bfv => {
+                        GaloisSet::Bfv(bfv::GaloisKeys::new_at_levels(&secret, &levels, rng)?)
+                    }
                     Scheme::Bgv => GaloisSet::Bgv(
                         context
                             .plan()
                             .params
                             .plain_primes
                             .iter()
-                            .map(|&t| bgv::GaloisKeys::new(&secret, &elements, &[t], rng))
+                            .map(|&t| bgv::GaloisKeys::new_at_levels(&secret, &levels, &[t], rng))
                             .collect::<Result<_, _>>()?,
                     ),
                 })
@@ -312,20 +314,34 @@ impl ServerKey {
         let needed = plan
             .packing
             .as_ref()
-            .map(|p| p.galois_elements(plan))
+            .map(|p| p.galois_levels(plan))
             .transpose()
             .map_err(|detail| SerialError::Invalid { what, detail })?
             .unwrap_or_default();
         let bad = |detail: String| SerialError::Invalid { what, detail };
-        let check = |id: KeyId, relin: KeyId, elements: Vec<u64>| {
+        // The keys of exactly the plan's elements, each serving the levels it rotates at.
+        let check = |id: KeyId, relin: KeyId, held: Vec<(u64, usize)>| {
             if id != relin {
                 return Err(bad(
                     "the Galois keys belong to another key set than the relinearisation key".into(),
                 ));
             }
-            if elements != needed {
+            let elements = |v: &[(u64, usize)]| v.iter().map(|&(k, _)| k).collect::<Vec<_>>();
+            if elements(&held) != elements(&needed) {
                 return Err(bad(format!(
-                    "the Galois keys hold elements {elements:?}, but the plan rotates with {needed:?}"
+                    "the Galois keys hold elements {:?}, but the plan rotates with {:?}",
+                    elements(&held),
+                    elements(&needed)
+                )));
+            }
+            let short = held
+                .iter()
+                .zip(&needed)
+                .find(|((_, has), (_, wants))| has < wants);
+            if let Some(((k, has), (_, wants))) = short {
+                return Err(bad(format!(
+                    "the Galois key of element {k} serves levels up to {has}, but the plan \
+                     rotates by it at level {wants}"
                 )));
             }
             Ok(())
@@ -335,7 +351,7 @@ impl ServerKey {
                 let parts = key_list_from_bytes(MAGIC_PACKED_EVAL_KEYS, what, 2, bytes)?;
                 let relin = RelinKey::from_bytes(params, parts[0])?;
                 let galois = bfv::GaloisKeys::from_bytes(params, parts[1])?;
-                check(galois.id(), relin.id(), galois.elements())?;
+                check(galois.id(), relin.id(), galois.levels())?;
                 Ok(ServerKey {
                     keys: EvalKeys::Bfv(relin),
                     galois: Some(GaloisSet::Bfv(galois)),
@@ -356,7 +372,7 @@ impl ServerKey {
                     .collect::<Result<Vec<_>, _>>()?;
                 check_one_set(galois.iter().map(|k| (k.id(), k.plain_primes())), context)?;
                 for (g, r) in galois.iter().zip(&relin) {
-                    check(g.id(), r.id(), g.elements())?;
+                    check(g.id(), r.id(), g.levels())?;
                 }
                 Ok(ServerKey {
                     keys: EvalKeys::Bgv(relin),

@@ -143,6 +143,11 @@ impl Evaluator {
             return Ok(found.iter().map(|_| ct.clone()).collect());
         }
         let level = ct.level;
+        for (k, key) in &found {
+            if let Some(key) = key {
+                key.check_level(*k, level)?;
+            }
+        }
         let qs = self.moduli(level);
         let digits = Decomposed::new(ring, &ct.polys[1], level);
         Ok(found
@@ -224,6 +229,37 @@ mod tests {
         let r = s.ev.rotate_columns(&r, &gk).unwrap();
         assert_eq!(s.decrypt(&r), swapped(&rotated(&v, 1)));
         assert!(s.budget(&r) > 0);
+    }
+
+    #[test]
+    fn keys_for_lower_levels_rotate_there_and_refuse_above() {
+        let mut s = setup(toy(1024), 45);
+        let n = s.params.degree();
+        let (k1, k2) = (row_rotation_element(n, 1), row_rotation_element(n, 2));
+        let gk =
+            GaloisKeys::new_at_levels(&s.sk, &[(k1, 2), (k2, 1), (k1, 1)], &mut s.rng).unwrap();
+        assert_eq!(gk.levels(), vec![(3, 2), (9, 1)]);
+        let full = GaloisKeys::new(&s.sk, &[k1, k2], &mut s.rng).unwrap();
+        assert!(gk.serialized_len() < full.serialized_len() * 2 / 3);
+        let back = GaloisKeys::from_bytes(&s.params, &gk.to_bytes()).unwrap();
+        assert_eq!(back.levels(), gk.levels());
+        let v = s.random(1000);
+        let top = s.encrypt(&v);
+        let two = s.ev.mod_switch_to_next(&top).unwrap();
+        let one = s.ev.mod_switch_to_next(&two).unwrap();
+        for keys in [&gk, &back] {
+            assert_eq!(
+                s.decrypt(&s.ev.rotate_rows(&two, 1, keys).unwrap()),
+                rotated(&v, 1)
+            );
+            assert_eq!(
+                s.decrypt(&s.ev.rotate_rows(&one, 2, keys).unwrap()),
+                rotated(&v, 2)
+            );
+            let err = s.ev.rotate_rows(&top, 1, keys).unwrap_err().to_string();
+            assert!(err.contains("serves levels up to 2"), "{err}");
+            assert!(s.ev.rotate_many(&two, &[1, 2], keys).is_err());
+        }
     }
 
     #[test]

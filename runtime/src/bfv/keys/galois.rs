@@ -29,12 +29,14 @@ pub(crate) struct GaloisKey {
 }
 
 impl GaloisKey {
-    /// The key of `element` for `sk`. The error factor is `None` for BFV; BGV passes the
-    /// residues of the product T of its plaintext primes (see `switching_b`).
+    /// The key of `element` for `sk`, serving ciphertexts at levels up to `level` (at most
+    /// the ring's L; see [`GaloisKeys::new_at_levels`]). The error factor is `None` for BFV;
+    /// BGV passes the residues of the product T of its plaintext primes (see `switching_b`).
     pub(crate) fn new(
         sk: &SecretKey,
         element: u64,
         error_factor: Option<&[u64]>,
+        level: usize,
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Self {
         let ring = &sk.ring;
@@ -43,15 +45,41 @@ impl GaloisKey {
         let inv = inverse_element(ring.degree(), element);
         let target = Zeroizing::new(automorphism_ntt(&sk.ntt, inv));
         let b = switching_b(ring, &sk.ntt, &target, &a, error_factor, rng);
-        GaloisKey { seed, b, a }
+        let mut key = GaloisKey { seed, b, a };
+        key.limit(level);
+        key
     }
 
+    /// A key read back: `b` holds one component per level it serves.
     pub(crate) fn from_parts(ring: &RingContext, seed: [u8; 32], b: Vec<RnsPoly<Ntt>>) -> Self {
-        GaloisKey {
-            a: expand_a(ring, &seed),
-            seed,
-            b,
+        let mut a = expand_a(ring, &seed);
+        a.truncate(b.len());
+        GaloisKey { a, seed, b }
+    }
+
+    /// Keeps the components that levels up to `level` read: a switch at level ℓ uses the first
+    /// ℓ components, on the limbs of q_0..q_{ℓ-1} and p only.
+    fn limit(&mut self, level: usize) {
+        let level = level.clamp(1, self.b.len());
+        self.b.truncate(level);
+        self.a.truncate(level);
+    }
+
+    /// The highest level the key serves.
+    pub(crate) fn level(&self) -> usize {
+        self.b.len()
+    }
+
+    /// Refuses a switch at `level` when the key serves lower levels only.
+    pub(crate) fn check_level(&self, element: u64, level: usize) -> Result<(), EvalError> {
+        if level <= self.level() {
+            return Ok(());
         }
+        Err(EvalError::GaloisKeyLevel {
+            element,
+            key_level: self.level(),
+            level,
+        })
     }
 }
 
@@ -105,20 +133,32 @@ impl GaloisKeys {
         elements: &[u64],
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Result<Self, EvalError> {
-        let n = sk.ring.degree();
-        for &k in elements {
-            check_galois_element(n, k)?;
-        }
-        let mut keys = BTreeMap::new();
-        for &k in elements {
-            keys.entry(k)
-                .or_insert_with(|| GaloisKey::new(sk, k, None, rng));
-        }
+        let top = sk.ring.max_level();
+        let at: Vec<(u64, usize)> = elements.iter().map(|&k| (k, top)).collect();
+        Self::new_at_levels(sk, &at, rng)
+    }
+
+    /// Like [`GaloisKeys::new`], but the key of each (element, level) serves ciphertexts at
+    /// levels up to `level` only, and holds (and serialises) that many components on that many
+    /// q primes and p: ℓ·(ℓ + 1) polynomial limbs instead of L·(L + 1). A plan that rotates at
+    /// lower levels (after modulus switching) needs only these. A repeated element keeps its
+    /// highest level.
+    pub fn new_at_levels(
+        sk: &SecretKey,
+        elements: &[(u64, usize)],
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<Self, EvalError> {
+        let keys = generate_at_levels(sk, elements, None, rng)?;
         Ok(GaloisKeys {
             ring: sk.ring.clone(),
             id: sk.id,
             keys,
         })
+    }
+
+    /// The highest level each element's key serves, by increasing element.
+    pub fn levels(&self) -> Vec<(u64, usize)> {
+        self.keys.iter().map(|(&k, key)| (k, key.level())).collect()
     }
 
     /// The elements held, in increasing order.
@@ -154,6 +194,27 @@ impl GaloisKeys {
     pub(crate) fn get(&self, element: u64) -> Option<&GaloisKey> {
         self.keys.get(&element)
     }
+}
+
+/// The keys of `elements` (checked, duplicates at their highest level) with error factor
+/// `error_factor`: BFV's and BGV's Galois keys alike.
+pub(crate) fn generate_at_levels(
+    sk: &SecretKey,
+    elements: &[(u64, usize)],
+    error_factor: Option<&[u64]>,
+    rng: &mut (impl RngCore + CryptoRng),
+) -> Result<BTreeMap<u64, GaloisKey>, EvalError> {
+    let n = sk.ring.degree();
+    let mut wanted: BTreeMap<u64, usize> = BTreeMap::new();
+    for &(k, level) in elements {
+        check_galois_element(n, k)?;
+        let at = wanted.entry(k).or_default();
+        *at = (*at).max(level.clamp(1, sk.ring.max_level()));
+    }
+    Ok(wanted
+        .into_iter()
+        .map(|(k, level)| (k, GaloisKey::new(sk, k, error_factor, level, rng)))
+        .collect())
 }
 
 #[cfg(test)]

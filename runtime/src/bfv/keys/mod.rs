@@ -11,8 +11,8 @@ mod switching;
 
 pub(crate) use switching::{expand_a, switching_b};
 
-pub(crate) use galois::GaloisKey;
 pub use galois::GaloisKeys;
+pub(crate) use galois::{generate_at_levels, GaloisKey};
 pub use public::PublicKey;
 pub use relin::RelinKey;
 pub(crate) use secret::budget_bits;

@@ -1,7 +1,9 @@
 //! Galois keys on the wire, in the style of the relinearisation key: the key header (magic,
-//! key format version, ring fingerprint, key-set id), the number of components per key (L)
-//! and the number of keys, then per key its element, the 32-byte seed of its uniform halves
-//! and its b_j (NTT form over q_0..q_{L-1}, p) bit-packed. Elements are strictly increasing.
+//! key format version, ring fingerprint, key-set id), the ring's number of levels (L) and the
+//! number of keys, then per key its element, the highest level ℓ it serves (1..=L), the
+//! 32-byte seed of its uniform halves and its ℓ components b_j (NTT form over q_0..q_{ℓ-1}
+//! and p) bit-packed: a key for low levels costs ℓ·(ℓ + 1) limbs rather than L·(L + 1).
+//! Elements are strictly increasing.
 
 use super::{
     io_err, key_header, poly_len, read_exact_vec, write_poly, Reader, SerialError, KEY_HEADER,
@@ -11,6 +13,7 @@ use crate::bfv::galois::check_galois_element;
 use crate::bfv::keys::{GaloisKey, GaloisKeys};
 use crate::bfv::params::{BfvParameters, RingContext};
 use crate::bfv::serial::KEY_FORMAT_VERSION;
+use crate::math::{Ntt, RnsPoly};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 
@@ -18,25 +21,70 @@ const WHAT: &str = "Galois keys";
 /// The key header, the component count (u8) and the key count (u32).
 const GK_HEADER: usize = KEY_HEADER + 1 + 4;
 
-/// Bytes of one key: element (u32), seed, L polynomials over the key moduli. BGV's Galois
-/// keys (`bgv/serial.rs`) store their keys the same way.
-pub(crate) fn entry_len(ring: &RingContext) -> usize {
-    4 + 32 + ring.max_level() * poly_len(ring.key_moduli(), ring.degree())
+/// Bytes before a key's polynomials: element (u32), level (u8), seed.
+const ENTRY_HEAD: usize = 4 + 1 + 32;
+
+/// Bytes of one key serving levels up to `level`: the entry head and `level` polynomials over
+/// q_0..q_{level-1}, p. BGV's Galois keys (`bgv/serial.rs`) store their keys the same way.
+pub(crate) fn entry_len(ring: &RingContext, level: usize) -> usize {
+    ENTRY_HEAD + level * poly_len(&level_moduli(ring, level), ring.degree())
 }
 
-/// Writes every key in increasing order of element: element, seed, b_j.
+/// Bytes of every key of `keys`.
+pub(crate) fn entries_len(keys: &BTreeMap<u64, GaloisKey>, ring: &RingContext) -> usize {
+    keys.values().map(|k| entry_len(ring, k.level())).sum()
+}
+
+/// The key limbs a key serving levels up to `level` keeps: q_0..q_{level-1}, then p (the last
+/// key modulus).
+fn level_limbs(ring: &RingContext, level: usize) -> Vec<usize> {
+    (0..level).chain([ring.max_level()]).collect()
+}
+
+fn level_moduli(ring: &RingContext, level: usize) -> Vec<crate::math::Modulus> {
+    level_limbs(ring, level)
+        .into_iter()
+        .map(|i| ring.key_moduli()[i])
+        .collect()
+}
+
+/// Writes every key in increasing order of element: element, level, seed, b_j on the limbs
+/// the level keeps.
 pub(crate) fn write_entries(
     keys: &BTreeMap<u64, GaloisKey>,
     ring: &RingContext,
     out: &mut Vec<u8>,
 ) {
     for (&k, key) in keys {
+        let level = key.level();
         out.extend_from_slice(&(k as u32).to_le_bytes());
+        out.push(level as u8);
         out.extend_from_slice(&key.seed);
+        let limbs = level_limbs(ring, level);
+        let moduli = level_moduli(ring, level);
         for b in &key.b {
-            write_poly(b, ring.key_moduli(), out);
+            write_poly(&b.select_limbs(&limbs), &moduli, out);
         }
     }
+}
+
+/// Reads a key's level byte: 1..=L.
+fn read_level(
+    r: &mut Reader<'_>,
+    ring: &RingContext,
+    what: &'static str,
+) -> Result<usize, SerialError> {
+    let level = usize::from(r.u8()?);
+    if level == 0 || level > ring.max_level() {
+        return Err(SerialError::Invalid {
+            what,
+            detail: format!(
+                "a key for level {level}; the ring has levels 1..={}",
+                ring.max_level()
+            ),
+        });
+    }
+    Ok(level)
 }
 
 /// Reads `count` keys written by [`write_entries`]; elements must be valid and strictly
@@ -62,10 +110,19 @@ pub(crate) fn read_entries(
             });
         }
         previous = k;
+        let level = read_level(r, ring, what)?;
         let seed = r.seed()?;
-        let mut b = Vec::with_capacity(ring.max_level());
-        for _ in 0..ring.max_level() {
-            b.push(r.poly(ring.key_moduli(), ring.degree())?);
+        let limbs = level_limbs(ring, level);
+        let moduli = level_moduli(ring, level);
+        let mut b = Vec::with_capacity(level);
+        for _ in 0..level {
+            // The kept limbs in place, the others (never read at these levels) zero.
+            let kept: RnsPoly<Ntt> = r.poly(&moduli, ring.degree())?;
+            let mut full = RnsPoly::<Ntt>::zero(ring.key_moduli().len(), ring.degree());
+            for (from, &to) in limbs.iter().enumerate() {
+                full.limb_mut(to).copy_from_slice(kept.limb(from));
+            }
+            b.push(full);
         }
         keys.insert(k, GaloisKey::from_parts(ring, seed, b));
     }
@@ -120,13 +177,18 @@ impl GaloisKeys {
 
     /// Size in bytes of [`Self::to_bytes`].
     pub fn serialized_len(&self) -> usize {
-        GK_HEADER + self.keys.len() * entry_len(&self.ring)
+        GK_HEADER + entries_len(&self.keys, &self.ring)
     }
 
-    /// Size in bytes of one serialised key for `params` (what each element adds to
-    /// [`Self::serialized_len`]).
+    /// Size in bytes of one serialised key for `params` serving every level (what such an
+    /// element adds to [`Self::serialized_len`]).
     pub fn serialized_len_per_key(params: &BfvParameters) -> usize {
-        entry_len(params.ring())
+        entry_len(params.ring(), params.ring().max_level())
+    }
+
+    /// Size in bytes of one serialised key for `params` serving levels up to `level`.
+    pub fn serialized_len_at_level(params: &BfvParameters, level: usize) -> usize {
+        entry_len(params.ring(), level.clamp(1, params.ring().max_level()))
     }
 
     /// Reads Galois keys for the ring of `params`. The declared key count is checked against
@@ -135,7 +197,8 @@ impl GaloisKeys {
         let mut r = Reader::new(bytes, WHAT);
         let (id, count) = read_header(&mut r, params)?;
         let ring = params.ring();
-        let entry = entry_len(ring);
+        // Every key takes at least a level-1 entry: checked before anything is allocated.
+        let entry = entry_len(ring, 1);
         let needed = count
             .checked_mul(entry)
             .and_then(|body| body.checked_add(GK_HEADER))
@@ -170,9 +233,13 @@ impl GaloisKeys {
         let mut buf = Vec::new();
         read_exact_vec(r, GK_HEADER, &mut buf)?;
         let (_, count) = read_header(&mut Reader::new(&buf, WHAT), params)?;
-        let entry = entry_len(params.ring());
+        let ring = params.ring();
         for _ in 0..count {
-            read_exact_vec(r, entry, &mut buf)?;
+            // Element and level first: the level gives the rest of the entry's length.
+            let at = buf.len();
+            read_exact_vec(r, 5, &mut buf)?;
+            let level = read_level(&mut Reader::new(&buf[at + 4..], WHAT), ring, WHAT)?;
+            read_exact_vec(r, entry_len(ring, level) - 5, &mut buf)?;
         }
         Self::from_bytes(params, &buf)
     }
@@ -223,7 +290,7 @@ mod tests {
         let ring = params.ring();
         assert_eq!(
             GaloisKeys::serialized_len_per_key(params),
-            4 + 32 + ring.max_level() * poly_len(ring.key_moduli(), ring.degree())
+            4 + 1 + 32 + ring.max_level() * poly_len(ring.key_moduli(), ring.degree())
         );
         let mut stream = Vec::new();
         gk.write_to(&mut stream).unwrap();

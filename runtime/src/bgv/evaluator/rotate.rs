@@ -155,6 +155,11 @@ impl Evaluator {
             return Ok(found.iter().map(|_| ct.clone()).collect());
         }
         let level = ct.level;
+        for (k, key) in &found {
+            if let Some(key) = key {
+                key.check_level(*k, level)?;
+            }
+        }
         let basis = KeyBasis::at_level(ring, level);
         let c1 = ct.polys[1].clone().into_coeff(ring.q_tables(level));
         let digits = decompose(&c1, Some(&ct.polys[1]), &basis);
