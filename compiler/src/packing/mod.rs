@@ -14,6 +14,7 @@ pub mod cost;
 pub mod layout;
 pub mod noise;
 pub mod params;
+pub mod split;
 
 use noise::{LinearNoise, Op, PStep, Program};
 use serde::Serialize;
