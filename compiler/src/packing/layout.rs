@@ -384,3 +384,122 @@ fn best_baby_steps(
     }
     Ok((best.1, best.2))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests stop on failure")]
+
+    use super::*;
+
+    /// A matrix from rows of (column, weight).
+    fn matrix(cols: usize, rows: &[Vec<(u32, i64)>]) -> IntMatrix {
+        let mut row_ptr = vec![0];
+        let (mut col_idx, mut values) = (Vec::new(), Vec::new());
+        for row in rows {
+            for &(c, w) in row {
+                col_idx.push(c);
+                values.push(w);
+            }
+            row_ptr.push(values.len());
+        }
+        IntMatrix {
+            rows: rows.len(),
+            cols,
+            row_ptr,
+            col_idx,
+            values,
+        }
+    }
+
+    /// `maps` 3×3 convolutions (stride 1, no padding) of a `side`×`side` image, map-major.
+    fn conv(side: usize, maps: usize) -> IntMatrix {
+        let out = side - 2;
+        let mut rows = Vec::new();
+        for m in 0..maps {
+            for y in 0..out {
+                for x in 0..out {
+                    let row = (0..9)
+                        .map(|k| {
+                            let c = (y + k / 3) * side + x + k % 3;
+                            (c as u32, (m * 9 + k) as i64 % 7 - 3)
+                        })
+                        .filter(|&(_, w)| w != 0)
+                        .collect();
+                    rows.push(row);
+                }
+            }
+        }
+        matrix(side * side, &rows)
+    }
+
+    #[test]
+    fn a_convolution_needs_about_one_diagonal_per_kernel_offset_and_map() {
+        let m = conv(10, 3);
+        let input: Vec<u32> = (0..100).collect();
+        let out = place_greedy(&m, &[&input], 0);
+        let distinct: HashSet<u32> = out.iter().copied().collect();
+        assert_eq!(distinct.len(), m.rows, "distinct output slots");
+        let p = LinearPacking {
+            fold_stride: 0,
+            fold_parts: 1,
+            baby_steps: 1,
+        };
+        let s = linear_schedule(&m, &[&input], &out, &p).unwrap();
+        // 27 if every map kept its own rotations; compaction puts a narrow lane first and
+        // may add a few.
+        assert!(s.diagonals() <= 4 * 9, "{}", s.diagonals());
+        // The 192 outputs stay within the lane they need anyway (256 slots).
+        let span = out.iter().max().unwrap() - out.iter().min().unwrap();
+        assert!(span < 256, "{span}");
+    }
+
+    #[test]
+    fn a_translated_row_follows_its_predecessor() {
+        let a = [(0, 10, 3), (0, 11, -2), (0, 20, 5)];
+        let b = [(0, 12, 3), (0, 13, -2), (0, 22, 5)];
+        assert_eq!(translation(&a, &b), Some(2));
+        // Different weights: a new group.
+        let c = [(0, 12, 1), (0, 13, 1), (0, 22, 1)];
+        assert_eq!(translation(&a, &c), None);
+    }
+
+    #[test]
+    fn a_dense_map_folds_to_at_most_its_stride_in_diagonals() {
+        let rows: Vec<Vec<(u32, i64)>> = (0..5)
+            .map(|r| {
+                (0..40)
+                    .map(|c| (c, ((r * 3 + c as usize) % 5) as i64 - 2))
+                    .collect()
+            })
+            .map(|row: Vec<(u32, i64)>| row.into_iter().filter(|&(_, w)| w != 0).collect())
+            .collect();
+        let m = matrix(40, &rows);
+        let above: Vec<u32> = (8..48).collect();
+        let (out, p) = fold_placement(&m, &[&above]).unwrap();
+        assert_eq!(out, vec![0, 1, 2, 3, 4]);
+        assert_eq!((p.fold_stride, p.fold_parts), (8, 8));
+        let s = linear_schedule(&m, &[&above], &out, &p).unwrap();
+        assert!(s.diagonals() <= 8, "{}", s.diagonals());
+        // Inputs below the rows' slots cannot be folded into them.
+        let low: Vec<u32> = (0..40).collect();
+        assert!(fold_placement(&m, &[&low]).is_none());
+    }
+
+    #[test]
+    fn baby_steps_trade_rotations_for_hoisted_ones() {
+        let m = conv(12, 4);
+        let input: Vec<u32> = (0..144).collect();
+        let out = place_greedy(&m, &[&input], 0);
+        let p = LinearPacking {
+            fold_stride: 0,
+            fold_parts: 1,
+            baby_steps: 1,
+        };
+        let plain = linear_schedule(&m, &[&input], &out, &p).unwrap();
+        let (chosen, s) = best_baby_steps(&m, &[&input], &out, p, 256).unwrap();
+        assert_eq!(s.diagonals(), plain.diagonals());
+        let price = |s: &LinearSchedule| cost::linear(s, PROXY_LEVEL, PROXY_DEGREE);
+        assert!(price(&s) <= price(&plain));
+        assert!(chosen.baby_steps >= 1 && chosen.baby_steps <= 256);
+    }
+}
