@@ -57,6 +57,9 @@ pub enum PackError {
         /// The margin asked for.
         margin_bits: f64,
     },
+    /// The packed layout runs in BFV only.
+    #[error("the packed layout runs in BFV only: drop --scheme bgv, or use the slot layout (--layout slots)")]
+    NotBfv,
     /// The layout's schedule could not be built (a compiler bug).
     #[error("internal error: packed layout: {0}")]
     Layout(String),
