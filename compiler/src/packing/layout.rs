@@ -268,25 +268,33 @@ fn place_greedy(m: &IntMatrix, ins: &[&[u32]], margin: u32) -> Vec<u32> {
         .collect()
 }
 
-/// The input shift τ that carries most of row `a`'s weights onto equal weights of row `b`
-/// (same input register and value), if it carries at least half of the shorter row's; `None`
-/// for rows of more than [`GREEDY_MAX_ROW_WEIGHTS`] weights.
+/// The input shift τ that carries most of row `a`'s weights onto proportional weights of row
+/// `b` (same input register, same sign, ratio within a quarter octave of one common ratio: rows
+/// are quantised each with its own scale, so a convolution's edge row, cut short by padding,
+/// may have a different one), if it carries at least half of the shorter row's; `None` for
+/// rows of more than [`GREEDY_MAX_ROW_WEIGHTS`] weights.
 fn translation(a: &[(usize, i64, i64)], b: &[(usize, i64, i64)]) -> Option<i64> {
     if a.len() > GREEDY_MAX_ROW_WEIGHTS || b.len() > GREEDY_MAX_ROW_WEIGHTS {
         return None;
     }
-    let mut votes: HashMap<i64, usize> = HashMap::new();
+    let mut votes: HashMap<(i64, i64), usize> = HashMap::new();
     for &(ja, sa, wa) in a {
-        for &(_, sb, _) in b.iter().filter(|&&(jb, _, wb)| jb == ja && wb == wa) {
-            *votes.entry(sb - sa).or_default() += 1;
+        for &(_, sb, wb) in b
+            .iter()
+            .filter(|&&(jb, _, wb)| jb == ja && (wa > 0) == (wb > 0))
+        {
+            let ratio = (4.0 * (wb as f64 / wa as f64).log2()).round() as i64;
+            *votes.entry((sb - sa, ratio)).or_default() += 1;
         }
     }
     let need = (a.len().min(b.len()) / 2).max(1);
     votes
         .into_iter()
         .filter(|&(_, v)| v >= need)
-        .max_by_key(|&(tau, v)| (v, std::cmp::Reverse(tau)))
-        .map(|(tau, _)| tau)
+        .max_by_key(|&((tau, ratio), v)| {
+            (v, std::cmp::Reverse(ratio.abs()), std::cmp::Reverse(tau))
+        })
+        .map(|((tau, _), _)| tau)
 }
 
 /// Most shifts [`compact`] tries per region (each checks every row of the region).
@@ -458,6 +466,9 @@ mod tests {
         let a = [(0, 10, 3), (0, 11, -2), (0, 20, 5)];
         let b = [(0, 12, 3), (0, 13, -2), (0, 22, 5)];
         assert_eq!(translation(&a, &b), Some(2));
+        // The same weights at another scale (edge rows are quantised on their own).
+        let doubled = [(0, 12, 6), (0, 13, -4), (0, 22, 10)];
+        assert_eq!(translation(&a, &doubled), Some(2));
         // Different weights: a new group.
         let c = [(0, 12, 1), (0, 13, 1), (0, 22, 1)];
         assert_eq!(translation(&a, &c), None);
