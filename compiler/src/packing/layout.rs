@@ -463,14 +463,14 @@ mod tests {
 
     #[test]
     fn a_translated_row_follows_its_predecessor() {
-        let a = [(0, 10, 3), (0, 11, -2), (0, 20, 5)];
-        let b = [(0, 12, 3), (0, 13, -2), (0, 22, 5)];
+        let a = [(0, 10, 3), (0, 11, -2), (0, 20, 5), (0, 21, 7)];
+        let b = [(0, 12, 3), (0, 13, -2), (0, 22, 5), (0, 23, 7)];
         assert_eq!(translation(&a, &b), Some(2));
         // The same weights at another scale (edge rows are quantised on their own).
-        let doubled = [(0, 12, 6), (0, 13, -4), (0, 22, 10)];
+        let doubled = [(0, 12, 6), (0, 13, -4), (0, 22, 10), (0, 23, 14)];
         assert_eq!(translation(&a, &doubled), Some(2));
-        // Different weights: a new group.
-        let c = [(0, 12, 1), (0, 13, 1), (0, 22, 1)];
+        // Other weights (another output map): a new group.
+        let c = [(0, 12, -3), (0, 13, 2), (0, 22, -5), (0, 23, -7)];
         assert_eq!(translation(&a, &c), None);
     }
 
