@@ -389,7 +389,12 @@ fn choose_layout(
         security: opts.security,
         margin_bits: opts.margin_bits,
     };
-    let packed = match packing::pack(&slot, &pack_opts) {
+    let packed = if opts.scheme == Some(Scheme::Bgv) {
+        Err(packing::PackError::NotBfv)
+    } else {
+        packing::pack(&slot, &pack_opts)
+    };
+    let packed = match packed {
         Ok(packed) => Ok(packed),
         Err(e) if opts.layout == LayoutChoice::Packed => return Err(e.into()),
         Err(e) => Err(e),

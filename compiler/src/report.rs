@@ -612,6 +612,19 @@ impl Report {
         }
     }
 
+    /// The packed layout's lane and linear maps (when packed) and the two layouts priced for
+    /// the batch size (when one or a layout was given); empty otherwise.
+    pub fn layout_text(&self) -> String {
+        let mut out = String::new();
+        if let Some(p) = &self.packing {
+            out.push_str(&packing_text(p));
+        }
+        if let Some(l) = &self.layouts {
+            out.push_str(&l.to_text());
+        }
+        out
+    }
+
     /// The weight quantisation of each affine layer as text (empty for a plan file).
     pub fn quantisation_text(&self) -> String {
         let mut out = String::new();
@@ -707,14 +720,9 @@ impl Report {
             let _ = writeln!(out, "(* calibrated bound)");
         }
         out.push_str(&self.quantisation_text());
-        if let Some(p) = &self.packing {
-            out.push_str(&packing_text(p));
-        }
         let _ = writeln!(out, "parameters");
         out.push_str(&self.params_text());
-        if let Some(l) = &self.layouts {
-            out.push_str(&l.to_text());
-        }
+        out.push_str(&self.layout_text());
         out
     }
 }

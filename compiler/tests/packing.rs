@@ -248,3 +248,18 @@ fn a_model_too_wide_for_a_row_is_refused_clearly() {
         .unwrap()
         .contains("lane of 32768"));
 }
+
+#[test]
+fn the_packed_layout_is_bfv_only() {
+    let g = || chain(&[8], &["dense:6", "square", "dense:3"]);
+    let opts = CompileOptions {
+        scheme: Some(veil_runtime::plan::Scheme::Bgv),
+        ..packed_options()
+    };
+    let err = compile_graph(g(), &opts).unwrap_err();
+    assert!(
+        matches!(err, CompileError::Packing(PackError::NotBfv)),
+        "{err}"
+    );
+    assert!(err.to_string().contains("BFV only"), "{err}");
+}

@@ -42,6 +42,7 @@ pub fn summary(compiled: &Compiled, written: Option<&Path>) -> String {
         .collect();
     out.push_str(&format!("circuit: {}\n", layers.join(" → ")));
     out.push_str(&compiled.report.params_text());
+    out.push_str(&compiled.report.layout_text());
     out
 }
 

@@ -222,3 +222,44 @@ fn parse_batch_size(s: &str) -> Result<usize, String> {
         .filter(|&b| b >= 1)
         .ok_or_else(|| format!("`{s}` is not a batch size: give a number of images, 1 or more"))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests stop on failure")]
+
+    use super::*;
+
+    #[test]
+    fn layouts_and_batch_sizes_parse_or_say_what_to_give() {
+        assert_eq!(parse_layout("auto").unwrap(), LayoutChoice::Auto);
+        assert_eq!(parse_layout("slots").unwrap(), LayoutChoice::Slots);
+        assert_eq!(parse_layout("packed").unwrap(), LayoutChoice::Packed);
+        assert!(parse_layout("lanes")
+            .unwrap_err()
+            .contains("`slots` or `packed`"));
+        assert_eq!(parse_batch_size("1").unwrap(), 1);
+        assert_eq!(parse_batch_size("16384").unwrap(), 16384);
+        for bad in ["0", "-1", "many"] {
+            assert!(parse_batch_size(bad).unwrap_err().contains("1 or more"));
+        }
+    }
+
+    #[test]
+    fn the_flags_reach_the_compiler_options() {
+        let flags = CompileFlags {
+            layout: LayoutChoice::Packed,
+            batch_size: Some(3),
+            ..CompileFlags::default()
+        };
+        let opts = flags.options().unwrap();
+        assert_eq!(
+            (opts.layout, opts.batch_size),
+            (LayoutChoice::Packed, Some(3))
+        );
+        let defaults = CompileFlags::default().options().unwrap();
+        assert_eq!(
+            (defaults.layout, defaults.batch_size),
+            (LayoutChoice::Auto, None)
+        );
+    }
+}

@@ -27,12 +27,12 @@ use veil_runtime::plan::packing::LinearSchedule;
 pub const KEY_MAC: f64 = 5.0;
 
 /// Seconds per cost unit and coefficient on the reference machine, both threads: the slot
-/// CryptoNets-MNIST plan (n = 16,384, predicted 1.23 M units per image with encryption)
-/// measured 18.46 s for encrypt + eval of 16,384 images (docs/performance.md, the measured
-/// table), i.e. 0.92 ns per unit; the rotation figures above give 0.25 ns per unit (6.5 ms
-/// for 1568 units × 16,384), since the runtime's key switch got faster than the squares the
-/// units were first fitted to. The slot figure is kept: it prices what dominates both layouts
-/// at the measured speed, and the rotations make the packed estimate conservative.
+/// CryptoNets-MNIST plan (n = 16,384, two plaintext primes) is predicted at 40.8 G units for a
+/// full batch (encryption included) and measured 18.46 s for encrypt + eval of its 16,384
+/// images (docs/performance.md, the measured table), i.e. 0.45 ns per unit. The rotation
+/// figures above give 0.25 ns per unit (6.5 ms for 1568 units × 16,384) and an NTT 0.5 ns
+/// (0.116 ms for 14 units × 16,384, docs/bfv.md): the slot figure is kept, so both layouts
+/// are priced on the one measured plan and the packed estimate leans conservative.
 pub const SECONDS_PER_UNIT: f64 = 0.45e-9;
 
 fn log_n(n: usize) -> f64 {

@@ -219,97 +219,147 @@ fn fold_placement(m: &IntMatrix, ins: &[&[u32]]) -> Option<(Vec<u32>, LinearPack
     ))
 }
 
-/// Greedy row placement without fold. The rotations of the fullest row (placed at slot 0)
-/// seed the set in use, so that rows cut short by padding follow the full pattern; then each
-/// row, in order, goes to the free slot where the most of its rotations
-/// (input register, δ) are already in use, ties to the lowest slot: every weight votes for the
-/// slots that would reuse a rotation in use. Rows with no vote (or more than
-/// [`GREEDY_MAX_ROW_WEIGHTS`] weights) take the lowest free slot. Slots may go negative while
-/// placing; the whole layout is then shifted to start at `margin`, which keeps every δ's
-/// multiplicity (a shift changes all rotations by the same amount).
+/// Row placement without fold. A row whose weights are those of the previous row moved by τ
+/// input slots (a convolution's next output: same kernel, window moved) goes τ slots after it,
+/// so both use the same rotations; any other row starts a group in fresh slots. [`compact`]
+/// then moves each group into the free slots of the earlier ones where it adds the fewest new
+/// rotations, and the whole layout is shifted to start at `margin` (a common shift changes
+/// every rotation by the same amount, so it keeps their number).
 fn place_greedy(m: &IntMatrix, ins: &[&[u32]], margin: u32) -> Vec<u32> {
     let columns: Vec<(usize, i64)> = ins
         .iter()
         .enumerate()
         .flat_map(|(j, l)| l.iter().map(move |&s| (j, i64::from(s))))
         .collect();
-    let rows: Vec<Vec<(usize, i64)>> = (0..m.rows)
+    let rows: Vec<Vec<(usize, i64, i64)>> = (0..m.rows)
         .map(|r| {
             m.row(r)
                 .filter(|&(_, w)| w != 0)
-                .map(|(c, _)| columns[c])
+                .map(|(c, w)| (columns[c].0, columns[c].1, w))
                 .collect()
         })
         .collect();
     let mut used: HashSet<i64> = HashSet::new();
-    // Rotations in use, per input register.
-    let mut deltas: Vec<BTreeSet<i64>> = vec![BTreeSet::new(); ins.len()];
-    if let Some(fullest) = rows
-        .iter()
-        .filter(|r| r.len() <= GREEDY_MAX_ROW_WEIGHTS)
-        .max_by_key(|r| r.len())
-    {
-        for &(j, s) in fullest {
-            deltas[j].insert(s);
-        }
-    }
-    let mut lowest_free = 0;
     let mut placed = vec![0i64; m.rows];
-    // The previous row's slot and input centroid: ties go to the slot that moves with the
-    // inputs (a convolution's next output follows its window).
-    let mut previous: Option<(i64, i64)> = None;
-    let mut highest = -1;
-    for (r, row) in rows.iter().enumerate() {
-        while used.contains(&lowest_free) {
-            lowest_free += 1;
-        }
-        let centroid = row.iter().map(|&(_, s)| s).sum::<i64>() / row.len().max(1) as i64;
-        let predicted = previous.map_or(lowest_free, |(o, c)| o + centroid - c);
-        let mut best = (0, i64::MAX, lowest_free);
-        if row.len() <= GREEDY_MAX_ROW_WEIGHTS {
-            let mut votes: HashMap<i64, usize> = HashMap::new();
-            for &(j, s) in row {
-                for &d in &deltas[j] {
-                    let o = s - d;
-                    if !used.contains(&o) {
-                        *votes.entry(o).or_default() += 1;
-                    }
-                }
+    let mut groups = vec![0];
+    let mut next_free = 0i64;
+    for r in 0..m.rows {
+        let follow = r
+            .checked_sub(1)
+            .and_then(|p| translation(&rows[p], &rows[r]).map(|tau| placed[p] + tau))
+            .filter(|o| !used.contains(o));
+        let o = follow.unwrap_or_else(|| {
+            if r > 0 {
+                groups.push(r);
             }
-            for (o, v) in votes {
-                let key = (
-                    v,
-                    std::cmp::Reverse((o - predicted).abs()),
-                    std::cmp::Reverse(o),
-                );
-                if key > (best.0, std::cmp::Reverse(best.1), std::cmp::Reverse(best.2)) {
-                    best = (v, (o - predicted).abs(), o);
-                }
-            }
-        }
-        // No slot reuses every rotation: continue the previous row's shift if its slot is
-        // free, otherwise start a fresh region above everything placed, so the rows after it
-        // can follow one shift.
-        let o = if best.0 == row.len() {
-            best.2
-        } else if !used.contains(&predicted) {
-            predicted
-        } else {
-            highest + 1
-        };
-        highest = highest.max(o);
+            next_free
+        });
         used.insert(o);
-        for &(j, s) in row {
-            deltas[j].insert(s - o);
-        }
+        next_free = next_free.max(o + 1);
         placed[r] = o;
-        previous = Some((o, centroid));
     }
+    let rows: Vec<Vec<(usize, i64)>> = rows
+        .into_iter()
+        .map(|row| row.into_iter().map(|(j, s, _)| (j, s)).collect())
+        .collect();
+    compact(&mut placed, &rows, &groups, ins.len(), i64::from(margin));
     let low = placed.iter().copied().min().unwrap_or(0);
     placed
         .into_iter()
         .map(|o| (o - low) as u32 + margin)
         .collect()
+}
+
+/// The input shift τ that carries most of row `a`'s weights onto proportional weights of row
+/// `b` (same input register, same sign, ratio within a quarter octave of one common ratio: rows
+/// are quantised each with its own scale, so a convolution's edge row, cut short by padding,
+/// may have a different one), if it carries at least half of the shorter row's; `None` for
+/// rows of more than [`GREEDY_MAX_ROW_WEIGHTS`] weights.
+fn translation(a: &[(usize, i64, i64)], b: &[(usize, i64, i64)]) -> Option<i64> {
+    if a.len() > GREEDY_MAX_ROW_WEIGHTS || b.len() > GREEDY_MAX_ROW_WEIGHTS {
+        return None;
+    }
+    let mut votes: HashMap<(i64, i64), usize> = HashMap::new();
+    for &(ja, sa, wa) in a {
+        for &(_, sb, wb) in b
+            .iter()
+            .filter(|&&(jb, _, wb)| jb == ja && (wa > 0) == (wb > 0))
+        {
+            let ratio = (4.0 * (wb as f64 / wa as f64).log2()).round() as i64;
+            *votes.entry((sb - sa, ratio)).or_default() += 1;
+        }
+    }
+    let need = (a.len().min(b.len()) / 2).max(1);
+    votes
+        .into_iter()
+        .filter(|&(_, v)| v >= need)
+        .max_by_key(|&((tau, ratio), v)| {
+            (v, std::cmp::Reverse(ratio.abs()), std::cmp::Reverse(tau))
+        })
+        .map(|((tau, _), _)| tau)
+}
+
+/// Most shifts [`compact`] tries per region (each checks every row of the region).
+const MAX_COMPACT_SHIFTS: i64 = 1 << 14;
+
+/// Moves the regions the greedy placement opened (rows `groups[g]..groups[g + 1]`) down into
+/// the free slots of the earlier ones: each region, in order, takes the shift that collides
+/// with no earlier row and keeps the lane (the span above `margin`, to the next power of two)
+/// smallest, then adds the fewest new rotations, then spans least. A region moves as a whole,
+/// so its own rotations stay one pattern (a shift moves all of them by the same amount).
+fn compact(
+    placed: &mut [i64],
+    rows: &[Vec<(usize, i64)>],
+    groups: &[usize],
+    inputs: usize,
+    margin: i64,
+) {
+    let mut used: HashSet<i64> = HashSet::new();
+    let mut deltas: Vec<HashSet<i64>> = vec![HashSet::new(); inputs];
+    let mut span = (i64::MAX, i64::MIN);
+    for (g, &start) in groups.iter().enumerate() {
+        let end = groups.get(g + 1).copied().unwrap_or(placed.len());
+        let members = start..end;
+        let (lo, hi) = members
+            .clone()
+            .map(|r| placed[r])
+            .fold((i64::MAX, i64::MIN), |(a, b), o| (a.min(o), b.max(o)));
+        let mut best: Option<((u64, usize, i64), i64)> = None;
+        let small = members
+            .clone()
+            .all(|r| rows[r].len() <= GREEDY_MAX_ROW_WEIGHTS);
+        if g > 0 && small {
+            // From the start of the span (or below it by the region's width) upwards.
+            let first = span.0 - (hi - lo);
+            let shifts = (first - lo..=span.1 + 1 - lo).take(MAX_COMPACT_SHIFTS as usize);
+            for shift in shifts {
+                if members.clone().any(|r| used.contains(&(placed[r] + shift))) {
+                    continue;
+                }
+                let new: usize = members
+                    .clone()
+                    .flat_map(|r| rows[r].iter().map(move |&(j, s)| (j, s, r)))
+                    .filter(|&(j, s, r)| !deltas[j].contains(&(s - placed[r] - shift)))
+                    .map(|_| 1)
+                    .sum();
+                let width = (hi + shift).max(span.1) - (lo + shift).min(span.0) + 1;
+                let lane = ((margin + width).max(1) as u64).next_power_of_two();
+                let key = (lane, new, width);
+                if best.as_ref().is_none_or(|(k, _)| key < *k) {
+                    best = Some((key, shift));
+                }
+            }
+        }
+        let shift = best.map_or(0, |(_, s)| s);
+        for r in members {
+            placed[r] += shift;
+            used.insert(placed[r]);
+            for &(j, s) in &rows[r] {
+                deltas[j].insert(s - placed[r]);
+            }
+            span = (span.0.min(placed[r]), span.1.max(placed[r]));
+        }
+    }
 }
 
 /// The baby-step size (1, 2, 4, … up to the lane, and the square root of the diagonal count)
@@ -343,4 +393,126 @@ fn best_baby_steps(
         }
     }
     Ok((best.1, best.2))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests stop on failure")]
+
+    use super::*;
+
+    /// A matrix from rows of (column, weight).
+    fn matrix(cols: usize, rows: &[Vec<(u32, i64)>]) -> IntMatrix {
+        let mut row_ptr = vec![0];
+        let (mut col_idx, mut values) = (Vec::new(), Vec::new());
+        for row in rows {
+            for &(c, w) in row {
+                col_idx.push(c);
+                values.push(w);
+            }
+            row_ptr.push(values.len());
+        }
+        IntMatrix {
+            rows: rows.len(),
+            cols,
+            row_ptr,
+            col_idx,
+            values,
+        }
+    }
+
+    /// `maps` 3×3 convolutions (stride 1, no padding) of a `side`×`side` image, map-major.
+    fn conv(side: usize, maps: usize) -> IntMatrix {
+        let out = side - 2;
+        let mut rows = Vec::new();
+        for m in 0..maps {
+            for y in 0..out {
+                for x in 0..out {
+                    let row = (0..9)
+                        .map(|k| {
+                            let c = (y + k / 3) * side + x + k % 3;
+                            (c as u32, (m * 9 + k) as i64 % 7 - 3)
+                        })
+                        .filter(|&(_, w)| w != 0)
+                        .collect();
+                    rows.push(row);
+                }
+            }
+        }
+        matrix(side * side, &rows)
+    }
+
+    #[test]
+    fn a_convolution_needs_about_one_diagonal_per_kernel_offset_and_map() {
+        let m = conv(10, 3);
+        let input: Vec<u32> = (0..100).collect();
+        let out = place_greedy(&m, &[&input], 0);
+        let distinct: HashSet<u32> = out.iter().copied().collect();
+        assert_eq!(distinct.len(), m.rows, "distinct output slots");
+        let p = LinearPacking {
+            fold_stride: 0,
+            fold_parts: 1,
+            baby_steps: 1,
+        };
+        let s = linear_schedule(&m, &[&input], &out, &p).unwrap();
+        // 27 if every map kept its own rotations; compaction puts a narrow lane first and
+        // may add a few.
+        assert!(s.diagonals() <= 4 * 9, "{}", s.diagonals());
+        // The 192 outputs stay within the lane they need anyway (256 slots).
+        let span = out.iter().max().unwrap() - out.iter().min().unwrap();
+        assert!(span < 256, "{span}");
+    }
+
+    #[test]
+    fn a_translated_row_follows_its_predecessor() {
+        let a = [(0, 10, 3), (0, 11, -2), (0, 20, 5), (0, 21, 7)];
+        let b = [(0, 12, 3), (0, 13, -2), (0, 22, 5), (0, 23, 7)];
+        assert_eq!(translation(&a, &b), Some(2));
+        // The same weights at another scale (edge rows are quantised on their own).
+        let doubled = [(0, 12, 6), (0, 13, -4), (0, 22, 10), (0, 23, 14)];
+        assert_eq!(translation(&a, &doubled), Some(2));
+        // Other weights (another output map): a new group.
+        let c = [(0, 12, -3), (0, 13, 2), (0, 22, -5), (0, 23, -7)];
+        assert_eq!(translation(&a, &c), None);
+    }
+
+    #[test]
+    fn a_dense_map_folds_to_at_most_its_stride_in_diagonals() {
+        let rows: Vec<Vec<(u32, i64)>> = (0..5)
+            .map(|r| {
+                (0..40)
+                    .map(|c| (c, ((r * 3 + c as usize) % 5) as i64 - 2))
+                    .collect()
+            })
+            .map(|row: Vec<(u32, i64)>| row.into_iter().filter(|&(_, w)| w != 0).collect())
+            .collect();
+        let m = matrix(40, &rows);
+        let above: Vec<u32> = (8..48).collect();
+        let (out, p) = fold_placement(&m, &[&above]).unwrap();
+        assert_eq!(out, vec![0, 1, 2, 3, 4]);
+        assert_eq!((p.fold_stride, p.fold_parts), (8, 8));
+        let s = linear_schedule(&m, &[&above], &out, &p).unwrap();
+        assert!(s.diagonals() <= 8, "{}", s.diagonals());
+        // Inputs below the rows' slots cannot be folded into them.
+        let low: Vec<u32> = (0..40).collect();
+        assert!(fold_placement(&m, &[&low]).is_none());
+    }
+
+    #[test]
+    fn baby_steps_trade_rotations_for_hoisted_ones() {
+        let m = conv(12, 4);
+        let input: Vec<u32> = (0..144).collect();
+        let out = place_greedy(&m, &[&input], 0);
+        let p = LinearPacking {
+            fold_stride: 0,
+            fold_parts: 1,
+            baby_steps: 1,
+        };
+        let plain = linear_schedule(&m, &[&input], &out, &p).unwrap();
+        let (chosen, s) = best_baby_steps(&m, &[&input], &out, p, 256).unwrap();
+        assert_eq!(s.diagonals(), plain.diagonals());
+        let price = |s: &LinearSchedule| cost::linear(s, PROXY_LEVEL, PROXY_DEGREE);
+        assert!(price(&s) <= price(&plain));
+        assert!(chosen.baby_steps >= 1 && chosen.baby_steps <= 256);
+    }
 }

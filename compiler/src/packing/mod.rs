@@ -58,6 +58,9 @@ pub enum PackError {
         /// The margin asked for.
         margin_bits: f64,
     },
+    /// The packed layout runs in BFV only.
+    #[error("the packed layout runs in BFV only: drop --scheme bgv, or use the slot layout (--layout slots)")]
+    NotBfv,
     /// The layout's schedule could not be built (a compiler bug).
     #[error("internal error: packed layout: {0}")]
     Layout(String),
@@ -137,8 +140,12 @@ const MAX_CROSSOVER_BATCH: usize = 1 << 22;
 /// The smallest batch at which the layout that is cheaper for one image stops being cheaper,
 /// or `None` if it stays cheaper up to 2^22 images.
 pub fn crossover(a: &LayoutPrice, b: &LayoutPrice) -> Option<usize> {
-    let a_first = a.seconds(1) < b.seconds(1);
-    (2..=MAX_CROSSOVER_BATCH).find(|&batch| (a.seconds(batch) < b.seconds(batch)) != a_first)
+    let (cheap, dear) = if a.seconds(1) <= b.seconds(1) {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    (2..=MAX_CROSSOVER_BATCH).find(|&batch| cheap.seconds(batch) >= dear.seconds(batch))
 }
 
 /// Bytes of the evaluation keys of `plan`: the relinearisation key and `galois` Galois keys
@@ -307,4 +314,40 @@ pub fn figures(plan: &Plan) -> Result<PackedFigures, String> {
         linears,
         galois_keys: packing.galois_elements(plan)?.len(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_pays_for_whole_ciphertext_groups() {
+        let p = LayoutPrice {
+            images_per_ciphertext: 8,
+            seconds_per_group: 1.5,
+        };
+        assert_eq!(p.seconds(1), 1.5);
+        assert_eq!(p.seconds(8), 1.5);
+        assert_eq!(p.seconds(9), 3.0);
+    }
+
+    #[test]
+    fn the_crossover_is_where_the_cheaper_layout_for_one_image_stops_winning() {
+        let packed = LayoutPrice {
+            images_per_ciphertext: 8,
+            seconds_per_group: 1.5,
+        };
+        let slots = LayoutPrice {
+            images_per_ciphertext: 16384,
+            seconds_per_group: 18.0,
+        };
+        // 12 groups cost 18 s: from 89 images (12 groups) on, packing is no cheaper.
+        assert_eq!(crossover(&packed, &slots), Some(89));
+        assert_eq!(crossover(&slots, &packed), Some(89));
+        let never = LayoutPrice {
+            images_per_ciphertext: 16384,
+            seconds_per_group: 1e9,
+        };
+        assert_eq!(crossover(&packed, &never), None);
+    }
 }

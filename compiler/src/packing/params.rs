@@ -71,7 +71,7 @@ pub fn search(
     } else {
         &model::INSECURE_DEGREES
     };
-    let mut best: Option<((f64, usize), PackedParams)> = None;
+    let mut found_all: Vec<PackedParams> = Vec::new();
     let mut best_budget = f64::NEG_INFINITY;
     let mut any_degree = false;
     let mut any_plain = false;
@@ -114,21 +114,44 @@ pub fn search(
                     best_budget = best_budget.max(full);
                     continue;
                 };
-                let key = (found.sim.cost_per_group, n);
-                if best.as_ref().is_none_or(|(k, _)| key < *k) {
-                    best = Some((key, found));
-                }
+                found_all.push(found);
             }
         }
     }
-    match best {
-        Some((_, found)) => Ok(found),
+    match cheapest(found_all) {
+        Some(found) => Ok(found),
         None if !any_degree => Err(SearchFailure::LaneTooWide {
             widest: degrees.iter().max().copied().unwrap_or(0) / 2,
         }),
         None if !any_plain => Err(SearchFailure::ValuesTooLarge),
         None => Err(SearchFailure::Noise { best_budget }),
     }
+}
+
+/// Candidates within this factor of the cheapest count as equally fast; among them the
+/// smallest evaluation keys win (each key is ℓ polynomials over ℓ + 1 primes).
+const NEAR_TIE: f64 = 1.05;
+
+/// The cheapest candidate per ciphertext group, or among those within [`NEAR_TIE`] of it the
+/// one with the smallest key-switching keys, then the smallest n.
+fn cheapest(candidates: Vec<PackedParams>) -> Option<PackedParams> {
+    let best = candidates
+        .iter()
+        .map(|c| c.sim.cost_per_group)
+        .fold(f64::INFINITY, f64::min);
+    let key_bits = |c: &PackedParams| {
+        let bits = |q: u64| u64::from(64 - q.leading_zeros());
+        let total: u64 = c.q_primes.iter().map(|&q| bits(q)).sum::<u64>() + bits(c.special_prime);
+        c.q_primes.len() as u64 * c.n as u64 * total
+    };
+    candidates
+        .into_iter()
+        .filter(|c| c.sim.cost_per_group <= NEAR_TIE * best)
+        .min_by(|a, b| {
+            (key_bits(a), a.n)
+                .cmp(&(key_bits(b), b.n))
+                .then(a.sim.cost_per_group.total_cmp(&b.sim.cost_per_group))
+        })
 }
 
 fn params(n: usize, qs: &[u64], special: u64, plain: &[u64]) -> Params {
