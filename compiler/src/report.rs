@@ -235,7 +235,7 @@ impl LayoutOption {
             seconds_per_group: price.seconds_per_group,
             upload_bytes_per_image: plan.upload_bytes_per_image() * fill,
             download_bytes_per_image: plan.download_bytes_per_image() * fill,
-            eval_key_bytes: packing::eval_key_bytes(plan, galois_keys),
+            eval_key_bytes: packing::eval_key_bytes(plan),
             galois_keys,
         }
     }

@@ -83,7 +83,8 @@ pub fn linear(s: &LinearSchedule, level: usize, n: usize) -> f64 {
             shared + rotated * key_switch_apply(level, n) + b.len() as f64 * transform(level, n)
         })
         .sum();
-    let giants = s.giants.iter().filter(|g| g.rotation != 0).count() as f64;
+    let giants = (s.giants.iter().filter(|g| g.rotation != 0).count()
+        + s.outers().iter().filter(|&&o| o != 0).count()) as f64;
     babies
         + s.diagonals() as f64 * diagonal(level, n)
         + s.giants.len() as f64 * transform(level, n)

@@ -15,6 +15,7 @@
 //! - the baby-step size of each map is the candidate with the cheapest rotations.
 
 use super::cost;
+use super::split;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use veil_runtime::plan::packing::{linear_schedule, LinearSchedule};
 use veil_runtime::plan::{IntMatrix, LinearPacking, Packing, Plan, Step};
@@ -114,9 +115,11 @@ fn assign_with_margin(plan: &Plan, margin: u32) -> Result<Assignment, String> {
     }
     let layouts: Vec<Vec<u32>> = layouts.into_iter().map(Option::unwrap_or_default).collect();
     let lane = lane_for(&layouts, chosen.iter().map(|(p, _)| p));
-    // Baby steps last: their candidates go up to the lane.
+    // Rotation splits last, in program order: their candidates go up to the lane, and each
+    // map reuses the keys of the maps before it.
     let mut linears = Vec::new();
     let mut schedules = Vec::new();
+    let mut held = BTreeSet::new();
     let mut index = 0;
     for step in &plan.steps {
         let Step::Linear {
@@ -129,8 +132,14 @@ fn assign_with_margin(plan: &Plan, margin: u32) -> Result<Assignment, String> {
             continue;
         };
         let ins: Vec<&[u32]> = inputs.iter().map(|&r| layouts[r].as_slice()).collect();
-        let (packing, schedule) =
-            best_baby_steps(matrix, &ins, &layouts[*output], chosen[index].0, lane)?;
+        let (packing, schedule) = best_split(
+            matrix,
+            &ins,
+            &layouts[*output],
+            chosen[index].0,
+            lane,
+            &mut held,
+        )?;
         linears.push(packing);
         schedules.push(schedule);
         index += 1;
@@ -362,6 +371,31 @@ fn compact(
     }
 }
 
+/// The rotation split ([`split::best`]) of a map whose layouts are fixed: the baby and outer
+/// step sizes that cost the fewest rotations and new keys given the rotation amounts already
+/// `held` (which it extends with its own, the fold's included).
+fn best_split(
+    m: &IntMatrix,
+    ins: &[&[u32]],
+    out: &[u32],
+    packing: LinearPacking,
+    lane: usize,
+    held: &mut BTreeSet<i64>,
+) -> Result<(LinearPacking, LinearSchedule), String> {
+    let first = linear_schedule(m, ins, out, &packing)?;
+    // Offsets stay within a lane, far below any ring row: no amount wraps around.
+    let row = i64::from(u32::MAX) as usize;
+    let chosen = split::best(&split::offsets(&first), lane, row, held);
+    let p = LinearPacking {
+        baby_steps: chosen.baby,
+        outer_steps: chosen.outer,
+        ..packing
+    };
+    let schedule = linear_schedule(m, ins, out, &p)?;
+    held.extend(schedule.rotations());
+    Ok((p, schedule))
+}
+
 /// The baby-step size (1, 2, 4, … up to the lane, and the square root of the diagonal count)
 /// whose rotations cost least; returns the packing with it and its schedule.
 fn best_baby_steps(
@@ -453,6 +487,7 @@ mod tests {
             fold_stride: 0,
             fold_parts: 1,
             baby_steps: 1,
+            outer_steps: 0,
         };
         let s = linear_schedule(&m, &[&input], &out, &p).unwrap();
         // 27 if every map kept its own rotations; compaction puts a narrow lane first and
@@ -507,6 +542,7 @@ mod tests {
             fold_stride: 0,
             fold_parts: 1,
             baby_steps: 1,
+            outer_steps: 0,
         };
         let plain = linear_schedule(&m, &[&input], &out, &p).unwrap();
         let (chosen, s) = best_baby_steps(&m, &[&input], &out, p, 256).unwrap();

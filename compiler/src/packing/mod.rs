@@ -19,6 +19,7 @@ pub mod split;
 use noise::{LinearNoise, Op, PStep, Program};
 use serde::Serialize;
 use thiserror::Error;
+use veil_runtime::bfv::GaloisKeys;
 use veil_runtime::plan::{Compression, Plan, PlanParams, Scheme, Step};
 use veil_runtime::security::SecurityLevel;
 
@@ -148,18 +149,36 @@ pub fn crossover(a: &LayoutPrice, b: &LayoutPrice) -> Option<usize> {
     (2..=MAX_CROSSOVER_BATCH).find(|&batch| cheap.seconds(batch) >= dear.seconds(batch))
 }
 
-/// Bytes of the evaluation keys of `plan`: the relinearisation key and `galois` Galois keys
-/// (one set for every plaintext prime under BFV; BGV sessions hold a relinearisation key per
-/// prime).
-pub fn eval_key_bytes(plan: &Plan, galois: usize) -> f64 {
+/// Bytes of the evaluation keys of `plan`: the relinearisation key (one per plaintext prime
+/// under BGV) and, for a packed plan, the Galois keys of its rotations, each serving only the
+/// levels it rotates at (the runtime's `GaloisKeys::serialized_len_at_level`; one set per
+/// prime under BGV).
+pub fn eval_key_bytes(plan: &Plan) -> f64 {
     let bits = |q: u64| 64 - q.leading_zeros();
     let q: Vec<u32> = plan.params.q_primes.iter().map(|&q| bits(q)).collect();
     let p = plan.params.special_primes.iter().map(|&p| bits(p)).sum();
-    let relin_keys = match plan.params.scheme {
+    let sets = match plan.params.scheme {
         Scheme::Bfv => 1,
         Scheme::Bgv => plan.params.plain_primes.len(),
     };
-    (relin_keys + galois) as f64 * cost::key_bytes(plan.params.degree, &q, p)
+    let relin = sets as f64 * cost::key_bytes(plan.params.degree, &q, p);
+    let levels = plan
+        .packing
+        .as_ref()
+        .and_then(|packing| packing.galois_levels(plan).ok())
+        .unwrap_or_default();
+    let Some(params) = plan
+        .bfv_parameters()
+        .ok()
+        .and_then(|p| p.into_iter().next())
+    else {
+        return relin;
+    };
+    let galois: usize = levels
+        .iter()
+        .map(|&(_, level)| GaloisKeys::serialized_len_at_level(&params, level))
+        .sum();
+    relin + (sets * galois) as f64
 }
 
 /// Bits the plaintext modulus needs: 2·max|value| + 1 over every register (calibrated bounds

@@ -25,7 +25,7 @@ pub struct LinearNoise {
     /// Per input register (in the step's order): products with the input itself and with a
     /// baby rotation of it.
     pub terms: Vec<(usize, usize)>,
-    /// Non-zero giant rotations.
+    /// Non-zero giant and outer rotations (each adds a key switch's noise after the products).
     pub giants: usize,
     /// Fold rotations.
     pub fold: usize,
@@ -48,7 +48,8 @@ impl LinearNoise {
         }
         LinearNoise {
             terms,
-            giants: schedule.giants.iter().filter(|g| g.rotation != 0).count(),
+            giants: schedule.giants.iter().filter(|g| g.rotation != 0).count()
+                + schedule.outers().iter().filter(|&&o| o != 0).count(),
             fold: schedule.fold.len(),
             schedule,
         }

@@ -21,6 +21,10 @@ pub const HOISTED: f64 = 0.2;
 pub const NEW_KEY: f64 = 1.0;
 /// Largest baby-step size tried.
 const MAX_BABY: i64 = 64;
+/// Most outer sizes tried per baby size.
+const MAX_OUTER_TRIES: i64 = 1024;
+/// Maps with more rotation offsets than this are split in two levels only.
+const MAX_OUTER_OFFSETS: usize = 2048;
 
 /// A split and what it costs.
 #[derive(Clone, Debug, PartialEq)]
@@ -94,19 +98,28 @@ pub fn best(deltas: &BTreeSet<i64>, lane: usize, half: usize, held: &BTreeSet<i6
         _ => 1,
     };
     let most_baby = MAX_BABY.min(lane as i64).max(1);
+    // Three levels are tried with at most MAX_OUTER_TRIES outer sizes per baby size (every
+    // multiple of b up to the span when there are fewer), and not at all for maps with more
+    // offsets than MAX_OUTER_OFFSETS, where the search would cost more than it saves.
+    let try_outer = deltas.len() <= MAX_OUTER_OFFSETS;
     let mut best = price(deltas, 1, 0, half, held);
     for b in 1..=most_baby {
         let two = price(deltas, b, 0, half, held);
         if two.price() < best.price() {
             best = two;
         }
+        if !try_outer {
+            continue;
+        }
+        let top = span.min(lane as i64);
+        let stride = b * ((top / b) / MAX_OUTER_TRIES).max(1);
         let mut g = 2 * b;
-        while g <= span.min(lane as i64) {
+        while g <= top {
             let three = price(deltas, b, g, half, held);
             if three.price() < best.price() {
                 best = three;
             }
-            g += b;
+            g += stride;
         }
     }
     best
@@ -136,7 +149,10 @@ mod tests {
             .unwrap();
         let chosen = best(&deltas, 4096, 8192, &held);
         assert!(chosen.outer > 0, "{chosen:?}");
-        assert!(chosen.new_keys.len() < two.new_keys.len(), "{chosen:?} vs {two:?}");
+        assert!(
+            chosen.new_keys.len() < two.new_keys.len(),
+            "{chosen:?} vs {two:?}"
+        );
         assert!(chosen.price() < two.price(), "{chosen:?} vs {two:?}");
     }
 
