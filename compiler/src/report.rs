@@ -355,19 +355,20 @@ fn packing_text(p: &PackedFigures) -> String {
         .max(5);
     let _ = writeln!(
         out,
-        "  {:<w$}  {:>11} {:>9} {:>12} {:>5} {:>10}",
-        "layer", "map", "diagonals", "key switches", "fold", "baby steps"
+        "  {:<w$}  {:>11} {:>9} {:>12} {:>5} {:>10} {:>11}",
+        "layer", "map", "diagonals", "key switches", "fold", "baby steps", "outer steps"
     );
     for l in &p.linears {
         let _ = writeln!(
             out,
-            "  {:<w$}  {:>11} {:>9} {:>12} {:>5} {:>10}",
+            "  {:<w$}  {:>11} {:>9} {:>12} {:>5} {:>10} {:>11}",
             l.name,
             format!("{}→{}", l.cols, l.rows),
             l.diagonals,
             l.key_switches,
             l.fold_parts,
-            l.baby_steps
+            l.baby_steps,
+            l.outer_steps
         );
     }
     out

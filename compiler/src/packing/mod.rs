@@ -84,6 +84,8 @@ pub struct LinearFigures {
     pub fold_parts: usize,
     /// Baby-step size.
     pub baby_steps: usize,
+    /// Outer-step size of a three-level split (0: two levels).
+    pub outer_steps: usize,
 }
 
 /// The packed layout's figures, for the report.
@@ -325,6 +327,7 @@ pub fn figures(plan: &Plan) -> Result<PackedFigures, String> {
             key_switches: s.key_switches(),
             fold_parts: p.fold_parts,
             baby_steps: p.baby_steps,
+            outer_steps: p.outer_steps,
         })
         .collect();
     Ok(PackedFigures {
