@@ -135,3 +135,56 @@ fn residual_add() {
 fn max_pooling_and_relu_replaced() {
     check_model("maxpool-relu", &model("maxpool-relu"), 0, false);
 }
+
+/// Every small model, and both shipped models, in the packed layout: a ciphertext's worth of
+/// images plus three more (two ciphertext groups), every score equal to the plaintext plan's.
+#[test]
+fn every_small_model_and_the_shipped_ones_run_packed_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = CompileOptions {
+        layout: veil_compiler::LayoutChoice::Packed,
+        ..CompileOptions::default()
+    };
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    let mut paths: Vec<(String, std::path::PathBuf)> = models()
+        .into_iter()
+        .map(|(name, model)| (name.to_string(), write_model(dir.path(), name, &model)))
+        .collect();
+    for name in ["cryptonets-mnist", "cryptonets-fashion"] {
+        paths.push((name.into(), shipped.join(format!("{name}.ron"))));
+    }
+    for (name, path) in paths {
+        let plan = veil_compiler::compile_path(&path, &options).unwrap().plan;
+        assert!(plan.packing.is_some(), "{name}");
+        assert_eq!(plan.params.security_bits, 128, "{name}");
+        let context = Context::new(plan).unwrap();
+        let input = &context.plan().input;
+        let count = context.slots() + 3;
+        let images = random_images(
+            &input.shape.clone(),
+            count,
+            input.raw_min as f32,
+            input.raw_max as f32,
+            11,
+        );
+        let mut rng = ChaCha20Rng::seed_from_u64(12);
+        let keys = context.keygen(&mut rng).unwrap();
+        let (batch, _) = context
+            .encrypt(
+                EncryptionKey::Public(&keys.public),
+                &images,
+                &mut rng,
+                &|_| {},
+            )
+            .unwrap();
+        assert_eq!(batch.chunks.len(), 2, "{name}");
+        let result = context.eval(&keys.server, batch, &NoProgress).unwrap();
+        let decrypted = context.decrypt(&keys.client, &result).unwrap();
+        assert_eq!(
+            decrypted.scores,
+            context.reference(&images).unwrap(),
+            "{name}"
+        );
+        assert!(decrypted.min_noise_budget_bits > 0, "{name}");
+    }
+}
