@@ -86,6 +86,10 @@ pub struct CompileOptions {
     /// The batch size the user expects (`--batch-size`); `None` means a full batch, for which
     /// [`LayoutChoice::Auto`] keeps the slot layout without pricing the packed one.
     pub batch_size: Option<usize>,
+    /// What one Galois key is worth in rotations when the packed layout splits each map's
+    /// rotations (`--galois-key-cost`; [`packing::split::NEW_KEY`] by default): raise it for
+    /// fewer, smaller evaluation keys and more rotations, lower it for the opposite.
+    pub galois_key_cost: f64,
 }
 
 /// Which layout the compiler emits (`--layout`).
@@ -116,6 +120,7 @@ impl Default for CompileOptions {
             import: ImportOptions::default(),
             layout: LayoutChoice::Auto,
             batch_size: None,
+            galois_key_cost: packing::split::NEW_KEY,
         }
     }
 }
@@ -388,6 +393,7 @@ fn choose_layout(
     let pack_opts = PackOptions {
         security: opts.security,
         margin_bits: opts.margin_bits,
+        galois_key_cost: opts.galois_key_cost,
     };
     let packed = if opts.scheme == Some(Scheme::Bgv) {
         Err(packing::PackError::NotBfv)

@@ -117,6 +117,7 @@ fn cryptonets_packs_with_few_diagonals_and_keeps_its_reference() {
     let opts = PackOptions {
         security: Some(veil_runtime::security::SecurityLevel::Bits128),
         margin_bits: 10.0,
+        galois_key_cost: veil_compiler::packing::split::NEW_KEY,
     };
     let packed = pack(&slot.plan, &opts).unwrap();
     let plan = &packed.plan;

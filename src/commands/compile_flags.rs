@@ -54,6 +54,11 @@ pub struct CompileFlags {
     /// lower predicted time for it, and the report prices both layouts for it.
     #[arg(long, value_name = "B", value_parser = parse_batch_size)]
     pub batch_size: Option<usize>,
+    /// Packed layout: what one Galois key is worth, in rotations, when each layer's rotations
+    /// are chosen. Raise it for fewer, smaller evaluation keys and more rotations (slower);
+    /// lower it (down to 0) for faster evaluation with more keys. `veil report` shows both.
+    #[arg(long, value_name = "ROTATIONS", default_value_t = veil_compiler::packing::split::NEW_KEY, value_parser = parse_key_cost)]
+    pub galois_key_cost: f64,
     /// Allow parameters below 128-bit security (the plan records security 0). For tests only.
     #[arg(long)]
     pub insecure: bool,
@@ -77,6 +82,7 @@ impl Default for CompileFlags {
             scheme: SchemeFlag(veil_compiler::params::DEFAULT_SCHEME),
             layout: LayoutChoice::Auto,
             batch_size: None,
+            galois_key_cost: veil_compiler::packing::split::NEW_KEY,
             insecure: false,
             model: ModelFlags::default(),
         }
@@ -115,6 +121,7 @@ impl CompileFlags {
             import: self.model.import_options(),
             layout: self.layout,
             batch_size: self.batch_size,
+            galois_key_cost: self.galois_key_cost,
             ..CompileOptions::default()
         })
     }
@@ -212,6 +219,15 @@ fn parse_layout(s: &str) -> Result<LayoutChoice, String> {
         "packed" => Ok(LayoutChoice::Packed),
         _ => Err(format!(
             "`{s}` is not a layout: use `auto` (the cheaper for --batch-size), `slots` or `packed`"
+        )),
+    }
+}
+
+fn parse_key_cost(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.0..=1e6).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "`{s}` is not a key cost: give a number of rotations from 0 to 1e6"
         )),
     }
 }

@@ -57,7 +57,7 @@ impl Assignment {
 /// fold can apply) and at the row count of each map that may fold (its outputs sit below the
 /// margin, so every input it reads lies above them); the cheapest layout by the cost proxy,
 /// then the narrowest lane, wins. Errors are schedule failures (a compiler bug).
-pub fn assign(plan: &Plan) -> Result<Assignment, String> {
+pub fn assign(plan: &Plan, key_cost: f64) -> Result<Assignment, String> {
     let mut margins: BTreeSet<u32> = plan
         .steps
         .iter()
@@ -71,7 +71,7 @@ pub fn assign(plan: &Plan) -> Result<Assignment, String> {
     margins.insert(0);
     let mut best: Option<(f64, usize, Assignment)> = None;
     for margin in margins {
-        let candidate = assign_with_margin(plan, margin)?;
+        let candidate = assign_with_margin(plan, margin, key_cost)?;
         let key = (candidate.proxy_cost(), candidate.packing.lane);
         if best.as_ref().is_none_or(|(c, l, _)| key < (*c, *l)) {
             best = Some((key.0, key.1, candidate));
@@ -81,7 +81,7 @@ pub fn assign(plan: &Plan) -> Result<Assignment, String> {
 }
 
 /// The layout with the input at `margin` and every greedy output at or above it.
-fn assign_with_margin(plan: &Plan, margin: u32) -> Result<Assignment, String> {
+fn assign_with_margin(plan: &Plan, margin: u32, key_cost: f64) -> Result<Assignment, String> {
     let mut layouts: Vec<Option<Vec<u32>>> = vec![None; plan.registers.len()];
     let input_len = plan.registers[plan.input.register].len as u32;
     layouts[plan.input.register] = Some((margin..margin + input_len).collect());
@@ -138,7 +138,7 @@ fn assign_with_margin(plan: &Plan, margin: u32) -> Result<Assignment, String> {
             &layouts[*output],
             chosen[index].0,
             lane,
-            &mut held,
+            (&mut held, key_cost),
         )?;
         linears.push(packing);
         schedules.push(schedule);
@@ -380,12 +380,12 @@ fn best_split(
     out: &[u32],
     packing: LinearPacking,
     lane: usize,
-    held: &mut BTreeSet<i64>,
+    (held, key_cost): (&mut BTreeSet<i64>, f64),
 ) -> Result<(LinearPacking, LinearSchedule), String> {
     let first = linear_schedule(m, ins, out, &packing)?;
     // Offsets stay within a lane, far below any ring row: no amount wraps around.
     let row = i64::from(u32::MAX) as usize;
-    let chosen = split::best(&split::offsets(&first), lane, row, held);
+    let chosen = split::best(&split::offsets(&first), lane, row, held, key_cost);
     let p = LinearPacking {
         baby_steps: chosen.baby,
         outer_steps: chosen.outer,

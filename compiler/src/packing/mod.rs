@@ -30,6 +30,9 @@ pub struct PackOptions {
     pub security: Option<SecurityLevel>,
     /// Budget (bits) the output must keep.
     pub margin_bits: f64,
+    /// What a Galois key costs, in rotations, when the rotations of each map are split
+    /// ([`split::NEW_KEY`] by default): higher gives fewer keys and more rotations.
+    pub galois_key_cost: f64,
 }
 
 /// Why a plan has no packed form.
@@ -196,7 +199,7 @@ fn needed_plain_bits(plan: &Plan) -> f64 {
 
 /// The packed form of a slot-layout plan `slot` (valid), or why there is none.
 pub fn pack(slot: &Plan, opts: &PackOptions) -> Result<Packed, PackError> {
-    let assignment = layout::assign(slot).map_err(PackError::Layout)?;
+    let assignment = layout::assign(slot, opts.galois_key_cost).map_err(PackError::Layout)?;
     let lane = assignment.packing.lane;
     let program = program(slot, &assignment.schedules);
     let needed = needed_plain_bits(slot);

@@ -16,8 +16,9 @@ use veil_runtime::plan::packing::{split_rotation, LinearSchedule};
 /// what remains is the inner product with the key and the inverse transforms (the `rotate`
 /// bench: 8 hoisted rotations 16.6 ms against 7.0 ms for one, n = 16384, 7 primes).
 pub const HOISTED: f64 = 0.2;
-/// What a Galois key the plan does not hold yet costs, in rotations: a seeded key is
-/// ℓ·(ℓ + 1) limbs (4.9 MB at CryptoNets' packed parameters), uploaded once.
+/// What a Galois key the plan does not hold yet costs by default, in rotations: a seeded key is
+/// ℓ·(ℓ + 1) limbs (up to 4.9 MB at CryptoNets' packed parameters), uploaded once. The user
+/// trades key bytes for time with `--galois-key-cost` ([`crate::CompileOptions`]).
 pub const NEW_KEY: f64 = 1.0;
 /// Largest baby-step size tried.
 const MAX_BABY: i64 = 64;
@@ -37,12 +38,14 @@ pub struct Split {
     pub rotations: f64,
     /// Rotation amounts it uses that are not among the held ones.
     pub new_keys: BTreeSet<i64>,
+    /// What each new key costs, in rotations.
+    pub key_cost: f64,
 }
 
 impl Split {
     /// The price the choice minimises.
     pub fn price(&self) -> f64 {
-        self.rotations + NEW_KEY * self.new_keys.len() as f64
+        self.rotations + self.key_cost * self.new_keys.len() as f64
     }
 }
 
@@ -57,7 +60,13 @@ pub fn offsets(schedule: &LinearSchedule) -> BTreeSet<i64> {
 
 /// What splitting `deltas` with baby size `b` and outer size `g` costs, given the rotation
 /// amounts already `held` (normalised to the row of `half` slots).
-pub fn price(deltas: &BTreeSet<i64>, b: i64, g: i64, half: i64, held: &BTreeSet<i64>) -> Split {
+pub fn price(
+    deltas: &BTreeSet<i64>,
+    (b, g): (i64, i64),
+    half: i64,
+    held: &BTreeSet<i64>,
+    key_cost: f64,
+) -> Split {
     let mut babies = BTreeSet::new();
     let mut giants = BTreeSet::new();
     let mut outers = BTreeSet::new();
@@ -85,13 +94,20 @@ pub fn price(deltas: &BTreeSet<i64>, b: i64, g: i64, half: i64, held: &BTreeSet<
         outer: g as usize,
         rotations,
         new_keys,
+        key_cost,
     }
 }
 
-/// The cheapest split of `deltas` in a lane of `lane` slots on a ring row of `half` slots:
-/// every baby size up to [`MAX_BABY`] with two levels, and with every outer size that is a
-/// multiple of it up to the span of the offsets.
-pub fn best(deltas: &BTreeSet<i64>, lane: usize, half: usize, held: &BTreeSet<i64>) -> Split {
+/// The cheapest split of `deltas` in a lane of `lane` slots on a ring row of `half` slots, a
+/// new key costing `key_cost` rotations: every baby size up to [`MAX_BABY`] with two levels,
+/// and with every outer size that is a multiple of it up to the span of the offsets.
+pub fn best(
+    deltas: &BTreeSet<i64>,
+    lane: usize,
+    half: usize,
+    held: &BTreeSet<i64>,
+    key_cost: f64,
+) -> Split {
     let half = half as i64;
     let span = match (deltas.first(), deltas.last()) {
         (Some(lo), Some(hi)) => hi - lo + 1,
@@ -102,9 +118,9 @@ pub fn best(deltas: &BTreeSet<i64>, lane: usize, half: usize, held: &BTreeSet<i6
     // multiple of b up to the span when there are fewer), and not at all for maps with more
     // offsets than MAX_OUTER_OFFSETS, where the search would cost more than it saves.
     let try_outer = deltas.len() <= MAX_OUTER_OFFSETS;
-    let mut best = price(deltas, 1, 0, half, held);
+    let mut best = price(deltas, (1, 0), half, held, key_cost);
     for b in 1..=most_baby {
-        let two = price(deltas, b, 0, half, held);
+        let two = price(deltas, (b, 0), half, held, key_cost);
         if two.price() < best.price() {
             best = two;
         }
@@ -115,7 +131,7 @@ pub fn best(deltas: &BTreeSet<i64>, lane: usize, half: usize, held: &BTreeSet<i6
         let stride = b * ((top / b) / MAX_OUTER_TRIES).max(1);
         let mut g = 2 * b;
         while g <= top {
-            let three = price(deltas, b, g, half, held);
+            let three = price(deltas, (b, g), half, held, key_cost);
             if three.price() < best.price() {
                 best = three;
             }
@@ -144,10 +160,10 @@ mod tests {
         assert_eq!(deltas.len(), 125);
         let held = BTreeSet::new();
         let two = (1..=64)
-            .map(|b| price(&deltas, b, 0, 8192, &held))
+            .map(|b| price(&deltas, (b, 0), 8192, &held, NEW_KEY))
             .min_by(|a, b| a.price().total_cmp(&b.price()))
             .unwrap();
-        let chosen = best(&deltas, 4096, 8192, &held);
+        let chosen = best(&deltas, 4096, 8192, &held, NEW_KEY);
         assert!(chosen.outer > 0, "{chosen:?}");
         assert!(
             chosen.new_keys.len() < two.new_keys.len(),
@@ -157,11 +173,24 @@ mod tests {
     }
 
     #[test]
+    fn dearer_keys_buy_fewer_keys_with_more_rotations() {
+        let deltas = conv(5, 646, 5, 28);
+        let held = BTreeSet::new();
+        let cheap = best(&deltas, 4096, 8192, &held, 0.0);
+        let dear = best(&deltas, 4096, 8192, &held, 10.0);
+        assert!(
+            dear.new_keys.len() < cheap.new_keys.len(),
+            "{dear:?} vs {cheap:?}"
+        );
+        assert!(dear.rotations >= cheap.rotations, "{dear:?} vs {cheap:?}");
+    }
+
+    #[test]
     fn held_keys_are_free() {
         let deltas: BTreeSet<i64> = (0..16).collect();
-        let none = best(&deltas, 64, 512, &BTreeSet::new());
+        let none = best(&deltas, 64, 512, &BTreeSet::new(), NEW_KEY);
         let held: BTreeSet<i64> = (1..16).collect();
-        let some = best(&deltas, 64, 512, &held);
+        let some = best(&deltas, 64, 512, &held, NEW_KEY);
         assert!(some.new_keys.is_empty(), "{some:?}");
         assert!(some.price() < none.price());
     }
