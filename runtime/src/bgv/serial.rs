@@ -10,7 +10,8 @@
 //! key version ([`KEY_FORMAT_VERSION`]), the same header, seed, then L polynomials b_j over
 //! q_0..q_{L-1}, p. Galois keys: `VGGK`, key version, the same header, the component count L
 //! (u8) and the key count (u32), then per key, in increasing order of element: the element
-//! (u32), the seed of its a_j and its L polynomials b_j over q_0..q_{L-1}, p.
+//! (u32), the highest level ℓ it serves (u8), the seed of its a_j and its ℓ polynomials b_j
+//! over q_0..q_{ℓ-1}, p (BFV's entry layout, `bfv/serial/galois.rs`).
 
 use super::ciphertext::Ciphertext;
 use super::galois::GaloisKeys;
@@ -296,6 +297,22 @@ impl GaloisKeys {
     /// [`Self::serialized_len`]).
     pub fn serialized_len_per_key(params: &BfvParameters) -> usize {
         galois_entry_len(params.ring(), params.ring().max_level())
+    }
+
+    /// Size in bytes of the serialised keys of `levels` ((element, highest level) pairs) for
+    /// `primes` plaintext primes: what a reader that knows the keys it needs checks a file
+    /// against before parsing it.
+    pub fn serialized_len_for(
+        params: &BfvParameters,
+        primes: usize,
+        levels: &[(u64, usize)],
+    ) -> usize {
+        let ring = params.ring();
+        galois_header_len(primes)
+            + levels
+                .iter()
+                .map(|&(_, level)| galois_entry_len(ring, level.clamp(1, ring.max_level())))
+                .sum::<usize>()
     }
 
     /// Reads BGV Galois keys for the ring of `params`. The declared key count is checked

@@ -463,7 +463,10 @@ impl<S: PackedScheme> Backend for PackedBackend<S> {
         let mut parts = parts.into_iter();
         let mut acc = match parts.next() {
             Some(first) => first,
-            None => self.scheme.zero_like(inputs[0])?,
+            None => {
+                let first = inputs.first().ok_or(EvalError::Empty)?;
+                self.scheme.zero_like(first)?
+            }
         };
         for part in parts {
             self.scheme.add_assign(&mut acc, &part)?;

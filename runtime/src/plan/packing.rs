@@ -422,21 +422,35 @@ impl Packing {
             ));
         }
         let mut linears = self.linears.iter();
+        // Registers holding a fold's leftovers (partial sums of the weights) in their unnamed
+        // slots: a square keeps them, a map without a fold clears them (its diagonals are zero
+        // there).
+        let mut folded = vec![false; plan.registers.len()];
         for (index, step) in plan.steps.iter().enumerate() {
             match step {
                 Step::Linear { output, .. } => {
                     let p = linears.next().ok_or("missing linear packing")?;
-                    self.check_linear(index, *output, p, plan)?;
+                    self.check_linear(index, *output, p)?;
+                    folded[*output] = p.fold_parts > 1;
                 }
-                Step::Square { input, output, .. }
-                    if self.layouts[*input] != self.layouts[*output] =>
-                {
-                    return Err(format!(
-                        "step {index}: a square must keep its input's layout"
-                    ));
+                Step::Square { input, output, .. } => {
+                    if self.layouts[*input] != self.layouts[*output] {
+                        return Err(format!(
+                            "step {index}: a square must keep its input's layout"
+                        ));
+                    }
+                    folded[*output] = folded[*input];
                 }
                 _ => {}
             }
+        }
+        if folded.get(plan.output.register).copied().unwrap_or(false) {
+            return Err(
+                "the output register holds a fold's partial sums of the weights in its other \
+                 slots, which the client would receive: the output must come from a map \
+                 without a fold"
+                    .into(),
+            );
         }
         self.schedules(plan)?;
         Ok(())
@@ -461,13 +475,7 @@ impl Packing {
         Ok(())
     }
 
-    fn check_linear(
-        &self,
-        index: usize,
-        output: usize,
-        p: &LinearPacking,
-        plan: &Plan,
-    ) -> Result<(), String> {
+    fn check_linear(&self, index: usize, output: usize, p: &LinearPacking) -> Result<(), String> {
         if p.outer_steps > self.lane || !p.outer_steps.is_multiple_of(p.baby_steps.max(1)) {
             return Err(format!(
                 "step {index}: outer steps {} must be a multiple of the baby steps within the lane",
@@ -482,11 +490,6 @@ impl Packing {
         }
         if p.fold_parts == 1 {
             return Ok(());
-        }
-        if output == plan.output.register {
-            return Err(format!(
-                "step {index}: the output register must not come from a fold"
-            ));
         }
         let span = p.fold_stride.checked_mul(p.fold_parts);
         let inside = self.layouts[output]

@@ -34,6 +34,16 @@ pub enum SessionError {
     /// A packed plan's server key holds no Galois keys (rotations are impossible without).
     #[error("the plan runs in the packed layout, which rotates, but the server key holds no Galois keys: generate the key set for this plan")]
     MissingGaloisKeys,
+    /// A packed plan that needs more than a limit of keys or server memory.
+    #[error("the plan's packed layout needs {bytes} bytes of {what}, above the limit of {limit}: compile it with --galois-key-cost higher, or use the slot layout")]
+    PackedTooLarge {
+        /// What is too large.
+        what: &'static str,
+        /// Bytes it needs.
+        bytes: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// A batch needs at least one image.
     #[error("a batch needs at least one image")]
     NoImages,

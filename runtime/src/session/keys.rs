@@ -319,6 +319,17 @@ impl ServerKey {
             .map_err(|detail| SerialError::Invalid { what, detail })?
             .unwrap_or_default();
         let bad = |detail: String| SerialError::Invalid { what, detail };
+        // The Galois keys' bytes must be exactly those of the plan's keys, checked before they
+        // are parsed (a key in memory takes more than on the wire).
+        let expect_len = |part: &[u8], want: usize| {
+            if part.len() == want {
+                return Ok(());
+            }
+            Err(bad(format!(
+                "the Galois keys take {} bytes, but the plan's rotations need keys of {want}",
+                part.len()
+            )))
+        };
         // The keys of exactly the plan's elements, each serving the levels it rotates at.
         let check = |id: KeyId, relin: KeyId, held: Vec<(u64, usize)>| {
             if id != relin {
@@ -350,6 +361,10 @@ impl ServerKey {
             Scheme::Bfv => {
                 let parts = key_list_from_bytes(MAGIC_PACKED_EVAL_KEYS, what, 2, bytes)?;
                 let relin = RelinKey::from_bytes(params, parts[0])?;
+                expect_len(
+                    parts[1],
+                    bfv::GaloisKeys::serialized_len_for(params, &needed),
+                )?;
                 let galois = bfv::GaloisKeys::from_bytes(params, parts[1])?;
                 check(galois.id(), relin.id(), galois.levels())?;
                 Ok(ServerKey {
@@ -368,7 +383,13 @@ impl ServerKey {
                 check_one_set(relin.iter().map(|k| (k.id(), k.plain_primes())), context)?;
                 let galois = galois_parts
                     .iter()
-                    .map(|part| bgv::GaloisKeys::from_bytes(params, part))
+                    .map(|part| {
+                        expect_len(
+                            part,
+                            bgv::GaloisKeys::serialized_len_for(params, 1, &needed),
+                        )?;
+                        bgv::GaloisKeys::from_bytes(params, part)
+                    })
                     .collect::<Result<Vec<_>, _>>()?;
                 check_one_set(galois.iter().map(|k| (k.id(), k.plain_primes())), context)?;
                 for (g, r) in galois.iter().zip(&relin) {

@@ -55,10 +55,14 @@ pub use wire::{
 
 use crate::bfv::{BfvParameters, KeyId};
 use crate::exec::{run_plan, ExactBackend, NoProgress, PreparedDiagonals};
-use crate::plan::Plan;
+use crate::plan::{Plan, Scheme};
 use rand::{CryptoRng, RngCore};
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
+
+/// The most memory a packed plan's prepared diagonals may take on the server (16 GiB, every
+/// plaintext prime): CryptoNets-MNIST needs 0.15 GB.
+pub const MAX_PREPARED_BYTES: u64 = 16 << 30;
 
 /// A plan with the BFV parameters of each of its plaintext primes: everything both sides
 /// share, and nothing secret.
@@ -120,12 +124,76 @@ impl Context {
         let params = plan.bfv_parameters()?;
         let fingerprint = plan.fingerprint();
         let prepared = params.iter().map(|_| OnceLock::new()).collect();
-        Ok(Context {
+        let context = Context {
             plan,
             fingerprint,
             params,
             prepared,
-        })
+        };
+        context.check_packed_sizes()?;
+        Ok(context)
+    }
+
+    /// Bytes of the evaluation-key file of a key set for this plan: the relinearisation key(s)
+    /// and, for a packed plan, the Galois keys at the levels the plan rotates at (per plaintext
+    /// prime under BGV), the key list's framing left out (a few bytes per key).
+    pub fn eval_key_bytes(&self) -> usize {
+        let Some(params) = self.params.first() else {
+            return 0;
+        };
+        let top = params.ring().max_level();
+        let sets = match self.plan.params.scheme {
+            Scheme::Bfv => 1,
+            Scheme::Bgv => self.params.len(),
+        };
+        // A relinearisation key has the size of a Galois key serving every level.
+        let relin = crate::bfv::GaloisKeys::serialized_len_at_level(params, top);
+        let galois: usize = self
+            .plan
+            .packing
+            .as_ref()
+            .and_then(|p| p.galois_levels(&self.plan).ok())
+            .unwrap_or_default()
+            .iter()
+            .map(|&(_, level)| crate::bfv::GaloisKeys::serialized_len_at_level(params, level))
+            .sum();
+        sets.saturating_mul(relin.saturating_add(galois))
+    }
+
+    /// Refuses a packed plan whose keys could not be read back ([`MAX_KEY_BYTES`]) or whose
+    /// prepared diagonals would take more than [`MAX_PREPARED_BYTES`]: a plan, like any file,
+    /// may come from an attacker, and its rotations and diagonals decide what the client
+    /// generates and the server holds.
+    fn check_packed_sizes(&self) -> Result<(), SessionError> {
+        let Some(packing) = &self.plan.packing else {
+            return Ok(());
+        };
+        let keys = self.eval_key_bytes() as u64;
+        if keys > MAX_KEY_BYTES {
+            return Err(SessionError::PackedTooLarge {
+                what: "evaluation keys",
+                bytes: keys,
+                limit: MAX_KEY_BYTES,
+            });
+        }
+        let schedules = packing
+            .schedules(&self.plan)
+            .map_err(|e| SessionError::Plan(crate::plan::ValidationError::Packing(e)))?;
+        let n = self.plan.params.degree as u64;
+        let prepared: u64 = schedules
+            .iter()
+            .zip(crate::plan::Packing::linear_levels(&self.plan))
+            .map(|(s, level)| s.diagonals() as u64 * level as u64 * n * 8)
+            .fold(0u64, u64::saturating_add)
+            .saturating_mul(self.params.len() as u64);
+        if prepared > MAX_PREPARED_BYTES {
+            return Err(SessionError::PackedTooLarge {
+                what: "prepared diagonals",
+                bytes: prepared,
+                limit: MAX_PREPARED_BYTES,
+            });
+        }
+        Ok(())
     }
 
     /// Encodes a packed plan's diagonals for every plaintext prime now, rather than on the

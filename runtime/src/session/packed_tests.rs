@@ -287,3 +287,75 @@ fn packed_bgv_plans_decrypt_to_the_reference_with_keys_read_back() {
         }
     }
 }
+
+#[test]
+fn a_fold_may_not_reach_the_output_even_through_a_square() {
+    // The folded first map, squared, as the output: its unnamed slots would carry partial sums
+    // of the weights to the client.
+    let mut plan = packed_toy_plan();
+    plan.steps.truncate(3);
+    plan.registers.truncate(3);
+    plan.output.register = 2;
+    plan.depth = 1;
+    if let Some(p) = plan.packing.as_mut() {
+        p.linears.truncate(1);
+        p.layouts.truncate(3);
+    }
+    let err = plan.validate().unwrap_err().to_string();
+    assert!(err.contains("fold's partial sums"), "{err}");
+}
+
+#[test]
+fn a_plan_whose_rotations_need_terabytes_of_keys_is_refused_before_keygen() {
+    // One output reading 16,384 inputs, every weight with its own rotation and no baby steps:
+    // 16,383 Galois keys of tens of MB each at n = 32768.
+    let n = 32768;
+    let q = ntt_primes(50, n, 17, &[]).unwrap();
+    let mut plan = packed_toy_plan();
+    let len = 16384;
+    plan.params.degree = n;
+    plan.params.q_primes = q[..16].to_vec();
+    plan.params.special_primes = vec![q[16]];
+    plan.params.plain_primes = ntt_primes(20, n, 1, &q).unwrap();
+    plan.input.shape = vec![len];
+    plan.input.features = (0..len).collect();
+    plan.steps = vec![Step::Linear {
+        name: "wide".into(),
+        inputs: vec![0],
+        output: 1,
+        matrix: dense(1, len, |_, _| 1),
+        bias: vec![0],
+    }];
+    plan.registers.truncate(2);
+    plan.registers[0].len = len;
+    plan.registers[1].len = 1;
+    plan.registers[1].value_bits = 17.0;
+    plan.depth = 0;
+    for r in &mut plan.registers {
+        r.level = 16;
+        r.depth = 0;
+    }
+    plan.output.register = 1;
+    plan.packing = Some(Packing {
+        lane: len,
+        layouts: vec![(0..len as u32).collect(), vec![0]],
+        linears: vec![LinearPacking {
+            fold_stride: 0,
+            fold_parts: 1,
+            baby_steps: 1,
+            outer_steps: 0,
+        }],
+    });
+    plan.validate().unwrap();
+    let err = Context::new(plan).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SessionError::PackedTooLarge {
+                what: "evaluation keys",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}

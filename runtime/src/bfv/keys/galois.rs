@@ -4,7 +4,7 @@
 //! halves are expanded from a seed, which is what is stored and sent.
 
 use super::secret::SecretKey;
-use super::switching::{expand_a, switching_b};
+use super::switching::{expand_a, expand_a_first, switching_b};
 use super::KeyId;
 use crate::bfv::error::EvalError;
 use crate::bfv::galois::{automorphism_ntt, check_galois_element, inverse_element};
@@ -52,8 +52,7 @@ impl GaloisKey {
 
     /// A key read back: `b` holds one component per level it serves.
     pub(crate) fn from_parts(ring: &RingContext, seed: [u8; 32], b: Vec<RnsPoly<Ntt>>) -> Self {
-        let mut a = expand_a(ring, &seed);
-        a.truncate(b.len());
+        let a = expand_a_first(ring, &seed, b.len());
         GaloisKey { a, seed, b }
     }
 

@@ -14,7 +14,16 @@ use zeroize::Zeroizing;
 /// The uniform halves a_j of a key-switching key, expanded from its seed (stream j), NTT form
 /// over q_0..q_{L-1}, p.
 pub(crate) fn expand_a(ring: &RingContext, seed: &[u8; 32]) -> Vec<RnsPoly<Ntt>> {
-    (0..ring.max_level())
+    expand_a_first(ring, seed, ring.max_level())
+}
+
+/// The first `count` of [`expand_a`]'s halves (a key serving levels up to `count`).
+pub(crate) fn expand_a_first(
+    ring: &RingContext,
+    seed: &[u8; 32],
+    count: usize,
+) -> Vec<RnsPoly<Ntt>> {
+    (0..count.min(ring.max_level()))
         .map(|j| expand_seed(seed, ring.key_moduli(), ring.degree(), j as u64))
         .collect()
 }

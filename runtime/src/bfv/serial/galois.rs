@@ -186,6 +186,16 @@ impl GaloisKeys {
         entry_len(params.ring(), params.ring().max_level())
     }
 
+    /// Size in bytes of the serialised keys of `levels` ((element, highest level) pairs):
+    /// what a reader that knows the keys it needs checks a file against before parsing it.
+    pub fn serialized_len_for(params: &BfvParameters, levels: &[(u64, usize)]) -> usize {
+        GK_HEADER
+            + levels
+                .iter()
+                .map(|&(_, level)| Self::serialized_len_at_level(params, level))
+                .sum::<usize>()
+    }
+
     /// Size in bytes of one serialised key for `params` serving levels up to `level`.
     pub fn serialized_len_at_level(params: &BfvParameters, level: usize) -> usize {
         entry_len(params.ring(), level.clamp(1, params.ring().max_level()))
