@@ -8,6 +8,7 @@
 
 use super::encoding::SLOT_GENERATOR;
 use super::error::EvalError;
+use super::keys::GaloisKey;
 use crate::math::{Coeff, Modulus, Ntt, RnsPoly};
 use rayon::prelude::*;
 
@@ -35,6 +36,66 @@ pub fn row_rotation_element(degree: usize, steps: i64) -> u64 {
 /// The Galois element that swaps the two rows of slots: 2n − 1 (X ↦ X^{-1}).
 pub fn column_swap_element(degree: usize) -> u64 {
     2 * degree as u64 - 1
+}
+
+/// A Galois operation a rotation call asks for: its element and how an error names it.
+pub(crate) type GaloisOp = (u64, String);
+
+/// The operations of row rotations by `steps` (BFV's and BGV's `rotate_many`).
+pub(crate) fn row_rotation_ops(degree: usize, steps: &[i64]) -> Vec<GaloisOp> {
+    steps
+        .iter()
+        .map(|&s| {
+            (
+                row_rotation_element(degree, s),
+                format!("a row rotation by {s} steps"),
+            )
+        })
+        .collect()
+}
+
+/// The operation of the row swap (BFV's and BGV's `rotate_columns`).
+pub(crate) fn column_swap_op(degree: usize) -> GaloisOp {
+    (column_swap_element(degree), "the column swap".into())
+}
+
+/// The operations of the automorphisms `elements`, each checked (`apply_galois_many`).
+pub(crate) fn automorphism_ops(
+    degree: usize,
+    elements: &[u64],
+) -> Result<Vec<GaloisOp>, EvalError> {
+    elements
+        .iter()
+        .map(|&k| {
+            check_galois_element(degree, k)?;
+            Ok((k, format!("the automorphism X -> X^{k}")))
+        })
+        .collect()
+}
+
+/// The key of every operation (`None` for element 1, the identity), each present and serving
+/// `level`: the lookup BFV's and BGV's hoisted rotations share. `get` finds a key and
+/// `present` lists the elements held, for the error.
+pub(crate) fn find_keys<'k>(
+    ops: &[GaloisOp],
+    level: usize,
+    get: impl Fn(u64) -> Option<&'k GaloisKey>,
+    present: impl Fn() -> Vec<u64>,
+) -> Result<Vec<(u64, Option<&'k GaloisKey>)>, EvalError> {
+    ops.iter()
+        .map(|(k, operation)| {
+            if *k == 1 {
+                return Ok((1, None));
+            }
+            let key = get(*k).ok_or_else(|| EvalError::MissingGaloisKey {
+                operation: operation.clone(),
+                element: *k,
+                present: present(),
+            })?;
+            key.check_level(*k, level)?;
+            Ok((*k, Some(key)))
+        })
+        .collect()
 }
 
 /// x^e mod m for m ≤ 2^17 (products fit a u64).

@@ -35,7 +35,9 @@ mod serial;
 pub(crate) use evaluator::{
     check_terms, decompose, dot_ntt, dot_polys, key_inner_product, mul_scalar_polys, KeyBasis,
 };
-pub(crate) use galois::automorphism_ntt;
+pub(crate) use galois::{
+    automorphism_ntt, automorphism_ops, column_swap_op, find_keys, row_rotation_ops, GaloisOp,
+};
 #[cfg(test)]
 pub(crate) use keys::phase_norm;
 pub(crate) use keys::{

@@ -18,9 +18,9 @@ use super::key_switch::Decomposed;
 use super::{EvalError, Evaluator};
 use crate::bfv::ciphertext::Ciphertext;
 use crate::bfv::galois::{
-    automorphism_coeff, check_galois_element, column_swap_element, row_rotation_element,
+    automorphism_coeff, automorphism_ops, column_swap_op, find_keys, row_rotation_ops, GaloisOp,
 };
-use crate::bfv::keys::{GaloisKey, GaloisKeys};
+use crate::bfv::keys::GaloisKeys;
 
 impl Evaluator {
     /// Rotates both rows of slots left by `steps` (slot c receives slot c + steps, cyclically
@@ -43,8 +43,8 @@ impl Evaluator {
         ct: &Ciphertext,
         keys: &GaloisKeys,
     ) -> Result<Ciphertext, EvalError> {
-        let k = column_swap_element(self.params.degree());
-        let mut out = self.galois_hoisted(ct, &[(k, "the column swap".into())], keys)?;
+        let op = column_swap_op(self.params.degree());
+        let mut out = self.galois_hoisted(ct, &[op], keys)?;
         out.pop().ok_or(EvalError::Empty)
     }
 
@@ -57,16 +57,7 @@ impl Evaluator {
         steps: &[i64],
         keys: &GaloisKeys,
     ) -> Result<Vec<Ciphertext>, EvalError> {
-        let n = self.params.degree();
-        let ops: Vec<(u64, String)> = steps
-            .iter()
-            .map(|&s| {
-                (
-                    row_rotation_element(n, s),
-                    format!("a row rotation by {s} steps"),
-                )
-            })
-            .collect();
+        let ops = row_rotation_ops(self.params.degree(), steps);
         self.galois_hoisted(ct, &ops, keys)
     }
 
@@ -89,14 +80,7 @@ impl Evaluator {
         elements: &[u64],
         keys: &GaloisKeys,
     ) -> Result<Vec<Ciphertext>, EvalError> {
-        let n = self.params.degree();
-        let ops = elements
-            .iter()
-            .map(|&k| {
-                check_galois_element(n, k)?;
-                Ok((k, format!("the automorphism X -> X^{k}")))
-            })
-            .collect::<Result<Vec<_>, EvalError>>()?;
+        let ops = automorphism_ops(self.params.degree(), elements)?;
         self.galois_hoisted(ct, &ops, keys)
     }
 
@@ -107,7 +91,7 @@ impl Evaluator {
     fn galois_hoisted(
         &self,
         ct: &Ciphertext,
-        ops: &[(u64, String)],
+        ops: &[GaloisOp],
         keys: &GaloisKeys,
     ) -> Result<Vec<Ciphertext>, EvalError> {
         self.check(ct)?;
@@ -124,29 +108,10 @@ impl Evaluator {
                 max: 2,
             });
         }
-        let found: Vec<(u64, Option<&GaloisKey>)> = ops
-            .iter()
-            .map(|(k, operation)| {
-                if *k == 1 {
-                    return Ok((1, None));
-                }
-                keys.get(*k)
-                    .map(|key| (*k, Some(key)))
-                    .ok_or_else(|| EvalError::MissingGaloisKey {
-                        operation: operation.clone(),
-                        element: *k,
-                        present: keys.elements(),
-                    })
-            })
-            .collect::<Result<_, _>>()?;
+        let level = ct.level;
+        let found = find_keys(ops, level, |k| keys.get(k), || keys.elements())?;
         if found.iter().all(|(_, key)| key.is_none()) {
             return Ok(found.iter().map(|_| ct.clone()).collect());
-        }
-        let level = ct.level;
-        for (k, key) in &found {
-            if let Some(key) = key {
-                key.check_level(*k, level)?;
-            }
         }
         let qs = self.moduli(level);
         let digits = Decomposed::new(ring, &ct.polys[1], level);
@@ -173,6 +138,7 @@ mod tests {
     use super::*;
     use crate::bfv::keys::SecretKey;
     use crate::bfv::params::tests::toy;
+    use crate::bfv::{column_swap_element, row_rotation_element};
     use rand::SeedableRng;
     use rand_chacha::ChaCha20Rng;
 

@@ -24,8 +24,8 @@
 use super::key_switch::divide_by_special;
 use super::{EvalError, Evaluator};
 use crate::bfv::{
-    automorphism_ntt, check_galois_element, column_swap_element, decompose, key_inner_product,
-    row_rotation_element, GaloisKey, KeyBasis,
+    automorphism_ntt, automorphism_ops, column_swap_op, decompose, find_keys, key_inner_product,
+    row_rotation_ops, GaloisOp, KeyBasis,
 };
 use crate::bgv::ciphertext::Ciphertext;
 use crate::bgv::galois::GaloisKeys;
@@ -53,8 +53,8 @@ impl Evaluator {
         ct: &Ciphertext,
         keys: &GaloisKeys,
     ) -> Result<Ciphertext, EvalError> {
-        let k = column_swap_element(self.params.degree());
-        let mut out = self.galois_hoisted(ct, &[(k, "the column swap".into())], keys)?;
+        let op = column_swap_op(self.params.degree());
+        let mut out = self.galois_hoisted(ct, &[op], keys)?;
         out.pop().ok_or(EvalError::Empty)
     }
 
@@ -67,16 +67,7 @@ impl Evaluator {
         steps: &[i64],
         keys: &GaloisKeys,
     ) -> Result<Vec<Ciphertext>, EvalError> {
-        let n = self.params.degree();
-        let ops: Vec<(u64, String)> = steps
-            .iter()
-            .map(|&s| {
-                (
-                    row_rotation_element(n, s),
-                    format!("a row rotation by {s} steps"),
-                )
-            })
-            .collect();
+        let ops = row_rotation_ops(self.params.degree(), steps);
         self.galois_hoisted(ct, &ops, keys)
     }
 
@@ -99,14 +90,7 @@ impl Evaluator {
         elements: &[u64],
         keys: &GaloisKeys,
     ) -> Result<Vec<Ciphertext>, EvalError> {
-        let n = self.params.degree();
-        let ops = elements
-            .iter()
-            .map(|&k| {
-                check_galois_element(n, k)?;
-                Ok((k, format!("the automorphism X -> X^{k}")))
-            })
-            .collect::<Result<Vec<_>, EvalError>>()?;
+        let ops = automorphism_ops(self.params.degree(), elements)?;
         self.galois_hoisted(ct, &ops, keys)
     }
 
@@ -117,7 +101,7 @@ impl Evaluator {
     fn galois_hoisted(
         &self,
         ct: &Ciphertext,
-        ops: &[(u64, String)],
+        ops: &[GaloisOp],
         keys: &GaloisKeys,
     ) -> Result<Vec<Ciphertext>, EvalError> {
         self.check(ct)?;
@@ -136,29 +120,10 @@ impl Evaluator {
                 max: 2,
             });
         }
-        let found: Vec<(u64, Option<&GaloisKey>)> = ops
-            .iter()
-            .map(|(k, operation)| {
-                if *k == 1 {
-                    return Ok((1, None));
-                }
-                keys.get(*k)
-                    .map(|key| (*k, Some(key)))
-                    .ok_or_else(|| EvalError::MissingGaloisKey {
-                        operation: operation.clone(),
-                        element: *k,
-                        present: keys.elements(),
-                    })
-            })
-            .collect::<Result<_, _>>()?;
+        let level = ct.level;
+        let found = find_keys(ops, level, |k| keys.get(k), || keys.elements())?;
         if found.iter().all(|(_, key)| key.is_none()) {
             return Ok(found.iter().map(|_| ct.clone()).collect());
-        }
-        let level = ct.level;
-        for (k, key) in &found {
-            if let Some(key) = key {
-                key.check_level(*k, level)?;
-            }
         }
         let basis = KeyBasis::at_level(ring, level);
         let c1 = ct.polys[1].clone().into_coeff(ring.q_tables(level));
@@ -187,6 +152,7 @@ mod tests {
     use super::*;
     use crate::bfv::test_params::{secure_8192, toy};
     use crate::bfv::SecretKey;
+    use crate::bfv::{column_swap_element, row_rotation_element};
     use rand::SeedableRng;
     use rand_chacha::ChaCha20Rng;
 
