@@ -149,8 +149,19 @@ pub fn budget(e: f64, log2_q: f64, t: f64) -> f64 {
 /// 3–6 ns per weight, q prime and ciphertext component and slot, a modulus switch 4 ms per
 /// ciphertext, a fresh encryption 15 ms per ciphertext at level 6.
 pub mod cost {
-    /// Multiply-accumulate of one coefficient by a small integer.
+    /// Multiply-accumulate of one coefficient by a small integer, inside a key switch.
     pub const SCALAR_MAC: f64 = 0.8;
+    /// Multiply-accumulate of one coefficient by one weight in the blocked matrix product of
+    /// a linear layer (runtime exec::matmul: rows that share columns reuse each load, four
+    /// 64-bit lanes per instruction). This and [`LINEAR_ROW`] were fitted in one `veil bench`
+    /// run of CryptoNets-MNIST in both schemes (2 threads, AMD EPYC, AVX-512), on the dense
+    /// 845→100 map (1.0 M weight·prime·component products per slot: 1.73 s in BGV at four
+    /// primes, 1.26 s in BFV at three) and the sparse conv1 (24 weights per row), with BFV's
+    /// square (7.3 ms per ciphertext at four primes, 720 units) as the yardstick.
+    pub const LINEAR_MAC: f64 = 0.16;
+    /// Work per output coefficient of a linear layer, per prime and component: gathering the
+    /// inputs and reducing the lane sums.
+    pub const LINEAR_ROW: f64 = 10.0;
     /// Plaintext add of one coefficient.
     pub const ADD: f64 = 0.5;
     /// One butterfly of an NTT (per coefficient and log2 n).
@@ -158,13 +169,21 @@ pub mod cost {
     /// Work of a square per coefficient and prime of the extended basis Q_level ∪ P_aux
     /// (NTTs of two polynomials in, three out, the tensor and the t/Q scaling).
     pub const SQUARE_PER_PRIME: f64 = 80.0;
-    /// Work of dropping one q prime, per coefficient, prime and component.
-    pub const SWITCH_PER_PRIME: f64 = 4.5;
+    /// Work of dropping one q prime, per coefficient, prime and component. Same run as
+    /// [`LINEAR_MAC`]: 845 size-3 ciphertexts switched from four primes in 0.13 s.
+    pub const SWITCH_PER_PRIME: f64 = 1.25;
 }
 
-/// Cost of one ciphertext-by-integer multiply-accumulate (per coefficient index of a batch).
+/// Cost of one ciphertext-by-integer multiply-accumulate in a linear layer (per coefficient
+/// index of a batch).
 pub fn cost_scalar(level: usize, ct_size: usize) -> f64 {
-    cost::SCALAR_MAC * (level * ct_size) as f64
+    cost::LINEAR_MAC * (level * ct_size) as f64
+}
+
+/// Cost of one output of a linear layer beside its multiply-accumulates: gathering and
+/// reducing its sums, and adding the bias.
+pub fn cost_linear_row(level: usize, ct_size: usize) -> f64 {
+    cost::LINEAR_ROW * (level * ct_size) as f64 + cost_bias(level)
 }
 
 /// Cost of adding a plaintext bias.

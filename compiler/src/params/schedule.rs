@@ -466,7 +466,7 @@ fn run_schedule(
                     scale_sig: if aligned { first_sig } else { MIXED_SCALES },
                 };
                 run.cost += *nnz as f64 * model::cost_scalar(level, size)
-                    + *rows as f64 * model::cost_bias(level);
+                    + *rows as f64 * model::cost_linear_row(level, size);
                 run.steps.push(SStep::Linear(i));
                 if size == 3 {
                     run.relin(i);

@@ -48,6 +48,7 @@ mod serial;
 
 pub use crate::bfv::EvalError;
 pub use ciphertext::Ciphertext;
+pub(crate) use evaluator::square_component;
 pub use evaluator::Evaluator;
 pub use galois::GaloisKeys;
 pub use keys::MAX_PLAIN_PRIMES;

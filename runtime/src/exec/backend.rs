@@ -46,6 +46,19 @@ pub trait Backend: Sync {
         self.linear(inputs, matrix, bias)
     }
 
+    /// `matrix · (inputs²) + bias` for the plan's `index`-th `Linear` step when it reads only
+    /// the squares of `inputs`, computed without materialising the squares, where the backend
+    /// can do that exactly and faster; `None` (the default) makes the engine square first.
+    fn square_linear_step(
+        &self,
+        _index: usize,
+        _inputs: &[&Self::Value],
+        _matrix: &IntMatrix,
+        _bias: &[i128],
+    ) -> Option<Result<Vec<Self::Value>, ExecError>> {
+        None
+    }
+
     /// `matrix · inputs + bias`, one output per matrix row. The default runs [`Backend::dot`]
     /// for every row in parallel; a backend may override it with a blocked matrix product.
     fn linear(

@@ -12,6 +12,7 @@ use super::backend::linear_by_rows;
 use super::{matmul, Backend, ExecError};
 use crate::bfv::BfvParameters;
 use crate::bgv::{Ciphertext, Evaluator, RelinKey};
+use crate::math::{Ntt, RnsPoly};
 use crate::plan::IntMatrix;
 use rayon::prelude::*;
 use std::sync::Arc;
@@ -32,6 +33,32 @@ impl<'k> BgvBackend<'k> {
             evaluator: Evaluator::new(params),
             relin_key,
         }
+    }
+}
+
+impl BgvBackend<'_> {
+    /// Ciphertexts from the blocked product's rows (at `level` and `scale`), plus the bias.
+    fn finish_rows(
+        &self,
+        sums: Vec<Vec<RnsPoly<Ntt>>>,
+        level: usize,
+        scale: u64,
+        bias: &[i128],
+    ) -> Result<Vec<Ciphertext>, ExecError> {
+        let params = self.evaluator.params();
+        sums.into_par_iter()
+            .enumerate()
+            .map(|(row, polys)| {
+                let sum = Ciphertext::new(params.clone(), polys, level, scale);
+                match bias.get(row).copied().unwrap_or(0) {
+                    0 => Ok(sum),
+                    b => self
+                        .evaluator
+                        .add_constant(&sum, b)
+                        .map_err(ExecError::from),
+                }
+            })
+            .collect()
     }
 }
 
@@ -78,27 +105,47 @@ impl Backend for BgvBackend<'_> {
         }
         let level = first.level();
         let scale = first.scale();
-        let polys: Vec<&[crate::math::RnsPoly<crate::math::Ntt>]> =
-            inputs.iter().map(|c| c.polys()).collect();
+        let polys: Vec<&[RnsPoly<Ntt>]> = inputs.iter().map(|c| c.polys()).collect();
         let sums = matmul::linear_blocked_polys(
             &polys,
             &params.ring().q()[..level],
             params.degree(),
             matrix,
         );
-        sums.into_par_iter()
-            .enumerate()
-            .map(|(row, polys)| {
-                let sum = Ciphertext::new(params.clone(), polys, level, scale);
-                match bias.get(row).copied().unwrap_or(0) {
-                    0 => Ok(sum),
-                    b => self
-                        .evaluator
-                        .add_constant(&sum, b)
-                        .map_err(ExecError::from),
-                }
-            })
-            .collect()
+        self.finish_rows(sums, level, scale, bias)
+    }
+
+    /// The squares' components computed inside the blocked product (see
+    /// `exec::matmul::square_linear_blocked`), when every input is a size-2 ciphertext of
+    /// these parameters at one level and scale and the weights fit the kernel.
+    fn square_linear_step(
+        &self,
+        _index: usize,
+        inputs: &[&Ciphertext],
+        matrix: &IntMatrix,
+        bias: &[i128],
+    ) -> Option<Result<Vec<Ciphertext>, ExecError>> {
+        let params = self.evaluator.params();
+        let first = inputs.first()?;
+        let uniform = inputs.iter().all(|c| {
+            c.level() == first.level()
+                && c.scale() == first.scale()
+                && c.size() == 2
+                && c.params().fingerprint() == params.fingerprint()
+        });
+        if !uniform || !matmul::fits(matrix, params.degree()) || matrix.cols != inputs.len() {
+            return None;
+        }
+        let level = first.level();
+        let scale = self.evaluator.product_scale(first.scale(), first.scale());
+        let polys: Vec<&[RnsPoly<Ntt>]> = inputs.iter().map(|c| c.polys()).collect();
+        let sums = matmul::square_linear_blocked(
+            &polys,
+            &params.ring().q()[..level],
+            params.degree(),
+            matrix,
+        );
+        Some(self.finish_rows(sums, level, scale, bias))
     }
 
     /// The square (size 3, not relinearised); a size-3 input is relinearised first.

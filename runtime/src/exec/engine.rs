@@ -114,28 +114,100 @@ fn run_steps<B: Backend>(
     let output_reg = plan.output.register;
     let total = plan.steps.len();
     let mut linear_index = 0;
-    for (index, step) in plan.steps.iter().enumerate() {
-        let label = step_label(step);
+    let mut index = 0;
+    while let Some(step) = plan.steps.get(index) {
+        let fusable = retention == Retention::FreeDead && square_feeds_next(plan, &last, index);
         let started = Instant::now();
-        let at = StepAt {
-            index,
-            total,
-            label: &label,
-            progress,
-            linear_index,
-        };
-        run_step(step, backend, &mut registers, &at)?;
-        linear_index += usize::from(matches!(step, Step::Linear { .. }));
-        if retention == Retention::FreeDead {
-            for reg in step_reads(step) {
-                if last[reg] == Some(index) && reg != output_reg {
-                    registers[reg] = None;
+        let mut ran = 0;
+        let mut label = String::new();
+        if let (true, Some(next)) = (fusable, plan.steps.get(index + 1)) {
+            label = format!("{} + {}", step_label(step), step_label(next));
+            let at = StepAt {
+                index,
+                total,
+                label: &label,
+                progress,
+                linear_index,
+            };
+            if run_square_linear(step, next, backend, &mut registers, &at)? {
+                ran = 2;
+            }
+        }
+        if ran == 0 {
+            label = step_label(step);
+            let at = StepAt {
+                index,
+                total,
+                label: &label,
+                progress,
+                linear_index,
+            };
+            run_step(step, backend, &mut registers, &at)?;
+            ran = 1;
+        }
+        for (offset, done) in plan.steps[index..index + ran].iter().enumerate() {
+            linear_index += usize::from(matches!(done, Step::Linear { .. }));
+            if retention == Retention::FreeDead {
+                for reg in step_reads(done) {
+                    if last[reg] == Some(index + offset) && reg != output_reg {
+                        registers[reg] = None;
+                    }
                 }
             }
         }
         progress.step_finished(index, &label, started.elapsed());
+        index += ran;
     }
     Ok(registers)
+}
+
+/// Whether step `index` squares a register that only the next step, a linear map reading
+/// nothing else, uses: then a backend may compute the map on the squares without storing
+/// them ([`Backend::square_linear_step`]).
+fn square_feeds_next(plan: &Plan, last: &[Option<usize>], index: usize) -> bool {
+    let (Some(Step::Square { output, .. }), Some(Step::Linear { inputs, .. })) =
+        (plan.steps.get(index), plan.steps.get(index + 1))
+    else {
+        return false;
+    };
+    inputs.as_slice() == [*output]
+        && *output != plan.output.register
+        && last.get(*output).copied().flatten() == Some(index + 1)
+}
+
+/// Runs a square and the linear map that reads only its output as one backend call, if the
+/// backend offers one (`Ok(false)`: it does not, nothing ran).
+fn run_square_linear<B: Backend>(
+    square: &Step,
+    linear: &Step,
+    backend: &B,
+    registers: &mut Registers<B::Value>,
+    at: &StepAt<'_>,
+) -> Result<bool, ExecError> {
+    let (
+        Step::Square { input, .. },
+        Step::Linear {
+            output,
+            matrix,
+            bias,
+            ..
+        },
+    ) = (square, linear)
+    else {
+        return Ok(false);
+    };
+    let values = registers
+        .get(*input)
+        .and_then(Option::as_ref)
+        .ok_or_else(|| at.missing(*input))?;
+    let refs: Vec<&B::Value> = values.iter().collect();
+    at.started(matrix.rows);
+    let Some(result) = backend.square_linear_step(at.linear_index, &refs, matrix, bias) else {
+        return Ok(false);
+    };
+    let out = result.map_err(|e| at.with_context(e))?;
+    registers[*output] = Some(out);
+    Ok(true)
 }
 
 /// Where a step sits in the program, for progress reports and error context.

@@ -9,26 +9,30 @@
 //! A linear map acts limb by limb the same way on coefficients and on NTT values, so the
 //! kernel serves BFV (coefficient form) and BGV (NTT form) ciphertexts alike.
 //!
-//! Each coefficient x < 2^62 is split into 31-bit halves, so that both halves and the weights
-//! are 32-bit signed integers: their products accumulate in signed 64-bit lanes (one
-//! `vpmuldq` per four lanes with AVX2) without overflow as long as the row's Σ|W_ji| < 2^31.
-//! One modular reduction per output coefficient finishes the job. Weights stay small signed
-//! integers throughout (never t − |w|), so the noise added grows with |w| and not with the
-//! modulus.
+//! The kernel ([`kernel`]) splits each coefficient x < 2^62 into a signed low and a high
+//! 32-bit part, multiplies both by the small signed weights in 64-bit vector lanes and
+//! accumulates without overflow as long as a row's Σ|W_ji| < 2^31; rows that share their
+//! columns are computed together ([`groups`]), so that each input is loaded once for several
+//! rows. One modular reduction per output coefficient finishes the job. Weights stay small
+//! signed integers throughout (never t − |w|), so the noise added grows with |w| and not with
+//! the modulus.
+
+mod groups;
+mod kernel;
 
 use crate::bfv::Ciphertext;
-use crate::math::{Coeff, Form, Modulus, RnsPoly};
+use crate::bgv::square_component;
+use crate::math::{mulhi_lanes, select_below};
+use crate::math::{Coeff, Form, Modulus, Ntt, RnsPoly};
 use crate::plan::IntMatrix;
+use groups::{group_rows, GROUP};
+use kernel::{high_part, Kernel, Sums, COLUMN_WORDS, LANES};
 use rayon::prelude::*;
 
 /// Coefficients per task (ring degrees are powers of two ≥ 1024, so chunks tile them).
 const CHUNK: usize = 256;
-/// Coefficients accumulated at once, in registers: 16 lanes × (low, high) halves.
-const LANES: usize = 8;
 /// Largest Σ|w| of a row for which the signed 64-bit accumulators cannot overflow.
 const MAX_ROW_WEIGHT: u64 = 1 << 31;
-/// The low 31 bits of a coefficient.
-const LOW: u64 = (1 << 31) - 1;
 
 /// Whether [`linear_blocked`] can run `matrix` exactly on ring degree `degree`.
 pub(crate) fn fits(matrix: &IntMatrix, degree: usize) -> bool {
@@ -40,9 +44,6 @@ pub(crate) fn fits(matrix: &IntMatrix, degree: usize) -> bool {
             total < MAX_ROW_WEIGHT
         })
 }
-
-/// One output row's nonzero entries: (input index, weight).
-type Row = Vec<(u32, i32)>;
 
 /// `matrix · inputs` (no bias). All inputs must share parameters and level (the caller checks);
 /// inputs may mix sizes 2 and 3. Requires [`fits`].
@@ -68,28 +69,62 @@ pub(crate) fn linear_blocked_polys<F: Form>(
     n: usize,
     matrix: &IntMatrix,
 ) -> Vec<Vec<RnsPoly<F>>> {
-    let level = moduli.len();
     let size = inputs.iter().map(|c| c.len()).max().unwrap_or(2);
+    let load =
+        |col: usize, c: usize, i: usize, start: usize, out: &mut [u64]| match inputs[col].get(c) {
+            Some(poly) => out.copy_from_slice(&poly.limb(i)[start..start + out.len()]),
+            None => out.fill(0),
+        };
+    blocked(inputs.len(), size, &load, moduli, n, matrix)
+}
+
+/// `matrix · (inputs²)` for size-2 ciphertexts in NTT form, without materialising the
+/// squares: each task computes the one component of the squares it needs (pointwise, see
+/// [`crate::bgv::square_component`]) while gathering its inputs. Saves writing and reading
+/// back the size-3 squares, which cost more than computing them. Requires [`fits`].
+pub(crate) fn square_linear_blocked(
+    inputs: &[&[RnsPoly<Ntt>]],
+    moduli: &[Modulus],
+    n: usize,
+    matrix: &IntMatrix,
+) -> Vec<Vec<RnsPoly<Ntt>>> {
+    let load = |col: usize, c: usize, i: usize, start: usize, out: &mut [u64]| {
+        let polys = inputs[col];
+        let (a0, a1) = (polys[0].limb(i), polys[1].limb(i));
+        let span = start..start + out.len();
+        square_component(&moduli[i], c, &a0[span.clone()], &a1[span], out);
+    };
+    blocked(inputs.len(), 3, &load, moduli, n, matrix)
+}
+
+/// Writes coefficients `start..start + out.len()` of component `c`, prime `i`, of input
+/// `col` into `out` (zeros for a component the input lacks).
+type Load<'a> = dyn Fn(usize, usize, usize, usize, &mut [u64]) + Sync + 'a;
+
+/// The blocked product over `cols` inputs of `size` components each, read through `load`.
+fn blocked<F: Form>(
+    cols: usize,
+    size: usize,
+    load: &Load<'_>,
+    moduli: &[Modulus],
+    n: usize,
+    matrix: &IntMatrix,
+) -> Vec<Vec<RnsPoly<F>>> {
+    let level = moduli.len();
     let chunks = n / CHUNK;
-    // `fits` bounds every |w| below 2^31, so the conversions are exact.
-    let rows: Vec<Row> = (0..matrix.rows)
-        .map(|r| {
-            matrix
-                .row(r)
-                .filter(|&(_, w)| w != 0)
-                .map(|(c, w)| (c as u32, w as i32))
-                .collect()
-        })
-        .collect();
+    // `fits` bounds every |w| below 2^31, so the groups' i32 weights are exact.
+    let groups = group_rows(matrix);
+    let rows = matrix.rows;
+    let kernel = Kernel::detect();
 
     // The outputs are allocated first; every (component, prime, block of coefficients) task
     // then receives the matching CHUNK-long piece of every output row, so tasks write their
     // results in place, in parallel, without a second copy.
-    let mut outputs: Vec<Vec<RnsPoly<F>>> = (0..rows.len())
+    let mut outputs: Vec<Vec<RnsPoly<F>>> = (0..rows)
         .map(|_| (0..size).map(|_| RnsPoly::zero(level, n)).collect())
         .collect();
     let mut pieces: Vec<Vec<&mut [u64]>> = (0..size * level * chunks)
-        .map(|_| Vec::with_capacity(rows.len()))
+        .map(|_| Vec::with_capacity(rows))
         .collect();
     for polys in &mut outputs {
         for (c, poly) in polys.iter_mut().enumerate() {
@@ -109,65 +144,57 @@ pub(crate) fn linear_blocked_polys<F: Form>(
             let reduce = LaneReducer::new(&moduli[i]);
             let start = b * CHUNK;
             // This task's coefficients of every input, gathered so that each group of LANES
-            // coefficients of all inputs is contiguous: gathered[(sub · cols + col) · LANES + k].
-            // Rows then stream it sequentially from cache. A size-2 input has no third
-            // component and contributes zeros.
-            let cols = inputs.len();
+            // coefficients of all inputs is contiguous, each column's coefficients followed by
+            // their high parts: gathered[(sub · cols + col) · COLUMN_WORDS + k]. Groups then
+            // stream it from cache. A size-2 input has no third component and contributes zeros.
             let subs = CHUNK / LANES;
-            let mut gathered = vec![0u64; subs * cols * LANES];
-            for (col, ct) in inputs.iter().enumerate() {
-                if let Some(poly) = ct.get(c) {
-                    let src = &poly.limb(i)[start..start + CHUNK];
-                    for (sub, lanes) in src.chunks_exact(LANES).enumerate() {
-                        let at = (sub * cols + col) * LANES;
-                        gathered[at..at + LANES].copy_from_slice(lanes);
+            let mut gathered = vec![0u64; subs * cols * COLUMN_WORDS];
+            let mut src = [0u64; CHUNK];
+            for col in 0..cols {
+                load(col, c, i, start, &mut src);
+                for (sub, lanes) in src.chunks_exact(LANES).enumerate() {
+                    let at = (sub * cols + col) * COLUMN_WORDS;
+                    let (low, high) = gathered[at..at + COLUMN_WORDS].split_at_mut(LANES);
+                    low.copy_from_slice(lanes);
+                    for (h, &x) in high.iter_mut().zip(lanes) {
+                        *h = high_part(x);
                     }
                 }
             }
-            for (sub, block) in gathered.chunks_exact(cols * LANES).enumerate() {
-                for (row, out) in rows.iter().zip(out_rows.iter_mut()) {
-                    let (lo, hi) = sum_lanes(row, block);
-                    reduce.combine(&lo, &hi, &mut out[sub * LANES..(sub + 1) * LANES]);
+            kernel.run(|| {
+                let mut lo: Sums = [[0; LANES]; GROUP];
+                let mut hi: Sums = [[0; LANES]; GROUP];
+                for (sub, block) in gathered.chunks_exact(cols * COLUMN_WORDS).enumerate() {
+                    let span = sub * LANES..(sub + 1) * LANES;
+                    for group in &groups {
+                        kernel.sums(group, block, &mut lo, &mut hi);
+                        for (r, &row) in group.rows.iter().enumerate() {
+                            reduce.combine(&lo[r], &hi[r], &mut out_rows[row][span.clone()]);
+                        }
+                    }
                 }
-            }
+            });
         });
     drop(pieces);
     outputs
 }
 
-/// Σ w·x over `entries` for one group of LANES coefficients (`block[col · LANES + k]`), as the
-/// signed sums of the coefficients' low and high 31-bit halves: the exact sum is
-/// `hi · 2^31 + lo`. Both accumulate in signed 64-bit lanes, which stay in vector registers
-/// and cannot overflow while Σ|w| < 2^31.
-#[inline]
-fn sum_lanes(entries: &[(u32, i32)], block: &[u64]) -> ([i64; LANES], [i64; LANES]) {
-    let mut lo = [0i64; LANES];
-    let mut hi = [0i64; LANES];
-    for &(col, w) in entries {
-        let w = i64::from(w);
-        let at = col as usize * LANES;
-        let Some(x) = block.get(at..at + LANES) else {
-            continue;
-        };
-        for k in 0..LANES {
-            lo[k] += i64::from((x[k] & LOW) as i32) * w;
-            hi[k] += i64::from((x[k] >> 31) as i32) * w;
-        }
-    }
-    (lo, hi)
-}
-
-/// Turns the (low, high) lane sums of [`sum_lanes`] into residues `hi · 2^31 + lo mod p` with
-/// 64-bit lane arithmetic only, so that the reduction vectorises like the sums: both halves
-/// are made non-negative by adding a multiple of p above 2^62 (|lo|, |hi| < 2^62), then
-/// multiplied by 2^31 and by 1 modulo p with Shoup's method, which accepts any 64-bit input.
+/// Turns the kernel's (low, high) lane sums into residues `hi · 2^32 + lo mod p` with 64-bit
+/// lane arithmetic only, so that the reduction vectorises like the sums. The low sum's carry
+/// `lo >> 32` moves into the high sum first, which leaves a low part below 2^32 and one
+/// signed high part (|hi| < 2^62 + 2^30). That is made non-negative by adding a multiple of p
+/// above it, multiplied by 2^32 with Shoup's method (any 64-bit input, result below 2p), and
+/// the low part added: below 3p when p > 2^32, so two conditional subtractions finish. For
+/// primes below 2^33 (tests and toy parameters) the low part takes a Shoup product too.
 #[derive(Clone, Copy)]
 struct LaneReducer {
     m: Modulus,
-    /// A multiple of p in [2^62, 2^62 + p).
+    /// A multiple of p in [2^62 + 2^31, 2^62 + 2^31 + p).
     offset: u64,
-    two31: u64,
-    two31_shoup: u64,
+    two32: u64,
+    two32_shoup: u64,
+    /// Whether p > 2^33, so that a low part plus a lazy product stays below 3p.
+    wide: bool,
     one: u64,
     one_shoup: u64,
 }
@@ -175,13 +202,14 @@ struct LaneReducer {
 impl LaneReducer {
     fn new(m: &Modulus) -> Self {
         let p = m.value();
-        let two31 = (1u64 << 31) % p;
+        let two32 = (1u64 << 32) % p;
         let one = 1 % p;
         LaneReducer {
             m: *m,
-            offset: (1u64 << 62).div_ceil(p) * p,
-            two31,
-            two31_shoup: m.shoup(two31),
+            offset: ((1u64 << 62) + (1 << 31)).div_ceil(p) * p,
+            two32,
+            two32_shoup: m.shoup(two32),
+            wide: p > 1 << 33,
             one,
             one_shoup: m.shoup(one),
         }
@@ -190,12 +218,19 @@ impl LaneReducer {
     #[inline]
     fn combine(&self, lo: &[i64; LANES], hi: &[i64; LANES], out: &mut [u64]) {
         let m = &self.m;
+        let p = m.value();
         for k in 0..LANES {
-            let h = (hi[k] as u64).wrapping_add(self.offset);
-            let l = (lo[k] as u64).wrapping_add(self.offset);
-            let hr = m.mul_shoup_lanes(h, self.two31, self.two31_shoup);
-            let lr = m.mul_shoup_lanes(l, self.one, self.one_shoup);
-            out[k] = m.add(hr, lr);
+            let high = (hi[k] + (lo[k] >> 32)) as u64;
+            let low = (lo[k] as u64) & 0xffff_ffff;
+            let h = high.wrapping_add(self.offset);
+            let q = mulhi_lanes(h, self.two32_shoup);
+            let hr = h.wrapping_mul(self.two32).wrapping_sub(q.wrapping_mul(p));
+            out[k] = if self.wide {
+                select_below(select_below(hr + low, p), p)
+            } else {
+                let lr = m.mul_shoup_lanes(low, self.one, self.one_shoup);
+                m.add(select_below(hr, p), lr)
+            };
         }
     }
 }
@@ -218,7 +253,7 @@ mod tests {
             let reducer = LaneReducer::new(&m);
             let mut out = [0u64; LANES];
             reducer.combine(&[lo; LANES], &[hi; LANES], &mut out);
-            let exact = (i128::from(hi) << 31) + i128::from(lo);
+            let exact = (i128::from(hi) << 32) + i128::from(lo);
             let want = exact.rem_euclid(i128::from(p)) as u64;
             prop_assert!(out.iter().all(|&v| v == want));
         }

@@ -17,6 +17,7 @@ mod rns;
 
 pub use bigint::{BigUint, LIMBS};
 pub use fnv::{fnv1a, Fnv1a};
+pub(crate) use modulus::{mulhi_lanes, select_below};
 pub use modulus::{Modulus, MAX_MODULUS};
 pub use ntt::NttTable;
 pub use primes::{is_prime, ntt_primes, PrimeError, MAX_PRIME_BITS, MIN_PRIME_BITS};

@@ -7,6 +7,8 @@ mod diagonal;
 mod key_switch;
 mod mod_switch;
 mod multiply;
+
+pub(crate) use multiply::square_component;
 mod rotate;
 
 pub(super) use key_switch::divide_by_special;
