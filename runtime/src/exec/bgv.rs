@@ -182,7 +182,9 @@ mod tests {
     use crate::bfv::{Encoder, SecretKey};
     use crate::bgv;
     use crate::exec::engine::tests::toy_plan;
-    use crate::exec::{run_plan, EncryptedBackend, ExactBackend, NoProgress};
+    use crate::exec::{
+        run_plan, run_plan_keeping_registers, EncryptedBackend, ExactBackend, NoProgress,
+    };
     use crate::plan::Step;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha20Rng;
@@ -374,5 +376,83 @@ mod tests {
                 assert_eq!(a, b, "row {r}");
             }
         }
+    }
+
+    /// A map over squares computed inside the blocked product equals squaring first,
+    /// ciphertext for ciphertext; inputs it cannot take (size 3) are left to the engine.
+    #[test]
+    fn bgv_square_inside_the_map_equals_squaring_first() {
+        let params = BfvParameters::builder()
+            .degree(1024)
+            .q_bits(&[55, 54])
+            .special_bits(56)
+            .plain_bits(20)
+            .allow_insecure(true)
+            .build()
+            .unwrap();
+        let mut rng = ChaCha20Rng::seed_from_u64(13);
+        let sk = SecretKey::generate(&params, &mut rng);
+        let t = params.plain_modulus();
+        let rk = RelinKey::new(&sk, &[t], &mut rng).unwrap();
+        let encoder = Encoder::new(&params);
+        let ev = Evaluator::new(&params);
+        let inputs: Vec<Ciphertext> = (0..9)
+            .map(|_| {
+                let values: Vec<i64> = (0..1024).map(|_| rng.gen_range(-50..=50)).collect();
+                bgv::encrypt(&sk, &encoder.encode(&values).unwrap(), &mut rng).unwrap()
+            })
+            .collect();
+        let mut matrix = IntMatrix {
+            rows: 6,
+            cols: 9,
+            row_ptr: vec![0],
+            col_idx: vec![],
+            values: vec![],
+        };
+        for r in 0..6 {
+            for c in 0..9 {
+                let w: i64 = rng.gen_range(-300..=300);
+                if (r * c) % 4 != 1 {
+                    matrix.col_idx.push(c as u32);
+                    matrix.values.push(w);
+                }
+            }
+            matrix.row_ptr.push(matrix.values.len());
+        }
+        let bias: Vec<i128> = (0..6).map(|r| r as i128 * 77 - 200).collect();
+        let backend = BgvBackend::new(&params, &rk);
+        let refs: Vec<&Ciphertext> = inputs.iter().collect();
+        let fused = backend
+            .square_linear_step(0, &refs, &matrix, &bias)
+            .unwrap()
+            .unwrap();
+        let squares: Vec<Ciphertext> = inputs.iter().map(|c| ev.square(c).unwrap()).collect();
+        let square_refs: Vec<&Ciphertext> = squares.iter().collect();
+        let first = backend.linear(&square_refs, &matrix, &bias).unwrap();
+        assert_eq!(fused, first);
+        assert!(backend
+            .square_linear_step(0, &square_refs, &matrix, &bias)
+            .is_none());
+
+        // The engine fuses a square into a map that reads nothing else, and only when it frees
+        // the squares afterwards: both runs give the same ciphertexts.
+        let mut plan = toy_plan(vec![t], params.q_primes());
+        plan.steps
+            .retain(|s| !matches!(s, Step::Relinearize { .. }));
+        if let Some(Step::Linear { inputs, matrix, .. }) = plan.steps.get_mut(2) {
+            *inputs = vec![2];
+            *matrix = IntMatrix {
+                rows: 2,
+                cols: 2,
+                row_ptr: vec![0, 2, 3],
+                col_idx: vec![0, 1, 1],
+                values: vec![3, -5, 7],
+            };
+        }
+        let fresh: Vec<Ciphertext> = inputs[..3].to_vec();
+        let fused = run_plan(&plan, &backend, fresh.clone(), &NoProgress).unwrap();
+        let kept = run_plan_keeping_registers(&plan, &backend, fresh).unwrap();
+        let unfused = kept[plan.output.register].as_ref().unwrap();
+        assert_eq!(&fused, unfused);
     }
 }
