@@ -27,12 +27,14 @@ pub(crate) struct RowGroup {
     pub cols: Vec<u32>,
     /// The matrix rows this group computes, in order.
     pub rows: Vec<usize>,
-    /// `weights[c · rows.len() + r]`: the weight of column `cols[c]` in row `rows[r]`.
-    pub weights: Vec<i32>,
+    /// `weights[c · rows.len() + r]`: the weight of column `cols[c]` in row `rows[r]`, below
+    /// 2^31 in size (the kernel multiplies its low 32 bits); stored in 64 bits so that the
+    /// kernel broadcasts it straight from memory.
+    pub weights: Vec<i64>,
 }
 
 /// Groups covering every row of `matrix` exactly once. Weights must fit in `i32` (the caller's
-/// `fits` check bounds them far lower).
+/// `fits` check bounds them).
 pub(crate) fn group_rows(matrix: &IntMatrix) -> Vec<RowGroup> {
     let supports: Vec<Vec<u32>> = (0..matrix.rows)
         .map(|r| {
@@ -123,12 +125,12 @@ fn merge(a: &[u32], b: &[u32]) -> Vec<u32> {
 
 fn make_group(matrix: &IntMatrix, cols: Vec<u32>, rows: &[usize]) -> RowGroup {
     let index: HashMap<u32, usize> = cols.iter().enumerate().map(|(i, &c)| (c, i)).collect();
-    let mut weights = vec![0i32; cols.len() * rows.len()];
+    let mut weights = vec![0i64; cols.len() * rows.len()];
     for (r, &row) in rows.iter().enumerate() {
         for (c, w) in matrix.row(row) {
             if let Some(&i) = index.get(&(c as u32)) {
-                // Bounded by the caller's `fits` (Σ|w| < 2^31), so the conversion is exact.
-                weights[i * rows.len() + r] += w as i32;
+                // Bounded by the caller's `fits` (Σ|w| < 2^31).
+                weights[i * rows.len() + r] += w;
             }
         }
     }
@@ -173,10 +175,7 @@ mod tests {
                     dense[c] += w;
                 }
                 for (i, &c) in g.cols.iter().enumerate() {
-                    assert_eq!(
-                        i64::from(g.weights[i * g.rows.len() + r]),
-                        dense[c as usize]
-                    );
+                    assert_eq!(g.weights[i * g.rows.len() + r], dense[c as usize]);
                     dense[c as usize] = 0;
                 }
                 assert!(dense.iter().all(|&w| w == 0), "row {row} lost an entry");

