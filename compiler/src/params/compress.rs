@@ -28,7 +28,8 @@
 //! **Downloads.** After the last step the output is at the smallest modulus the schedule
 //! allows (see [`super::schedule`]). Its predicted noise `e` may be optimistic by as much as
 //! the margin (that is what the margin is for), so the rounding must fit beside `e·2^margin`:
-//! `budget(e·2^margin + rounding) ≥ ROUNDING_MARGIN_BITS`. Since `c1`'s rounding is
+//! `budget(e·2^margin + rounding) ≥ ROUNDING_MARGIN_BITS`, and the results keep
+//! `DOWNLOAD_BUDGET_BITS` at the predicted noise, `budget(e + rounding)`. Since `c1`'s rounding is
 //! multiplied by `δ` and `c0`'s is not, `c0` drops about `log2 δ` bits more; among the
 //! counts that hold, the fewest bytes win.
 //!
@@ -58,6 +59,14 @@ use veil_runtime::plan::{Compression, Plan};
 /// results still decrypt exactly if the circuit's noise is `2^margin` times the prediction
 /// *and* the rounding reaches its bound).
 pub const ROUNDING_MARGIN_BITS: f64 = 0.0;
+
+/// The least predicted budget of results as the client receives them (the output's predicted
+/// noise plus the rounding, not inflated): one whole bit, so that the budget the client
+/// measures stays positive while the prediction holds. The runtime reports whole bits rounded
+/// down, and a prediction of 0.2 bits (what BGV's CryptoNets plan got without this) reads as a
+/// measured 0, which looks like a failure although decryption is exact. It costs at most one
+/// bit of `c0` per result coefficient, and nothing where the margin's rule leaves more.
+pub const DOWNLOAD_BUDGET_BITS: f64 = 1.0;
 
 /// Noise of an input whose `c0` had `k` low bits rounded away, in the scheme of `sp`.
 pub fn rounded_fresh(sp: &SimParams, k: u32) -> f64 {
@@ -189,11 +198,13 @@ fn output_noise(out: &RegState, sp: &SimParams) -> (f64, f64) {
 }
 
 /// Whether results rounded by `bits` still decrypt exactly when the output's noise is as much
-/// as `2^margin` times the prediction, with [`ROUNDING_MARGIN_BITS`] to spare.
+/// as `2^margin` times the prediction, with [`ROUNDING_MARGIN_BITS`] to spare, and keep
+/// [`DOWNLOAD_BUDGET_BITS`] at the predicted noise.
 pub fn download_holds(out: &RegState, sp: &SimParams, bits: &[u32], margin: f64) -> bool {
     let (log2_q, e) = output_noise(out, sp);
-    let noise = e * margin.exp2() + sp.rounding(bits);
-    sp.budget(noise, log2_q) >= ROUNDING_MARGIN_BITS
+    let rounding = sp.rounding(bits);
+    sp.budget(e * margin.exp2() + rounding, log2_q) >= ROUNDING_MARGIN_BITS
+        && sp.budget(e + rounding, log2_q) >= DOWNLOAD_BUDGET_BITS
 }
 
 /// Predicted budget of results rounded by `bits`.
@@ -376,6 +387,7 @@ mod tests {
         // The client measures less than the circuit's budget, but more than the slack.
         assert!(r.download_budget < out.budget);
         assert!(r.download_budget >= ROUNDING_MARGIN_BITS);
+        assert!(r.download_budget >= DOWNLOAD_BUDGET_BITS);
         // Uploads: the chosen count holds; one or two more either break the margin or leave
         // the results so little room that more bytes go in all.
         let k = r.compression.upload_bits;
