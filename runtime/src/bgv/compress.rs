@@ -316,6 +316,64 @@ mod tests {
         assert!(relin.round_low_bits(&[1, 1, 1]).is_err());
     }
 
+    /// The identity the rounding rests on: `t⁻¹·(c0, c1)` is a BFV ciphertext of
+    /// `[κ·scale·m]_t` with `κ = −Q⁻¹ mod t`, at the ciphertext's level and with its scale.
+    #[test]
+    fn times_t_inverse_is_a_bfv_ciphertext_of_kappa_scale_m() {
+        let params = toy(2048);
+        let mut rng = ChaCha20Rng::seed_from_u64(10);
+        let sk = SecretKey::generate(&params, &mut rng);
+        let t = params.plain_modulus();
+        let rk = RelinKey::new(&sk, &[t], &mut rng).unwrap();
+        let enc = Encoder::new(&params);
+        let ev = Evaluator::new(&params);
+        let values: Vec<i64> = (0..2048).map(|i| (i * 53) % 301 - 150).collect();
+        let squares: Vec<i64> = values.iter().map(|v| v * v).collect();
+        let ct = encrypt(&sk, &enc.encode(&values).unwrap(), &mut rng).unwrap();
+        let fresh_and_switched = [
+            ct.clone(),
+            ev.mod_switch_to_next(&ev.relinearize(&ev.square(&ct).unwrap(), &rk).unwrap())
+                .unwrap(),
+        ];
+        for (ct, m) in fresh_and_switched.iter().zip([&values, &squares]) {
+            let level = ct.level();
+            let moduli = &params.ring().q()[..level];
+            let u: Vec<u64> = moduli.iter().map(|q| q.inv(q.reduce(t)).unwrap()).collect();
+            let polys = ct
+                .polys()
+                .iter()
+                .map(|p| {
+                    let mut x = p.clone();
+                    x.mul_scalar_assign(&u, moduli);
+                    x.into_coeff(params.ring().q_tables(level))
+                })
+                .collect();
+            let high = crate::bfv::Ciphertext::new(params.clone(), polys, level);
+            let tm = params.plain();
+            let q_mod_t = moduli
+                .iter()
+                .fold(1, |a, q| tm.mul(a, tm.reduce(q.value())));
+            let kappa = tm.sub(0, tm.inv(q_mod_t).unwrap());
+            let factor = tm.mul(kappa, ct.scale());
+            let want: Vec<u64> = enc
+                .encode(m)
+                .unwrap()
+                .coeffs()
+                .iter()
+                .map(|&c| tm.mul(c, factor))
+                .collect();
+            assert_eq!(
+                sk.decrypt(&high).unwrap().coeffs(),
+                &want[..],
+                "level {level}"
+            );
+            // Its BFV budget is BGV's, give or take the bit of the t in the noise's measure.
+            let bfv = i64::from(sk.noise_budget(&high).unwrap());
+            let bgv = i64::from(crate::bgv::noise_budget_bits(&sk, ct).unwrap());
+            assert!((bfv - bgv).abs() <= 1, "BFV {bfv}, BGV {bgv}");
+        }
+    }
+
     /// An operation on a rounded ciphertext forgets the rounding (the changed component
     /// serialises whole), as it forgets the seed.
     #[test]
