@@ -1,5 +1,6 @@
 //! End to end through the library: small models compiled at 128-bit security in both schemes,
-//! encrypted, evaluated and decrypted; every slot must equal the plaintext plan's integers.
+//! encrypted, evaluated and decrypted, with uploads and results rounded as the compiler chose;
+//! every slot must equal the plaintext plan's integers.
 
 #![allow(
     clippy::unwrap_used,
@@ -45,6 +46,12 @@ fn check_model_in(
     assert_eq!(plan.params.scheme, scheme);
     assert_eq!(plan.params.security_bits, 128, "{name}: secure by default");
     let predicted = plan.predicted_noise_budget_bits;
+    // Both schemes round uploads and results: the scores below must still be exact.
+    assert!(
+        plan.compression.upload_bits > 0 && plan.compression.download_bits.iter().any(|&k| k > 0),
+        "{name}: {:?}",
+        plan.compression
+    );
     let context = Context::new(plan).unwrap();
 
     let input = &context.plan().input;

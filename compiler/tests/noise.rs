@@ -7,6 +7,10 @@
 //! the end of the program (after any in-place relinearisation or modulus switch of `r`), and
 //! [`run_plan_keeping_registers`] returns every register as it stands when the program ends.
 //!
+//! Inputs are rounded as the plan's compression rounds uploads, and the outputs are measured
+//! once more after the rounding of results, against `plan.predicted_noise_budget_bits`, in
+//! both schemes.
+//!
 //! BGV is measured with secret-key encryption only: its public-key encryption is being
 //! reworked elsewhere (uploads switched down from Q·P); add a public-key case here when it
 //! lands.
@@ -109,7 +113,18 @@ fn register_budget<V>(
 /// output against the exact integer evaluation and returns, per register, the smallest
 /// measured budget over plaintext primes and values (`None` for a register no step wrote):
 /// whole bits, or with `fine` a lower bound on the real-valued budget ([`register_budget`]).
-fn measure(plan: &Plan, seed: u64, key: Key, images: usize, fine: bool) -> Vec<Option<f64>> {
+///
+/// The inputs are rounded as the plan's compression rounds uploads (their predicted noise
+/// includes it). The outputs are then also rounded as results are for download, checked again
+/// and measured: the second value is their smallest budget in whole bits (`None` when the plan
+/// rounds no results).
+fn measure(
+    plan: &Plan,
+    seed: u64,
+    key: Key,
+    images: usize,
+    fine: bool,
+) -> (Vec<Option<f64>>, Option<f64>) {
     let p = &plan.params;
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let params_per_prime = plan.bfv_parameters().unwrap();
@@ -151,6 +166,12 @@ fn measure(plan: &Plan, seed: u64, key: Key, images: usize, fine: bool) -> Vec<O
         }
     };
     let out_reg = plan.output.register;
+    let upload = [plan.compression.upload_bits];
+    let download = &plan.compression.download_bits;
+    let mut downloaded: Option<f64> = None;
+    let mut fold_downloaded = |b: u32| {
+        downloaded = Some(downloaded.map_or(f64::from(b), |old: f64| old.min(f64::from(b))));
+    };
     for (&t, params) in p.plain_primes.iter().zip(&params_per_prime) {
         let sk = SecretKey::generate(params, &mut rng);
         let encoder = Encoder::new(params);
@@ -166,6 +187,8 @@ fn measure(plan: &Plan, seed: u64, key: Key, images: usize, fine: bool) -> Vec<O
                             Key::Public => pk.encrypt(&pt, &mut rng).unwrap(),
                             Key::Secret => sk.encrypt(&pt, &mut rng).unwrap(),
                         }
+                        .round_low_bits(&upload)
+                        .unwrap()
                     })
                     .collect();
                 let regs =
@@ -188,6 +211,11 @@ fn measure(plan: &Plan, seed: u64, key: Key, images: usize, fine: bool) -> Vec<O
                 }
                 for (o, ct) in regs[out_reg].iter().flatten().enumerate() {
                     check_output(o, &encoder.decode(&sk.decrypt(ct).unwrap()).unwrap(), t);
+                    if !download.is_empty() {
+                        let ct = ct.round_low_bits(download).unwrap();
+                        check_output(o, &encoder.decode(&sk.decrypt(&ct).unwrap()).unwrap(), t);
+                        fold_downloaded(sk.noise_budget(&ct).unwrap());
+                    }
                 }
             }
             Scheme::Bgv => {
@@ -199,7 +227,10 @@ fn measure(plan: &Plan, seed: u64, key: Key, images: usize, fine: bool) -> Vec<O
                 let rk = bgv::RelinKey::new(&sk, &[t], &mut rng).unwrap();
                 let inputs = columns
                     .iter()
-                    .map(|column| bgv::encrypt(&sk, &encoder.encode(column).unwrap(), &mut rng))
+                    .map(|column| {
+                        bgv::encrypt(&sk, &encoder.encode(column).unwrap(), &mut rng)
+                            .and_then(|ct| ct.round_low_bits(&upload))
+                    })
                     .collect::<Result<Vec<_>, _>>()
                     .unwrap();
                 let regs = run_plan_keeping_registers(plan, &BgvBackend::new(params, &rk), inputs)
@@ -224,11 +255,20 @@ fn measure(plan: &Plan, seed: u64, key: Key, images: usize, fine: bool) -> Vec<O
                         &encoder.decode(&bgv::decrypt(&sk, ct).unwrap()).unwrap(),
                         t,
                     );
+                    if !download.is_empty() {
+                        let ct = ct.round_low_bits(download).unwrap();
+                        check_output(
+                            o,
+                            &encoder.decode(&bgv::decrypt(&sk, &ct).unwrap()).unwrap(),
+                            t,
+                        );
+                        fold_downloaded(bgv::noise_budget_bits(&sk, &ct).unwrap());
+                    }
                 }
             }
         }
     }
-    budgets
+    (budgets, downloaded)
 }
 
 /// Measures `plan` and checks every register: with `fine`, the real-valued budget (a lower
@@ -237,7 +277,7 @@ fn measure(plan: &Plan, seed: u64, key: Key, images: usize, fine: bool) -> Vec<O
 /// returns the output's gap (measured − predicted, bits).
 fn check_plan(name: &str, plan: &Plan, key: Key, images: usize, fine: bool) -> f64 {
     let started = Instant::now();
-    let measured = measure(plan, 17, key, images, fine);
+    let (measured, downloaded) = measure(plan, 17, key, images, fine);
     let slack = if fine { 0.0 } else { 1.0 };
     println!(
         "{name} ({:?}, {key:?} key): n = {}, {} q primes, {} plaintext primes, depth {}, measured in {:.1} s",
@@ -270,14 +310,27 @@ fn check_plan(name: &str, plan: &Plan, key: Key, images: usize, fine: bool) -> f
             ));
         }
     }
+    // The output register's budget is the circuit's own; `predicted_noise_budget_bits` is the
+    // budget of results after their low bits are rounded for download (whole bits measured).
+    if let Some(m) = downloaded {
+        let predicted = plan.predicted_noise_budget_bits;
+        println!(
+            "  {:<32} {:?} {predicted:>9.2} {m:>8.2} {:>6.2}",
+            "downloaded (rounded)",
+            plan.compression.download_bits,
+            m - predicted
+        );
+        if m + 1.0 < predicted {
+            optimistic.push(format!(
+                "downloaded results: predicted {predicted:.2}, measured {m}"
+            ));
+        }
+    }
     assert!(
         optimistic.is_empty(),
         "{name} ({:?}): the model is optimistic at {optimistic:?}",
         plan.params.scheme
     );
-    // The output register's budget is the circuit's own; `predicted_noise_budget_bits` is the
-    // budget of BFV results after their low bits are rounded for download, which these
-    // measurements (on unrounded ciphertexts) do not include.
     let out = measured[plan.output.register].unwrap_or(0.0);
     out - plan.registers[plan.output.register].noise_budget_bits
 }

@@ -542,8 +542,8 @@ fn parameters_and_schedule_are_minimal() {
         let full = sim_params(k);
         let levels = switch_levels(plan, shape.points);
         // The plan's registers carry the noise of its rounded uploads.
-        let fresh = full.fresh()
-            + veil_compiler::params::compress::rounding(&[plan.compression.upload_bits], p.degree);
+        let fresh =
+            veil_compiler::params::compress::rounded_fresh(&full, plan.compression.upload_bits);
         let replay = veil_compiler::params::simulate_from(&shape, &full, &levels, fresh);
         let output = &plan.registers[plan.output.register];
         assert!(

@@ -18,6 +18,7 @@
 //! | square | `δ·e² + 2·e·c + c²` (`c` the constant-coefficient part) |
 //! | relinearise (special prime P, key error `t·e`) | `e + L·δ·B·t·q_max/(2P) + t·(1 + δ)/2` |
 //! | switch down from `Q` to `Q/q_l` | `e/q_l + t·(1 + 1.5·δ)/2`, or `t·(1 + 1.5·δ + δ²)/2` for size 3 |
+//! | round away `k0, k1, k2` low bits on the wire | `t·(2^k0 + 1.5·δ·2^k1 + δ²·2^k2)/2` (BFV's, times t) |
 //!
 //! Key-switching keys carry an error that is a multiple of the plaintext prime, so each
 //! plaintext prime of a plan gets its own relinearisation key. One key with error `Π t_i·e`
@@ -81,6 +82,14 @@ pub fn relinearize(e: f64, level: usize, q_max: f64, p: f64, n: usize, t: f64) -
 /// measured [`super::model::SWITCH_ROUNDING_FACTOR`]).
 pub fn mod_switch(e: f64, q_dropped: f64, n: usize, size: usize, t: f64) -> f64 {
     e / q_dropped + t * switch_rounding(n, size)
+}
+
+/// Noise added by rounding away `bits[i]` low bits of component `i` on the wire: a BGV
+/// component travels as BFV's rounding of `t⁻¹·c` and is multiplied back by `t` (the
+/// runtime's `bgv::Ciphertext::round_low_bits`), so the phase moves by `t` times BFV's
+/// rounding, [`super::compress::rounding`].
+pub fn rounding(bits: &[u32], n: usize, t: f64) -> f64 {
+    t * super::compress::rounding(bits, n)
 }
 
 /// Budget in bits: how far the phase may still grow before it reaches Q/2.

@@ -8,7 +8,7 @@
 //! `e = ‖v‖·Q/t`, the error next to the message), the same as the rounding of a modulus switch
 //! scaled by `2^k`:
 //!
-//! | rounded | noise added |
+//! | rounded | noise added (BFV's units; BGV's are `t` times these) |
 //! | --- | --- |
 //! | `c0` of an upload by `k` bits | `2^k/2` (no secret factor: `c1` is a seed) |
 //! | a result's components by `k0, k1, k2` bits | `(2^k0 + 1.5·δ·2^k1 + δ²·2^k2)/2` |
@@ -28,13 +28,21 @@
 //! **Downloads.** After the last step the output is at the smallest modulus the schedule
 //! allows (see [`super::schedule`]). Its predicted noise `e` may be optimistic by as much as
 //! the margin (that is what the margin is for), so the rounding must fit beside `e·2^margin`:
-//! `budget(e·2^margin + rounding) ≥ ROUNDING_MARGIN_BITS`. Since `c1`'s rounding is
+//! `budget(e·2^margin + rounding) ≥ ROUNDING_MARGIN_BITS`, and the results keep
+//! `DOWNLOAD_BUDGET_BITS` at the predicted noise, `budget(e + rounding)`. Since `c1`'s rounding is
 //! multiplied by `δ` and `c0`'s is not, `c0` drops about `log2 δ` bits more; among the
 //! counts that hold, the fewest bytes win.
 //!
 //! Both sides draw on the same budget (rounded uploads leave more noise at the output, hence
 //! less room for rounding the results), so the pair is chosen together: the upload count and
 //! its best download counts that send the fewest bytes per image in all.
+//!
+//! **BGV.** A BGV component travels as BFV's rounding of `t⁻¹·c` and is multiplied back by `t`
+//! when read (the runtime's `bgv::Ciphertext::round_low_bits`): the phase moves by `t` times
+//! the rounding above, a multiple of `t` that leaves the message alone. BGV's noise counts the
+//! whole phase (see [`super::bgv`]), so its rounding is `t` times BFV's ([`SimParams::rounding`])
+//! against a budget that does not subtract `log2 t`: the same bits fit, and the search below is
+//! the same for both schemes, with the scheme's noise model.
 //!
 //! Every count also stays below what [`veil_runtime::plan::Plan::validate`] accepts
 //! (`k + bits(t) < bits(Q)`).
@@ -44,7 +52,7 @@ use super::schedule::{simulate_from, CircuitShape, RegState, SimParams, Simulati
 use super::Chosen;
 use crate::analysis::QCircuit;
 use veil_runtime::bfv::{coefficient_bits, modulus_bits};
-use veil_runtime::plan::{Compression, Plan, Scheme};
+use veil_runtime::plan::{Compression, Plan};
 
 /// Budget (bits) the rounding of results must leave after the output's predicted noise has
 /// been inflated by the whole margin: none, since the margin is already the safety (the
@@ -52,13 +60,23 @@ use veil_runtime::plan::{Compression, Plan, Scheme};
 /// *and* the rounding reaches its bound).
 pub const ROUNDING_MARGIN_BITS: f64 = 0.0;
 
-/// Noise of an input whose `c0` had `k` low bits rounded away.
-pub fn rounded_fresh(t: f64, n: usize, k: u32) -> f64 {
-    model::fresh(t, n) + rounding(&[k], n)
+/// The least predicted budget of results as the client receives them (the output's predicted
+/// noise plus the rounding, not inflated): one whole bit, so that the budget the client
+/// measures stays positive while the prediction holds. The runtime reports whole bits rounded
+/// down, and a prediction of 0.2 bits (what BGV's CryptoNets plan got without this) reads as a
+/// measured 0, which looks like a failure although decryption is exact. It costs at most one
+/// bit of `c0` per result coefficient, and nothing where the margin's rule leaves more.
+pub const DOWNLOAD_BUDGET_BITS: f64 = 1.0;
+
+/// Noise of an input whose `c0` had `k` low bits rounded away, in the scheme of `sp`.
+pub fn rounded_fresh(sp: &SimParams, k: u32) -> f64 {
+    sp.fresh() + sp.rounding(&[k])
 }
 
-/// Noise added by rounding away `bits[i]` low bits of component `i` (0: kept exact): the
-/// rounding of a modulus switch ([`model::switch_rounding`]) scaled by `2^k` per component.
+/// Noise added by rounding away `bits[i]` low bits of component `i` (0: kept exact), in BFV's
+/// units: the rounding of a modulus switch ([`model::switch_rounding`]) scaled by `2^k` per
+/// component. (BGV's is `t` times as much, [`super::bgv::rounding`]; [`SimParams::rounding`]
+/// chooses.)
 pub fn rounding(bits: &[u32], n: usize) -> f64 {
     let d = model::expansion(n);
     bits.iter()
@@ -120,14 +138,6 @@ fn t_bits(chosen: &Chosen) -> u32 {
 /// `margin`: among the upload counts whose rounded inputs keep the margin, with for each the
 /// download counts [`choose_download`] allows, the pair that sends the fewest bytes per image.
 pub fn choose(c: &QCircuit, chosen: &Chosen, margin: f64) -> Rounding {
-    if chosen.scheme != Scheme::Bfv {
-        // BGV keeps the message in the low bits: nothing can be rounded away.
-        return Rounding {
-            compression: Compression::default(),
-            sim: chosen.sim.clone(),
-            download_budget: chosen.sim.output_budget,
-        };
-    }
     let shape = CircuitShape::new(c);
     let sp = sim_params(chosen);
     let t_bits = t_bits(chosen);
@@ -135,7 +145,7 @@ pub fn choose(c: &QCircuit, chosen: &Chosen, margin: f64) -> Rounding {
     let limit = modulus_bits(q_top).saturating_sub(t_bits + 1);
     let mut best: Option<(f64, Rounding)> = None;
     for k in (0..=limit).rev() {
-        let sim = simulate_from(&shape, &sp, &chosen.levels, rounded_fresh(sp.t, sp.n, k));
+        let sim = simulate_from(&shape, &sp, &chosen.levels, rounded_fresh(&sp, k));
         if k > 0 && !upload_holds(&sim, margin) {
             continue;
         }
@@ -164,7 +174,7 @@ pub fn choose(c: &QCircuit, chosen: &Chosen, margin: f64) -> Rounding {
     match best {
         Some((_, rounding)) => rounding,
         None => {
-            let sim = simulate_from(&shape, &sp, &chosen.levels, rounded_fresh(sp.t, sp.n, 0));
+            let sim = simulate_from(&shape, &sp, &chosen.levels, rounded_fresh(&sp, 0));
             let download_budget = sim.output_budget;
             Rounding {
                 compression: Compression::default(),
@@ -188,17 +198,19 @@ fn output_noise(out: &RegState, sp: &SimParams) -> (f64, f64) {
 }
 
 /// Whether results rounded by `bits` still decrypt exactly when the output's noise is as much
-/// as `2^margin` times the prediction, with [`ROUNDING_MARGIN_BITS`] to spare.
+/// as `2^margin` times the prediction, with [`ROUNDING_MARGIN_BITS`] to spare, and keep
+/// [`DOWNLOAD_BUDGET_BITS`] at the predicted noise.
 pub fn download_holds(out: &RegState, sp: &SimParams, bits: &[u32], margin: f64) -> bool {
     let (log2_q, e) = output_noise(out, sp);
-    let noise = e * margin.exp2() + rounding(bits, sp.n);
-    model::budget(noise, log2_q, sp.t) >= ROUNDING_MARGIN_BITS
+    let rounding = sp.rounding(bits);
+    sp.budget(e * margin.exp2() + rounding, log2_q) >= ROUNDING_MARGIN_BITS
+        && sp.budget(e + rounding, log2_q) >= DOWNLOAD_BUDGET_BITS
 }
 
 /// Predicted budget of results rounded by `bits`.
 pub fn download_budget(out: &RegState, sp: &SimParams, bits: &[u32]) -> f64 {
     let (log2_q, e) = output_noise(out, sp);
-    model::budget(e + rounding(bits, sp.n), log2_q, sp.t)
+    sp.budget(e + sp.rounding(bits), log2_q)
 }
 
 /// The counts, one per component of the output, that take the fewest bits per coefficient
@@ -216,15 +228,18 @@ fn choose_download(
     // The largest k0 that holds beside the other components' counts: from the room left,
     // then checked (and lowered where floating point disagrees).
     let (log2_q, e) = output_noise(out, sp);
-    let room = (log2_q - sp.t.log2() - 1.0 - ROUNDING_MARGIN_BITS).exp2() - e * margin.exp2();
+    let room = sp.noise_limit(log2_q, ROUNDING_MARGIN_BITS) - e * margin.exp2();
+    // What rounding c0 by one bit adds: by k bits, 2^(k−1) times as much.
+    let one_bit = sp.rounding(&[1]);
     let best_c0 = |rest: &[u32]| {
         let mut bits = vec![0; out.size];
         bits[1..].copy_from_slice(rest);
-        let left = room - rounding(&bits, sp.n);
+        let left = room - sp.rounding(&bits);
         if left < 0.0 {
             return None;
         }
-        let start = ((2.0 * left).log2().floor().max(0.0) as u32).min(limit);
+        let start = ((left / one_bit).log2().floor().max(-1.0) + 1.0) as u32;
+        let start = start.min(limit);
         (0..=start).rev().find(|&k0| {
             bits[0] = k0;
             download_holds(out, sp, &bits, margin)
@@ -270,14 +285,15 @@ mod tests {
     use crate::params::{select, ParamOptions};
     use crate::passes::PassManager;
     use crate::testing::chain;
+    use veil_runtime::plan::Scheme;
 
-    fn chosen(specs: &[&str]) -> (QCircuit, Chosen) {
+    fn chosen(specs: &[&str], scheme: Scheme) -> (QCircuit, Chosen) {
         let mut g = chain(&[8], specs);
         PassManager::standard().run(&mut g).unwrap();
         let c = quantize(&g, &QuantOptions::default()).unwrap();
         let ranges = analyze(&c);
         let opts = ParamOptions {
-            scheme: Some(Scheme::Bfv),
+            scheme: Some(scheme),
             ..ParamOptions::default()
         };
         let ch = select(&c, &ranges, &opts).unwrap();
@@ -298,17 +314,46 @@ mod tests {
         let d15 = model::SWITCH_ROUNDING_FACTOR * d;
         assert_eq!(rounding(&[10, 2], n), (1024.0 + d15 * 4.0) / 2.0);
         assert_eq!(rounding(&[0, 0, 3], n), d * d * 8.0 / 2.0);
-        assert_eq!(rounded_fresh(65537.0, n, 0), model::fresh(65537.0, n));
+        let sp = |scheme| SimParams {
+            n,
+            q_log2: vec![60.0; 4],
+            special_log2: 61.0,
+            t: 65537.0,
+            plain_count: 1,
+            scheme,
+        };
+        let bfv = sp(Scheme::Bfv);
+        assert_eq!(rounded_fresh(&bfv, 0), model::fresh(65537.0, n));
         assert_eq!(
-            rounded_fresh(65537.0, n, 40),
+            rounded_fresh(&bfv, 40),
             model::fresh(65537.0, n) + 2f64.powi(39)
         );
+        // BGV's noise counts the whole phase: the rounding of t⁻¹·c, times t.
+        let bgv = sp(Scheme::Bgv);
+        assert_eq!(rounded_fresh(&bgv, 0), super::super::bgv::fresh(65537.0, n));
+        assert_eq!(
+            rounded_fresh(&bgv, 40) - rounded_fresh(&bgv, 0),
+            65537.0 * 2f64.powi(39)
+        );
+        assert_eq!(bgv.rounding(&[10, 2]), 65537.0 * rounding(&[10, 2], n));
+        // The noise limit is the budget's inverse in both schemes.
+        for sp in [bfv, bgv] {
+            let e = sp.noise_limit(240.0, 3.0);
+            assert!((sp.budget(e, 240.0) - 3.0).abs() < 1e-9, "{:?}", sp.scheme);
+        }
     }
 
-    /// The choice holds, and one or two bits more on any component, or on the upload, would not.
+    /// The choice holds, and one or two bits more on any component, or on the upload, would not:
+    /// in both schemes.
     #[test]
     fn the_chosen_counts_are_the_largest_that_hold() {
-        let (c, ch) = chosen(&DEPTH_2);
+        for scheme in [Scheme::Bfv, Scheme::Bgv] {
+            the_chosen_counts_are_the_largest_that_hold_in(scheme);
+        }
+    }
+
+    fn the_chosen_counts_are_the_largest_that_hold_in(scheme: Scheme) {
+        let (c, ch) = chosen(&DEPTH_2, scheme);
         let margin = ParamOptions::default().margin_bits;
         let r = choose(&c, &ch, margin);
         let shape = CircuitShape::new(&c);
@@ -316,7 +361,7 @@ mod tests {
         let out = r.sim.regs[shape.output()];
         let down = &r.compression.download_bits;
         println!(
-            "{:?}, budget {:.1} → {:.1}",
+            "{scheme:?}: {:?}, budget {:.1} → {:.1}",
             r.compression, out.budget, r.download_budget
         );
         assert!(r.compression.upload_bits > 0);
@@ -342,10 +387,11 @@ mod tests {
         // The client measures less than the circuit's budget, but more than the slack.
         assert!(r.download_budget < out.budget);
         assert!(r.download_budget >= ROUNDING_MARGIN_BITS);
+        assert!(r.download_budget >= DOWNLOAD_BUDGET_BITS);
         // Uploads: the chosen count holds; one or two more either break the margin or leave
         // the results so little room that more bytes go in all.
         let k = r.compression.upload_bits;
-        let at = |k| simulate_from(&shape, &sp, &ch.levels, rounded_fresh(sp.t, sp.n, k));
+        let at = |k| simulate_from(&shape, &sp, &ch.levels, rounded_fresh(&sp, k));
         assert!(upload_holds(&at(k), margin));
         for more in [1, 2] {
             let sim = at(k + more);
@@ -373,7 +419,7 @@ mod tests {
 
     #[test]
     fn an_output_without_room_is_not_rounded() {
-        let (c, ch) = chosen(&DEPTH_2);
+        let (c, ch) = chosen(&DEPTH_2, Scheme::Bgv);
         // A margin as large as the output's whole budget leaves no room beside it.
         let margin = ch.sim.output_budget;
         let r = choose(&c, &ch, margin);

@@ -14,6 +14,22 @@ impl SimParams {
         }
     }
 
+    /// Noise added by rounding away `bits[i]` low bits of component `i` of a ciphertext on
+    /// the wire ([`super::compress`]).
+    pub fn rounding(&self, bits: &[u32]) -> f64 {
+        match self.scheme {
+            Scheme::Bfv => super::compress::rounding(bits, self.n),
+            Scheme::Bgv => bgv::rounding(bits, self.n, self.t),
+        }
+    }
+
+    /// The noise whose budget at modulus `2^log2_q` is `budget` bits: the inverse of
+    /// [`Self::budget`].
+    pub fn noise_limit(&self, log2_q: f64, budget: f64) -> f64 {
+        // Both budgets are `c − log2 e` (for e ≥ 1), c the budget of noise 1.
+        (self.budget(1.0, log2_q) - budget).exp2()
+    }
+
     /// Noise of the constant `b`, in the constant coefficient.
     pub(super) fn constant(&self, b: f64) -> f64 {
         match self.scheme {
@@ -50,7 +66,7 @@ impl SimParams {
     }
 
     /// Budget (bits) of noise `e` at modulus `2^log2_q`.
-    pub(super) fn budget(&self, e: f64, log2_q: f64) -> f64 {
+    pub fn budget(&self, e: f64, log2_q: f64) -> f64 {
         match self.scheme {
             Scheme::Bfv => model::budget(e, log2_q, self.t),
             Scheme::Bgv => bgv::budget(e, log2_q),

@@ -50,7 +50,7 @@ pub fn modulus_bits(primes: &[u64]) -> u32 {
 }
 
 /// Rounds one level's coefficients by `k` bits and expands rounded values back into residues.
-pub(super) struct Rounder<'a> {
+pub(crate) struct Rounder<'a> {
     moduli: &'a [Modulus],
     k: u32,
     /// `(q_i^{-1} mod q_j, its Shoup constant)` for every `i < j`, row `j` after row `j − 1`.
@@ -71,7 +71,7 @@ pub(super) struct Rounder<'a> {
 impl<'a> Rounder<'a> {
     /// The rounder of `k` bits at the level of `moduli`; `None` when `k` is not below the bits
     /// of `Q` or there are too many primes.
-    pub(super) fn new(moduli: &'a [Modulus], k: u32) -> Option<Self> {
+    pub(crate) fn new(moduli: &'a [Modulus], k: u32) -> Option<Self> {
         let values: Vec<u64> = moduli.iter().map(Modulus::value).collect();
         if moduli.is_empty() || moduli.len() > MAX_Q_PRIMES || k >= modulus_bits(&values) {
             return None;
@@ -118,7 +118,7 @@ impl<'a> Rounder<'a> {
     }
 
     /// Bits a rounded value takes.
-    pub(super) fn width(&self) -> u32 {
+    pub(crate) fn width(&self) -> u32 {
         self.width
     }
 
@@ -207,7 +207,7 @@ impl<'a> Rounder<'a> {
     }
 
     /// `p` with every coefficient rounded: `2^k·round(c / 2^k) mod Q`.
-    pub(super) fn round_poly(&self, p: &RnsPoly<Coeff>) -> RnsPoly<Coeff> {
+    pub(crate) fn round_poly(&self, p: &RnsPoly<Coeff>) -> RnsPoly<Coeff> {
         let mut out = RnsPoly::<Coeff>::zero(self.moduli.len(), p.degree());
         let mut v = [0u64; WORDS];
         for index in 0..p.degree() {
@@ -219,7 +219,7 @@ impl<'a> Rounder<'a> {
 
     /// Appends the rounded coefficients of `p`, [`Self::width`] bits each, least significant
     /// bit first.
-    pub(super) fn write(&self, p: &RnsPoly<Coeff>, out: &mut Vec<u8>) {
+    pub(crate) fn write(&self, p: &RnsPoly<Coeff>, out: &mut Vec<u8>) {
         let mut bits = BitWriter {
             out,
             acc: 0,
@@ -241,7 +241,7 @@ impl<'a> Rounder<'a> {
     /// Reads `n` rounded coefficients written by [`Self::write`] (`bytes` must hold
     /// `packed_len(n, width)` bytes) and expands them; a value beyond `(Q − 1) >> k` is an
     /// error naming it.
-    pub(super) fn read(&self, bytes: &[u8], n: usize) -> Result<RnsPoly<Coeff>, String> {
+    pub(crate) fn read(&self, bytes: &[u8], n: usize) -> Result<RnsPoly<Coeff>, String> {
         let mut p = RnsPoly::<Coeff>::zero(self.moduli.len(), n);
         let mut bits = BitReader {
             bytes,

@@ -22,17 +22,22 @@ pub struct Ciphertext {
     /// For a fresh symmetric encryption: the seed c_1 was expanded from, directly in NTT form
     /// (stream 0), so the upload carries 32 bytes instead of c_1.
     pub(crate) seed: Option<[u8; 32]>,
+    /// Low bits rounded away in each component (see [`Ciphertext::round_low_bits`]): the
+    /// component travels as the rounded coefficients of `t⁻¹·c_i`. Every operation that
+    /// changes a component must reset it, as it drops the seed ([`Ciphertext::detach`]).
+    pub(crate) low_bits: [u32; 3],
 }
 
 impl fmt::Debug for Ciphertext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "bgv::Ciphertext(size={}, level={}, scale={}, seeded={}, params={:016x})",
+            "bgv::Ciphertext(size={}, level={}, scale={}, seeded={}, low_bits={:?}, params={:016x})",
             self.polys.len(),
             self.level,
             self.scale,
             self.seed.is_some(),
+            self.low_bits(),
             self.params.fingerprint()
         )
     }
@@ -61,7 +66,15 @@ impl Ciphertext {
             level,
             scale,
             seed: None,
+            low_bits: [0; 3],
         }
+    }
+
+    /// Forgets how the ciphertext travelled (its seed and rounded low bits): every operation
+    /// that changes a component calls it, so the changed component serialises whole.
+    pub(crate) fn detach(&mut self) {
+        self.seed = None;
+        self.low_bits = [0; 3];
     }
 
     /// The parameters (ring and plaintext modulus t).

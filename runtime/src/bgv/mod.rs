@@ -38,6 +38,7 @@
 //! ```
 
 mod ciphertext;
+mod compress;
 mod evaluator;
 mod galois;
 mod keys;

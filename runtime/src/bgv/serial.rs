@@ -4,7 +4,10 @@
 //! bytes present before anything is allocated from it.
 //!
 //! Ciphertext: `VGCT`, version, parameter fingerprint (u64), level (u8), size (u8), flags (u8,
-//! bit 0: c_1 is a 32-byte seed), scale (u64, a unit mod t), then c_0, c_1 or its seed, c_2.
+//! bit 0: c_1 is a 32-byte seed; bit 1: low bits rounded away), scale (u64, a unit mod t), with
+//! bit 1 one u16 per component (the bits rounded away, see [`Ciphertext::round_low_bits`]),
+//! then c_0, c_1 or its seed, c_2: each bit-packed limb by limb, or, where k > 0 bits were
+//! rounded away, as the n rounded coefficients of `t⁻¹·c_i` at `bits((Q − 1) >> k)` bits each.
 //! Public key: `VGPK`, [`PUBLIC_KEY_VERSION`], ring fingerprint, key-set id, prime count (u8),
 //! the plaintext primes (u64 each), seed, b over q_0..q_{L-1}, p. Relinearisation key: `VGRK`,
 //! key version ([`KEY_FORMAT_VERSION`]), the same header, seed, then L polynomials b_j over
@@ -14,20 +17,41 @@
 //! over q_0..q_{ℓ-1}, p (BFV's entry layout, `bfv/serial/galois.rs`).
 
 use super::ciphertext::Ciphertext;
+use super::compress::BgvRounder;
 use super::galois::GaloisKeys;
 use super::keys::{check_plain_primes, MAX_PLAIN_PRIMES};
 use super::public::PublicKey;
 use super::relin::RelinKey;
+use crate::bfv::coefficient_bits;
 use crate::bfv::{
     expand_seed, galois_entries_len, galois_entry_len, io_err, key_header, key_header_with_version,
-    poly_len, read_exact_vec, read_galois_entries, write_galois_entries, write_poly, BfvParameters,
-    Reader, SerialError, FORMAT_VERSION, KEY_FORMAT_VERSION, KEY_HEADER,
+    modulus_bits, packed_len, poly_len, read_exact_vec, read_galois_entries, write_galois_entries,
+    write_poly, BfvParameters, Reader, SerialError, FORMAT_VERSION, KEY_FORMAT_VERSION, KEY_HEADER,
 };
+use crate::math::Modulus;
 use std::io::{Read, Write};
 use std::sync::Arc;
 
 /// Bytes before the polynomials: magic, version, fingerprint, level, size, flags, scale.
 const CT_HEADER: usize = 4 + 1 + 8 + 3 + 8;
+/// Flag bit: c_1 is given as a 32-byte seed.
+const FLAG_SEEDED: u8 = 1;
+/// Flag bit: low bits were rounded away; one u16 per component says how many.
+const FLAG_ROUNDED: u8 = 2;
+
+/// Bytes of one component at `level` with `low_bits` bits rounded away (limb by limb when
+/// none are), or of a seed.
+fn component_len(params: &BfvParameters, level: usize, low_bits: u32, seeded: bool) -> usize {
+    let moduli = &params.ring().q()[..level];
+    if seeded {
+        32
+    } else if low_bits == 0 {
+        poly_len(moduli, params.degree())
+    } else {
+        let q: Vec<u64> = moduli.iter().map(Modulus::value).collect();
+        packed_len(params.degree(), coefficient_bits(&q, low_bits))
+    }
+}
 
 /// Magic bytes of a BGV ciphertext.
 pub const MAGIC_CIPHERTEXT: &[u8; 4] = b"VGCT";
@@ -52,12 +76,25 @@ impl Ciphertext {
         out.extend_from_slice(&self.fingerprint().to_le_bytes());
         out.push(self.level as u8);
         out.push(self.size() as u8);
-        out.push(u8::from(self.seed.is_some()));
+        let rounded = self.low_bits().iter().any(|&k| k > 0);
+        out.push(
+            if self.seed.is_some() { FLAG_SEEDED } else { 0 }
+                | if rounded { FLAG_ROUNDED } else { 0 },
+        );
         out.extend_from_slice(&self.scale.to_le_bytes());
-        for (i, p) in self.polys.iter().enumerate() {
+        if rounded {
+            for &k in self.low_bits() {
+                // round_low_bits keeps k below bits(Q) < 2^16.
+                out.extend_from_slice(&(k as u16).to_le_bytes());
+            }
+        }
+        for (i, (p, &k)) in self.polys.iter().zip(self.low_bits()).enumerate() {
             match (i, &self.seed) {
                 (1, Some(seed)) => out.extend_from_slice(seed),
-                _ => write_poly(p, moduli, &mut out),
+                _ => match BgvRounder::new(&self.params, self.level, k) {
+                    Some(rounder) => rounder.write(p, &mut out),
+                    None => write_poly(p, moduli, &mut out),
+                },
             }
         }
         out
@@ -65,16 +102,24 @@ impl Ciphertext {
 
     /// Size in bytes of [`Self::to_bytes`].
     pub fn serialized_len(&self) -> usize {
-        let moduli = &self.params.ring().q()[..self.level];
-        let pl = poly_len(moduli, self.params.degree());
-        CT_HEADER + self.size() * pl - if self.seed.is_some() { pl - 32 } else { 0 }
+        let rounded = self.low_bits().iter().any(|&k| k > 0);
+        CT_HEADER
+            + if rounded { 2 * self.size() } else { 0 }
+            + self
+                .low_bits()
+                .iter()
+                .enumerate()
+                .map(|(i, &k)| {
+                    component_len(&self.params, self.level, k, i == 1 && self.seed.is_some())
+                })
+                .sum::<usize>()
     }
 
     /// The most bytes [`Self::to_bytes`] can give for `params` (size 3 at the top level):
     /// readers bound what they accept with it before parsing.
     pub fn max_serialized_len(params: &BfvParameters) -> usize {
         let q = params.ring().q();
-        CT_HEADER + 3 * poly_len(&q[..params.max_level().min(q.len())], params.degree())
+        CT_HEADER + 2 * 3 + 3 * poly_len(&q[..params.max_level().min(q.len())], params.degree())
     }
 
     /// Streams the ciphertext into `w` (ciphertexts can be concatenated in one stream).
@@ -88,17 +133,28 @@ impl Ciphertext {
     pub fn read_from(params: &Arc<BfvParameters>, r: &mut impl Read) -> Result<Self, SerialError> {
         let mut buf = Vec::new();
         read_exact_vec(r, CT_HEADER, &mut buf)?;
-        let level = usize::from(buf[13]);
-        let size = usize::from(buf[14]);
-        let seeded = buf[15] & 1 == 1;
-        let moduli = params.ring().q();
-        let moduli = &moduli[..level.min(moduli.len())];
-        let pl = poly_len(moduli, params.degree());
-        let body = (size.min(3) * pl).saturating_sub(if seeded && size >= 2 {
-            pl.saturating_sub(32)
-        } else {
-            0
-        });
+        let level = usize::from(buf[13]).min(params.max_level());
+        let size = usize::from(buf[14]).min(3);
+        let seeded = buf[15] & FLAG_SEEDED != 0;
+        let mut low_bits = [0u32; 3];
+        if buf[15] & FLAG_ROUNDED != 0 {
+            read_exact_vec(r, 2 * size, &mut buf)?;
+            for (i, k) in low_bits.iter_mut().take(size).enumerate() {
+                let at = CT_HEADER + 2 * i;
+                *k = u32::from(u16::from_le_bytes([buf[at], buf[at + 1]]));
+            }
+        }
+        // Garbled headers must not make this arithmetic panic; from_bytes reports them.
+        let q_bits = modulus_bits(&params.ring().q_values()[..level]);
+        let body: usize = low_bits
+            .iter()
+            .enumerate()
+            .take(size)
+            .map(|(i, &k)| {
+                let k = if k >= q_bits { 0 } else { k };
+                component_len(params, level, k, i == 1 && seeded && size >= 2)
+            })
+            .sum();
         read_exact_vec(r, body, &mut buf)?;
         Self::from_bytes(params, &buf)
     }
@@ -127,24 +183,48 @@ impl Ciphertext {
         if scale == 0 || scale >= t {
             return Err(invalid(format!("scale {scale} is outside 1..{t}")));
         }
-        let seeded = match flags {
-            0 => false,
-            1 if level == params.max_level() && size == 2 => true,
-            _ => {
-                return Err(invalid(format!(
-                    "flags {flags:#04x} are invalid for size {size} at level {level}"
-                )))
-            }
-        };
+        let seeded = flags & FLAG_SEEDED != 0;
+        if flags & !(FLAG_SEEDED | FLAG_ROUNDED) != 0
+            || (seeded && (level != params.max_level() || size != 2))
+        {
+            return Err(invalid(format!(
+                "flags {flags:#04x} are invalid for size {size} at level {level}"
+            )));
+        }
         let n = params.degree();
         let moduli = &params.ring().q()[..level];
+        let mut low_bits = [0u32; 3];
+        if flags & FLAG_ROUNDED != 0 {
+            let q_bits = modulus_bits(&params.ring().q_values()[..level]);
+            for (i, k) in low_bits.iter_mut().take(size).enumerate() {
+                *k = u32::from(r.u16()?);
+                if *k >= q_bits || (i == 1 && seeded && *k > 0) {
+                    return Err(invalid(format!(
+                        "component {i} cannot have {k} low bits rounded away (modulus of \
+                         {q_bits} bits{})",
+                        if seeded { ", c_1 seeded" } else { "" }
+                    )));
+                }
+            }
+            if low_bits.iter().all(|&k| k == 0) {
+                return Err(invalid(
+                    "flags say low bits were rounded away but every count is 0".into(),
+                ));
+            }
+        }
         let mut polys = Vec::with_capacity(size);
         let mut seed = None;
-        for i in 0..size {
+        for (i, &k) in low_bits.iter().enumerate().take(size) {
             if i == 1 && seeded {
                 let s = r.seed()?;
                 polys.push(expand_seed(&s, moduli, n, 0));
                 seed = Some(s);
+            } else if let Some(rounder) = BgvRounder::new(params, level, k) {
+                let bytes = r.take(packed_len(n, rounder.width()))?;
+                let p = rounder
+                    .read(bytes, n)
+                    .map_err(|detail| invalid(format!("component {i}: {detail}")))?;
+                polys.push(p);
             } else {
                 polys.push(r.poly(moduli, n)?);
             }
@@ -152,6 +232,7 @@ impl Ciphertext {
         r.finish()?;
         let mut ct = Ciphertext::new(params.clone(), polys, level, scale);
         ct.seed = seed;
+        ct.low_bits = low_bits;
         Ok(ct)
     }
 }
@@ -408,6 +489,11 @@ mod tests {
                 ("gk", gk.to_bytes()),
                 ("seeded", seeded.to_bytes()),
                 ("size3", size3.to_bytes()),
+                ("rounded", seeded.round_low_bits(&[30]).unwrap().to_bytes()),
+                (
+                    "rounded3",
+                    size3.round_low_bits(&[20, 0, 5]).unwrap().to_bytes(),
+                ),
             ];
             (params, objects)
         })
@@ -471,7 +557,7 @@ mod tests {
         /// different valid object), never a panic; garbled headers are always errors.
         #[test]
         fn bgv_damaged_bytes_are_errors_not_panics(
-            which in 0usize..5,
+            which in 0usize..7,
             cut in any::<prop::sample::Index>(),
             pos in any::<prop::sample::Index>(),
             flip in 1u8..=255,
@@ -489,7 +575,7 @@ mod tests {
             if pos < 13 {
                 prop_assert!(result.is_err(), "{} byte {} accepted", kind, pos);
             }
-            if matches!(*kind, "seeded" | "size3") {
+            if matches!(*kind, "seeded" | "size3" | "rounded" | "rounded3") {
                 // The streaming reader sizes its read from the (possibly garbled) header.
                 let mut stream = std::io::Cursor::new(garbled);
                 let streamed = Ciphertext::read_from(params, &mut stream);
@@ -541,6 +627,41 @@ mod tests {
         let mut long = ct.clone();
         long.push(0);
         assert!(msg("size3", &long).contains("1 unexpected trailing bytes"));
+        // Rounded counts: as many bits as Q has, a rounded seed, the flag without a count,
+        // an unknown flag.
+        let counts_at = scale_at + 8;
+        let q_bits = crate::bfv::modulus_bits(&params.ring().q_values()[..usize::from(ct[13])]);
+        let mut bad = get("rounded3");
+        bad[counts_at..counts_at + 2].copy_from_slice(&(q_bits as u16).to_le_bytes());
+        assert!(
+            msg("rounded3", &bad).contains(&format!(
+                "component 0 cannot have {q_bits} low bits rounded away"
+            )),
+            "{}",
+            msg("rounded3", &bad)
+        );
+        let mut bad = get("rounded");
+        bad[counts_at + 2..counts_at + 4].copy_from_slice(&3u16.to_le_bytes());
+        assert!(
+            msg("rounded", &bad).contains("component 1 cannot have 3 low bits rounded away"),
+            "{}",
+            msg("rounded", &bad)
+        );
+        let mut bad = get("rounded");
+        bad[counts_at..counts_at + 2].copy_from_slice(&0u16.to_le_bytes());
+        assert!(msg("rounded", &bad).contains("every count is 0"));
+        let mut bad = get("rounded");
+        bad[15] |= 4;
+        assert!(msg("rounded", &bad).contains("flags 0x07 are invalid"));
+        // A rounded value beyond (Q − 1) >> k.
+        let mut bad = get("rounded");
+        let body = counts_at + 4;
+        bad[body..].iter_mut().take(40).for_each(|b| *b = 0xff);
+        assert!(
+            msg("rounded", &bad).contains("component 0: rounded coefficient 0 is not below"),
+            "{}",
+            msg("rounded", &bad)
+        );
         // Key prime counts: zero, above the bound (refused before any allocation), repeats.
         let rk = get("rk");
         let count_at = 4 + 1 + 8 + crate::bfv::KeyId::LEN;

@@ -91,7 +91,8 @@ pub struct Plan {
 }
 
 /// How many low bits of each coefficient the two sides round away before sending (see
-/// [`crate::bfv::Ciphertext::round_low_bits`]): the one place both sides read it from. The
+/// [`crate::bfv::Ciphertext::round_low_bits`], and [`crate::bgv::Ciphertext::round_low_bits`],
+/// which rounds `t⁻¹·c` in the same width): the one place both sides read it from. The
 /// compiler chooses the counts from its noise model so that decryption stays exact;
 /// [`Plan::validate`] refuses counts that could not be.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -153,17 +153,15 @@ impl Context {
     }
 
     /// Rounds away the low bits of `c0` the plan's [`crate::plan::Compression`] drops from
-    /// uploads (the server reads the rounded coefficients back; decryption stays exact). Only
-    /// BFV keeps its message in the high bits; validation refuses rounding in BGV plans.
+    /// uploads (the server reads the rounded coefficients back; decryption stays exact). A BGV
+    /// `c0` is moved by a small multiple of t instead (see `bgv::Ciphertext::round_low_bits`).
     fn round_for_upload(&self, ct: Ciphertext) -> Result<Ciphertext, SessionError> {
-        match (self.plan.compression.upload_bits, ct) {
-            (0, ct) => Ok(ct),
-            (k, Ciphertext::Bfv(ct)) => Ok(Ciphertext::Bfv(ct.round_low_bits(&[k])?)),
-            (_, ct) => Err(SessionError::SchemeMismatch {
-                expected: ct.scheme(),
-                prime: 0,
-            }),
-        }
+        let k = self.plan.compression.upload_bits;
+        Ok(match ct {
+            ct if k == 0 => ct,
+            Ciphertext::Bfv(ct) => Ciphertext::Bfv(ct.round_low_bits(&[k])?),
+            Ciphertext::Bgv(ct) => Ciphertext::Bgv(ct.round_low_bits(&[k])?),
+        })
     }
 
     /// Encrypts raw images (`raw` holds `count × input_len()` values, image after image) as

@@ -359,3 +359,50 @@ fn a_plan_whose_rotations_need_terabytes_of_keys_is_refused_before_keygen() {
         "{err}"
     );
 }
+
+/// Rounded uploads and results in the packed layout, both schemes: exact scores, fewer bytes.
+#[test]
+fn packed_plans_with_rounding_decrypt_to_the_reference() {
+    for scheme in [Scheme::Bfv, Scheme::Bgv] {
+        for plan in [packed_toy_plan(), switched_toy_plan()] {
+            let mut rounded = plan.clone();
+            rounded.params.scheme = scheme;
+            let out = &rounded.registers[rounded.output.register];
+            let mut download_bits = vec![12; out.ct_size];
+            download_bits[0] = 20;
+            rounded.compression = Compression {
+                upload_bits: 24,
+                download_bits,
+            };
+            let mut whole = plan;
+            whole.params.scheme = scheme;
+            let mut sizes = Vec::new();
+            for plan in [whole, rounded] {
+                let context = Context::new(plan).unwrap();
+                let mut rng = ChaCha20Rng::seed_from_u64(13);
+                let keys = context.keygen(&mut rng).unwrap();
+                let raw: Vec<f32> = (0..70 * 6).map(|i| ((i * 3) % 8) as f32).collect();
+                let key = EncryptionKey::Client(&keys.client);
+                let (batch, _) = context.encrypt(key, &raw, &mut rng, &|_| {}).unwrap();
+                let up = context
+                    .batch_to_bytes(ContainerKind::Batch, &batch)
+                    .unwrap();
+                let batch = context.batch_from_bytes(ContainerKind::Batch, &up).unwrap();
+                let result = context.eval(&keys.server, batch, &NoProgress).unwrap();
+                let down = context
+                    .batch_to_bytes(ContainerKind::Result, &result)
+                    .unwrap();
+                let result = context
+                    .batch_from_bytes(ContainerKind::Result, &down)
+                    .unwrap();
+                let decrypted = context.decrypt(&keys.client, &result).unwrap();
+                assert_eq!(decrypted.scores, context.reference(&raw).unwrap());
+                sizes.push((up.len(), down.len()));
+            }
+            assert!(
+                sizes[1].0 < sizes[0].0 && sizes[1].1 < sizes[0].1,
+                "{scheme:?}: {sizes:?}"
+            );
+        }
+    }
+}

@@ -1,11 +1,11 @@
 //! The server's side: evaluating a plan on an encrypted batch with the server key only.
 
 use super::{Ciphertext, Context, EncryptedBatch, EncryptedChunk, ServerKey, SessionError};
-use crate::bfv;
 use crate::exec::{
     run_plan, BfvPacked, BgvBackend, BgvPacked, EncryptedBackend, PackedBackend, Progress,
 };
 use crate::plan::Scheme;
+use crate::{bfv, bgv};
 use rayon::prelude::*;
 
 impl Context {
@@ -66,7 +66,11 @@ impl Context {
                     }
                     (Some(_), None) => return Err(SessionError::MissingGaloisKeys),
                 };
-                wrap(self.round_for_download(outputs)?, Ciphertext::Bfv)
+                let bits = &self.plan.compression.download_bits;
+                wrap(
+                    round_results(outputs, bits, bfv::Ciphertext::round_low_bits)?,
+                    Ciphertext::Bfv,
+                )
             }
             Scheme::Bgv => {
                 let key = server.bgv(prime).ok_or_else(wrong)?;
@@ -85,26 +89,13 @@ impl Context {
                     }
                     (Some(_), None) => return Err(SessionError::MissingGaloisKeys),
                 };
-                wrap(outputs, Ciphertext::Bgv)
+                let bits = &self.plan.compression.download_bits;
+                wrap(
+                    round_results(outputs, bits, bgv::Ciphertext::round_low_bits)?,
+                    Ciphertext::Bgv,
+                )
             }
         })
-    }
-
-    /// Rounds away the low bits of the results' components that the plan's
-    /// [`crate::plan::Compression`] drops from downloads: the compiler chose them so that the
-    /// rounding, added to the circuit's noise, still decrypts exactly.
-    fn round_for_download(
-        &self,
-        outputs: Vec<bfv::Ciphertext>,
-    ) -> Result<Vec<bfv::Ciphertext>, SessionError> {
-        let bits = &self.plan.compression.download_bits;
-        if bits.iter().all(|&k| k == 0) {
-            return Ok(outputs);
-        }
-        outputs
-            .par_iter()
-            .map(|ct| Ok(ct.round_low_bits(bits)?))
-            .collect()
     }
 
     /// Evaluates a whole batch: [`Context::eval_chunk`] on each chunk in turn.
@@ -126,6 +117,21 @@ impl Context {
             chunks,
         })
     }
+}
+
+/// Rounds away the low bits of the results' components that the plan's
+/// [`crate::plan::Compression`] drops from downloads (`round` is the scheme's
+/// `round_low_bits`): the compiler chose them so that the rounding, added to the circuit's
+/// noise, still decrypts exactly.
+fn round_results<T: Sync + Send>(
+    outputs: Vec<T>,
+    bits: &[u32],
+    round: fn(&T, &[u32]) -> Result<T, bfv::EvalError>,
+) -> Result<Vec<T>, SessionError> {
+    if bits.iter().all(|&k| k == 0) {
+        return Ok(outputs);
+    }
+    outputs.par_iter().map(|ct| Ok(round(ct, bits)?)).collect()
 }
 
 /// Every ciphertext as one scheme's, or `None` if any is of the other.

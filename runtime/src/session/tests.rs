@@ -642,10 +642,11 @@ fn memory_does_not_grow_with_chunks() {
     );
 }
 
-/// The toy plan with `upload` low bits rounded away from uploads and `download` from results
-/// (Q of 100 bits, t of 17 bits, scores of at most 41 = 3·10 + 1).
-fn rounded_context(upload: u32, download: &[u32]) -> Context {
+/// The toy plan in `scheme` with `upload` low bits rounded away from uploads and `download`
+/// from results (Q of 100 bits, t of 17 bits, scores of at most 41 = 3·10 + 1).
+fn rounded_context(scheme: Scheme, upload: u32, download: &[u32]) -> Context {
     let mut plan = toy_plan(&[3, -1]);
+    plan.params.scheme = scheme;
     plan.compression = Compression {
         upload_bits: upload,
         download_bits: download.to_vec(),
@@ -653,94 +654,99 @@ fn rounded_context(upload: u32, download: &[u32]) -> Context {
     Context::new(plan).unwrap()
 }
 
+/// In both schemes (a BGV component travels as the rounding of t⁻¹·c, in the same width).
 #[test]
 fn rounded_uploads_and_results_are_smaller_and_decrypt_exactly() {
-    let whole = toy_context();
-    let rounded = rounded_context(40, &[70, 60]);
-    let mut rng = ChaCha20Rng::seed_from_u64(11);
-    let keys = whole.keygen(&mut rng).unwrap();
-    let raw: Vec<f32> = (0..200).map(|i| (i % 11) as f32).collect();
-    let mut sizes = Vec::new();
-    for context in [&whole, &rounded] {
-        for key in [
-            EncryptionKey::Client(&keys.client),
-            EncryptionKey::Public(&keys.public),
-        ] {
-            let (batch, _) = context.encrypt(key, &raw, &mut rng, &|_| {}).unwrap();
-            let up = context
-                .batch_to_bytes(ContainerKind::Batch, &batch)
-                .unwrap();
-            assert_eq!(up.len(), encoded_len(&batch));
-            let batch = context.batch_from_bytes(ContainerKind::Batch, &up).unwrap();
-            let result = context.eval(&keys.server, batch, &NoProgress).unwrap();
-            let down = context
-                .batch_to_bytes(ContainerKind::Result, &result)
-                .unwrap();
-            let result = context
-                .batch_from_bytes(ContainerKind::Result, &down)
-                .unwrap();
-            let decrypted = context.decrypt(&keys.client, &result).unwrap();
-            assert_eq!(decrypted.scores, context.reference(&raw).unwrap());
-            sizes.push((up.len(), down.len(), decrypted.min_noise_budget_bits));
+    for scheme in [Scheme::Bfv, Scheme::Bgv] {
+        let whole = rounded_context(scheme, 0, &[]);
+        let rounded = rounded_context(scheme, 40, &[70, 60]);
+        let mut rng = ChaCha20Rng::seed_from_u64(11);
+        let keys = whole.keygen(&mut rng).unwrap();
+        let raw: Vec<f32> = (0..200).map(|i| (i % 11) as f32).collect();
+        let mut sizes = Vec::new();
+        for context in [&whole, &rounded] {
+            for key in [
+                EncryptionKey::Client(&keys.client),
+                EncryptionKey::Public(&keys.public),
+            ] {
+                let (batch, _) = context.encrypt(key, &raw, &mut rng, &|_| {}).unwrap();
+                let up = context
+                    .batch_to_bytes(ContainerKind::Batch, &batch)
+                    .unwrap();
+                assert_eq!(up.len(), encoded_len(&batch));
+                let batch = context.batch_from_bytes(ContainerKind::Batch, &up).unwrap();
+                let result = context.eval(&keys.server, batch, &NoProgress).unwrap();
+                let down = context
+                    .batch_to_bytes(ContainerKind::Result, &result)
+                    .unwrap();
+                let result = context
+                    .batch_from_bytes(ContainerKind::Result, &down)
+                    .unwrap();
+                let decrypted = context.decrypt(&keys.client, &result).unwrap();
+                assert_eq!(decrypted.scores, context.reference(&raw).unwrap());
+                sizes.push((up.len(), down.len(), decrypted.min_noise_budget_bits));
+            }
         }
+        let ((up, down, budget), (rounded_up, rounded_down, rounded_budget)) = (sizes[0], sizes[2]);
+        println!("{scheme:?} whole: {up} B up, {down} B down, {budget} bits; rounded: {rounded_up} B up, {rounded_down} B down, {rounded_budget} bits");
+        // Two uploaded ciphertexts lose 40 bits of each of the 1024 coefficients of c0, the
+        // one result 70 + 60; each rounded ciphertext names its counts in 2 × 2 bytes.
+        assert_eq!(up - rounded_up, 2 * (1024 * 40 / 8 - 4));
+        assert_eq!(down - rounded_down, 1024 * (70 + 60) / 8 - 4);
+        assert!(rounded_budget > 0 && rounded_budget < budget);
+        // The plan's byte counts say the same.
+        let per_image = |c: &Context| {
+            (
+                c.plan().upload_bytes_per_image(),
+                c.plan().download_bytes_per_image(),
+            )
+        };
+        let (u, d) = per_image(&whole);
+        let (ru, rd) = per_image(&rounded);
+        assert_eq!((u - ru, d - rd), (2.0 * 40.0 / 8.0, (70.0 + 60.0) / 8.0));
     }
-    let ((up, down, budget), (rounded_up, rounded_down, rounded_budget)) = (sizes[0], sizes[2]);
-    println!("whole: {up} B up, {down} B down, {budget} bits; rounded: {rounded_up} B up, {rounded_down} B down, {rounded_budget} bits");
-    // Two uploaded ciphertexts lose 40 bits of each of the 1024 coefficients of c0, the one
-    // result 70 + 60; each rounded ciphertext names its counts in 2 × 2 bytes.
-    assert_eq!(up - rounded_up, 2 * (1024 * 40 / 8 - 4));
-    assert_eq!(down - rounded_down, 1024 * (70 + 60) / 8 - 4);
-    assert!(rounded_budget > 0 && rounded_budget < budget);
-    // The plan's byte counts say the same.
-    let per_image = |c: &Context| {
-        (
-            c.plan().upload_bytes_per_image(),
-            c.plan().download_bytes_per_image(),
-        )
-    };
-    let (u, d) = per_image(&whole);
-    let (ru, rd) = per_image(&rounded);
-    assert_eq!((u - ru, d - rd), (2.0 * 40.0 / 8.0, (70.0 + 60.0) / 8.0));
 }
 
 #[test]
 fn ciphertexts_rounded_otherwise_than_the_plan_says_are_refused() {
-    let context = rounded_context(40, &[70, 60]);
-    let mut rng = ChaCha20Rng::seed_from_u64(12);
-    let keys = context.keygen(&mut rng).unwrap();
-    let (mut batch, _) = context
-        .encrypt(
-            EncryptionKey::Client(&keys.client),
-            &[1.0, 2.0],
-            &mut rng,
-            &|_| {},
-        )
-        .unwrap();
-    let result = context.eval(&keys.server, batch_copy(&batch), &NoProgress);
-    let mut result = result.unwrap();
-    // One bit more than the plan says, on either side.
-    let rounded = |ct: &Ciphertext, bits: &[u32]| match ct {
-        Ciphertext::Bfv(ct) => Ciphertext::Bfv(ct.round_low_bits(bits).unwrap()),
-        Ciphertext::Bgv(_) => panic!("a BFV plan"),
-    };
-    batch.chunks[0].values[0][1] = rounded(&batch.chunks[0].values[0][1], &[41]);
-    result.chunks[0].values[0][0] = rounded(&result.chunks[0].values[0][0], &[70, 61]);
-    for (kind, forged, expected) in [
-        (
-            ContainerKind::Batch,
-            &batch,
-            "[41, 0] low bits rounded away, but the plan rounds away [40, 0]",
-        ),
-        (
-            ContainerKind::Result,
-            &result,
-            "[70, 61] low bits rounded away, but the plan rounds away [70, 60]",
-        ),
-    ] {
-        let bytes = context.batch_to_bytes(kind, forged).unwrap();
-        let err = context.batch_from_bytes(kind, &bytes).unwrap_err();
-        assert!(err.to_string().ends_with(expected), "{err}");
-        assert!(err.to_string().starts_with("ciphertext "), "{err}");
+    for scheme in [Scheme::Bfv, Scheme::Bgv] {
+        let context = rounded_context(scheme, 40, &[70, 60]);
+        let mut rng = ChaCha20Rng::seed_from_u64(12);
+        let keys = context.keygen(&mut rng).unwrap();
+        let (mut batch, _) = context
+            .encrypt(
+                EncryptionKey::Client(&keys.client),
+                &[1.0, 2.0],
+                &mut rng,
+                &|_| {},
+            )
+            .unwrap();
+        let result = context.eval(&keys.server, batch_copy(&batch), &NoProgress);
+        let mut result = result.unwrap();
+        // One bit more than the plan says, on either side.
+        let rounded = |ct: &Ciphertext, bits: &[u32]| match ct {
+            Ciphertext::Bfv(ct) => Ciphertext::Bfv(ct.round_low_bits(bits).unwrap()),
+            Ciphertext::Bgv(ct) => Ciphertext::Bgv(ct.round_low_bits(bits).unwrap()),
+        };
+        batch.chunks[0].values[0][1] = rounded(&batch.chunks[0].values[0][1], &[41]);
+        result.chunks[0].values[0][0] = rounded(&result.chunks[0].values[0][0], &[70, 61]);
+        for (kind, forged, expected) in [
+            (
+                ContainerKind::Batch,
+                &batch,
+                "[41, 0] low bits rounded away, but the plan rounds away [40, 0]",
+            ),
+            (
+                ContainerKind::Result,
+                &result,
+                "[70, 61] low bits rounded away, but the plan rounds away [70, 60]",
+            ),
+        ] {
+            let bytes = context.batch_to_bytes(kind, forged).unwrap();
+            let err = context.batch_from_bytes(kind, &bytes).unwrap_err();
+            assert!(err.to_string().ends_with(expected), "{err}");
+            assert!(err.to_string().starts_with("ciphertext "), "{err}");
+        }
     }
 }
 
@@ -762,28 +768,37 @@ fn batch_copy(batch: &EncryptedBatch) -> EncryptedBatch {
 
 #[test]
 fn rounding_counts_that_cannot_decrypt_are_refused_by_validation() {
-    for (upload, download, expected) in [
-        (83, vec![], "uploads round away 83 low bits"),
-        (
-            0,
-            vec![70],
-            "1 download counts for output ciphertexts of 2 components",
-        ),
-        (0, vec![0, 83], "results round away 83 low bits"),
-    ] {
+    for scheme in [Scheme::Bfv, Scheme::Bgv] {
+        for (upload, download, expected) in [
+            (83, vec![], "uploads round away 83 low bits"),
+            (
+                0,
+                vec![70],
+                "1 download counts for output ciphertexts of 2 components",
+            ),
+            (0, vec![0, 83], "results round away 83 low bits"),
+            (
+                0,
+                vec![1, 2, 3],
+                "3 download counts for output ciphertexts of 2",
+            ),
+        ] {
+            let mut plan = toy_plan(&[3, -1]);
+            plan.params.scheme = scheme;
+            plan.compression = Compression {
+                upload_bits: upload,
+                download_bits: download,
+            };
+            let err = plan.validate().unwrap_err().to_string();
+            assert!(err.starts_with("parameters: compression: "), "{err}");
+            assert!(err.contains(expected), "{err}");
+        }
         let mut plan = toy_plan(&[3, -1]);
-        plan.compression = Compression {
-            upload_bits: upload,
-            download_bits: download,
-        };
-        let err = plan.validate().unwrap_err().to_string();
-        assert!(err.starts_with("parameters: compression: "), "{err}");
-        assert!(err.contains(expected), "{err}");
+        plan.params.scheme = scheme;
+        plan.compression.upload_bits = 82;
+        plan.compression.download_bits = vec![82, 82];
+        plan.validate().unwrap();
     }
-    let mut plan = toy_plan(&[3, -1]);
-    plan.compression.upload_bits = 82;
-    plan.compression.download_bits = vec![82, 82];
-    plan.validate().unwrap();
     // A plan without rounding writes no compression field, so old plans keep their
     // fingerprints.
     let json = serde_json::to_string(&toy_plan(&[3, -1])).unwrap();

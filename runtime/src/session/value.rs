@@ -64,12 +64,12 @@ impl Ciphertext {
         })
     }
 
-    /// Low bits rounded away in each component (see [`bfv::Ciphertext::round_low_bits`]);
-    /// empty for BGV, whose message sits in the low bits.
+    /// Low bits rounded away in each component (see [`bfv::Ciphertext::round_low_bits`] and
+    /// [`bgv::Ciphertext::round_low_bits`]).
     pub fn low_bits(&self) -> &[u32] {
         match self {
             Ciphertext::Bfv(ct) => ct.low_bits(),
-            Ciphertext::Bgv(_) => &[],
+            Ciphertext::Bgv(ct) => ct.low_bits(),
         }
     }
 

@@ -25,7 +25,7 @@ impl Evaluator {
                 None => a.polys.push(p.clone()),
             }
         }
-        a.seed = None;
+        a.detach();
         Ok(())
     }
 
@@ -44,7 +44,7 @@ impl Evaluator {
                 }
             }
         }
-        r.seed = None;
+        r.detach();
         Ok(r)
     }
 
@@ -56,7 +56,7 @@ impl Evaluator {
         for p in &mut r.polys {
             p.neg_assign(moduli);
         }
-        r.seed = None;
+        r.detach();
         Ok(r)
     }
 
@@ -164,7 +164,7 @@ impl Evaluator {
                 *x = q.add(*x, kq);
             }
         }
-        r.seed = None;
+        r.detach();
         Ok(r)
     }
 

@@ -61,7 +61,7 @@ impl Evaluator {
         let m = m.into_ntt(self.params.ring().q_tables(level));
         let mut r = ct.clone();
         r.polys[0].add_assign(&m, self.moduli(level));
-        r.seed = None;
+        r.detach();
         Ok(r)
     }
 }

@@ -97,14 +97,13 @@ impl Plan {
 
     /// The low bits rounded away on the wire: one count per component of the output (or
     /// none), and no count so large that its rounding alone, 2^(k−1), could reach `Q/(2t)`
-    /// (half a plaintext step), past which no decryption is exact. The compiler's choice is
+    /// (half a plaintext step), past which no decryption is exact. The rule is the same for
+    /// both schemes: a BGV component travels as BFV's rounding of `t⁻¹·c`, so its rounding
+    /// moves the phase by `t·2^(k−1)`, which must stay below `Q/2`. The compiler's choice is
     /// far stricter; this check catches a plan edited by hand or damaged.
     fn validate_compression(&self) -> Result<(), ValidationError> {
         let c = &self.compression;
         let bad = |m: String| Err(ValidationError::Params(format!("compression: {m}")));
-        if self.params.scheme == super::Scheme::Bgv && *c != super::Compression::default() {
-            return bad("a BGV message sits in the low bits, which cannot be rounded away".into());
-        }
         let t_bits = self
             .params
             .plain_primes
