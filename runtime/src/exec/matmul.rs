@@ -26,7 +26,7 @@ use crate::math::{mulhi_lanes, select_below};
 use crate::math::{Coeff, Form, Modulus, Ntt, RnsPoly};
 use crate::plan::IntMatrix;
 use groups::{group_rows, GROUP};
-use kernel::{high_part, Kernel, Sums, COLUMN_WORDS, LANES};
+use kernel::{high_part, Kernel, Reduction, Sums, COLUMN_WORDS, LANES};
 use rayon::prelude::*;
 
 /// Coefficients per task (ring degrees are powers of two ≥ 1024, so chunks tile them).
@@ -113,9 +113,9 @@ fn blocked<F: Form>(
     let level = moduli.len();
     let chunks = n / CHUNK;
     // `fits` bounds every |w| below 2^31, so the groups' i32 weights are exact.
-    let groups = group_rows(matrix);
-    let rows = matrix.rows;
     let kernel = Kernel::detect();
+    let groups = group_rows(matrix, kernel.max_group());
+    let rows = matrix.rows;
 
     // The outputs are allocated first; every (component, prime, block of coefficients) task
     // then receives the matching CHUNK-long piece of every output row, so tasks write their
@@ -169,7 +169,12 @@ fn blocked<F: Form>(
                     for group in &groups {
                         kernel.sums(group, block, &mut lo, &mut hi);
                         for (r, &row) in group.rows.iter().enumerate() {
-                            reduce.combine(&lo[r], &hi[r], &mut out_rows[row][span.clone()]);
+                            reduce.combine_with(
+                                kernel,
+                                &lo[r],
+                                &hi[r],
+                                &mut out_rows[row][span.clone()],
+                            );
                         }
                     }
                 }
@@ -189,10 +194,9 @@ fn blocked<F: Form>(
 #[derive(Clone, Copy)]
 struct LaneReducer {
     m: Modulus,
-    /// A multiple of p in [2^62 + 2^31, 2^62 + 2^31 + p).
-    offset: u64,
-    two32: u64,
-    two32_shoup: u64,
+    /// The constants the vector kernels share; `offset` is a multiple of p in
+    /// [2^62 + 2^31, 2^62 + 2^31 + p).
+    consts: Reduction,
     /// Whether p > 2^33, so that a low part plus a lazy product stays below 3p.
     wide: bool,
     one: u64,
@@ -206,30 +210,41 @@ impl LaneReducer {
         let one = 1 % p;
         LaneReducer {
             m: *m,
-            offset: ((1u64 << 62) + (1 << 31)).div_ceil(p) * p,
-            two32,
-            two32_shoup: m.shoup(two32),
+            consts: Reduction {
+                p,
+                offset: ((1u64 << 62) + (1 << 31)).div_ceil(p) * p,
+                two32,
+                two32_shoup: m.shoup(two32),
+            },
             wide: p > 1 << 33,
             one,
             one_shoup: m.shoup(one),
         }
     }
 
+    /// Reduces with `kernel`'s vector operations where it has them.
+    #[inline(always)]
+    fn combine_with(&self, kernel: Kernel, lo: &[i64; LANES], hi: &[i64; LANES], out: &mut [u64]) {
+        if !(self.wide && kernel.reduce(&self.consts, lo, hi, out)) {
+            self.combine(lo, hi, out);
+        }
+    }
+
     #[inline]
     fn combine(&self, lo: &[i64; LANES], hi: &[i64; LANES], out: &mut [u64]) {
         let m = &self.m;
-        let p = m.value();
+        let c = &self.consts;
         for k in 0..LANES {
             let high = (hi[k] + (lo[k] >> 32)) as u64;
             let low = (lo[k] as u64) & 0xffff_ffff;
-            let h = high.wrapping_add(self.offset);
-            let q = mulhi_lanes(h, self.two32_shoup);
-            let hr = h.wrapping_mul(self.two32).wrapping_sub(q.wrapping_mul(p));
+            let h = high.wrapping_add(c.offset);
+            let q = mulhi_lanes(h, c.two32_shoup);
+            let hr = h.wrapping_mul(c.two32).wrapping_sub(q.wrapping_mul(c.p));
             out[k] = if self.wide {
-                select_below(select_below(hr + low, p), p)
+                select_below(select_below(hr + low, c.p), c.p)
             } else {
                 let lr = m.mul_shoup_lanes(low, self.one, self.one_shoup);
-                m.add(select_below(hr, p), lr)
+                m.add(select_below(hr, c.p), lr)
             };
         }
     }
@@ -251,11 +266,13 @@ mod tests {
             let p = crate::math::ntt_primes(p_bits, 1024, 1, &[]).unwrap()[0];
             let m = Modulus::new(p).unwrap();
             let reducer = LaneReducer::new(&m);
-            let mut out = [0u64; LANES];
-            reducer.combine(&[lo; LANES], &[hi; LANES], &mut out);
             let exact = (i128::from(hi) << 32) + i128::from(lo);
             let want = exact.rem_euclid(i128::from(p)) as u64;
-            prop_assert!(out.iter().all(|&v| v == want));
+            for kernel in [Kernel::Portable, Kernel::detect_avx2(), Kernel::detect()] {
+                let mut out = [0u64; LANES];
+                kernel.run(|| reducer.combine_with(kernel, &[lo; LANES], &[hi; LANES], &mut out));
+                prop_assert!(out.iter().all(|&v| v == want), "{:?}", kernel);
+            }
         }
     }
 }

@@ -13,29 +13,31 @@
 use crate::plan::IntMatrix;
 use std::collections::HashMap;
 
-/// Most rows in one group: the AVX2 kernel keeps `2 · GROUP` accumulators of two registers each
-/// beside its inputs, within the sixteen vector registers.
-pub(crate) const GROUP: usize = 4;
+/// Most rows in one group any kernel takes (each kernel says how many it keeps in registers:
+/// [`super::kernel::Kernel::max_group`]).
+pub(crate) const GROUP: usize = 8;
 
 /// The largest ratio of padded to real entries for which neighbouring rows are merged.
 const MAX_PADDING: f64 = 1.25;
 
-/// Up to [`GROUP`] rows over one column list.
+/// Up to [`GROUP`] rows (the kernel's `max_group`) over one column list.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct RowGroup {
     /// Input columns, ascending.
     pub cols: Vec<u32>,
     /// The matrix rows this group computes, in order.
     pub rows: Vec<usize>,
-    /// `weights[c · rows.len() + r]`: the weight of column `cols[c]` in row `rows[r]`, below
-    /// 2^31 in size (the kernel multiplies its low 32 bits); stored in 64 bits so that the
-    /// kernel broadcasts it straight from memory.
-    pub weights: Vec<i64>,
+    /// `weights[c · rows.len() + r]`: the weight of column `cols[c]` in row `rows[r]`. Stored
+    /// in 32 bits so that the compiler knows a widened weight is sign-extended: with 64-bit
+    /// storage it re-extends every broadcast weight (two shifts) before each multiply.
+    pub weights: Vec<i32>,
 }
 
-/// Groups covering every row of `matrix` exactly once. Weights must fit in `i32` (the caller's
+/// Groups of at most `max_rows` (≤ [`GROUP`]) rows covering every row of `matrix` exactly
+/// once. Weights must fit in `i32` (the caller's
 /// `fits` check bounds them).
-pub(crate) fn group_rows(matrix: &IntMatrix) -> Vec<RowGroup> {
+pub(crate) fn group_rows(matrix: &IntMatrix, max_rows: usize) -> Vec<RowGroup> {
+    let max_rows = max_rows.clamp(1, GROUP);
     let supports: Vec<Vec<u32>> = (0..matrix.rows)
         .map(|r| {
             matrix
@@ -62,8 +64,8 @@ pub(crate) fn group_rows(matrix: &IntMatrix) -> Vec<RowGroup> {
             singles.push(rows[0]);
             continue;
         }
-        // Balanced chunks (5 rows as 3 + 2, not 4 + 1): a lone row reuses no load.
-        let parts = rows.len().div_ceil(GROUP);
+        // Balanced chunks (5 rows in fours as 3 + 2, not 4 + 1): a lone row reuses no load.
+        let parts = rows.len().div_ceil(max_rows);
         let mut start = 0;
         for part in 0..parts {
             let end = start + (rows.len() - start).div_ceil(parts - part);
@@ -77,7 +79,7 @@ pub(crate) fn group_rows(matrix: &IntMatrix) -> Vec<RowGroup> {
         let mut union = supports[singles[at]].clone();
         let mut real = union.len();
         let mut end = at + 1;
-        while end < singles.len() && end - at < GROUP {
+        while end < singles.len() && end - at < max_rows {
             let candidate = merge(&union, &supports[singles[end]]);
             let entries = real + supports[singles[end]].len();
             if (candidate.len() * (end - at + 1)) as f64 > MAX_PADDING * entries as f64 {
@@ -125,12 +127,12 @@ fn merge(a: &[u32], b: &[u32]) -> Vec<u32> {
 
 fn make_group(matrix: &IntMatrix, cols: Vec<u32>, rows: &[usize]) -> RowGroup {
     let index: HashMap<u32, usize> = cols.iter().enumerate().map(|(i, &c)| (c, i)).collect();
-    let mut weights = vec![0i64; cols.len() * rows.len()];
+    let mut weights = vec![0i32; cols.len() * rows.len()];
     for (r, &row) in rows.iter().enumerate() {
         for (c, w) in matrix.row(row) {
             if let Some(&i) = index.get(&(c as u32)) {
-                // Bounded by the caller's `fits` (Σ|w| < 2^31).
-                weights[i * rows.len() + r] += w;
+                // Bounded by the caller's `fits` (Σ|w| < 2^31), so the conversion is exact.
+                weights[i * rows.len() + r] += w as i32;
             }
         }
     }
@@ -167,7 +169,7 @@ mod tests {
     fn check_cover(m: &IntMatrix, groups: &[RowGroup]) {
         let mut seen = vec![0; m.rows];
         for g in groups {
-            assert!(!g.rows.is_empty() && g.rows.len() <= GROUP);
+            assert!(!g.rows.is_empty() && g.rows.len() <= 4);
             for (r, &row) in g.rows.iter().enumerate() {
                 seen[row] += 1;
                 let mut dense = vec![0i64; m.cols];
@@ -175,7 +177,10 @@ mod tests {
                     dense[c] += w;
                 }
                 for (i, &c) in g.cols.iter().enumerate() {
-                    assert_eq!(g.weights[i * g.rows.len() + r], dense[c as usize]);
+                    assert_eq!(
+                        i64::from(g.weights[i * g.rows.len() + r]),
+                        dense[c as usize]
+                    );
                     dense[c as usize] = 0;
                 }
                 assert!(dense.iter().all(|&w| w == 0), "row {row} lost an entry");
@@ -190,7 +195,7 @@ mod tests {
         let v: &[(u32, i64)] = &[(5, 3), (6, 4), (7, 1)];
         let rows = [w, v, w, v, w, w, w];
         let m = matrix(&rows, 8);
-        let groups = group_rows(&m);
+        let groups = group_rows(&m, 4);
         check_cover(&m, &groups);
         assert_eq!(groups[0].rows, vec![0, 2, 4]);
         assert_eq!(groups[1].rows, vec![5, 6]);
@@ -205,7 +210,7 @@ mod tests {
         let zero: Vec<(u32, i64)> = vec![(3, 0)];
         let rows = [&a[..], &b[..], &far[..], &zero[..]];
         let m = matrix(&rows, 140);
-        let groups = group_rows(&m);
+        let groups = group_rows(&m, 4);
         check_cover(&m, &groups);
         assert_eq!(groups[0].rows, vec![0, 1]);
         assert_eq!(groups[1].rows, vec![2]);
