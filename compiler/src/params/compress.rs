@@ -419,15 +419,17 @@ mod tests {
 
     #[test]
     fn an_output_without_room_is_not_rounded() {
-        let (c, ch) = chosen(&DEPTH_2, Scheme::Bgv);
-        // A margin as large as the output's whole budget leaves no room beside it.
-        let margin = ch.sim.output_budget;
-        let r = choose(&c, &ch, margin);
-        assert!(
-            r.compression.download_bits.is_empty(),
-            "{:?}",
-            r.compression
-        );
-        assert_eq!(r.download_budget, r.sim.output_budget);
+        for scheme in [Scheme::Bfv, Scheme::Bgv] {
+            let (c, ch) = chosen(&DEPTH_2, scheme);
+            // A margin as large as the output's whole budget leaves no room beside it.
+            let margin = ch.sim.output_budget;
+            let r = choose(&c, &ch, margin);
+            assert!(
+                r.compression.download_bits.is_empty(),
+                "{scheme:?}: {:?}",
+                r.compression
+            );
+            assert_eq!(r.download_budget, r.sim.output_budget);
+        }
     }
 }

@@ -409,8 +409,8 @@ fn run_schedule(
                 let now = shape.lens[i] as f64 * p.cost_relinearize(src.level);
                 let deferred = reader.map(|(rows, nnz)| {
                     rows as f64 * p.cost_relinearize(src.level)
-                        + nnz as f64
-                            * (model::cost_scalar(src.level, 3) - model::cost_scalar(src.level, 2))
+                        + model::cost_linear(nnz, rows, src.level, 3)
+                        - model::cost_linear(nnz, rows, src.level, 2)
                 });
                 if deferred.is_none_or(|d| d >= now) {
                     run.relin(i);
@@ -465,8 +465,7 @@ fn run_schedule(
                     budget: 0.0,
                     scale_sig: if aligned { first_sig } else { MIXED_SCALES },
                 };
-                run.cost += *nnz as f64 * model::cost_scalar(level, size)
-                    + *rows as f64 * model::cost_linear_row(level, size);
+                run.cost += model::cost_linear(*nnz, *rows, level, size);
                 run.steps.push(SStep::Linear(i));
                 if size == 3 {
                     run.relin(i);

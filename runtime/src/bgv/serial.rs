@@ -225,8 +225,12 @@ impl Ciphertext {
                     .read(bytes, n)
                     .map_err(|detail| invalid(format!("component {i}: {detail}")))?;
                 polys.push(p);
-            } else {
+            } else if k == 0 {
                 polys.push(r.poly(moduli, n)?);
+            } else {
+                return Err(invalid(format!(
+                    "component {i}: {k} low bits cannot be rounded at level {level}"
+                )));
             }
         }
         r.finish()?;

@@ -46,6 +46,12 @@ pub trait Backend: Sync {
         self.linear(inputs, matrix, bias)
     }
 
+    /// Whether [`Backend::square_linear_step`] may compute a map on squares (the engine asks
+    /// before it announces a fused step).
+    fn fuses_squares(&self) -> bool {
+        false
+    }
+
     /// `matrix · (inputs²) + bias` for the plan's `index`-th `Linear` step when it reads only
     /// the squares of `inputs`, computed without materialising the squares, where the backend
     /// can do that exactly and faster; `None` (the default) makes the engine square first.

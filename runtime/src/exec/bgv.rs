@@ -115,6 +115,10 @@ impl Backend for BgvBackend<'_> {
         self.finish_rows(sums, level, scale, bias)
     }
 
+    fn fuses_squares(&self) -> bool {
+        true
+    }
+
     /// The squares' components computed inside the blocked product (see
     /// `exec::matmul::square_linear_blocked`), when every input is a size-2 ciphertext of
     /// these parameters at one level and scale and the weights fit the kernel.
@@ -378,6 +382,16 @@ mod tests {
         }
     }
 
+    /// The labels of finished steps, in order.
+    #[derive(Default)]
+    struct Labels(std::sync::Mutex<Vec<String>>);
+
+    impl crate::exec::Progress for Labels {
+        fn step_finished(&self, _index: usize, label: &str, _elapsed: std::time::Duration) {
+            self.0.lock().unwrap().push(label.to_owned());
+        }
+    }
+
     /// A map over squares computed inside the blocked product equals squaring first,
     /// ciphertext for ciphertext; inputs it cannot take (size 3) are left to the engine.
     #[test]
@@ -450,7 +464,18 @@ mod tests {
             };
         }
         let fresh: Vec<Ciphertext> = inputs[..3].to_vec();
-        let fused = run_plan(&plan, &backend, fresh.clone(), &NoProgress).unwrap();
+        let labels = Labels::default();
+        let fused = run_plan(&plan, &backend, fresh.clone(), &labels).unwrap();
+        let seen = labels.0.into_inner().unwrap();
+        assert_eq!(
+            seen.len(),
+            plan.steps.len(),
+            "every step finishes: {seen:?}"
+        );
+        assert!(
+            seen.iter().any(|l| l == "square act1 + linear fc2"),
+            "{seen:?}"
+        );
         let kept = run_plan_keeping_registers(&plan, &backend, fresh).unwrap();
         let unfused = kept[plan.output.register].as_ref().unwrap();
         assert_eq!(&fused, unfused);

@@ -116,7 +116,9 @@ fn run_steps<B: Backend>(
     let mut linear_index = 0;
     let mut index = 0;
     while let Some(step) = plan.steps.get(index) {
-        let fusable = retention == Retention::FreeDead && square_feeds_next(plan, &last, index);
+        let fusable = retention == Retention::FreeDead
+            && backend.fuses_squares()
+            && square_feeds_next(plan, &last, index);
         let started = Instant::now();
         let mut ran = 0;
         let mut label = String::new();
@@ -156,6 +158,11 @@ fn run_steps<B: Backend>(
             }
         }
         progress.step_finished(index, &label, started.elapsed());
+        if ran == 2 {
+            // The linear map ran inside the square's step: it finishes too, unlabelled and
+            // without time of its own, so that progress counts every step of the plan.
+            progress.step_finished(index + 1, "", Duration::ZERO);
+        }
         index += ran;
     }
     Ok(registers)

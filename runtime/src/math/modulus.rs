@@ -249,8 +249,10 @@ impl Modulus {
     }
 }
 
-/// `x` reduced from `[0, 2m)` to `[0, m)` for `m < 2^63`, written with a signed comparison
-/// (which AVX2 has for 64-bit lanes) instead of an unsigned minimum (which it lacks).
+/// `x − m` when `x ≥ m`, else `x`, for `m < 2^63` and any `x < m + 2^63`: one step of
+/// reducing to `[0, m)` (from `[0, 2m)` in one call, from `[0, 3p)` in two). Written with a
+/// signed comparison (which AVX2 has for 64-bit lanes) instead of an unsigned minimum (which it
+/// lacks).
 #[inline(always)]
 pub(crate) fn select_below(x: u64, m: u64) -> u64 {
     let d = x.wrapping_sub(m);

@@ -106,6 +106,10 @@ impl Kernel {
                 }
             };
         }
+        debug_assert!(
+            group.rows.len() <= GROUP,
+            "groups are clamped to GROUP rows"
+        );
         match group.rows.len() {
             1 => dispatch!(1),
             2 => dispatch!(2),
