@@ -49,14 +49,12 @@ impl BgvBackend<'_> {
         sums.into_par_iter()
             .enumerate()
             .map(|(row, polys)| {
-                let sum = Ciphertext::new(params.clone(), polys, level, scale);
+                let mut sum = Ciphertext::new(params.clone(), polys, level, scale);
                 match bias.get(row).copied().unwrap_or(0) {
-                    0 => Ok(sum),
-                    b => self
-                        .evaluator
-                        .add_constant(&sum, b)
-                        .map_err(ExecError::from),
+                    0 => {}
+                    b => self.evaluator.add_constant_assign(&mut sum, b)?,
                 }
+                Ok(sum)
             })
             .collect()
     }

@@ -61,12 +61,12 @@ impl Backend for EncryptedBackend<'_> {
         let sums = matmul::linear_blocked(inputs, matrix);
         sums.into_par_iter()
             .enumerate()
-            .map(|(row, sum)| match bias.get(row).copied().unwrap_or(0) {
-                0 => Ok(sum),
-                b => self
-                    .evaluator
-                    .add_constant(&sum, b)
-                    .map_err(ExecError::from),
+            .map(|(row, mut sum)| {
+                match bias.get(row).copied().unwrap_or(0) {
+                    0 => {}
+                    b => self.evaluator.add_constant_assign(&mut sum, b)?,
+                }
+                Ok(sum)
             })
             .collect()
     }

@@ -137,7 +137,9 @@ fn blocked<F: Form>(
     pieces
         .par_iter_mut()
         .enumerate()
-        .for_each(|(task, out_rows)| {
+        // Each worker keeps its gathering buffer from task to task: every word is rewritten,
+        // so it needs no zeroing after the first.
+        .for_each_init(Vec::new, |gathered, (task, out_rows)| {
             let c = task / (level * chunks);
             let i = (task / chunks) % level;
             let b = task % chunks;
@@ -148,7 +150,7 @@ fn blocked<F: Form>(
             // their high parts: gathered[(sub · cols + col) · COLUMN_WORDS + k]. Groups then
             // stream it from cache. A size-2 input has no third component and contributes zeros.
             let subs = CHUNK / LANES;
-            let mut gathered = vec![0u64; subs * cols * COLUMN_WORDS];
+            gathered.resize(subs * cols * COLUMN_WORDS, 0);
             let mut src = [0u64; CHUNK];
             for col in 0..cols {
                 load(col, c, i, start, &mut src);

@@ -94,18 +94,25 @@ impl Evaluator {
     /// coefficient (see `add_scaled_plain`: the rounding keeps the added error below one
     /// instead of up to t).
     pub fn add_constant(&self, ct: &Ciphertext, c: i128) -> Result<Ciphertext, EvalError> {
+        let mut r = ct.clone();
+        self.add_constant_assign(&mut r, c)?;
+        Ok(r)
+    }
+
+    /// [`Self::add_constant`] in place (no copy of the ciphertext: a linear layer adds its biases
+    /// to the sums it has just made).
+    pub fn add_constant_assign(&self, ct: &mut Ciphertext, c: i128) -> Result<(), EvalError> {
         self.check(ct)?;
         let lc = self.level_ctx(ct.level)?;
         let m = self.params.plain().reduce_i128(c);
         let rounding = lc.delta_rounding(m);
-        let mut r = ct.clone();
         let moduli = self.moduli(ct.level);
         for (i, q) in moduli.iter().enumerate() {
-            let limb = r.polys[0].limb_mut(i);
+            let limb = ct.polys[0].limb_mut(i);
             limb[0] = q.add(limb[0], q.add(q.mul(lc.delta[i], m), rounding));
         }
-        r.low_bits[0] = 0;
-        Ok(r)
+        ct.low_bits[0] = 0;
+        Ok(())
     }
 
     /// Multiplies by a small signed integer: by |w|, then negates if w < 0, so the noise grows

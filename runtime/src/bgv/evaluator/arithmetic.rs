@@ -149,23 +149,31 @@ impl Evaluator {
     /// k = [c·scale]_t (centred) is added to c_0; a constant polynomial is k in every NTT
     /// slot, so no transform is needed. The noise grows by at most t/2.
     pub fn add_constant(&self, ct: &Ciphertext, c: i128) -> Result<Ciphertext, EvalError> {
+        let mut r = ct.clone();
+        self.add_constant_assign(&mut r, c)?;
+        Ok(r)
+    }
+
+    /// [`Self::add_constant`] in place (no copy of the ciphertext: a linear layer adds its biases
+    /// to the sums it has just made).
+    pub fn add_constant_assign(&self, ct: &mut Ciphertext, c: i128) -> Result<(), EvalError> {
         self.check(ct)?;
         let t = self.params.plain();
         let k = t.mul(t.reduce_i128(c), ct.scale);
-        let mut r = ct.clone();
         let n = self.params.degree();
-        for (limb, q) in r.polys[0]
+        let level = ct.level;
+        for (limb, q) in ct.polys[0]
             .data_mut()
             .chunks_exact_mut(n)
-            .zip(self.moduli(ct.level))
+            .zip(self.moduli(level))
         {
             let kq = q.lift_centred(k, t.value());
             for x in limb.iter_mut() {
                 *x = q.add(*x, kq);
             }
         }
-        r.detach();
-        Ok(r)
+        ct.detach();
+        Ok(())
     }
 
     /// The same message with scale `target`: multiplies by r = [target·scale⁻¹]_t (centred),
