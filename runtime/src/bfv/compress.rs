@@ -44,6 +44,31 @@ pub fn coefficient_bits(primes: &[u64], low_bits: u32) -> u32 {
     }
 }
 
+/// Refuses more counts of low bits than a ciphertext of `size` components has (both schemes'
+/// `round_low_bits`).
+pub(crate) fn check_counts(bits: &[u32], size: usize) -> Result<(), EvalError> {
+    if bits.len() > size {
+        return Err(EvalError::LowBits {
+            detail: format!(
+                "{} counts of low bits for a ciphertext of {size} components",
+                bits.len()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The error for rounding `k` low bits of component `i` away from a modulus (the product of
+/// `primes`) that has no more than `k` bits.
+pub(crate) fn nothing_left(k: u32, i: usize, primes: &[u64]) -> EvalError {
+    EvalError::LowBits {
+        detail: format!(
+            "{k} low bits of component {i}: a modulus of {} bits leaves nothing",
+            modulus_bits(primes)
+        ),
+    }
+}
+
 /// Bits of `Q`, the product of `primes`: a component may drop fewer low bits than this.
 pub fn modulus_bits(primes: &[u64]) -> u32 {
     BigUint::product(primes).bits()
@@ -365,26 +390,14 @@ impl Ciphertext {
     /// ```
     pub fn round_low_bits(&self, bits: &[u32]) -> Result<Ciphertext, EvalError> {
         let moduli = &self.params.ring().q()[..self.level];
-        if bits.len() > self.size() {
-            return Err(EvalError::LowBits {
-                detail: format!(
-                    "{} counts of low bits for a ciphertext of {} components",
-                    bits.len(),
-                    self.size()
-                ),
-            });
-        }
+        check_counts(bits, self.size())?;
         let mut out = self.clone();
         for (i, &k) in bits.iter().enumerate() {
             if k == 0 {
                 continue;
             }
-            let rounder = Rounder::new(moduli, k).ok_or_else(|| EvalError::LowBits {
-                detail: format!(
-                    "{k} low bits of component {i}: a modulus of {} bits leaves nothing",
-                    modulus_bits(&self.params.ring().q_values()[..self.level])
-                ),
-            })?;
+            let rounder = Rounder::new(moduli, k)
+                .ok_or_else(|| nothing_left(k, i, &self.params.ring().q_values()[..self.level]))?;
             out.polys[i] = rounder.round_poly(&self.polys[i]);
             out.low_bits[i] = k;
             if i == 1 {

@@ -32,7 +32,7 @@ mod serial;
 
 // What BGV shares with BFV below the public surface: key-switching kernels, key
 // generation, serialisation helpers.
-pub(crate) use compress::Rounder;
+pub(crate) use compress::{check_counts, nothing_left, Rounder};
 pub(crate) use evaluator::{
     check_terms, decompose, dot_ntt, dot_polys, key_inner_product, mul_scalar_polys, KeyBasis,
 };

@@ -25,7 +25,7 @@
 //! meet, so the compiler budgets both schemes' rounding with one rule.
 
 use super::ciphertext::Ciphertext;
-use crate::bfv::{modulus_bits, BfvParameters, EvalError, Rounder};
+use crate::bfv::{check_counts, nothing_left, BfvParameters, EvalError, Rounder};
 use crate::math::{Coeff, Modulus, Ntt, RnsPoly};
 
 /// Rounds, writes and reads the components of BGV ciphertexts at one level by `k` bits.
@@ -131,27 +131,14 @@ impl Ciphertext {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn round_low_bits(&self, bits: &[u32]) -> Result<Ciphertext, EvalError> {
-        if bits.len() > self.size() {
-            return Err(EvalError::LowBits {
-                detail: format!(
-                    "{} counts of low bits for a ciphertext of {} components",
-                    bits.len(),
-                    self.size()
-                ),
-            });
-        }
+        check_counts(bits, self.size())?;
         let mut out = self.clone();
         for (i, &k) in bits.iter().enumerate() {
             if k == 0 {
                 continue;
             }
-            let rounder =
-                BgvRounder::new(&self.params, self.level, k).ok_or_else(|| EvalError::LowBits {
-                    detail: format!(
-                        "{k} low bits of component {i}: a modulus of {} bits leaves nothing",
-                        modulus_bits(&self.params.ring().q_values()[..self.level])
-                    ),
-                })?;
+            let rounder = BgvRounder::new(&self.params, self.level, k)
+                .ok_or_else(|| nothing_left(k, i, &self.params.ring().q_values()[..self.level]))?;
             out.polys[i] = rounder.round(&self.polys[i]);
             out.low_bits[i] = k;
             if i == 1 {
@@ -172,7 +159,7 @@ impl Ciphertext {
 mod tests {
     use super::*;
     use crate::bfv::test_params::toy;
-    use crate::bfv::{Encoder, SecretKey};
+    use crate::bfv::{modulus_bits, Encoder, SecretKey};
     use crate::bgv::{decrypt, encrypt, Evaluator, RelinKey};
     use crate::math::BigUint;
     use rand::SeedableRng;
