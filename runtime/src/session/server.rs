@@ -1,12 +1,15 @@
 //! The server's side: evaluating a plan on an encrypted batch with the server key only.
 
 use super::{Ciphertext, Context, EncryptedBatch, EncryptedChunk, ServerKey, SessionError};
+use crate::bfv::BfvParameters;
 use crate::exec::{
-    run_plan, BfvPacked, BgvBackend, BgvPacked, EncryptedBackend, PackedBackend, Progress,
+    run_plan, BfvPacked, BgvBackend, BgvPacked, EncryptedBackend, PackedBackend, PackedScheme,
+    Progress,
 };
 use crate::plan::Scheme;
 use crate::{bfv, bgv};
 use rayon::prelude::*;
+use std::sync::Arc;
 
 impl Context {
     /// Evaluates the plan on one chunk, for every plaintext prime; the result chunk holds the
@@ -29,6 +32,23 @@ impl Context {
             index: chunk.index,
             values,
         })
+    }
+
+    /// Runs the packed plan with `scheme`'s backend, on this server's prepared diagonals for
+    /// plaintext prime `prime` (made on first use).
+    fn run_packed<S: PackedScheme>(
+        &self,
+        prime: usize,
+        params: &Arc<BfvParameters>,
+        scheme: S,
+        inputs: Vec<S::Ct>,
+        progress: &dyn Progress,
+    ) -> Result<Vec<S::Ct>, SessionError> {
+        let mut backend = PackedBackend::new(&self.plan, params, scheme)?;
+        if let Some(prepared) = self.prepared(prime)? {
+            backend = backend.with_prepared(prepared);
+        }
+        Ok(run_plan(&self.plan, &backend, inputs, progress)?)
     }
 
     /// Runs the plan on the ciphertexts of plaintext prime `prime`, in the plan's scheme.
@@ -58,11 +78,7 @@ impl Context {
                     )?,
                     (Some(_), Some(galois)) => {
                         let scheme = BfvPacked::new(params, key, galois);
-                        let mut backend = PackedBackend::new(&self.plan, params, scheme)?;
-                        if let Some(prepared) = self.prepared(prime)? {
-                            backend = backend.with_prepared(prepared);
-                        }
-                        run_plan(&self.plan, &backend, inputs, progress)?
+                        self.run_packed(prime, params, scheme, inputs, progress)?
                     }
                     (Some(_), None) => return Err(SessionError::MissingGaloisKeys),
                 };
@@ -81,11 +97,7 @@ impl Context {
                     }
                     (Some(_), Some(galois)) => {
                         let scheme = BgvPacked::new(params, key, galois);
-                        let mut backend = PackedBackend::new(&self.plan, params, scheme)?;
-                        if let Some(prepared) = self.prepared(prime)? {
-                            backend = backend.with_prepared(prepared);
-                        }
-                        run_plan(&self.plan, &backend, inputs, progress)?
+                        self.run_packed(prime, params, scheme, inputs, progress)?
                     }
                     (Some(_), None) => return Err(SessionError::MissingGaloisKeys),
                 };
